@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: MIT
+#
+# gmvm and libgmem.  Plain make, out-of-tree objects under $(BUILD).
+#
+#   make            libgmem (static + shared), gmvm, guest programs, tests
+#   make check      everything built with -fsanitize=address,undefined, then
+#                   every test run under a timeout (tests/run-tests.sh)
+#   make check-tsan the concurrency tests built with -fsanitize=thread
+#   make bench      benchmarks, each against a baseline measured in the run
+#   make run        the demo guest
+#
+# Conventions: lib/*.c is libgmem; vmm/**/*.c is gmvm; guest/lib/* is the
+# freestanding guest runtime and every guest/tests/*.c one guest program;
+# every tests/test_*.c one host test program (tests/lib/*.c is shared by
+# them); every bench/bench_*.c one benchmark.
+
+CC ?= gcc
+BUILD ?= build
+SAN ?=
+OPT ?= -O2
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wformat=2 \
+	-Wmissing-prototypes -Wstrict-prototypes -Wmissing-declarations \
+	-Wold-style-definition -Wundef -Wvla -Wwrite-strings -Wcast-align \
+	-Wimplicit-fallthrough -Wno-unused-parameter -Wno-missing-field-initializers
+
+CFLAGS_COMMON := -std=gnu11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude -Ilib -pthread
+ifneq ($(SAN),)
+CFLAGS_COMMON += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS_SAN := -fsanitize=$(SAN)
+endif
+HOST_CFLAGS := $(CFLAGS_COMMON) -fPIC $(EXTRA_CFLAGS)
+HOST_LDFLAGS := -pthread $(LDFLAGS_SAN) $(EXTRA_LDFLAGS)
+
+# Guests: freestanding x86-64, never sanitised, linked at 1 MiB.
+GUEST_CFLAGS := -std=gnu11 -O2 -g $(WARN) -Wno-missing-prototypes \
+	-ffreestanding -fno-pic -fno-pie -fno-stack-protector -fno-builtin \
+	-nostdlib -mno-red-zone -mcmodel=small -fno-asynchronous-unwind-tables \
+	-mgeneral-regs-only -Iguest/include -Iinclude
+GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none \
+	-Wl,-T,guest/guest.ld -Wl,-z,noexecstack -Wl,-z,max-page-size=4096
+
+LIB_SRCS := $(sort $(wildcard lib/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+VMM_SRCS := $(sort $(wildcard vmm/*.c vmm/*/*.c))
+VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
+TESTLIB_SRCS := $(sort $(wildcard tests/lib/*.c))
+TESTLIB_OBJS := $(TESTLIB_SRCS:%.c=$(BUILD)/%.o)
+TEST_SRCS := $(sort $(wildcard tests/test_*.c))
+TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRCS := $(sort $(wildcard bench/bench_*.c))
+BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+GUEST_RT_SRCS := $(sort $(wildcard guest/lib/*.c guest/lib/*.S))
+GUEST_RT_OBJS := $(patsubst %,$(BUILD)/%.o,$(GUEST_RT_SRCS))
+GUEST_SRCS := $(sort $(wildcard guest/tests/*.c))
+GUESTS := $(GUEST_SRCS:guest/tests/%.c=$(BUILD)/guest/%.elf)
+
+LIBGMEM_A := $(BUILD)/libgmem.a
+LIBGMEM_SO := $(BUILD)/libgmem.so.1
+GMVM := $(BUILD)/gmvm
+
+.PHONY: all lib gmvm guests tests benches check check-tsan bench run clean help
+all: lib gmvm guests tests benches
+
+lib: $(LIBGMEM_A) $(LIBGMEM_SO)
+gmvm: $(GMVM)
+guests: $(GUESTS)
+tests: $(TESTS)
+benches: $(BENCHES)
+
+$(BUILD)/lib/%.o: lib/%.c
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIBGMEM_A): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(LIBGMEM_SO): $(LIB_OBJS) lib/libgmem.map
+	$(CC) -shared -Wl,-soname,libgmem.so.1 -Wl,--version-script=lib/libgmem.map \
+		-Wl,--no-undefined -o $@ $(LIB_OBJS) $(HOST_LDFLAGS)
+
+$(GMVM): $(VMM_OBJS) $(LIBGMEM_A)
+	$(CC) -o $@ $(VMM_OBJS) $(LIBGMEM_A) $(HOST_LDFLAGS) -lm
+
+$(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(LIBGMEM_A)
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -Itests/lib -MMD -MP -o $@ $< $(TESTLIB_OBJS) $(LIBGMEM_A) $(HOST_LDFLAGS) -lm
+
+$(BUILD)/bench/%: bench/%.c $(TESTLIB_OBJS) $(LIBGMEM_A)
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -Itests/lib -MMD -MP -o $@ $< $(TESTLIB_OBJS) $(LIBGMEM_A) $(HOST_LDFLAGS) -lm
+
+$(BUILD)/guest/%.c.o: guest/%.c
+	@mkdir -p $(@D)
+	$(CC) $(GUEST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/guest/%.S.o: guest/%.S
+	@mkdir -p $(@D)
+	$(CC) $(GUEST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/guest/%.elf: $(BUILD)/guest/tests/%.c.o $(GUEST_RT_OBJS) guest/guest.ld
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $< $(GUEST_RT_OBJS) -lgcc
+
+# The sanitised build lives in its own tree so that it never mixes objects
+# with the plain one.
+check:
+	$(MAKE) BUILD=build/san SAN=address,undefined all
+	tests/run-tests.sh build/san
+
+check-tsan:
+	$(MAKE) BUILD=build/tsan SAN=thread lib gmvm guests tests
+	tests/run-tests.sh --concurrency build/tsan
+
+bench:
+	$(MAKE) BUILD=build/bench OPT=-O2 all
+	bench/run-bench.sh build/bench
+
+run: all
+	$(GMVM) run --stats $(BUILD)/guest/demo.elf
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Install what building and testing needs on Debian 12 (base toolchain
+# assumed: gcc, make).  Idempotent; does nothing when all is present.
+set -euo pipefail
+need=()
+command -v gcc >/dev/null || need+=(gcc)
+command -v make >/dev/null || need+=(make)
+command -v timeout >/dev/null || need+=(coreutils)
+# libasan/libubsan/libtsan come with gcc on Debian; check they link.
+if ! printf 'int main(void){return 0;}' | gcc -x c -fsanitize=address,undefined -o /dev/null - 2>/dev/null; then
+	need+=(libasan8 libubsan1)
+fi
+if ! printf 'int main(void){return 0;}' | gcc -x c -fsanitize=thread -o /dev/null - 2>/dev/null; then
+	need+=(libtsan2)
+fi
+if [ "${1:-}" = "--bench" ]; then
+	command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+	echo "installing: ${need[*]}"
+	if [ "$(id -u)" = 0 ]; then sudo=""; else sudo=sudo; fi
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi
