@@ -8,6 +8,7 @@
 #
 # A test is
 #  - a host program BUILD_DIR/tests/test_*: exit 0 pass, 77 skip, else fail;
+#  - a host script tests/test_*.sh, run with BUILD=BUILD_DIR, same codes;
 #  - a guest run: each line "//@ run: STATUS [GMVM-OPTIONS] [-- GUEST-ARGS]"
 #    in guest/tests/NAME.c runs "gmvm run --timeout T OPTIONS NAME.elf ARGS"
 #    and passes when gmvm exits with STATUS.  Without usable /dev/kvm every
@@ -62,7 +63,7 @@ wanted() {	# name is_concurrent
 }
 
 for t in "$build"/tests/test_*; do
-	[ -x "$t" ] || continue
+	[ -x "$t" ] && [ -f "$t" ] || continue
 	name=$(basename "$t")
 	conc=0
 	case "$name" in *concurrent*) conc=1 ;; esac
@@ -70,6 +71,18 @@ for t in "$build"/tests/test_*; do
 	wanted "$name" "$conc" || continue
 	log="$logs/$name.log"
 	(cd "$src" && timeout -k 5 "$timeout_s" "$t") >"$log" 2>&1 </dev/null
+	report "$name" $? "$log"
+done
+
+# Host test scripts: tests/test_*.sh, run with BUILD set to the build tree.
+for t in "$src"/tests/test_*.sh; do
+	[ -e "$t" ] || continue
+	name=$(basename "$t")
+	conc=0
+	grep -q '#@ concurrency' "$t" && conc=1
+	wanted "$name" "$conc" || continue
+	log="$logs/$name.log"
+	(cd "$src" && BUILD="$build" timeout -k 5 "$timeout_s" bash "$t") >"$log" 2>&1 </dev/null
 	report "$name" $? "$log"
 done
 

@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The audit: every invariant of a VM's memory, checked against the real
+ * state of the kernel rather than against libgmem's own bookkeeping.
+ *
+ *  1. the page-state map is valid (range_map_validate);
+ *  2. each view's mapping is PROT_READ|PROT_WRITE exactly on the pages in
+ *     that view's state and PROT_NONE elsewhere, as /proc/self/maps says:
+ *     so a page is accessible in at most (and exactly) one view;
+ *  3. every listener that reports its mappings maps exactly the shared
+ *     pages;
+ *  4. discard mode: no page is resident in the backing of the state it is
+ *     not in (mincore), i.e. no page is backed twice.
+ * The whole RAM is held in the range lock meanwhile, so no conversion is
+ * in flight and the kernel's state is stable.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct audit {
+	struct gmem_vm *vm;
+	char *msg;
+	size_t msg_len;
+	/* check 2 */
+	enum gmem_state view;
+	bool accessible;
+	/* check 3 */
+	struct { uint64_t start, end; } *ranges;
+	size_t nr, cap;
+	int err;
+	/* check 4 */
+	unsigned char *vec;
+};
+
+static int fail(struct audit *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (a->msg && a->msg_len) {
+		va_start(ap, fmt);
+		vsnprintf(a->msg, a->msg_len, fmt, ap);
+		va_end(ap);
+	}
+	return -EUCLEAN;
+}
+
+/* ---- 2: view protections ---------------------------------------------- */
+
+static int check_prot_run(void *arg, uint64_t start, uint64_t npages,
+			  uint8_t value)
+{
+	struct audit *a = arg;
+	bool want = value == a->view;
+
+	if (want != a->accessible)
+		return fail(a, "%s view: pages [%#llx, +%#llx) are %s but "
+			    "%s there (page state %s)",
+			    gmem_state_name(a->view),
+			    (unsigned long long)(start * GMEM_PAGE_SIZE),
+			    (unsigned long long)(npages * GMEM_PAGE_SIZE),
+			    a->accessible ? "accessible" : "inaccessible",
+			    want ? "must be accessible" : "must not be",
+			    gmem_state_name((enum gmem_state)value));
+	return 0;
+}
+
+static int audit_view(struct audit *a, FILE *maps, enum gmem_state view)
+{
+	struct gmem_vm *vm = a->vm;
+	uintptr_t base = (uintptr_t)gmem_view(vm, view);
+	uintptr_t end = base + vm->ram_size, covered = base;
+	unsigned long lo, hi;
+	char perms[8];
+	char *line = NULL;
+	size_t cap = 0;
+	int err = 0;
+
+	rewind(maps);
+	while (!err && getline(&line, &cap, maps) > 0) {
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3)
+			continue;
+		if (hi <= base || lo >= end)
+			continue;
+		if (lo > covered) {
+			err = fail(a, "%s view: hole in the mapping at %#lx",
+				   gmem_state_name(view), (unsigned long)covered);
+			break;
+		}
+		if (lo < base)
+			lo = base;
+		if (hi > end)
+			hi = end;
+		a->view = view;
+		if (!strncmp(perms, "rw-", 3)) {
+			a->accessible = true;
+		} else if (!strncmp(perms, "---", 3)) {
+			a->accessible = false;
+		} else {
+			err = fail(a, "%s view: unexpected protection %s at "
+				   "%#lx", gmem_state_name(view), perms, lo);
+			break;
+		}
+		err = range_map_for_each(vm->map, (lo - base) / GMEM_PAGE_SIZE,
+					 (hi - lo) / GMEM_PAGE_SIZE,
+					 check_prot_run, a);
+		covered = hi;
+	}
+	if (!err && covered < end)
+		err = fail(a, "%s view: mapping ends early at %#lx",
+			   gmem_state_name(view), (unsigned long)covered);
+	free(line);
+	return err;
+}
+
+/* ---- 3: listeners' mappings ------------------------------------------- */
+
+static int collect_mapping(void *arg, uint64_t offset, uint64_t len)
+{
+	struct audit *a = arg;
+
+	if (a->nr == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 64;
+		void *p = realloc(a->ranges, cap * sizeof(*a->ranges));
+
+		if (!p) {
+			a->err = -ENOMEM;
+			return 1;
+		}
+		a->ranges = p;
+		a->cap = cap;
+	}
+	a->ranges[a->nr].start = offset;
+	a->ranges[a->nr].end = offset + len;
+	a->nr++;
+	return 0;
+}
+
+static int cmp_range(const void *x, const void *y)
+{
+	const uint64_t *a = x, *b = y;
+
+	return a[0] < b[0] ? -1 : a[0] > b[0];
+}
+
+struct shared_cursor {
+	struct audit *a;
+	size_t i;		/* next merged listener range */
+	uint64_t pos;		/* bytes: compared up to here */
+};
+
+/* Walk the map's runs and the merged listener ranges side by side. */
+static int compare_shared_run(void *arg, uint64_t start, uint64_t npages,
+			      uint8_t value)
+{
+	struct shared_cursor *c = arg;
+	struct audit *a = c->a;
+	uint64_t off = start * GMEM_PAGE_SIZE, end = off + npages * GMEM_PAGE_SIZE;
+
+	if (value != GMEM_SHARED) {
+		if (c->i < a->nr && a->ranges[c->i].start < end)
+			return fail(a, "listener maps [%#llx, %#llx) but "
+				    "[%#llx, %#llx) is private",
+				    (unsigned long long)a->ranges[c->i].start,
+				    (unsigned long long)a->ranges[c->i].end,
+				    (unsigned long long)off,
+				    (unsigned long long)end);
+		return 0;
+	}
+	/* A shared run must be exactly one merged range. */
+	if (c->i >= a->nr || a->ranges[c->i].start != off ||
+	    a->ranges[c->i].end != end)
+		return fail(a, "listener mappings differ from shared run "
+			    "[%#llx, %#llx)%s", (unsigned long long)off,
+			    (unsigned long long)end,
+			    c->i < a->nr ? "" : ": not mapped");
+	c->i++;
+	return 0;
+}
+
+static int audit_listener(struct audit *a, struct gmem_listener *l)
+{
+	struct shared_cursor c = { .a = a };
+	size_t i, j;
+	int err;
+
+	a->nr = 0;
+	a->err = 0;
+	err = l->ops->report(l->data, collect_mapping, a);
+	if (a->err)
+		return a->err;
+	if (err)
+		return err < 0 ? err : -EIO;
+	qsort(a->ranges, a->nr, sizeof(*a->ranges), cmp_range);
+	/* Merge touching ranges: a listener may map a run in pieces. */
+	for (i = 0, j = 0; i < a->nr; i++) {
+		if (a->ranges[i].start >= a->ranges[i].end ||
+		    a->ranges[i].end > a->vm->ram_size)
+			return fail(a, "listener reports a bad range "
+				    "[%#llx, %#llx)",
+				    (unsigned long long)a->ranges[i].start,
+				    (unsigned long long)a->ranges[i].end);
+		if (j && a->ranges[i].start < a->ranges[j - 1].end)
+			return fail(a, "listener maps [%#llx, %#llx) twice",
+				    (unsigned long long)a->ranges[i].start,
+				    (unsigned long long)a->ranges[j - 1].end);
+		if (j && a->ranges[i].start == a->ranges[j - 1].end)
+			a->ranges[j - 1].end = a->ranges[i].end;
+		else
+			a->ranges[j++] = a->ranges[i];
+	}
+	a->nr = j;
+	return range_map_for_each(a->vm->map, 0, a->vm->npages,
+				  compare_shared_run, &c);
+}
+
+/* ---- 4: nothing backed twice ----------------------------------------- */
+
+#define AUDIT_CHUNK_PAGES (1ULL << 18)
+
+static int check_backing_run(void *arg, uint64_t start, uint64_t npages,
+			     uint8_t value)
+{
+	struct audit *a = arg;
+	struct gmem_vm *vm = a->vm;
+	enum gmem_state other = value == GMEM_PRIVATE ? GMEM_SHARED :
+						       GMEM_PRIVATE;
+	const uint8_t *view = gmem_view(vm, other);
+	uint64_t done, n, i;
+	int err;
+
+	for (done = 0; done < npages; done += n) {
+		n = npages - done;
+		if (n > AUDIT_CHUNK_PAGES)
+			n = AUDIT_CHUNK_PAGES;
+		err = gmem_resident_pages(view + (start + done) *
+					  GMEM_PAGE_SIZE, n, a->vec);
+		if (err)
+			return err;
+		for (i = 0; i < n; i++)
+			if (a->vec[i] & 1)
+				return fail(a, "page %#llx is %s but also "
+					    "backed in the %s backing",
+					    (unsigned long long)((start + done + i) *
+								 GMEM_PAGE_SIZE),
+					    gmem_state_name((enum gmem_state)value),
+					    gmem_state_name(other));
+	}
+	return 0;
+}
+
+int gmem_audit(struct gmem_vm *vm, char *msg, size_t msg_len)
+{
+	struct audit a = { .vm = vm, .msg = msg, .msg_len = msg_len };
+	struct range_lock_waiter w;
+	struct gmem_listener *l;
+	FILE *maps;
+	int err;
+
+	if (msg && msg_len)
+		msg[0] = '\0';
+	range_lock_acquire(&vm->rlock, &w, 0, vm->npages);
+	pthread_mutex_lock(&vm->lock);
+
+	err = range_map_validate(vm->map, msg, msg_len);
+	if (err)
+		goto out;
+
+	maps = fopen("/proc/self/maps", "re");
+	if (!maps) {
+		err = -errno;
+		goto out;
+	}
+	err = audit_view(&a, maps, GMEM_PRIVATE);
+	if (!err)
+		err = audit_view(&a, maps, GMEM_SHARED);
+	fclose(maps);
+	if (err)
+		goto out;
+
+	for (l = vm->listeners; l && !err; l = l->next)
+		if (l->ops->report)
+			err = audit_listener(&a, l);
+	if (err)
+		goto out;
+
+	if (vm->mode == GMEM_MODE_DISCARD) {
+		a.vec = malloc(AUDIT_CHUNK_PAGES);
+		if (!a.vec) {
+			err = -ENOMEM;
+			goto out;
+		}
+		err = range_map_for_each(vm->map, 0, vm->npages,
+					 check_backing_run, &a);
+	}
+out:
+	pthread_mutex_unlock(&vm->lock);
+	range_lock_release(&vm->rlock, &w);
+	free(a.ranges);
+	free(a.vec);
+	return err;
+}
+
+/* ---- counters --------------------------------------------------------- */
+
+static int count_run(void *arg, uint64_t start, uint64_t npages, uint8_t value)
+{
+	struct gmem_stats *s = arg;
+
+	if (value == GMEM_PRIVATE)
+		s->pages_private += npages;
+	else
+		s->pages_shared += npages;
+	return 0;
+}
+
+void gmem_get_stats(struct gmem_vm *vm, struct gmem_stats *stats)
+{
+	pthread_mutex_lock(&vm->lock);
+	*stats = vm->stats;
+	stats->pages_private = 0;
+	stats->pages_shared = 0;
+	range_map_for_each(vm->map, 0, vm->npages, count_run, stats);
+	stats->nr_runs = range_map_nr_runs(vm->map);
+	stats->map_bytes = range_map_bytes(vm->map);
+	pthread_mutex_unlock(&vm->lock);
+}

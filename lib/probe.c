@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Run-time probes of what the host's KVM offers.
+ *
+ * Nothing about the host is assumed: capabilities are read with
+ * KVM_CHECK_EXTENSION, and the one property no capability reports (does
+ * mprotect() of a view's mapping really stop a vCPU?) is tested by running
+ * a vCPU in a throwaway VM.
+ */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "kvm_compat.h"
+
+static int kvm_open(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+static uint64_t check_ext(int fd, long cap)
+{
+	int r = ioctl(fd, KVM_CHECK_EXTENSION, cap);
+
+	return r > 0 ? (uint64_t)r : 0;
+}
+
+int gmem_probe_host(struct gmem_host_caps *caps)
+{
+	int kvm, vm, err;
+
+	memset(caps, 0, sizeof(*caps));
+	kvm = kvm_open();
+	if (kvm < 0)
+		return kvm;
+	caps->api_version = ioctl(kvm, KVM_GET_API_VERSION, 0);
+	if (caps->api_version != KVM_API_VERSION) {
+		err = caps->api_version < 0 ? -errno : -EPROTO;
+		goto err_kvm;
+	}
+	caps->vm_types = check_ext(kvm, KVM_CAP_VM_TYPES);
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0) {
+		err = -errno;
+		goto err_kvm;
+	}
+	/* VM-scoped answers are the ones that count for a default VM. */
+	caps->guest_memfd = check_ext(vm, KVM_CAP_GUEST_MEMFD) != 0;
+	caps->guest_memfd_flags = check_ext(vm, KVM_CAP_GUEST_MEMFD_FLAGS);
+	caps->memory_attributes = check_ext(vm, KVM_CAP_MEMORY_ATTRIBUTES);
+	caps->user_memory2 = check_ext(vm, KVM_CAP_USER_MEMORY2) != 0;
+	caps->memory_fault_info = check_ext(vm, KVM_CAP_MEMORY_FAULT_INFO) != 0;
+	caps->exit_hypercall = check_ext(vm, KVM_CAP_EXIT_HYPERCALL);
+	caps->nr_memslots = (uint32_t)check_ext(vm, KVM_CAP_NR_MEMSLOTS);
+	caps->sync_regs = (uint32_t)check_ext(vm, KVM_CAP_SYNC_REGS);
+	close(vm);
+	close(kvm);
+	return 0;
+
+err_kvm:
+	close(kvm);
+	return err;
+}
+
+int gmem_pick_gmem_flags(const struct gmem_host_caps *caps, uint64_t *flags,
+			 const char **why)
+{
+	*flags = 0;
+	if (!caps->guest_memfd) {
+		*why = "KVM_CAP_GUEST_MEMFD is missing";
+		return -EOPNOTSUPP;
+	}
+	if (!caps->user_memory2) {
+		*why = "KVM_CAP_USER_MEMORY2 is missing";
+		return -EOPNOTSUPP;
+	}
+	/* The emulated backend gates the views with host mappings: the
+	 * guest_memfd must be mmap-able. */
+	if (!(caps->guest_memfd_flags & GUEST_MEMFD_FLAG_MMAP)) {
+		*why = "guest_memfd flag MMAP is not offered "
+		       "(KVM_CAP_GUEST_MEMFD_FLAGS)";
+		return -EOPNOTSUPP;
+	}
+	*flags = GUEST_MEMFD_FLAG_MMAP;
+	/*
+	 * Without a private memory attribute for the VM type, KVM can only
+	 * fault guest_memfd pages that are shared as far as it knows; a file
+	 * created without INIT_SHARED then fails the guest's first access
+	 * (KVM_EXIT_INTERNAL_ERROR).  Which pages are private is the
+	 * backend's business, not KVM's.
+	 */
+	if (caps->guest_memfd_flags & GUEST_MEMFD_FLAG_INIT_SHARED) {
+		*flags |= GUEST_MEMFD_FLAG_INIT_SHARED;
+		*why = "MMAP so views can be gated, INIT_SHARED because this "
+		       "VM type has no private memory attribute";
+	} else if (!(caps->memory_attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE)) {
+		*why = "guest_memfd flag INIT_SHARED is not offered and the VM "
+		       "type has no private attribute: the guest could not "
+		       "fault guest_memfd pages";
+		return -EOPNOTSUPP;
+	} else {
+		*why = "MMAP so views can be gated";
+	}
+	return 0;
+}
+
+const char *gmem_layout_name(enum gmem_layout layout)
+{
+	switch (layout) {
+	case GMEM_LAYOUT_AUTO:
+		return "auto";
+	case GMEM_LAYOUT_GMEM_SLOT:
+		return "guest_memfd slot gated through userspace_addr";
+	case GMEM_LAYOUT_PLAIN_SLOT:
+		return "plain slot over an mmap of the guest_memfd";
+	}
+	return "unknown";
+}
+
+const char *gmem_state_name(enum gmem_state state)
+{
+	return state == GMEM_PRIVATE ? "private" :
+	       state == GMEM_SHARED ? "shared" : "invalid";
+}
+
+const char *gmem_mode_name(enum gmem_mode mode)
+{
+	return mode == GMEM_MODE_DISCARD ? "discard" :
+	       mode == GMEM_MODE_IN_PLACE ? "in-place" : "invalid";
+}
+
+const char *gmem_inval_reason_name(enum gmem_inval_reason reason)
+{
+	switch (reason) {
+	case GMEM_INVAL_CONVERT:
+		return "convert";
+	case GMEM_INVAL_PUNCH:
+		return "punch";
+	case GMEM_INVAL_RELEASE:
+		return "release";
+	}
+	return "invalid";
+}
+
+/* ---- gating probe -------------------------------------------------------- */
+
+#define PROBE_PAGES 4
+#define PROBE_DATA_GPA 0x2000
+#define PROBE_MAGIC 0x5a
+
+/*
+ * Real-mode code at GPA 0: "mov al, [0x2000]; hlt".  Real mode keeps the
+ * probe free of page tables; what is probed is the memslot, not the mode.
+ */
+static const uint8_t probe_code[] = { 0xa0, 0x00, 0x20, 0xf4 };
+
+enum probe_result {
+	PROBE_READ_DATA,	/* the load completed with the page's data */
+	PROBE_EXITED,		/* the load exited to userspace: gated */
+	PROBE_BROKEN,		/* the slot does not work at all */
+};
+
+static int probe_run(int vcpu, struct kvm_run *run, enum probe_result *res)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	int r;
+
+	if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0)
+		return -errno;
+	sregs.cs.base = 0;
+	sregs.cs.selector = 0;
+	sregs.ds.base = 0;
+	sregs.ds.selector = 0;
+	if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0)
+		return -errno;
+	memset(&regs, 0, sizeof(regs));
+	regs.rip = 0;
+	regs.rflags = 2;
+	if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
+		return -errno;
+
+	r = ioctl(vcpu, KVM_RUN, 0);
+	if (r < 0 && errno == EFAULT &&
+	    run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
+		*res = PROBE_EXITED;
+		return 0;
+	}
+	if (r < 0)
+		return -errno;
+	switch (run->exit_reason) {
+	case KVM_EXIT_HLT:
+		if (ioctl(vcpu, KVM_GET_REGS, &regs) < 0)
+			return -errno;
+		*res = (regs.rax & 0xff) == PROBE_MAGIC ? PROBE_READ_DATA :
+							  PROBE_BROKEN;
+		return 0;
+	case KVM_EXIT_MMIO:
+		*res = run->mmio.phys_addr == PROBE_DATA_GPA ? PROBE_EXITED :
+							       PROBE_BROKEN;
+		return 0;
+	default:
+		*res = PROBE_BROKEN;
+		return 0;
+	}
+}
+
+/* 1: layout gates, 0: it does not, -errno: the probe itself failed. */
+static int probe_layout(int kvm, enum gmem_layout layout, uint64_t flags)
+{
+	const uint64_t size = PROBE_PAGES * GMEM_PAGE_SIZE;
+	enum probe_result res;
+	struct kvm_run *run;
+	int vm, gfd, vcpu, err, run_size;
+	uint8_t *mem;
+
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0)
+		return -errno;
+	/* Intel needs a TSS for real mode without unrestricted guest. */
+	ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL);
+	gfd = gmem_backing_create_gmem(vm, size, flags);
+	if (gfd < 0) {
+		err = gfd;
+		goto err_vm;
+	}
+	mem = gmem_backing_map(gfd, size, PROT_READ | PROT_WRITE);
+	if (!mem) {
+		err = -errno;
+		goto err_gfd;
+	}
+	memcpy(mem, probe_code, sizeof(probe_code));
+	mem[PROBE_DATA_GPA] = PROBE_MAGIC;
+	err = gmem_set_memslot(vm, 0,
+			       layout == GMEM_LAYOUT_GMEM_SLOT ?
+			       KVM_MEM_GUEST_MEMFD : 0,
+			       0, size, mem, gfd, 0);
+	if (err) {
+		/* This layout cannot even be registered here. */
+		err = err == -EINVAL ? 0 : err;
+		goto err_mem;
+	}
+	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	if (vcpu < 0) {
+		err = -errno;
+		goto err_mem;
+	}
+	run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (run_size <= 0) {
+		err = -EIO;
+		goto err_vcpu;
+	}
+	run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		   vcpu, 0);
+	if (run == MAP_FAILED) {
+		err = -errno;
+		goto err_vcpu;
+	}
+
+	/* Ungated, the load must see the data (the slot works at all)... */
+	err = probe_run(vcpu, run, &res);
+	if (err)
+		goto err_run;
+	if (res != PROBE_READ_DATA) {
+		err = 0;
+		goto err_run;
+	}
+	/* ...and gated, the same load must exit instead. */
+	if (mprotect(mem + PROBE_DATA_GPA, GMEM_PAGE_SIZE, PROT_NONE) < 0) {
+		err = -errno;
+		goto err_run;
+	}
+	err = probe_run(vcpu, run, &res);
+	if (!err)
+		err = res == PROBE_EXITED;
+
+err_run:
+	munmap(run, (size_t)run_size);
+err_vcpu:
+	close(vcpu);
+err_mem:
+	munmap(mem, size);
+err_gfd:
+	close(gfd);
+err_vm:
+	close(vm);
+	return err;
+}
+
+static pthread_mutex_t gating_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool gating_probed;
+static int gating_result;
+static enum gmem_layout gating_layout;
+
+static int probe_gating_uncached(enum gmem_layout *layout)
+{
+	static const enum gmem_layout order[] = {
+		GMEM_LAYOUT_GMEM_SLOT, GMEM_LAYOUT_PLAIN_SLOT,
+	};
+	struct gmem_host_caps caps;
+	const char *why;
+	uint64_t flags;
+	unsigned int i;
+	int kvm, err;
+
+	err = gmem_probe_host(&caps);
+	if (err)
+		return err;
+	err = gmem_pick_gmem_flags(&caps, &flags, &why);
+	if (err)
+		return err;
+	kvm = kvm_open();
+	if (kvm < 0)
+		return kvm;
+	err = -EOPNOTSUPP;
+	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		int r = probe_layout(kvm, order[i], flags);
+
+		if (r < 0) {
+			err = r;
+			break;
+		}
+		if (r == 1) {
+			*layout = order[i];
+			err = 0;
+			break;
+		}
+	}
+	close(kvm);
+	return err;
+}
+
+int gmem_probe_gating(enum gmem_layout *layout)
+{
+	pthread_mutex_lock(&gating_lock);
+	if (!gating_probed) {
+		gating_result = probe_gating_uncached(&gating_layout);
+		gating_probed = true;
+	}
+	*layout = gating_layout;
+	pthread_mutex_unlock(&gating_lock);
+	return gating_result;
+}

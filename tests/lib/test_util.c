@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "kvm_compat.h"
+#include "test_util.h"
+
+void test_skip(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("skipped: ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	exit(T_EXIT_SKIP);
+}
+
+void test_require_gmem(void)
+{
+	struct gmem_host_caps caps;
+	enum gmem_layout layout;
+	const char *why;
+	uint64_t flags;
+	int err;
+
+	err = gmem_probe_host(&caps);
+	if (err)
+		test_skip("no usable /dev/kvm: %s", strerror(-err));
+	if (gmem_pick_gmem_flags(&caps, &flags, &why))
+		test_skip("guest_memfd unusable here: %s", why);
+	err = gmem_probe_gating(&layout);
+	if (err == -EOPNOTSUPP)
+		test_skip("no memslot layout gates vCPU access on this host");
+	if (err)
+		TEST_FAIL("gating probe failed: %s", strerror(-err));
+}
+
+int test_create_vm(void)
+{
+	int kvm, vm;
+
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0)
+		test_skip("open /dev/kvm: %s", strerror(errno));
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0)
+		TEST_FAIL("KVM_CREATE_VM: %s", strerror(errno));
+	close(kvm);
+	/* Real mode on Intel without unrestricted guest needs a TSS. */
+	ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL);
+	return vm;
+}
+
+void test_audit(struct gmem_vm *vm)
+{
+	char msg[512];
+	int err = gmem_audit(vm, msg, sizeof(msg));
+
+	if (err)
+		TEST_FAIL("audit: %s (%s)", msg, strerror(-err));
+}
+
+struct gmem_vm *test_create_gmem(int vm_fd, uint64_t ram_size,
+				 enum gmem_mode mode, enum gmem_state initial,
+				 const struct gmem_platform_ops *platform,
+				 void *platform_data)
+{
+	struct gmem_config cfg = {
+		.vm_fd = vm_fd,
+		.ram_size = ram_size,
+		.mode = mode,
+		.initial_state = initial,
+		.platform = platform,
+		.platform_data = platform_data,
+	};
+	struct gmem_vm *vm;
+	int err = gmem_create(&cfg, &vm);
+
+	if (err)
+		TEST_FAIL("gmem_create(%#llx, %s): %s",
+			  (unsigned long long)ram_size, gmem_mode_name(mode),
+			  strerror(-err));
+	return vm;
+}
+
+/* ---- protection probes ------------------------------------------------ */
+
+static sigjmp_buf probe_jmp;
+static volatile sig_atomic_t probing;
+
+static void probe_segv(int sig)
+{
+	if (probing)
+		siglongjmp(probe_jmp, 1);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void probe_install(struct sigaction *old)
+{
+	struct sigaction sa = { .sa_handler = probe_segv };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, old);
+}
+
+bool test_probe_read(const volatile uint8_t *p, uint8_t *value)
+{
+	struct sigaction old;
+	bool ok = false;
+
+	probe_install(&old);
+	probing = 1;
+	if (!sigsetjmp(probe_jmp, 1)) {
+		*value = *p;
+		ok = true;
+	}
+	probing = 0;
+	sigaction(SIGSEGV, &old, NULL);
+	return ok;
+}
+
+bool test_probe_write(volatile uint8_t *p, uint8_t value)
+{
+	struct sigaction old;
+	bool ok = false;
+
+	probe_install(&old);
+	probing = 1;
+	if (!sigsetjmp(probe_jmp, 1)) {
+		*p = value;
+		ok = true;
+	}
+	probing = 0;
+	sigaction(SIGSEGV, &old, NULL);
+	return ok;
+}
+
+uint64_t test_rand(uint64_t *state)
+{
+	uint64_t x = *state;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+uint64_t test_seed(const char *env_name, uint64_t dflt)
+{
+	const char *s = getenv(env_name);
+	uint64_t seed = s ? strtoull(s, NULL, 0) : dflt;
+
+	printf("seed %s=%#llx\n", env_name, (unsigned long long)seed);
+	return seed ? seed : 1;
+}
+
+/* ---- recorder ------------------------------------------------------------ */
+
+static void rec_push(struct recorder *r, enum rec_kind kind, int reason,
+		     int backing, uint64_t offset, uint64_t len)
+{
+	if (r->nr == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 256;
+		r->ev = realloc(r->ev, r->cap * sizeof(*r->ev));
+		if (!r->ev)
+			TEST_FAIL("out of memory");
+	}
+	r->ev[r->nr++] = (struct rec_event){ kind, reason, backing, offset,
+					     len };
+}
+
+static bool rec_should_fail(unsigned int *nth)
+{
+	return *nth && --*nth == 0;
+}
+
+static void rec_check_range(struct recorder *r, uint64_t offset, uint64_t len)
+{
+	if (len == 0 || (offset | len) % GMEM_PAGE_SIZE ||
+	    offset / GMEM_PAGE_SIZE + len / GMEM_PAGE_SIZE > r->npages)
+		TEST_FAIL("callback with bad range [%#llx, +%#llx)",
+			  (unsigned long long)offset, (unsigned long long)len);
+}
+
+/* Set @flags over a range; in strict mode every page must flip. */
+static void rec_mark(struct recorder *r, uint8_t *flags, uint64_t offset,
+		     uint64_t len, uint8_t v, const char *what)
+{
+	uint64_t p;
+
+	rec_check_range(r, offset, len);
+	for (p = offset / GMEM_PAGE_SIZE; p < (offset + len) / GMEM_PAGE_SIZE;
+	     p++) {
+		if (r->strict && flags[p] == v)
+			TEST_FAIL("%s of page %#llx twice", what,
+				  (unsigned long long)(p * GMEM_PAGE_SIZE));
+		flags[p] = v;
+	}
+}
+
+static int rec_prepare(void *data, uint64_t offset, uint64_t len)
+{
+	struct recorder *r = data;
+	int err = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (rec_should_fail(&r->fail_prepare_nth)) {
+		err = r->fail_err;
+	} else {
+		rec_push(r, REC_PREPARE, 0, 0, offset, len);
+		rec_mark(r, r->prepared, offset, len, 1, "prepare");
+	}
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}
+
+static void rec_invalidate(void *data, uint64_t offset, uint64_t len)
+{
+	struct recorder *r = data;
+
+	pthread_mutex_lock(&r->lock);
+	rec_push(r, REC_INVALIDATE, 0, 0, offset, len);
+	rec_mark(r, r->prepared, offset, len, 0, "invalidate");
+	pthread_mutex_unlock(&r->lock);
+}
+
+static int rec_populate(void *data, uint64_t offset, uint64_t len)
+{
+	struct recorder *r = data;
+	int err = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (rec_should_fail(&r->fail_populate_nth)) {
+		err = r->fail_err;
+	} else {
+		rec_push(r, REC_POPULATE, 0, 0, offset, len);
+		rec_mark(r, r->mapped, offset, len, 1, "populate");
+	}
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}
+
+static int rec_discard(void *data, uint64_t offset, uint64_t len)
+{
+	struct recorder *r = data;
+	int err = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (rec_should_fail(&r->fail_discard_nth)) {
+		err = r->fail_err;
+	} else {
+		rec_push(r, REC_DISCARD, 0, 0, offset, len);
+		rec_mark(r, r->mapped, offset, len, 0, "discard");
+	}
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}
+
+static int rec_report(void *data,
+		      int (*fn)(void *arg, uint64_t offset, uint64_t len),
+		      void *arg)
+{
+	struct recorder *r = data;
+	uint64_t p, start;
+	int err = 0;
+
+	pthread_mutex_lock(&r->lock);
+	for (p = 0; p < r->npages && !err;) {
+		if (!r->mapped[p]) {
+			p++;
+			continue;
+		}
+		for (start = p; p < r->npages && r->mapped[p]; p++)
+			;
+		err = fn(arg, start * GMEM_PAGE_SIZE,
+			 (p - start) * GMEM_PAGE_SIZE);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}
+
+void recorder_inval(void *data, enum gmem_inval_reason reason,
+		    enum gmem_backing_id backing, uint64_t offset,
+		    uint64_t len)
+{
+	struct recorder *r = data;
+
+	pthread_mutex_lock(&r->lock);
+	rec_check_range(r, offset, len);
+	rec_push(r, REC_INVAL, reason, backing, offset, len);
+	pthread_mutex_unlock(&r->lock);
+}
+
+const struct gmem_platform_ops recorder_platform_ops = {
+	.prepare = rec_prepare,
+	.invalidate = rec_invalidate,
+};
+
+const struct gmem_listener_ops recorder_listener_ops = {
+	.populate = rec_populate,
+	.discard = rec_discard,
+	.report = rec_report,
+};
+
+void recorder_init(struct recorder *r, uint64_t ram_size)
+{
+	memset(r, 0, sizeof(*r));
+	r->npages = ram_size / GMEM_PAGE_SIZE;
+	r->mapped = calloc(r->npages, 1);
+	r->prepared = calloc(r->npages, 1);
+	if (!r->mapped || !r->prepared)
+		TEST_FAIL("out of memory");
+	r->strict = true;
+	r->fail_err = -EAGAIN;
+	pthread_mutex_init(&r->lock, NULL);
+}
+
+void recorder_free(struct recorder *r)
+{
+	free(r->ev);
+	free(r->mapped);
+	free(r->prepared);
+	pthread_mutex_destroy(&r->lock);
+}
+
+void recorder_reset_events(struct recorder *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->nr = 0;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- real-mode vCPU ---------------------------------------------------- */
+
+struct test_vcpu {
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	uint64_t code_gpa;
+};
+
+/* mov eax, [bx]; hlt  at +0, mov [bx], eax; hlt  at +8 (16-bit code). */
+static const uint8_t access_code[] = {
+	0x66, 0x8b, 0x07, 0xf4, 0x90, 0x90, 0x90, 0x90,
+	0x66, 0x89, 0x07, 0xf4,
+};
+
+struct test_vcpu *test_vcpu_create(int vm_fd, uint64_t code_gpa,
+				   uint8_t *code_host)
+{
+	struct test_vcpu *v = calloc(1, sizeof(*v));
+	int kvm, sz;
+
+	if (!v || code_gpa >= 0x100000 || code_gpa % 16)
+		TEST_FAIL("bad test vCPU");
+	memcpy(code_host, access_code, sizeof(access_code));
+	v->code_gpa = code_gpa;
+	v->fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0);
+	if (v->fd < 0)
+		TEST_FAIL("KVM_CREATE_VCPU: %s", strerror(errno));
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	sz = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	close(kvm);
+	if (sz <= 0)
+		TEST_FAIL("KVM_GET_VCPU_MMAP_SIZE");
+	v->run_size = (size_t)sz;
+	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      v->fd, 0);
+	if (v->run == MAP_FAILED)
+		TEST_FAIL("mmap kvm_run: %s", strerror(errno));
+	return v;
+}
+
+void test_vcpu_destroy(struct test_vcpu *v)
+{
+	munmap(v->run, v->run_size);
+	close(v->fd);
+	free(v);
+}
+
+enum test_access test_vcpu_access(struct test_vcpu *v, uint64_t gpa,
+				  bool write, uint32_t *value,
+				  uint64_t *exit_gpa)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	uint64_t ds = gpa & ~0xffffULL;
+	int r;
+
+	if (gpa + 4 > 0x10fff0)
+		TEST_FAIL("GPA %#llx out of real-mode reach",
+			  (unsigned long long)gpa);
+	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+		TEST_FAIL("KVM_GET_SREGS: %s", strerror(errno));
+	sregs.cs.base = v->code_gpa;
+	sregs.cs.selector = (uint16_t)(v->code_gpa >> 4);
+	sregs.ds.base = ds;
+	sregs.ds.selector = (uint16_t)(ds >> 4);
+	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
+		TEST_FAIL("KVM_SET_SREGS: %s", strerror(errno));
+	memset(&regs, 0, sizeof(regs));
+	regs.rip = write ? 8 : 0;
+	regs.rbx = gpa - ds;
+	regs.rax = write ? *value : 0;
+	regs.rflags = 2;
+	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
+		TEST_FAIL("KVM_SET_REGS: %s", strerror(errno));
+
+	r = ioctl(v->fd, KVM_RUN, 0);
+	if (r < 0 && errno == EFAULT &&
+	    v->run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
+		*exit_gpa = kvm_run_memory_fault(v->run)->gpa;
+		return TEST_ACCESS_EXIT;
+	}
+	if (r < 0)
+		TEST_FAIL("KVM_RUN: %s", strerror(errno));
+	if (v->run->exit_reason == KVM_EXIT_MMIO) {
+		*exit_gpa = v->run->mmio.phys_addr;
+		/* Let KVM finish the instruction (a read gets zeros) so the
+		 * vCPU holds no pending I/O when it is reused. */
+		memset(v->run->mmio.data, 0, sizeof(v->run->mmio.data));
+		r = ioctl(v->fd, KVM_RUN, 0);
+		if (r < 0 || v->run->exit_reason != KVM_EXIT_HLT)
+			TEST_FAIL("completing an MMIO exit: %d/%u", r,
+				  v->run->exit_reason);
+		return TEST_ACCESS_EXIT;
+	}
+	if (v->run->exit_reason != KVM_EXIT_HLT)
+		TEST_FAIL("unexpected exit %u at GPA %#llx",
+			  v->run->exit_reason, (unsigned long long)gpa);
+	if (!write) {
+		if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0)
+			TEST_FAIL("KVM_GET_REGS: %s", strerror(errno));
+		*value = (uint32_t)regs.rax;
+	}
+	return TEST_ACCESS_DATA;
+}
