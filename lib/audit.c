@@ -263,6 +263,13 @@ int gmem_audit(struct gmem_vm *vm, char *msg, size_t msg_len)
 	if (msg && msg_len)
 		msg[0] = '\0';
 	range_lock_acquire(&vm->rlock, &w, 0, vm->npages);
+	/* "Never backed twice" holds once reclaim is idle; the thread needs
+	 * no range lock, so it can finish while we hold all of RAM. */
+	err = gmem_reclaim_drain(vm);
+	if (err) {
+		range_lock_release(&vm->rlock, &w);
+		return err;
+	}
 	pthread_mutex_lock(&vm->lock);
 
 	err = range_map_validate(vm->map, msg, msg_len);
@@ -327,4 +334,5 @@ void gmem_get_stats(struct gmem_vm *vm, struct gmem_stats *stats)
 	stats->nr_runs = range_map_nr_runs(vm->map);
 	stats->map_bytes = range_map_bytes(vm->map);
 	pthread_mutex_unlock(&vm->lock);
+	gmem_reclaim_stats(vm, stats);
 }

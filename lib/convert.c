@@ -17,7 +17,9 @@
  *   6. to shared: every listener maps each delta run;
  *   7. from private: platform invalidate of each delta run;
  *   8. discard mode: punch the old backing over the delta's hull in ONE
- *      fallocate; subscribers hear PUNCH;
+ *      fallocate (or queue it for the reclaim thread, see reclaim.c:
+ *      before step 4 every conversion flushes queued punches of the
+ *      backing it is about to hand out); subscribers hear PUNCH;
  *   9. commit the new state to the map (cannot fail: nodes reserved).
  *
  * Why this order:
@@ -88,6 +90,19 @@ static inline uint64_t run_off(const struct run *r)
 static inline uint64_t run_len(const struct run *r)
 {
 	return r->npages * GMEM_PAGE_SIZE;
+}
+
+/* The delta's hull: from its first page to the end of its last run. */
+static inline uint64_t delta_off(const struct delta *d)
+{
+	return run_off(&d->runs[0]);
+}
+
+static inline uint64_t delta_hull(const struct delta *d)
+{
+	const struct run *last = &d->runs[d->nr - 1];
+
+	return run_off(last) + run_len(last) - delta_off(d);
 }
 
 /* ---- listeners: steps 2 and 6 ------------------------------------------- */
@@ -248,6 +263,7 @@ static int64_t convert_locked(struct gmem_vm *vm, struct delta *d)
 	enum gmem_state to = d->to;
 	enum gmem_state from = to == GMEM_PRIVATE ? GMEM_SHARED : GMEM_PRIVATE;
 	enum gmem_backing_id old_backing = gmem_backing_of(vm, from);
+	bool punched_now = false;
 	int err;
 
 	/* 2. Users of shared memory let go first; any may veto. */
@@ -261,6 +277,14 @@ static int64_t convert_locked(struct gmem_vm *vm, struct delta *d)
 	if (err)
 		goto err_listeners_dropped;
 	notify_runs(vm, d, GMEM_INVAL_CONVERT, old_backing);
+	/* Deferred reclaim: punches of the new backing still queued for
+	 * these pages must be done before they are prepared or handed out. */
+	if (vm->reclaim) {
+		err = gmem_reclaim_flush_range(vm, gmem_backing_of(vm, to),
+					       delta_off(d), delta_hull(d));
+		if (err)
+			goto err_revoked;
+	}
 	/* 4. Prepare pages about to be private. */
 	if (to == GMEM_PRIVATE) {
 		err = prepare_runs(vm, d);
@@ -280,16 +304,20 @@ static int64_t convert_locked(struct gmem_vm *vm, struct delta *d)
 	/* 7. Pages leaving private are invalidated before being freed. */
 	if (from == GMEM_PRIVATE)
 		invalidate_runs(vm, d);
-	/* 8. Discard the old content: one punch over the hull. */
+	/* 8. Discard the old content: one punch over the hull, now or by the
+	 *    reclaim thread (which subscribers are told of now: the backing
+	 *    is given up either way). */
 	if (vm->mode == GMEM_MODE_DISCARD) {
-		const struct run *first = &d->runs[0];
-		const struct run *last = &d->runs[d->nr - 1];
-		uint64_t hull = run_off(last) + run_len(last) - run_off(first);
-
-		err = gmem_punch(vm, gmem_backing_fd(vm, old_backing),
-				 run_off(first), hull);
-		if (err)
-			goto err_invalidated;
+		if (!vm->reclaim ||
+		    gmem_reclaim_queue(vm, old_backing, delta_off(d),
+				       delta_hull(d),
+				       d->pages * GMEM_PAGE_SIZE) != 0) {
+			err = gmem_punch(vm, gmem_backing_fd(vm, old_backing),
+					 delta_off(d), delta_hull(d));
+			if (err)
+				goto err_invalidated;
+			punched_now = true;
+		}
 		notify_runs(vm, d, GMEM_INVAL_PUNCH, old_backing);
 	}
 	/* 9. Commit. */
@@ -305,7 +333,7 @@ static int64_t convert_locked(struct gmem_vm *vm, struct delta *d)
 		vm->stats.conversions_to_shared++;
 		vm->stats.pages_to_shared += d->pages;
 	}
-	if (vm->mode == GMEM_MODE_DISCARD)
+	if (punched_now)
 		vm->stats.bytes_discarded += d->pages * GMEM_PAGE_SIZE;
 	pthread_mutex_unlock(&vm->lock);
 	return (int64_t)d->pages;

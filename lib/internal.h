@@ -108,6 +108,8 @@ struct gmem_vm {
 	struct range_map *map;
 	struct gmem_stats stats;	/* counters only; states from map */
 
+	struct reclaim *reclaim;	/* deferred reclaim, or NULL */
+
 	pthread_mutex_t fault_lock;
 	unsigned int fault_countdown[GMEM_FAULT_NR];
 	int fault_err[GMEM_FAULT_NR];
@@ -153,6 +155,17 @@ int gmem_backing_create_memfd(const char *name, uint64_t size);
 void *gmem_backing_map(int fd, uint64_t size, int prot);
 int64_t gmem_resident_bytes(const void *addr, uint64_t len);
 int gmem_resident_pages(const void *addr, uint64_t npages, unsigned char *vec);
+
+/* Deferred reclaim (reclaim.c). */
+struct reclaim;
+int gmem_reclaim_start(struct gmem_vm *vm, uint64_t max_pending);
+void gmem_reclaim_stop(struct gmem_vm *vm);
+/* 0: queued; 1: the caller must punch now (back-pressure). */
+int gmem_reclaim_queue(struct gmem_vm *vm, enum gmem_backing_id backing,
+		       uint64_t offset, uint64_t len, uint64_t discarded);
+int gmem_reclaim_flush_range(struct gmem_vm *vm, enum gmem_backing_id backing,
+			     uint64_t offset, uint64_t len);
+void gmem_reclaim_stats(struct gmem_vm *vm, struct gmem_stats *stats);
 
 /* KVM helpers shared by vm.c and probe.c. */
 int gmem_set_memslot(int vm_fd, uint32_t slot, uint32_t flags, uint64_t gpa,

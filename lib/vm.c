@@ -214,12 +214,19 @@ int gmem_create(const struct gmem_config *cfg, struct gmem_vm **out)
 		if (err)
 			goto err_shared_view;
 	}
+	if (cfg->deferred_reclaim && vm->mode == GMEM_MODE_DISCARD) {
+		err = gmem_reclaim_start(vm, cfg->reclaim_max_pending);
+		if (err)
+			goto err_prepared;
+	}
 	err = register_slots(vm);
 	if (err)
-		goto err_prepared;
+		goto err_reclaim;
 	*out = vm;
 	return 0;
 
+err_reclaim:
+	gmem_reclaim_stop(vm);
 err_prepared:
 	if (cfg->initial_state == GMEM_PRIVATE && vm->platform &&
 	    vm->platform->invalidate)
@@ -268,6 +275,7 @@ void gmem_destroy(struct gmem_vm *vm)
 		return;
 	/* The guest can no longer reach anything once the slots are gone. */
 	unregister_slots(vm);
+	gmem_reclaim_stop(vm);
 	range_map_for_each(vm->map, 0, vm->npages, release_run, vm);
 	gmem_notify_subscribers(vm, GMEM_INVAL_RELEASE, GMEM_BACKING_GMEM, 0,
 				vm->ram_size);

@@ -153,6 +153,16 @@ struct gmem_config {
 	enum gmem_layout layout;	/* GMEM_LAYOUT_AUTO: probe */
 	const struct gmem_platform_ops *platform;	/* may be NULL */
 	void *platform_data;
+	/*
+	 * Discard mode: punch old backings from a reclaim thread instead of
+	 * inside gmem_convert().  A page is still never handed out again in
+	 * a view before its old memory there is punched (the conversion that
+	 * would hand it out punches first).  reclaim_max_pending bounds the
+	 * bytes waiting (0: 1 GiB); past it a conversion punches its own
+	 * range synchronously (back-pressure).
+	 */
+	bool deferred_reclaim;
+	uint64_t reclaim_max_pending;
 };
 
 struct gmem_vm;
@@ -292,9 +302,20 @@ struct gmem_stats {
 	uint64_t bytes_discarded;		/* punched out of a backing */
 	uint64_t conversions_failed;
 	uint64_t map_bytes;			/* memory of the page-state map */
+	uint64_t reclaim_pending_bytes;		/* deferred punches waiting */
+	uint64_t reclaim_sync_punches;		/* deferred punches done by a
+						   caller, not the thread:
+						   back-pressure, re-grant,
+						   drain */
 };
 
 void gmem_get_stats(struct gmem_vm *vm, struct gmem_stats *stats);
+
+/*
+ * Wait until every deferred punch has been done (no-op without deferred
+ * reclaim).  0, or the -errno of a punch that failed.
+ */
+int gmem_reclaim_drain(struct gmem_vm *vm);
 
 /*
  * Bytes of @id's backing that hold memory now (resident pages, measured
