@@ -38,6 +38,7 @@
  *  - listeners see a range mapped only once it is accessible (6 after 5),
  *    and unmapped before it stops being accessible (2 before 3).
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -264,6 +265,7 @@ static int64_t convert_locked(struct gmem_vm *vm, struct delta *d)
 	enum gmem_state from = to == GMEM_PRIVATE ? GMEM_SHARED : GMEM_PRIVATE;
 	enum gmem_backing_id old_backing = gmem_backing_of(vm, from);
 	bool punched_now = false;
+	int64_t ret;
 	int err;
 
 	/* 2. Users of shared memory let go first; any may veto. */
@@ -323,9 +325,11 @@ static int64_t convert_locked(struct gmem_vm *vm, struct delta *d)
 	/* 9. Commit. */
 	pthread_mutex_lock(&vm->lock);
 	/* One set over the whole range: pages already in @to are unchanged,
-	 * and a single set needs at most the two nodes reserved in step 1. */
-	range_map_set(vm->map, d->start, d->range_pages, (uint8_t)to, NULL,
-		      NULL);
+	 * and a single set needs at most the two nodes reserved in step 1,
+	 * so it cannot fail (asserted: a failure here would lose state). */
+	ret = range_map_set(vm->map, d->start, d->range_pages, (uint8_t)to,
+			    NULL, NULL);
+	assert(ret == (int64_t)d->pages);
 	if (to == GMEM_PRIVATE) {
 		vm->stats.conversions_to_private++;
 		vm->stats.pages_to_private += d->pages;
@@ -385,7 +389,9 @@ int64_t gmem_convert(struct gmem_vm *vm, uint64_t offset, uint64_t len,
 	range_lock_acquire(&vm->rlock, &w, start, start + npages);
 	pthread_mutex_lock(&vm->lock);
 	err = range_map_for_each(vm->map, start, npages, collect_run, &d);
-	if (!err)
+	/* Held until the commit: other conversions commit in between, and
+	 * their sets must not use the nodes this one's set needs. */
+	if (!err && d.nr)
 		err = range_map_reserve(vm->map);
 	pthread_mutex_unlock(&vm->lock);
 	if (err) {
@@ -393,8 +399,14 @@ int64_t gmem_convert(struct gmem_vm *vm, uint64_t offset, uint64_t len,
 		goto out;
 	}
 	ret = d.nr ? convert_locked(vm, &d) : 0;
+	pthread_mutex_lock(&vm->lock);
+	if (d.nr)
+		range_map_unreserve(vm->map);
+	if (ret < 0)
+		vm->stats.conversions_failed++;
+	pthread_mutex_unlock(&vm->lock);
 out:
-	if (ret < 0) {
+	if (ret < 0 && err) {
 		pthread_mutex_lock(&vm->lock);
 		vm->stats.conversions_failed++;
 		pthread_mutex_unlock(&vm->lock);

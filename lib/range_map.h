@@ -44,10 +44,15 @@ int range_map_for_each(const struct range_map *map, uint64_t start,
 		       uint64_t npages, range_map_run_fn fn, void *arg);
 
 /*
- * Make sure the next range_map_set() cannot fail for lack of memory (a set
- * needs at most two new nodes).  0 or -ENOMEM.
+ * Take a reservation: until it is given back with range_map_unreserve(),
+ * one range_map_set() by its holder cannot fail for lack of memory, even
+ * if other sets run first (reservations are counted; each keeps room for
+ * the at most two nodes a set adds).  The guarantee assumes that every
+ * set made while reservations are held is made by a holder (libgmem's
+ * engine reserves for every conversion).  0 or -ENOMEM (nothing taken).
  */
 int range_map_reserve(struct range_map *map);
+void range_map_unreserve(struct range_map *map);
 
 /*
  * Set [start, start + npages) to @value and merge equal neighbours.  If
@@ -55,8 +60,8 @@ int range_map_reserve(struct range_map *map);
  * maximal sub-range whose value changed, with its old value (a page already
  * at @value is not reported).  Returns the number of pages that changed,
  * -EINVAL for an empty range or one outside the map, -ENOMEM if no
- * reservation was made and memory ran out (the map is then unchanged).
- * After range_map_reserve() returned 0, a valid call cannot fail.
+ * reservation is held and memory ran out (the map is then unchanged).
+ * A valid call by the holder of a reservation cannot fail.
  * A non-zero return of @changed does not stop the update.
  */
 int64_t range_map_set(struct range_map *map, uint64_t start, uint64_t npages,
