@@ -194,7 +194,9 @@ static int audit_listener(struct audit *a, struct gmem_listener *l)
 		return a->err;
 	if (err)
 		return err < 0 ? err : -EIO;
-	qsort(a->ranges, a->nr, sizeof(*a->ranges), cmp_range);
+	/* No mappings leaves ranges NULL, which qsort() must not be given. */
+	if (a->nr)
+		qsort(a->ranges, a->nr, sizeof(*a->ranges), cmp_range);
 	/* Merge touching ranges: a listener may map a run in pieces. */
 	for (i = 0, j = 0; i < a->nr; i++) {
 		if (a->ranges[i].start >= a->ranges[i].end ||
