@@ -1,0 +1,472 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# gmvm's command line and image validation, and its exit statuses for the
+# basic guest events, with tiny assembly guests built here.
+#
+#  - usage and --help of every command;
+#  - every bad option or value: status 125 and one line naming it;
+#  - every kind of bad ELF image: status 125 and one line naming the
+#    problem (checked before KVM is touched, so these run without KVM);
+#  - with KVM: caps, exit status pass-through, console, boot state and
+#    command line, doorbell results, undefined port, bad doorbell size,
+#    hlt, triple fault, --timeout, --stats=json, two vCPUs.
+#
+# Run by tests/run-tests.sh with BUILD set and cwd = the repository root.
+# Exit 0 pass, 1 fail, 77 skip.
+set -u
+BUILD=${BUILD:-build}
+GMVM=$BUILD/gmvm
+[ -x "$GMVM" ] || { echo "no $GMVM: build gmvm first"; exit 1; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+
+fail() {
+	echo "FAIL: $*"
+	fails=$((fails + 1))
+}
+
+# expect STATUS PATTERN -- gmvm ARGS...: status and a stderr line matching
+# PATTERN (extended regex; "" = don't care).  stderr must be one line
+# whenever gmvm refuses to start (status 125).
+expect() {
+	local want=$1 pat=$2 st lines
+	shift 3
+	"$GMVM" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+	st=$?
+	if [ "$st" != "$want" ]; then
+		fail "gmvm $* exited $st, expected $want; stderr: $(head -c 300 "$tmp/err")"
+		return
+	fi
+	if [ -n "$pat" ] && ! grep -Eq -- "$pat" "$tmp/err"; then
+		fail "gmvm $*: stderr does not match /$pat/: $(head -c 300 "$tmp/err")"
+		return
+	fi
+	lines=$(wc -l <"$tmp/err")
+	if [ "$want" = 125 ] && [ "$lines" != 1 ]; then
+		fail "gmvm $*: $lines stderr lines, expected 1: $(cat "$tmp/err")"
+		return
+	fi
+	if [ -s "$tmp/err" ] && ! grep -q '^gmvm: ' "$tmp/err"; then
+		fail "gmvm $*: a message does not start with 'gmvm: ': $(cat "$tmp/err")"
+	fi
+}
+
+# poke FILE OFFSET NBYTES VALUE: write VALUE little-endian.
+poke() {
+	local f=$1 off=$2 n=$3 v=$4 i s=""
+	for ((i = 0; i < n; i++)); do
+		s+=$(printf '\\%03o' $(((v >> (8 * i)) & 255)))
+	done
+	printf "$s" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
+}
+
+peek() {	# FILE OFFSET NBYTES
+	od -An -t "u$3" -j "$2" -N "$3" "$1" | tr -d ' '
+}
+
+# ---------------------------------------------------------------- usage
+expect 0 "" -- --help
+grep -q 'run \[OPTIONS\] GUEST.elf' "$tmp/out" || fail "gmvm --help does not describe run"
+expect 0 "" -- help
+expect 0 "" -- run --help
+grep -q -- '--init-shared' "$tmp/out" || fail "gmvm run --help lacks --init-shared"
+expect 0 "" -- run -h
+expect 0 "" -- caps --help
+grep -q -- '--json' "$tmp/out" || fail "gmvm caps --help lacks --json"
+expect 125 "no command given" --
+expect 125 "unknown command 'frobnicate'" -- frobnicate
+expect 125 "unknown argument" -- caps --bogus
+
+# ---------------------------------------------------------------- options
+x=/nonexistent.elf
+expect 125 "no guest image" -- run
+expect 125 "no guest image" -- run --memory 16M
+expect 125 "unknown option '--bogus'" -- run --bogus $x
+expect 125 "unknown option '-x'" -- run -x $x
+expect 125 "--memory needs a value" -- run --memory
+expect 125 "--memory: 'lots'" -- run --memory lots $x
+expect 125 "--memory: '12Q'" -- run --memory=12Q $x
+expect 125 "--memory: '-4M'" -- run --memory -4M $x
+expect 125 "not a multiple of 4 KiB" -- run --memory 4097K $x
+expect 125 "not a multiple of 4 KiB" -- run --memory=3000000 $x
+expect 125 "less than the minimum" -- run --memory 1M $x
+expect 125 "less than the minimum" -- run --memory 0 $x
+expect 125 "more than the maximum" -- run --memory 65G $x
+expect 125 "--memory: '99999999999999999999G'" -- run --memory 99999999999999999999G $x
+expect 125 "--memory: '17179869184G'" -- run --memory 17179869184G $x
+expect 125 "--vcpus: '0'" -- run --vcpus 0 $x
+expect 125 "--vcpus: '65'" -- run --vcpus=65 $x
+expect 125 "--vcpus: 'two'" -- run --vcpus two $x
+expect 125 "--vcpus: '1x'" -- run --vcpus 1x $x
+expect 125 "--conversion: 'sideways'" -- run --conversion sideways $x
+expect 125 "--implicit: 'maybe'" -- run --implicit=maybe $x
+expect 125 "--init-shared takes no value" -- run --init-shared=yes $x
+expect 125 "--timeout: '0'" -- run --timeout 0 $x
+expect 125 "--timeout: '-1'" -- run --timeout=-1 $x
+expect 125 "--timeout: 'soon'" -- run --timeout soon $x
+expect 125 "--timeout: 'nan'" -- run --timeout nan $x
+expect 125 "--stats: 'xml'" -- run --stats=xml $x
+# Options are accepted in both forms and stop at the image: the image is
+# what fails here, so the options were fine.
+expect 125 "nonexistent.elf: cannot open" -- run --memory 16M --vcpus=2 \
+	--conversion in-place --implicit deny --init-shared --timeout 1.5 \
+	--stats $x --memory bogus
+expect 125 "nonexistent.elf: cannot open" -- run --stats=json --memory=0x1000000 -- $x
+expect 125 "not a regular file" -- run /
+
+# ---------------------------------------------------------------- images
+cat >"$tmp/guest.S" <<'EOF'
+	.section .text.entry, "ax"
+	.globl	_start
+_start:
+#if V == 0		/* exit 42 */
+	movl	$42, %eax
+	outl	%eax, $0xf4
+#elif V == 1		/* undefined port */
+	outb	%al, $0x80
+#elif V == 2		/* hlt */
+	hlt
+#elif V == 3		/* spin */
+1:	jmp	1b
+#elif V == 4		/* triple fault: no IDT */
+	ud2
+#elif V == 5		/* console */
+	leaq	msg(%rip), %rsi
+	movl	$msg_end - msg, %ecx
+	movw	$0x3f8, %dx
+	rep outsb
+	movw	$0x3fd, %dx
+	inb	%dx, %al
+	cmpb	$0x60, %al
+	jne	fail
+	xorl	%eax, %eax
+	outl	%eax, $0xf4
+#elif V == 6		/* boot state: magic, version, vCPU, stack, cmdline */
+	pushfq				/* first: anything else changes flags */
+	popq	%rax
+	cmpq	$2, %rax
+	jne	fail
+	cmpl	$0x49424d47, (%rdi)
+	jne	fail
+	cmpl	$1, 4(%rdi)
+	jne	fail
+	cmpl	$1, 32(%rdi)		/* nr_vcpus */
+	jne	fail
+	testq	%rsi, %rsi
+	jnz	fail
+	testq	$15, %rsp
+	jnz	fail
+	movq	24(%rdi), %rax		/* free_start >= stack top */
+	cmpq	%rax, %rsp
+	ja	fail
+	testq	$0xfff, %rax
+	jnz	fail
+	movq	8(%rdi), %rbx		/* ram_size = 32M */
+	cmpq	$0x2000000, %rbx
+	jne	fail
+	movq	16(%rdi), %rbx		/* shared_base: 0 or >= ram_size */
+	testq	%rbx, %rbx
+	jz	1f
+	cmpq	$0x2000000, %rbx
+	jb	fail
+1:	movq	40(%rdi), %rbx		/* cmdline "a bc" */
+	cmpl	$0x63622061, (%rbx)
+	jne	fail
+	cmpb	$0, 4(%rbx)
+	jne	fail
+	movq	%cr0, %rax		/* PE, MP, PG; not EM */
+	andl	$0x80000007, %eax
+	cmpl	$0x80000003, %eax
+	jne	fail
+	movq	%cr4, %rax		/* PAE, OSFXSR, OSXMMEXCPT */
+	andq	$0x620, %rax
+	cmpq	$0x620, %rax
+	jne	fail
+	movw	%cs, %ax
+	cmpw	$0x08, %ax
+	jne	fail
+	movw	%ss, %ax
+	cmpw	$0x10, %ax
+	jne	fail
+	xorl	%eax, %eax
+	outl	%eax, $0xf4
+#elif V == 7		/* doorbell results */
+	movq	%rdi, %r12
+	movl	$13, %eax		/* unknown number */
+	outb	%al, $0xf5
+	cmpq	$-1000, %rax
+	jne	fail
+	movl	$12, %eax		/* unaligned */
+	movl	$1, %ebx
+	movl	$1, %ecx
+	xorl	%edx, %edx
+	outb	%al, $0xf5
+	cmpq	$-22, %rax
+	jne	fail
+	movl	$12, %eax		/* a1 = 0 */
+	movq	24(%r12), %rbx
+	xorl	%ecx, %ecx
+	outb	%al, $0xf5
+	cmpq	$-22, %rax
+	jne	fail
+	movl	$12, %eax		/* a1 * 4096 overflows */
+	movabsq	$0x10000000000000, %rcx
+	outb	%al, $0xf5
+	cmpq	$-22, %rax
+	jne	fail
+	movl	$12, %eax		/* past the end of RAM */
+	movq	8(%r12), %rcx
+	shrq	$12, %rcx
+	outb	%al, $0xf5
+	cmpq	$-22, %rax
+	jne	fail
+	movl	$12, %eax		/* hint 3 */
+	movl	$1, %ecx
+	movl	$3, %edx
+	outb	%al, $0xf5
+	cmpq	$-22, %rax
+	jne	fail
+	movl	$12, %eax		/* reserved bit */
+	movl	$0x20, %edx
+	outb	%al, $0xf5
+	cmpq	$-22, %rax
+	jne	fail
+	movl	$12, %eax		/* ok: to shared, then private */
+	xorl	%edx, %edx
+	outb	%al, $0xf5
+	testq	%rax, %rax
+	jnz	fail
+	cmpq	24(%r12), %rbx		/* arguments preserved */
+	jne	fail
+	movl	$12, %eax
+	movl	$0x10, %edx
+	outb	%al, $0xf5
+	testq	%rax, %rax
+	jnz	fail
+	xorl	%eax, %eax
+	outl	%eax, $0xf4
+#elif V == 8		/* 2-byte doorbell */
+	movl	$12, %eax
+	outw	%ax, $0xf5
+#elif V == 9		/* two vCPUs: 1 parks, 0 exits 7 */
+	testl	%esi, %esi
+	jz	1f
+	hlt
+1:	movl	$7, %eax
+	outl	%eax, $0xf4
+#elif V == 10		/* access past the end of the shared view */
+	movq	8(%rdi), %rbx
+	addq	16(%rdi), %rbx
+	movq	(%rbx), %rax
+#elif V == 11		/* DMA device registers, statuses, PIN vs MAP_GPA_RANGE */
+#define OUT(reg, val)	movl val, %eax; movw $reg, %dx; outl %eax, %dx
+#define IN(reg)		movw $reg, %dx; inl %dx, %eax
+#define STATUS(v)	IN(0x534); cmpl $v, %eax; jne fail
+#define MAP(attr)	movl $12, %eax; movq %r12, %rbx; movl $1, %ecx; \
+			movl $attr, %edx; outb %al, $0xf5
+	movq	24(%rdi), %r12		/* free_start, made private */
+	MAP(0x10)
+	testq	%rax, %rax
+	jnz	fail
+	OUT(0x52c, $0x1234abcd)		/* registers read back */
+	IN(0x52c)
+	cmpl	$0x1234abcd, %eax
+	jne	fail
+	movw	$0x534, %dx		/* wrong size: all ones */
+	inw	%dx, %ax
+	cmpw	$0xffff, %ax
+	jne	fail
+	IN(0x53c)			/* no register: all ones */
+	cmpl	$-1, %eax
+	jne	fail
+	OUT(0x520, %r12d)
+	movq	%r12, %rax
+	shrq	$32, %rax
+	movw	$0x524, %dx
+	outl	%eax, %dx
+	OUT(0x528, $0)			/* LEN 0: bad */
+	OUT(0x530, $1)
+	STATUS(2)
+	OUT(0x528, $0x1000001)		/* LEN 16 MiB + 1: bad */
+	OUT(0x530, $1)
+	STATUS(2)
+	OUT(0x528, $4096)
+	OUT(0x530, $9)			/* unknown command: bad */
+	STATUS(2)
+	OUT(0x530, $1)			/* FILL a private page: fault */
+	STATUS(1)
+	OUT(0x530, $3)			/* PIN a private page: fault */
+	STATUS(1)
+	OUT(0x530, $4)			/* UNPIN what is not pinned: bad */
+	STATUS(2)
+	MAP(0)				/* to shared */
+	testq	%rax, %rax
+	jnz	fail
+	OUT(0x52c, $0x5a)
+	OUT(0x530, $1)			/* FILL */
+	STATUS(0)
+	OUT(0x530, $2)			/* CHECKSUM */
+	STATUS(0)
+	IN(0x538)
+	cmpl	$0x5a000, %eax
+	jne	fail
+	movl	$64, %r13d		/* 64 pins fit, the 65th does not */
+1:	OUT(0x530, $3)
+	STATUS(0)
+	decl	%r13d
+	jnz	1b
+	OUT(0x530, $3)
+	STATUS(2)
+	MAP(0x10)			/* to private while pinned: busy */
+	cmpq	$-11, %rax
+	jne	fail
+	OUT(0x530, $2)			/* nothing changed: still readable */
+	STATUS(0)
+	movl	$64, %r13d
+2:	OUT(0x530, $4)
+	STATUS(0)
+	decl	%r13d
+	jnz	2b
+	OUT(0x530, $4)
+	STATUS(2)
+	MAP(0x10)			/* now it converts */
+	testq	%rax, %rax
+	jnz	fail
+	OUT(0x530, $2)
+	STATUS(1)
+	xorl	%eax, %eax
+	outl	%eax, $0xf4
+#elif V == 13		/* read of the exit port */
+	inl	$0xf4, %eax
+#endif
+fail:
+	movl	$1, %eax
+	outl	%eax, $0xf4
+msg:	.ascii	"hello from the guest\n"
+msg_end:
+	/* Three PT_LOAD segments with contents, for the overlap test. */
+	.section .rodata
+	.quad	1
+	.data
+	.quad	2
+EOF
+build_guest() {	# VARIANT OUT
+	gcc -x assembler-with-cpp -DV="$1" -nostdlib -static -no-pie \
+		-Wl,--build-id=none -Wl,-T,guest/guest.ld \
+		-Wl,-z,noexecstack -Wl,-z,max-page-size=4096 \
+		-o "$2" "$tmp/guest.S" 2>"$tmp/cc.err" ||
+		{ echo "cannot build test guest $1: $(cat "$tmp/cc.err")"; exit 1; }
+}
+for v in 0 1 2 3 4 5 6 7 8 9 10 11 13; do
+	build_guest $v "$tmp/g$v.elf"
+done
+ok=$tmp/g0.elf
+phoff=$(peek $ok 32 8)
+phnum=$(peek $ok 56 2)
+[ "$phnum" -ge 1 ] || { echo "test guest has no program headers"; exit 1; }
+
+bad() {	# NAME PATTERN: copy ok to NAME, caller patches, then expect 125
+	cp $ok "$tmp/$1"
+}
+bad magic; poke "$tmp/magic" 0 1 0
+expect 125 "magic: not an ELF file" -- run "$tmp/magic"
+printf 'EL' >"$tmp/tiny"
+expect 125 "tiny: not an ELF file" -- run "$tmp/tiny"
+: >"$tmp/empty"
+expect 125 "empty: not an ELF file" -- run "$tmp/empty"
+head -c 6 $ok >"$tmp/six"
+expect 125 "six: truncated" -- run "$tmp/six"
+bad class; poke "$tmp/class" 4 1 1
+expect 125 "class: not a 64-bit ELF" -- run "$tmp/class"
+bad endian; poke "$tmp/endian" 5 1 2
+expect 125 "endian: not a little-endian ELF" -- run "$tmp/endian"
+bad machine; poke "$tmp/machine" 18 2 3
+expect 125 "machine: machine 3 is not x86-64" -- run "$tmp/machine"
+bad type; poke "$tmp/type" 16 2 3
+expect 125 "type: not an executable: type 3 \\(ET_DYN" -- run "$tmp/type"
+bad rel; poke "$tmp/rel" 16 2 1
+expect 125 "rel: not an executable" -- run "$tmp/rel"
+head -c 40 $ok >"$tmp/trunc_ehdr"
+expect 125 "trunc_ehdr: truncated" -- run "$tmp/trunc_ehdr"
+head -c $((phoff + 20)) $ok >"$tmp/trunc_phdr"
+expect 125 "trunc_phdr: truncated: program headers" -- run "$tmp/trunc_phdr"
+head -c $((phoff + phnum * 56 + 8)) $ok >"$tmp/trunc_seg"
+expect 125 "trunc_seg: truncated: segment" -- run "$tmp/trunc_seg"
+bad phoff; poke "$tmp/phoff" 32 8 0x7fffffffffffffff
+expect 125 "phoff: truncated: program headers" -- run "$tmp/phoff"
+bad phentsize; poke "$tmp/phentsize" 54 2 32
+expect 125 "phentsize: program header entry size 32" -- run "$tmp/phentsize"
+bad nophdr; poke "$tmp/nophdr" 56 2 0
+expect 125 "nophdr: no program headers" -- run "$tmp/nophdr"
+bad noload
+for ((i = 0; i < phnum; i++)); do poke "$tmp/noload" $((phoff + i * 56)) 4 4; done
+expect 125 "noload: no PT_LOAD segment" -- run "$tmp/noload"
+bad low; poke "$tmp/low" $((phoff + 24)) 8 0x1000
+expect 125 "low: segment 0 .* is outside guest RAM \\[1 MiB" -- run "$tmp/low"
+bad high; poke "$tmp/high" $((phoff + 24)) 8 0x7ffff000
+expect 125 "high: segment 0 .* is outside guest RAM" -- run --memory 32M "$tmp/high"
+bad wrap; poke "$tmp/wrap" $((phoff + 24)) 8 0xfffffffffffff000
+expect 125 "wrap: segment 0 .* is outside guest RAM" -- run "$tmp/wrap"
+bad huge; poke "$tmp/huge" $((phoff + 40)) 8 0x7fffffffffffffff
+expect 125 "huge: segment 0 .* is outside guest RAM" -- run "$tmp/huge"
+bad filesz; poke "$tmp/filesz" $((phoff + 40)) 8 1
+expect 125 "filesz: segment 0: p_filesz .* is larger than p_memsz" -- run "$tmp/filesz"
+bad entry; poke "$tmp/entry" 24 8 0x50
+expect 125 "entry: entry point 0x50 is not inside an executable PT_LOAD segment" -- run "$tmp/entry"
+if [ "$phnum" -ge 2 ]; then
+	p0=$(peek $ok $((phoff + 24)) 8)
+	bad overlap; poke "$tmp/overlap" $((phoff + 56 + 24)) 8 "$p0"
+	expect 125 "overlap: segments .* overlap" -- run "$tmp/overlap"
+fi
+
+# ---------------------------------------------------------------- with KVM
+if [ ! -e /dev/kvm ] || [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+	if [ "$fails" -gt 0 ]; then
+		echo "$fails failures"
+		exit 1
+	fi
+	echo "KVM not usable (/dev/kvm missing or not read-writable): skipping the runs"
+	exit 77
+fi
+
+expect 0 "" -- caps
+grep -q '^guest_memfd:' "$tmp/out" || fail "caps does not report guest_memfd"
+grep -q '^vmcall comes back:' "$tmp/out" || fail "caps does not report vmcall"
+expect 0 "" -- caps --json
+grep -q '"hypercall_transport"' "$tmp/out" || fail "caps --json lacks hypercall_transport"
+
+to="--timeout 60"
+expect 42 "" -- run $to "$tmp/g0.elf"
+expect 126 "vcpu 0: 1-byte write at I/O port 0x80, which no device defines \\(RIP 0x1" -- run $to "$tmp/g1.elf"
+expect 126 "all 1 vCPU halted" -- run $to "$tmp/g2.elf"
+expect 124 "timeout" -- run --timeout 0.5 "$tmp/g3.elf"
+expect 126 "vcpu 0: triple fault" -- run $to "$tmp/g4.elf"
+expect 0 "" -- run $to "$tmp/g5.elf"
+grep -qx 'hello from the guest' "$tmp/out" || fail "console output: $(cat "$tmp/out")"
+expect 0 "" -- run $to --memory 32M "$tmp/g6.elf" a bc
+expect 0 "" -- run $to --memory 32M --init-shared "$tmp/g6.elf" a bc
+expect 0 "" -- run $to --memory 32M --conversion in-place "$tmp/g6.elf" a bc
+expect 0 "" -- run $to "$tmp/g7.elf"
+expect 0 "" -- run $to --init-shared --conversion in-place "$tmp/g7.elf"
+expect 126 "2-byte write at the doorbell port 0xf5" -- run $to "$tmp/g8.elf"
+expect 7 "" -- run $to --vcpus 2 "$tmp/g9.elf"
+# An MMIO exit (outside guest RAM) or, on hosts whose KVM injects a fault
+# for a GPA without a memslot (PVM), a triple fault: 126 either way.
+expect 126 "outside guest RAM|triple fault" -- run $to "$tmp/g10.elf"
+expect 0 "" -- run $to "$tmp/g11.elf"
+expect 0 "" -- run $to --conversion in-place --init-shared "$tmp/g11.elf"
+expect 126 "read of the write-only exit port" -- run $to "$tmp/g13.elf"
+expect 0 "" -- run $to --stats=json "$tmp/g7.elf"
+grep -q '"hypercalls": {"count": 9' "$tmp/out" || fail "--stats=json: $(cat "$tmp/out")"
+expect 42 "" -- run $to --stats "$tmp/g0.elf"
+grep -q '^--- gmvm stats ---' "$tmp/out" || fail "--stats: $(cat "$tmp/out")"
+
+if [ "$fails" -gt 0 ]; then
+	echo "$fails failures"
+	exit 1
+fi
+echo "all passed"
+exit 0

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gmvm: the VM, its vCPUs and the pieces that talk to each other.
+ *
+ * Threads: the main thread builds the VM, starts one thread per vCPU,
+ * then waits for them (vm_run()).  An optional watchdog thread stops the
+ * VM after --timeout.  Everything in struct vm is written by the main
+ * thread before the vCPU threads start and is read-only afterwards, except:
+ *  - the stop state (stopping, status, stop_msg), under stop_lock, and
+ *    stop_flag, read without the lock by every vCPU thread before each
+ *    KVM_RUN (atomic);
+ *  - device state, each under its device's own lock;
+ *  - struct vcpu, which belongs to its thread, except run->immediate_exit
+ *    (set atomically by whoever stops the VM) and the thread handle (written
+ *    before the start gate opens).
+ *
+ * Lock order: a device lock may be held while calling into libgmem
+ * (gmem_access); libgmem may call the DMA device's IOMMU listener, whose
+ * lock (swiommu) is a leaf.  stop_lock is a leaf.  The console lock is a
+ * leaf.  Nothing is called with stop_lock held.
+ */
+#ifndef GMVM_GMVM_H
+#define GMVM_GMVM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvm_compat.h"
+#include <gmem/gmem.h>
+
+#include "stats.h"
+#include "x86/boot.h"
+
+#define GMVM_MAX_VCPUS 64
+#define GMVM_MIN_RAM (2ULL << 20)
+#define GMVM_MAX_RAM (64ULL << 30)
+#define GMVM_DEFAULT_RAM (256ULL << 20)
+
+/* ABI section 8. */
+#define GMVM_EXIT_TIMEOUT 124
+#define GMVM_EXIT_HOST_ERROR 125
+#define GMVM_EXIT_GUEST_FAULT 126
+
+#define SZ_4K 0x1000ULL
+#define SZ_64K 0x10000ULL
+#define SZ_1M 0x100000ULL
+#define SZ_2M 0x200000ULL
+#define SZ_1G 0x40000000ULL
+
+#define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((uint64_t)(a) - 1))
+#define ALIGN_DOWN(x, a) ((x) & ~((uint64_t)(a) - 1))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+enum implicit_policy {
+	IMPLICIT_CONVERT = 0,
+	IMPLICIT_DENY = 1,
+};
+
+enum stats_format {
+	STATS_NONE = 0,
+	STATS_TEXT = 1,
+	STATS_JSON = 2,
+};
+
+/* What `gmvm run` was asked to do (main.c fills it). */
+struct vm_config {
+	uint64_t ram_size;
+	unsigned int nr_vcpus;
+	enum gmem_mode mode;
+	enum implicit_policy implicit;
+	bool init_shared;
+	double timeout;		/* seconds; 0: none */
+	enum stats_format stats;
+	const char *elf_path;
+	char *cmdline;		/* the guest's ARGS joined; NULL if none */
+};
+
+/* What an exit handler tells the vCPU loop to do next. */
+enum exit_action {
+	EXIT_RESUME = 0,	/* re-enter KVM_RUN */
+	EXIT_PARK = 1,		/* hlt: this vCPU is done, the VM goes on */
+	EXIT_STOP = 2,		/* vm_stop() was called: leave the loop */
+};
+
+struct vm;
+struct vcpu;
+
+/*
+ * A port-I/O handler: one access of @size (1, 2 or 4) bytes starting at
+ * @port, which lies in [first, last] (the access may extend past last: a
+ * port-I/O transaction is addressed by its first port).  @data holds the
+ * value written (out) or receives the value read (in), little-endian.
+ */
+typedef enum exit_action (*port_fn)(struct vcpu *vcpu, void *opaque,
+				    uint16_t port, bool out,
+				    unsigned int size, uint8_t *data);
+
+#define VM_MAX_PORT_HANDLERS 8
+
+struct port_handler {
+	uint16_t first;
+	uint16_t last;
+	const char *name;
+	bool no_string;		/* rep ins/outs (count > 1) is a guest fault */
+	port_fn fn;
+	void *opaque;
+};
+
+struct vcpu {
+	struct vm *vm;
+	unsigned int index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+
+	/* Registers when KVM_CAP_SYNC_REGS is not available. */
+	struct kvm_regs regs;
+
+	/* Implicit conversion livelock guard (implicit.c). */
+	uint64_t fault_gpa;
+	unsigned int fault_repeats;
+	unsigned int fault_stuck;
+
+	/* Hypercall latency: set by the handler, recorded before re-entry. */
+	bool hc_timing;
+	uint64_t t_exit;
+
+	struct vcpu_stats stats;
+};
+
+struct dmatest;
+struct console;
+
+struct vm {
+	const struct vm_config *cfg;
+	int kvm_fd;
+	int vm_fd;
+	size_t run_size;
+	struct gmem_vm *gmem;
+	uint64_t ram_size;
+	uint64_t shared_base;
+	struct kvm_cpuid2 *cpuid;
+	bool sync_regs;		/* KVM_CAP_SYNC_REGS has KVM_SYNC_X86_REGS */
+	bool vmcall;		/* hypercalls use vmcall (boot flag bit 2) */
+	struct boot_layout boot;
+
+	unsigned int nr_vcpus;
+	struct vcpu *vcpus;
+
+	struct port_handler ports[VM_MAX_PORT_HANDLERS];
+	unsigned int nr_ports;
+
+	struct console *console;
+	struct dmatest *dma;
+
+	/*
+	 * Start gate: vCPU threads wait here until every thread exists.
+	 * running counts the vCPU threads still in their loop; the main
+	 * thread waits on done_cond for it to reach 0.  All under gate_lock.
+	 */
+	pthread_mutex_t gate_lock;
+	pthread_cond_t gate_cond;
+	pthread_cond_t done_cond;
+	int gate;		/* 0 wait, 1 go, -1 abort */
+	unsigned int running;
+
+	/* Stop state: the first vm_stop() wins. */
+	pthread_mutex_t stop_lock;
+	bool stopping;
+	int status;
+	char stop_msg[1024];
+	int stop_flag;		/* atomic mirror of stopping for the loops */
+
+	uint64_t t_start;
+	uint64_t t_end;
+};
+
+/* vm.c */
+int vm_run(const struct vm_config *cfg);
+enum exit_action vm_stop(struct vm *vm, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+bool vm_stopping(struct vm *vm);
+int vm_register_ports(struct vm *vm, const struct port_handler *h);
+void gmvm_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int kvm_open(int *fd, bool quiet);
+int vm_missing_caps(int fd, char *buf, size_t len);
+uint64_t now_ns(void);
+
+/* vcpu.c */
+int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned int index);
+void vcpu_destroy(struct vm *vm, struct vcpu *vcpu);
+void *vcpu_thread(void *arg);
+void vcpu_kick(struct vcpu *vcpu);
+struct kvm_regs *vcpu_regs(struct vcpu *vcpu);
+int vcpu_regs_dirty(struct vcpu *vcpu);
+uint64_t vcpu_rip(struct vcpu *vcpu);
+void vcpu_signal_init(void);
+
+/* exits.c */
+enum exit_action exits_dispatch(struct vcpu *vcpu);
+const char *exit_reason_name(uint32_t reason);
+
+/* hypercall.c */
+int hypercall_init(struct vm *vm);
+enum exit_action hypercall_vmcall_exit(struct vcpu *vcpu);
+bool hypercall_vmcall_works(int kvm_fd, const char **why);
+
+/* implicit.c */
+enum exit_action implicit_mmio(struct vcpu *vcpu);
+enum exit_action implicit_memory_fault(struct vcpu *vcpu);
+void implicit_note_exit(struct vcpu *vcpu);
+
+/* caps.c */
+int caps_main(int argc, char **argv);
+
+#endif /* GMVM_GMVM_H */

@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ELF loader (guest ABI section 1).
+ *
+ * The file is mapped read-only and every field is checked before it is
+ * used: an image is untrusted input, and a bad one must end in one line
+ * naming the problem (status 125), never in a crash or a half-loaded
+ * guest.  All arithmetic on header fields is overflow-checked.
+ *
+ * Zero fill: guest RAM is fresh when the image is loaded (gmem_create made
+ * new backings, and a launch-time conversion of --init-shared discards or
+ * keeps never-written, i.e. zero, content), so whole pages past p_filesz
+ * already read as zero.  The loader writes zeros only from p_filesz to the
+ * end of that page (which another segment's bytes may share), so a large
+ * .bss costs no memory until the guest touches it.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gmvm.h"
+#include "loader.h"
+
+static int elf_fail(const struct elf_image *img, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int elf_fail(const struct elf_image *img, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "gmvm: %s: ", img->path);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return -1;
+}
+
+static int seg_cmp(const void *a, const void *b)
+{
+	const struct elf_segment *x = a, *y = b;
+
+	return x->paddr < y->paddr ? -1 : x->paddr > y->paddr;
+}
+
+static const char *elf_type_name(unsigned int type)
+{
+	switch (type) {
+	case ET_NONE: return "ET_NONE";
+	case ET_REL: return "ET_REL, an object file";
+	case ET_EXEC: return "ET_EXEC";
+	case ET_DYN: return "ET_DYN, a shared object or PIE";
+	case ET_CORE: return "ET_CORE, a core dump";
+	default: return "unknown";
+	}
+}
+
+static int elf_check_header(struct elf_image *img, const Elf64_Ehdr *eh)
+{
+	/* elf_open() refused files shorter than the magic. */
+	if (memcmp(eh->e_ident, ELFMAG, SELFMAG))
+		return elf_fail(img, "not an ELF file (bad magic)");
+	if (img->size <= EI_DATA)
+		return elf_fail(img, "truncated: %zu bytes, the ELF header needs %zu",
+				img->size, sizeof(*eh));
+	if (eh->e_ident[EI_CLASS] != ELFCLASS64)
+		return elf_fail(img, "not a 64-bit ELF file (EI_CLASS %u%s)",
+				eh->e_ident[EI_CLASS],
+				eh->e_ident[EI_CLASS] == ELFCLASS32 ?
+				", ELF32" : "");
+	if (eh->e_ident[EI_DATA] != ELFDATA2LSB)
+		return elf_fail(img, "not a little-endian ELF file (EI_DATA %u)",
+				eh->e_ident[EI_DATA]);
+	if (img->size < sizeof(*eh))
+		return elf_fail(img, "truncated: %zu bytes, the ELF header needs %zu",
+				img->size, sizeof(*eh));
+	if (eh->e_ident[EI_VERSION] != EV_CURRENT ||
+	    eh->e_version != EV_CURRENT)
+		return elf_fail(img, "unknown ELF version %u", eh->e_version);
+	if (eh->e_machine != EM_X86_64)
+		return elf_fail(img, "machine %u is not x86-64 (EM_X86_64 = %u)",
+				eh->e_machine, EM_X86_64);
+	if (eh->e_type != ET_EXEC)
+		return elf_fail(img, "not an executable: type %u (%s), need ET_EXEC (static, non-PIE)",
+				eh->e_type, elf_type_name(eh->e_type));
+	if (eh->e_ehsize < sizeof(*eh))
+		return elf_fail(img, "bad ELF header size %u", eh->e_ehsize);
+	if (eh->e_phnum == 0)
+		return elf_fail(img, "no program headers, so no PT_LOAD segment");
+	if (eh->e_phnum == PN_XNUM)
+		return elf_fail(img, "too many program headers (extended numbering is not supported)");
+	if (eh->e_phentsize != sizeof(Elf64_Phdr))
+		return elf_fail(img, "program header entry size %u, expected %zu",
+				eh->e_phentsize, sizeof(Elf64_Phdr));
+	/* e_phnum < 0xffff and entries are 56 bytes: no overflow. */
+	if (eh->e_phoff > img->size ||
+	    img->size - eh->e_phoff < (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr))
+		return elf_fail(img, "truncated: program headers at offset %llu (%u x %zu bytes) end past the end of the file (%zu bytes)",
+				(unsigned long long)eh->e_phoff, eh->e_phnum,
+				sizeof(Elf64_Phdr), img->size);
+	return 0;
+}
+
+static int elf_check_segments(struct elf_image *img, const Elf64_Ehdr *eh,
+			      uint64_t ram_size)
+{
+	unsigned int i, n = 0;
+	bool entry_ok = false;
+
+	img->segs = calloc(eh->e_phnum, sizeof(*img->segs));
+	if (!img->segs)
+		return elf_fail(img, "out of memory");
+	for (i = 0; i < eh->e_phnum; i++) {
+		Elf64_Phdr ph;
+		struct elf_segment *s;
+
+		memcpy(&ph, img->data + eh->e_phoff + i * sizeof(ph),
+		       sizeof(ph));
+		if (ph.p_type != PT_LOAD)
+			continue;
+		if (ph.p_filesz > ph.p_memsz)
+			return elf_fail(img, "segment %u: p_filesz %#llx is larger than p_memsz %#llx",
+					i, (unsigned long long)ph.p_filesz,
+					(unsigned long long)ph.p_memsz);
+		if (ph.p_offset > img->size ||
+		    img->size - ph.p_offset < ph.p_filesz)
+			return elf_fail(img, "truncated: segment %u's %llu bytes at file offset %llu end past the end of the file (%zu bytes)",
+					i, (unsigned long long)ph.p_filesz,
+					(unsigned long long)ph.p_offset,
+					img->size);
+		if (ph.p_memsz == 0)
+			continue;	/* occupies nothing */
+		if (ph.p_paddr < SZ_1M || ph.p_paddr >= ram_size ||
+		    ram_size - ph.p_paddr < ph.p_memsz)
+			return elf_fail(img, "segment %u [%#llx, %#llx) is outside guest RAM [1 MiB, %#llx)",
+					i, (unsigned long long)ph.p_paddr,
+					(unsigned long long)(ph.p_paddr +
+							     ph.p_memsz),
+					(unsigned long long)ram_size);
+		s = &img->segs[n++];
+		s->paddr = ph.p_paddr;
+		s->memsz = ph.p_memsz;
+		s->filesz = ph.p_filesz;
+		s->offset = ph.p_offset;
+		s->flags = ph.p_flags;
+		s->index = i;
+		/*
+		 * Paging is an identity map, so the code runs at its
+		 * physical address: the entry must be inside an executable
+		 * segment as loaded (p_paddr), whatever p_vaddr says.
+		 */
+		if ((ph.p_flags & PF_X) && eh->e_entry >= ph.p_paddr &&
+		    eh->e_entry - ph.p_paddr < ph.p_memsz)
+			entry_ok = true;
+	}
+	if (n == 0)
+		return elf_fail(img, "no PT_LOAD segment with contents");
+	qsort(img->segs, n, sizeof(*img->segs), seg_cmp);
+	for (i = 1; i < n; i++) {
+		const struct elf_segment *a = &img->segs[i - 1];
+		const struct elf_segment *b = &img->segs[i];
+
+		if (b->paddr < a->paddr + a->memsz)
+			return elf_fail(img, "segments %u [%#llx, %#llx) and %u [%#llx, %#llx) overlap",
+					a->index, (unsigned long long)a->paddr,
+					(unsigned long long)(a->paddr + a->memsz),
+					b->index, (unsigned long long)b->paddr,
+					(unsigned long long)(b->paddr + b->memsz));
+	}
+	if (!entry_ok)
+		return elf_fail(img, "entry point %#llx is not inside an executable PT_LOAD segment",
+				(unsigned long long)eh->e_entry);
+	img->nr_segs = n;
+	img->entry = eh->e_entry;
+	img->start = img->segs[0].paddr;
+	img->end = img->segs[n - 1].paddr + img->segs[n - 1].memsz;
+	return 0;
+}
+
+int elf_open(struct elf_image *img, const char *path, uint64_t ram_size)
+{
+	Elf64_Ehdr eh;
+	struct stat st;
+	void *map;
+	int fd;
+
+	memset(img, 0, sizeof(*img));
+	img->path = path;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return elf_fail(img, "cannot open: %s", strerror(errno));
+	if (fstat(fd, &st)) {
+		elf_fail(img, "cannot stat: %s", strerror(errno));
+		goto err_fd;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		elf_fail(img, "not a regular file");
+		goto err_fd;
+	}
+	if (st.st_size < SELFMAG) {
+		elf_fail(img, "not an ELF file (only %lld bytes)",
+			 (long long)st.st_size);
+		goto err_fd;
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED) {
+		elf_fail(img, "cannot map: %s", strerror(errno));
+		goto err_fd;
+	}
+	close(fd);
+	img->data = map;
+	img->size = (size_t)st.st_size;
+
+	memset(&eh, 0, sizeof(eh));
+	memcpy(&eh, img->data,
+	       img->size < sizeof(eh) ? img->size : sizeof(eh));
+	if (elf_check_header(img, &eh) ||
+	    elf_check_segments(img, &eh, ram_size)) {
+		elf_close(img);
+		return -1;
+	}
+	return 0;
+
+err_fd:
+	close(fd);
+	return -1;
+}
+
+int elf_load(struct vm *vm, const struct elf_image *img)
+{
+	static uint8_t zeros[SZ_4K];
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < img->nr_segs; i++) {
+		const struct elf_segment *s = &img->segs[i];
+		uint64_t tail = s->paddr + s->filesz;
+		uint64_t zlen;
+
+		if (s->filesz) {
+			ret = gmem_access(vm->gmem, s->paddr,
+					  (void *)(img->data + s->offset),
+					  s->filesz, true, GMEM_PRIVATE);
+			if (ret < 0) {
+				gmvm_err("loading segment %u of %s at %#llx: %s",
+					 s->index, img->path,
+					 (unsigned long long)s->paddr,
+					 strerror(-ret));
+				return ret;
+			}
+		}
+		zlen = ALIGN_UP(tail, SZ_4K) - tail;
+		if (zlen > s->memsz - s->filesz)
+			zlen = s->memsz - s->filesz;
+		if (zlen) {
+			ret = gmem_access(vm->gmem, tail, zeros, zlen, true,
+					  GMEM_PRIVATE);
+			if (ret < 0) {
+				gmvm_err("zero-filling segment %u of %s at %#llx: %s",
+					 s->index, img->path,
+					 (unsigned long long)tail,
+					 strerror(-ret));
+				return ret;
+			}
+		}
+	}
+	return 0;
+}
+
+void elf_close(struct elf_image *img)
+{
+	if (img->data)
+		munmap((void *)img->data, img->size);
+	free(img->segs);
+	img->data = NULL;
+	img->segs = NULL;
+}

@@ -1,0 +1,370 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gmvm's command line: subcommands and the options of `gmvm run`.
+ *
+ * Every problem with the command line is one line on stderr and exit
+ * status 125 (guest ABI section 8), so that a test harness can tell a bad
+ * invocation from anything the guest did.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gmvm.h"
+
+static const char usage_main[] =
+	"usage: gmvm COMMAND [ARGS...]\n"
+	"\n"
+	"Run guest programs on KVM with private and shared guest memory\n"
+	"(libgmem).\n"
+	"\n"
+	"commands:\n"
+	"  run [OPTIONS] GUEST.elf [ARGS...]   run a guest program\n"
+	"  caps [--json]                       show what this host's KVM offers\n"
+	"  help                                this text\n"
+	"\n"
+	"`gmvm COMMAND --help` describes a command.\n"
+	"\n"
+	"exit status of `run`: 0..123 the guest's own (exit port 0xf4),\n"
+	"124 --timeout fired, 125 gmvm or host error (bad option or image,\n"
+	"no KVM, resource failure), 126 guest fault (triple fault, denied\n"
+	"implicit access, unhandled exit, all vCPUs halted).\n";
+
+static const char usage_run[] =
+	"usage: gmvm run [OPTIONS] GUEST.elf [ARGS...]\n"
+	"\n"
+	"Load the static x86-64 ELF executable GUEST.elf into private guest\n"
+	"memory and start every vCPU at its entry point in 64-bit mode.  ARGS\n"
+	"are joined by single spaces into the boot info command line.  Options\n"
+	"end at the first word that is not an option (or after `--`).\n"
+	"\n"
+	"options (`--opt VALUE` and `--opt=VALUE` are the same):\n"
+	"  --memory SIZE         guest RAM, bytes with optional suffix K, M or G;\n"
+	"                        a multiple of 4 KiB, 2M .. 64G (default 256M)\n"
+	"  --vcpus N             number of vCPUs, 1 .. 64 (default 1)\n"
+	"  --conversion MODE     discard: a converted page reads as zeros and its\n"
+	"                        old memory is freed (default); in-place: content\n"
+	"                        is kept across conversions\n"
+	"  --implicit POLICY     what touching a page through the wrong view does:\n"
+	"                        convert (default): convert that page and complete\n"
+	"                        the access; deny: stop with status 126\n"
+	"  --init-shared         every page starts shared, except gmvm's own area\n"
+	"                        below free_start (image, boot info, page tables,\n"
+	"                        stacks), which is private\n"
+	"  --timeout SECONDS     stop the guest with status 124 after SECONDS\n"
+	"                        (decimals allowed; default: no limit)\n"
+	"  --stats[=text|json]   at exit, print statistics on stdout after the\n"
+	"                        guest's output: page states, conversions,\n"
+	"                        exits, hypercall latency\n"
+	"  -h, --help            this text\n";
+
+static const char usage_caps[] =
+	"usage: gmvm caps [--json]\n"
+	"\n"
+	"Show what this host's KVM offers for private guest memory (VM types,\n"
+	"guest_memfd and its flags, memory attributes, hypercall exits, ...),\n"
+	"which backend, guest_memfd flags and memslot layout gmvm would use and\n"
+	"why, and whether a guest vmcall comes back to gmvm (else hypercalls use\n"
+	"the port doorbell).  Exit status 125 if KVM is not usable.\n"
+	"\n"
+	"options:\n"
+	"  --json      one JSON object instead of text\n"
+	"  -h, --help  this text\n";
+
+static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int bad_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("gmvm: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return GMVM_EXIT_HOST_ERROR;
+}
+
+/* SIZE: decimal (or 0x hex) bytes with an optional K, M or G suffix. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	unsigned int shift = 0;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	/* Decimal, or hex with 0x; never octal ("0256M" is 256M). */
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		v = strtoull(s, &end, 16);
+	else
+		v = strtoull(s, &end, 10);
+	if (errno)
+		return -errno;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	default: break;
+	}
+	if (*end)
+		return -EINVAL;
+	if (shift && v > (ULLONG_MAX >> shift))
+		return -ERANGE;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned long *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno)
+		return -errno;
+	if (*end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+enum opt_id {
+	OPT_MEMORY, OPT_VCPUS, OPT_CONVERSION, OPT_IMPLICIT, OPT_INIT_SHARED,
+	OPT_TIMEOUT, OPT_STATS, OPT_HELP,
+};
+
+enum opt_arg { ARG_NONE, ARG_REQUIRED, ARG_OPTIONAL };
+
+static const struct {
+	const char *name;
+	enum opt_id id;
+	enum opt_arg arg;
+} run_opts[] = {
+	{ "memory", OPT_MEMORY, ARG_REQUIRED },
+	{ "vcpus", OPT_VCPUS, ARG_REQUIRED },
+	{ "conversion", OPT_CONVERSION, ARG_REQUIRED },
+	{ "implicit", OPT_IMPLICIT, ARG_REQUIRED },
+	{ "init-shared", OPT_INIT_SHARED, ARG_NONE },
+	{ "timeout", OPT_TIMEOUT, ARG_REQUIRED },
+	/* Optional value only with '=': "--stats GUEST.elf" must not eat
+	 * the image name. */
+	{ "stats", OPT_STATS, ARG_OPTIONAL },
+	{ "help", OPT_HELP, ARG_NONE },
+};
+
+static int apply_opt(struct vm_config *cfg, enum opt_id id, const char *val)
+{
+	unsigned long n;
+	uint64_t size;
+	char *end;
+	double t;
+
+	switch (id) {
+	case OPT_MEMORY:
+		if (parse_size(val, &size))
+			return bad_usage("--memory: '%s' is not a size (bytes, or a number with suffix K, M or G)",
+					 val);
+		if (size % SZ_4K)
+			return bad_usage("--memory: %s is not a multiple of 4 KiB",
+					 val);
+		if (size < GMVM_MIN_RAM)
+			return bad_usage("--memory: %s is less than the minimum, 2M",
+					 val);
+		if (size > GMVM_MAX_RAM)
+			return bad_usage("--memory: %s is more than the maximum, 64G",
+					 val);
+		cfg->ram_size = size;
+		return 0;
+	case OPT_VCPUS:
+		if (parse_uint(val, &n) || n < 1 || n > GMVM_MAX_VCPUS)
+			return bad_usage("--vcpus: '%s' is not a number from 1 to %d",
+					 val, GMVM_MAX_VCPUS);
+		cfg->nr_vcpus = (unsigned int)n;
+		return 0;
+	case OPT_CONVERSION:
+		if (!strcmp(val, "discard"))
+			cfg->mode = GMEM_MODE_DISCARD;
+		else if (!strcmp(val, "in-place"))
+			cfg->mode = GMEM_MODE_IN_PLACE;
+		else
+			return bad_usage("--conversion: '%s' is neither 'discard' nor 'in-place'",
+					 val);
+		return 0;
+	case OPT_IMPLICIT:
+		if (!strcmp(val, "convert"))
+			cfg->implicit = IMPLICIT_CONVERT;
+		else if (!strcmp(val, "deny"))
+			cfg->implicit = IMPLICIT_DENY;
+		else
+			return bad_usage("--implicit: '%s' is neither 'convert' nor 'deny'",
+					 val);
+		return 0;
+	case OPT_INIT_SHARED:
+		cfg->init_shared = true;
+		return 0;
+	case OPT_TIMEOUT:
+		errno = 0;
+		t = strtod(val, &end);
+		if (errno || end == val || *end || !isfinite(t) || t <= 0 ||
+		    t > 1e7 || (*val < '0' || *val > '9'))
+			return bad_usage("--timeout: '%s' is not a number of seconds greater than 0",
+					 val);
+		cfg->timeout = t;
+		return 0;
+	case OPT_STATS:
+		if (!val || !strcmp(val, "text"))
+			cfg->stats = STATS_TEXT;
+		else if (!strcmp(val, "json"))
+			cfg->stats = STATS_JSON;
+		else
+			return bad_usage("--stats: '%s' is neither 'text' nor 'json'",
+					 val);
+		return 0;
+	case OPT_HELP:
+		break;
+	}
+	return 0;
+}
+
+/* The guest's ARGS joined by single spaces, or NULL (no ARGS). */
+static char *join_args(int argc, char **argv)
+{
+	size_t len = 0, off = 0;
+	char *s;
+	int i;
+
+	if (argc == 0)
+		return NULL;
+	for (i = 0; i < argc; i++)
+		len += strlen(argv[i]) + 1;
+	s = malloc(len);
+	if (!s)
+		return NULL;
+	for (i = 0; i < argc; i++) {
+		size_t l = strlen(argv[i]);
+
+		memcpy(s + off, argv[i], l);
+		off += l;
+		s[off++] = i + 1 < argc ? ' ' : '\0';
+	}
+	return s;
+}
+
+static int run_main(int argc, char **argv)
+{
+	struct vm_config cfg = {
+		.ram_size = GMVM_DEFAULT_RAM,
+		.nr_vcpus = 1,
+		.mode = GMEM_MODE_DISCARD,
+		.implicit = IMPLICIT_CONVERT,
+	};
+	int i, ret;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *eq, *val = NULL;
+		size_t nlen;
+		unsigned int k;
+
+		if (!strcmp(a, "--")) {
+			i++;
+			break;
+		}
+		if (!strcmp(a, "-h")) {
+			fputs(usage_run, stdout);
+			return 0;
+		}
+		if (a[0] != '-')
+			break;
+		if (a[1] != '-')
+			return bad_usage("run: unknown option '%s' (see gmvm run --help)",
+					 a);
+		a += 2;
+		eq = strchr(a, '=');
+		nlen = eq ? (size_t)(eq - a) : strlen(a);
+		for (k = 0; k < ARRAY_SIZE(run_opts); k++)
+			if (strlen(run_opts[k].name) == nlen &&
+			    !strncmp(run_opts[k].name, a, nlen))
+				break;
+		if (k == ARRAY_SIZE(run_opts))
+			return bad_usage("run: unknown option '%s' (see gmvm run --help)",
+					 argv[i]);
+		if (run_opts[k].id == OPT_HELP && !eq) {
+			fputs(usage_run, stdout);
+			return 0;
+		}
+		switch (run_opts[k].arg) {
+		case ARG_NONE:
+			if (eq)
+				return bad_usage("run: option --%s takes no value",
+						 run_opts[k].name);
+			break;
+		case ARG_REQUIRED:
+			if (eq) {
+				val = eq + 1;
+			} else {
+				if (i + 1 >= argc)
+					return bad_usage("run: option --%s needs a value",
+							 run_opts[k].name);
+				val = argv[++i];
+			}
+			break;
+		case ARG_OPTIONAL:
+			if (eq)
+				val = eq + 1;
+			break;
+		}
+		ret = apply_opt(&cfg, run_opts[k].id, val);
+		if (ret)
+			return ret;
+	}
+	if (i >= argc)
+		return bad_usage("run: no guest image given (usage: gmvm run [OPTIONS] GUEST.elf [ARGS...])");
+	cfg.elf_path = argv[i];
+	if (i + 1 < argc) {
+		cfg.cmdline = join_args(argc - i - 1, argv + i + 1);
+		if (!cfg.cmdline)
+			return bad_usage("out of memory for the command line");
+	}
+	ret = vm_run(&cfg);
+	free(cfg.cmdline);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd;
+
+	if (argc < 2)
+		return bad_usage("no command given (gmvm help lists the commands)");
+	cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") ||
+	    !strcmp(cmd, "help")) {
+		fputs(usage_main, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "run"))
+		return run_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "caps")) {
+		int i;
+
+		for (i = 2; i < argc; i++) {
+			if (!strcmp(argv[i], "-h") ||
+			    !strcmp(argv[i], "--help")) {
+				fputs(usage_caps, stdout);
+				return 0;
+			}
+		}
+		return caps_main(argc - 1, argv + 1);
+	}
+	return bad_usage("unknown command '%s' (commands: run, caps, help)",
+			 cmd);
+}

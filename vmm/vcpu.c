@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vCPUs: creation, register access and the run loop, one thread each.
+ *
+ * Stopping: vm_stop() sets vm->stop_flag, then for every vCPU sets
+ * run->immediate_exit and sends SIGUSR1 to its thread (vcpu_kick()).  The
+ * handler does nothing and is installed without SA_RESTART, so a thread
+ * inside KVM_RUN gets EINTR; a thread outside it sees stop_flag before
+ * its next KVM_RUN, and one that is between that check and the ioctl has
+ * immediate_exit set (stored before the signal is sent), so KVM_RUN
+ * returns EINTR at once.  No window is left in which a vCPU keeps running.
+ *
+ * Registers: with KVM_CAP_SYNC_REGS (KVM_SYNC_X86_REGS) KVM copies the
+ * GPRs into run->s.regs on every exit and takes them back when the bit is
+ * set in kvm_dirty_regs, which saves the KVM_GET_REGS/KVM_SET_REGS pair a
+ * doorbell would cost.  Without it, the ioctls are used.  Either way RIP is
+ * left alone, so KVM completes the `out` on re-entry.
+ *
+ * Everything in struct vcpu belongs to its thread once the start gate
+ * opens, except run->immediate_exit (written atomically by the stopper)
+ * and the thread handle (written by the main thread before the gate
+ * opens).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "gmvm.h"
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+static void signal_init_once(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_handler;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0;	/* no SA_RESTART: KVM_RUN must see EINTR */
+	sigaction(SIGUSR1, &sa, NULL);
+}
+
+void vcpu_signal_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, signal_init_once);
+}
+
+int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned int index)
+{
+	void *run;
+	int ret;
+
+	vcpu->vm = vm;
+	vcpu->index = index;
+	vcpu->fault_gpa = UINT64_MAX;
+	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+	if (vcpu->fd < 0) {
+		ret = -errno;
+		gmvm_err("vcpu %u: KVM_CREATE_VCPU: %s", index,
+			 strerror(errno));
+		return ret;
+	}
+	run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		   vcpu->fd, 0);
+	if (run == MAP_FAILED) {
+		ret = -errno;
+		gmvm_err("vcpu %u: mmap of kvm_run: %s", index,
+			 strerror(errno));
+		goto err_fd;
+	}
+	vcpu->run = run;
+	ret = boot_setup_vcpu(vm, vcpu);
+	if (ret)
+		goto err_run;
+	if (vm->sync_regs)
+		vcpu->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+	return 0;
+
+err_run:
+	munmap(vcpu->run, vm->run_size);
+	vcpu->run = NULL;
+err_fd:
+	close(vcpu->fd);
+	vcpu->fd = -1;
+	return ret;
+}
+
+void vcpu_destroy(struct vm *vm, struct vcpu *vcpu)
+{
+	if (vcpu->run)
+		munmap(vcpu->run, vm->run_size);
+	if (vcpu->fd >= 0)
+		close(vcpu->fd);
+	vcpu->run = NULL;
+	vcpu->fd = -1;
+}
+
+struct kvm_regs *vcpu_regs(struct vcpu *vcpu)
+{
+	if (vcpu->vm->sync_regs)
+		return &vcpu->run->s.regs.regs;
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &vcpu->regs)) {
+		vm_stop(vcpu->vm, GMVM_EXIT_HOST_ERROR,
+			"vcpu %u: KVM_GET_REGS: %s", vcpu->index,
+			strerror(errno));
+		return NULL;
+	}
+	return &vcpu->regs;
+}
+
+int vcpu_regs_dirty(struct vcpu *vcpu)
+{
+	if (vcpu->vm->sync_regs) {
+		vcpu->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+		return 0;
+	}
+	if (ioctl(vcpu->fd, KVM_SET_REGS, &vcpu->regs)) {
+		vm_stop(vcpu->vm, GMVM_EXIT_HOST_ERROR,
+			"vcpu %u: KVM_SET_REGS: %s", vcpu->index,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* For messages: the current RIP, read fresh (all ones if unreadable). */
+uint64_t vcpu_rip(struct vcpu *vcpu)
+{
+	struct kvm_regs regs;
+
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs))
+		return UINT64_MAX;
+	return regs.rip;
+}
+
+void vcpu_kick(struct vcpu *vcpu)
+{
+	if (!vcpu->thread_started || !vcpu->run)
+		return;
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	pthread_kill(vcpu->thread, SIGUSR1);
+}
+
+/* Wait until every vCPU thread exists; false if the start was aborted. */
+static bool gate_wait(struct vm *vm)
+{
+	int gate;
+
+	pthread_mutex_lock(&vm->gate_lock);
+	while (vm->gate == 0)
+		pthread_cond_wait(&vm->gate_cond, &vm->gate_lock);
+	gate = vm->gate;
+	pthread_mutex_unlock(&vm->gate_lock);
+	return gate > 0;
+}
+
+static enum exit_action run_failed(struct vcpu *vcpu, int err)
+{
+	uint32_t reason = vcpu->run->exit_reason;
+
+	if (err == EFAULT && reason == KVM_EXIT_MEMORY_FAULT) {
+		vcpu->stats.exits_memory_fault++;
+		return implicit_memory_fault(vcpu);
+	}
+	return vm_stop(vcpu->vm, GMVM_EXIT_GUEST_FAULT,
+		       "vcpu %u: KVM_RUN failed: %s (exit reason %s (%u)) (RIP %#llx)",
+		       vcpu->index, strerror(err), exit_reason_name(reason),
+		       reason, (unsigned long long)vcpu_rip(vcpu));
+}
+
+static void vcpu_loop(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	enum exit_action act;
+	int ret;
+
+	for (;;) {
+		if (__atomic_load_n(&vm->stop_flag, __ATOMIC_ACQUIRE))
+			break;
+		if (vcpu->hc_timing) {
+			stats_hist_record(vcpu->stats.hc_hist,
+					  now_ns() - vcpu->t_exit);
+			vcpu->hc_timing = false;
+		}
+		vcpu->stats.runs++;
+		ret = ioctl(vcpu->fd, KVM_RUN, 0);
+		vcpu->t_exit = now_ns();
+		if (ret < 0) {
+			int err = errno;
+
+			if (err == EINTR) {
+				vcpu->stats.exits_intr++;
+				continue;
+			}
+			act = run_failed(vcpu, err);
+		} else {
+			uint32_t reason = vcpu->run->exit_reason;
+
+			vcpu->stats.exits[reason < STATS_NR_EXIT_REASONS ?
+					  reason : STATS_NR_EXIT_REASONS - 1]++;
+			if (vcpu->fault_repeats)
+				implicit_note_exit(vcpu);
+			act = exits_dispatch(vcpu);
+		}
+		if (act != EXIT_RESUME)
+			break;
+	}
+}
+
+void *vcpu_thread(void *arg)
+{
+	struct vcpu *vcpu = arg;
+	struct vm *vm = vcpu->vm;
+
+	if (!gate_wait(vm))
+		return NULL;
+	vcpu_loop(vcpu);
+	pthread_mutex_lock(&vm->gate_lock);
+	vm->running--;
+	pthread_cond_signal(&vm->done_cond);
+	pthread_mutex_unlock(&vm->gate_lock);
+	return NULL;
+}

@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The VM: KVM and VM fds, the capability check, guest memory (libgmem),
+ * devices, launch, and the orchestration of one run from start to exit
+ * status.
+ *
+ * A run, in order:
+ *   1. validate the image (before touching KVM: a bad image is 125 even
+ *      on a host without KVM);
+ *   2. open /dev/kvm, create the VM, check the required capabilities
+ *      (every missing one is named), probe whether vmcall comes back;
+ *   3. gmem_create: both views, all pages private (or shared with
+ *      --init-shared), shared_base as libgmem reports it;
+ *   4. devices (console, exit, doorbell, DMA test device + its listener);
+ *   5. launch: place gmvm's structures after the image; with
+ *      --init-shared, convert [0, free_start) to private first (the ABI
+ *      puts the image and gmvm's structures in private memory, so the one
+ *      block below free_start is private and everything from free_start
+ *      up starts shared); load the image and write boot info, GDT, command
+ *      line and page tables into private memory;
+ *   6. create the vCPUs, start their threads behind a gate so that they
+ *      all enter KVM_RUN together, wait (with the --timeout deadline);
+ *   7. exit status: the first vm_stop() wins; if none was called, every
+ *      vCPU parked in hlt: 126;
+ *   8. audit libgmem's invariants (a violation is 125: a bug never passes
+ *      silently), check the DMA IOMMU, print --stats, tear down.
+ *
+ * Shared state and locking: see gmvm.h.  The main thread waits for the
+ * vCPU threads on vm->done_cond (not pthread_join) so that it can fire the
+ * timeout meanwhile; threads are joined only after all have left their
+ * loops, so a kick never targets a joined thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gmvm.h"
+#include "devices/devices.h"
+#include "loader.h"
+
+void gmvm_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("gmvm: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+int kvm_open(int *fd, bool quiet)
+{
+	int ret;
+
+	*fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (*fd >= 0)
+		return 0;
+	ret = -errno;
+	if (!quiet)
+		gmvm_err("/dev/kvm: %s (%s)", strerror(errno),
+			 errno == ENOENT ? "KVM is not available on this host" :
+			 errno == EACCES ? "no permission to use KVM" :
+			 "cannot use KVM");
+	return ret;
+}
+
+/* What gmvm itself needs from KVM (libgmem checks its own needs). */
+static const struct {
+	long cap;
+	long min;
+	const char *name;
+	const char *why;
+} required_caps[] = {
+	{ KVM_CAP_USER_MEMORY, 1, "KVM_CAP_USER_MEMORY", "memslots" },
+	{ KVM_CAP_USER_MEMORY2, 1, "KVM_CAP_USER_MEMORY2",
+	  "guest_memfd memslots" },
+	{ KVM_CAP_GUEST_MEMFD, 1, "KVM_CAP_GUEST_MEMFD",
+	  "private memory" },
+	{ KVM_CAP_NR_MEMSLOTS, 2, "KVM_CAP_NR_MEMSLOTS>=2",
+	  "one memslot per view" },
+	{ KVM_CAP_EXT_CPUID, 1, "KVM_CAP_EXT_CPUID",
+	  "KVM_GET_SUPPORTED_CPUID" },
+	{ KVM_CAP_IMMEDIATE_EXIT, 1, "KVM_CAP_IMMEDIATE_EXIT",
+	  "stopping vCPUs without a race" },
+};
+
+int vm_missing_caps(int fd, char *buf, size_t len)
+{
+	size_t off = 0;
+	unsigned int i;
+	int missing = 0;
+
+	if (len)
+		buf[0] = '\0';
+	for (i = 0; i < ARRAY_SIZE(required_caps); i++) {
+		int r = ioctl(fd, KVM_CHECK_EXTENSION, required_caps[i].cap);
+
+		if (r >= required_caps[i].min)
+			continue;
+		missing++;
+		if (off < len)
+			off += (size_t)snprintf(buf + off, len - off,
+						"%s%s (%s)", missing > 1 ?
+						", " : "",
+						required_caps[i].name,
+						required_caps[i].why);
+	}
+	return missing;
+}
+
+enum exit_action vm_stop(struct vm *vm, int status, const char *fmt, ...)
+{
+	bool first;
+	unsigned int i;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	first = !vm->stopping;
+	if (first) {
+		vm->stopping = true;
+		vm->status = status;
+		if (fmt) {
+			va_list ap;
+
+			va_start(ap, fmt);
+			vsnprintf(vm->stop_msg, sizeof(vm->stop_msg), fmt, ap);
+			va_end(ap);
+		}
+	}
+	pthread_mutex_unlock(&vm->stop_lock);
+	if (!first)
+		return EXIT_STOP;
+	__atomic_store_n(&vm->stop_flag, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->thread_started &&
+		    !pthread_equal(v->thread, pthread_self()))
+			vcpu_kick(v);
+	}
+	return EXIT_STOP;
+}
+
+bool vm_stopping(struct vm *vm)
+{
+	return __atomic_load_n(&vm->stop_flag, __ATOMIC_ACQUIRE);
+}
+
+int vm_register_ports(struct vm *vm, const struct port_handler *h)
+{
+	unsigned int i;
+
+	if (h->first > h->last || vm->nr_ports == VM_MAX_PORT_HANDLERS)
+		return -EINVAL;
+	for (i = 0; i < vm->nr_ports; i++)
+		if (h->first <= vm->ports[i].last &&
+		    vm->ports[i].first <= h->last)
+			return -EBUSY;
+	vm->ports[vm->nr_ports++] = *h;
+	return 0;
+}
+
+static int vm_open_kvm(struct vm *vm)
+{
+	char missing[512];
+	long max_vcpus;
+	int r, ret;
+
+	ret = kvm_open(&vm->kvm_fd, false);
+	if (ret)
+		return ret;
+	r = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (r != KVM_API_VERSION) {
+		gmvm_err("/dev/kvm: API version %d, gmvm needs %d", r,
+			 KVM_API_VERSION);
+		return -ENOTSUP;
+	}
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		ret = -errno;
+		gmvm_err("KVM_CREATE_VM: %s", strerror(errno));
+		return ret;
+	}
+	if (vm_missing_caps(vm->vm_fd, missing, sizeof(missing))) {
+		gmvm_err("this host's KVM lacks what gmvm needs: %s", missing);
+		return -ENOTSUP;
+	}
+	max_vcpus = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (max_vcpus <= 0)
+		max_vcpus = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION,
+				  KVM_CAP_NR_VCPUS);
+	if (max_vcpus <= 0)
+		max_vcpus = 4;	/* the documented default */
+	if (vm->nr_vcpus > max_vcpus) {
+		gmvm_err("--vcpus %u: this host's KVM allows at most %ld",
+			 vm->nr_vcpus, max_vcpus);
+		return -ENOTSUP;
+	}
+	r = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (r < (int)sizeof(struct kvm_run)) {
+		gmvm_err("KVM_GET_VCPU_MMAP_SIZE: %s",
+			 r < 0 ? strerror(errno) : "too small");
+		return -EINVAL;
+	}
+	vm->run_size = (size_t)r;
+	r = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
+	vm->sync_regs = r > 0 && (r & KVM_SYNC_X86_REGS);
+	ret = cpuid_get_supported(vm->kvm_fd, &vm->cpuid);
+	if (ret) {
+		gmvm_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
+		return ret;
+	}
+	vm->vmcall = hypercall_vmcall_works(vm->kvm_fd, NULL);
+	return 0;
+}
+
+static int vm_create_memory(struct vm *vm)
+{
+	struct gmem_config gc = {
+		.vm_fd = vm->vm_fd,
+		.ram_size = vm->ram_size,
+		.shared_base = 0,	/* libgmem picks; we use what it says */
+		.mode = vm->cfg->mode,
+		.initial_state = vm->cfg->init_shared ? GMEM_SHARED :
+							GMEM_PRIVATE,
+		.first_slot = 0,
+		.layout = GMEM_LAYOUT_AUTO,
+	};
+	int ret;
+
+	ret = gmem_create(&gc, &vm->gmem);
+	if (ret) {
+		vm->gmem = NULL;
+		gmvm_err("creating %llu MiB of guest memory (%s mode): gmem_create: %s",
+			 (unsigned long long)(vm->ram_size >> 20),
+			 gmem_mode_name(vm->cfg->mode), strerror(-ret));
+		return ret;
+	}
+	vm->shared_base = gmem_shared_base(vm->gmem);
+	if (vm->shared_base && vm->shared_base < vm->ram_size) {
+		gmvm_err("libgmem put the shared view at %#llx, inside RAM [0, %#llx)",
+			 (unsigned long long)vm->shared_base,
+			 (unsigned long long)vm->ram_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int vm_init_devices(struct vm *vm)
+{
+	int ret;
+
+	ret = console_init(vm);
+	if (!ret)
+		ret = exit_dev_init(vm);
+	if (!ret)
+		ret = hypercall_init(vm);
+	if (ret) {
+		gmvm_err("setting up devices: %s", strerror(-ret));
+		return ret;
+	}
+	ret = dmatest_init(vm);
+	if (ret)
+		gmvm_err("setting up the DMA test device: %s", strerror(-ret));
+	return ret;
+}
+
+static int vm_launch(struct vm *vm, const struct elf_image *img)
+{
+	const char *cmdline = vm->cfg->cmdline;
+	int64_t r;
+	int ret;
+
+	vm->boot.image_start = img->start;
+	vm->boot.image_end = img->end;
+	vm->boot.entry = img->entry;
+	ret = boot_plan(vm, cmdline);
+	if (ret)
+		return ret;
+	if (vm->cfg->init_shared) {
+		r = gmem_convert(vm->gmem, 0, vm->boot.free_start,
+				 GMEM_PRIVATE);
+		if (r < 0) {
+			gmvm_err("--init-shared: converting gmvm's area [0, %#llx) to private: gmem_convert: %s",
+				 (unsigned long long)vm->boot.free_start,
+				 strerror((int)-r));
+			return (int)r;
+		}
+	}
+	ret = elf_load(vm, img);
+	if (ret)
+		return ret;
+	return boot_write(vm, cmdline);
+}
+
+/* Start every vCPU thread, open the gate, wait for all, return status. */
+static int vm_run_vcpus(struct vm *vm)
+{
+	struct timespec deadline;
+	unsigned int i, started = 0;
+	bool timed = vm->cfg->timeout > 0;
+	int ret = 0;
+
+	vcpu_signal_init();
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		ret = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread,
+				     &vm->vcpus[i]);
+		if (ret)
+			break;
+		vm->vcpus[i].thread_started = true;
+		started++;
+	}
+	pthread_mutex_lock(&vm->gate_lock);
+	vm->running = started;
+	vm->gate = ret ? -1 : 1;
+	pthread_cond_broadcast(&vm->gate_cond);
+	pthread_mutex_unlock(&vm->gate_lock);
+	if (ret) {
+		gmvm_err("starting vCPU thread %u: %s", i, strerror(ret));
+		goto join;
+	}
+	vm->t_start = now_ns();
+
+	if (timed) {
+		double whole = (double)(long)vm->cfg->timeout;
+
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += (time_t)whole;
+		deadline.tv_nsec += (long)((vm->cfg->timeout - whole) * 1e9);
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&vm->gate_lock);
+	while (vm->running) {
+		if (!timed) {
+			pthread_cond_wait(&vm->done_cond, &vm->gate_lock);
+			continue;
+		}
+		if (pthread_cond_timedwait(&vm->done_cond, &vm->gate_lock,
+					   &deadline) == ETIMEDOUT) {
+			timed = false;
+			pthread_mutex_unlock(&vm->gate_lock);
+			vm_stop(vm, GMVM_EXIT_TIMEOUT,
+				"timeout: the guest was still running after %g s (--timeout)",
+				vm->cfg->timeout);
+			pthread_mutex_lock(&vm->gate_lock);
+		}
+	}
+	pthread_mutex_unlock(&vm->gate_lock);
+	vm->t_end = now_ns();
+
+join:
+	for (i = 0; i < started; i++)
+		pthread_join(vm->vcpus[i].thread, NULL);
+	if (ret)
+		return GMVM_EXIT_HOST_ERROR;
+	if (!vm->stopping) {
+		vm->status = GMVM_EXIT_GUEST_FAULT;
+		snprintf(vm->stop_msg, sizeof(vm->stop_msg),
+			 "all %u vCPU%s halted (hlt) without writing the exit port: the VM can make no progress",
+			 vm->nr_vcpus, vm->nr_vcpus > 1 ? "s" : "");
+	}
+	return vm->status;
+}
+
+/* After the run: audit, consistency checks, stats.  Returns the status. */
+static int vm_finish(struct vm *vm, int status)
+{
+	char msg[512] = "";
+	int ret;
+
+	console_flush(vm);
+	if (vm->stop_msg[0])
+		gmvm_err("%s", vm->stop_msg);
+
+	ret = gmem_audit(vm->gmem, msg, sizeof(msg));
+	if (ret == -EUCLEAN) {
+		gmvm_err("libgmem audit after the run found a violated invariant: %s",
+			 msg);
+		status = GMVM_EXIT_HOST_ERROR;
+	} else if (ret < 0) {
+		gmvm_err("libgmem audit after the run could not check: %s%s%s",
+			 strerror(-ret), msg[0] ? ": " : "", msg);
+		status = GMVM_EXIT_HOST_ERROR;
+	}
+	if (dmatest_check(vm))
+		status = GMVM_EXIT_HOST_ERROR;
+	stats_print(vm);
+	if (dmatest_teardown(vm))
+		status = GMVM_EXIT_HOST_ERROR;
+	fflush(stdout);
+	return status;
+}
+
+int vm_run(const struct vm_config *cfg)
+{
+	int status = GMVM_EXIT_HOST_ERROR;
+	struct elf_image img;
+	struct vm *vm;
+	unsigned int i;
+
+	if (elf_open(&img, cfg->elf_path, cfg->ram_size))
+		return GMVM_EXIT_HOST_ERROR;
+	vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		gmvm_err("out of memory");
+		goto err_elf;
+	}
+	vm->cfg = cfg;
+	vm->kvm_fd = -1;
+	vm->vm_fd = -1;
+	vm->ram_size = cfg->ram_size;
+	vm->nr_vcpus = cfg->nr_vcpus;
+	pthread_mutex_init(&vm->stop_lock, NULL);
+	pthread_mutex_init(&vm->gate_lock, NULL);
+	pthread_cond_init(&vm->gate_cond, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&vm->done_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		gmvm_err("out of memory");
+		goto err_vm;
+	}
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vm->vcpus[i].fd = -1;
+
+	if (vm_open_kvm(vm))
+		goto err_kvm;
+	if (vm_create_memory(vm))
+		goto err_gmem;
+	if (vm_init_devices(vm))
+		goto err_devices;
+	if (vm_launch(vm, &img))
+		goto err_devices;
+	elf_close(&img);
+	for (i = 0; i < vm->nr_vcpus; i++)
+		if (vcpu_create(vm, &vm->vcpus[i], i))
+			goto err_vcpus;
+
+	status = vm_run_vcpus(vm);
+	status = vm_finish(vm, status);
+
+err_vcpus:
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu_destroy(vm, &vm->vcpus[i]);
+err_devices:
+	dmatest_destroy(vm);
+	console_destroy(vm);
+err_gmem:
+	if (vm->gmem)
+		gmem_destroy(vm->gmem);
+err_kvm:
+	free(vm->cpuid);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	free(vm->vcpus);
+err_vm:
+	pthread_cond_destroy(&vm->done_cond);
+	pthread_cond_destroy(&vm->gate_cond);
+	pthread_mutex_destroy(&vm->gate_lock);
+	pthread_mutex_destroy(&vm->stop_lock);
+	free(vm);
+err_elf:
+	elf_close(&img);
+	return status;
+}
