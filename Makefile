@@ -60,6 +60,8 @@ LIBGMEM_SO := $(BUILD)/libgmem.so.1
 GMVM := $(BUILD)/gmvm
 
 .PHONY: all lib gmvm guests tests benches check check-tsan bench run clean help
+# Keep guest objects: they are intermediates of a pattern chain.
+.SECONDARY:
 all: lib gmvm guests tests benches
 
 lib: $(LIBGMEM_A) $(LIBGMEM_SO)
