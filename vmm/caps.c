@@ -233,11 +233,11 @@ int caps_main(int argc, char **argv)
 		}
 		gmvm_err("caps: unknown argument '%s' (usage: gmvm caps [--json])",
 			 argv[i]);
-		return GMVM_EXIT_HOST_ERROR;
+		return GM_EXIT_HOST_ERROR;
 	}
 	memset(&r, 0, sizeof(r));
 	if (kvm_open(&kvm_fd, false))
-		return GMVM_EXIT_HOST_ERROR;
+		return GM_EXIT_HOST_ERROR;
 	ret = gmem_probe_host(&r.host);
 	if (ret) {
 		gmvm_err("probing KVM: gmem_probe_host: %s", strerror(-ret));
@@ -264,5 +264,5 @@ int caps_main(int argc, char **argv)
 
 err_kvm:
 	close(kvm_fd);
-	return GMVM_EXIT_HOST_ERROR;
+	return GM_EXIT_HOST_ERROR;
 }

@@ -106,19 +106,19 @@ static enum exit_action handle_io(struct vcpu *vcpu)
 	     run->io.direction != KVM_EXIT_IO_IN) ||
 	    run->io.data_offset > vm->run_size ||
 	    (uint64_t)size * count > vm->run_size - run->io.data_offset)
-		return vm_stop(vm, GMVM_EXIT_GUEST_FAULT,
+		return vm_stop(vm, GM_EXIT_GUEST_FAULT,
 			       "vcpu %u: malformed I/O exit: port %#x, direction %u, size %u, count %u, data offset %llu (RIP %#llx)",
 			       vcpu->index, port, run->io.direction, size,
 			       count, (unsigned long long)run->io.data_offset,
 			       (unsigned long long)vcpu_rip(vcpu));
 	h = find_port(vm, port, &idx);
 	if (!h)
-		return vm_stop(vm, GMVM_EXIT_GUEST_FAULT,
+		return vm_stop(vm, GM_EXIT_GUEST_FAULT,
 			       "vcpu %u: %u-byte %s at I/O port %#x, which no device defines (RIP %#llx)",
 			       vcpu->index, size, dir, port,
 			       (unsigned long long)vcpu_rip(vcpu));
 	if (count > 1 && h->no_string)
-		return vm_stop(vm, GMVM_EXIT_GUEST_FAULT,
+		return vm_stop(vm, GM_EXIT_GUEST_FAULT,
 			       "vcpu %u: string I/O (rep %s, count %u) at the %s port %#x, which takes single accesses only (RIP %#llx)",
 			       vcpu->index, out ? "outs" : "ins", count,
 			       h->name, port,
@@ -144,7 +144,7 @@ static enum exit_action internal_error(struct vcpu *vcpu)
 	unsigned int i, n;
 
 	if (sub != KVM_INTERNAL_ERROR_EMULATION)
-		return vm_stop(vcpu->vm, GMVM_EXIT_GUEST_FAULT,
+		return vm_stop(vcpu->vm, GM_EXIT_GUEST_FAULT,
 			       "vcpu %u: KVM internal error (KVM_EXIT_INTERNAL_ERROR %u, suberror %u%s) (RIP %#llx)",
 			       vcpu->index, KVM_EXIT_INTERNAL_ERROR, sub,
 			       sub == KVM_INTERNAL_ERROR_SIMUL_EX ?
@@ -162,7 +162,7 @@ static enum exit_action internal_error(struct vcpu *vcpu)
 			snprintf(insn + 3 * i, sizeof(insn) - 3 * i, " %02x",
 				 run->emulation_failure.insn_bytes[i]);
 	}
-	return vm_stop(vcpu->vm, GMVM_EXIT_GUEST_FAULT,
+	return vm_stop(vcpu->vm, GM_EXIT_GUEST_FAULT,
 		       "vcpu %u: KVM could not emulate an instruction (KVM_EXIT_INTERNAL_ERROR %u, emulation failure) at RIP %#llx%s%s; one cause is a wrong-view access (implicit conversion) by an instruction form the host cannot emulate, such as a vector or string instruction: convert the page explicitly first (guest ABI section 6)",
 		       vcpu->index, KVM_EXIT_INTERNAL_ERROR,
 		       (unsigned long long)vcpu_rip(vcpu),
@@ -184,20 +184,20 @@ enum exit_action exits_dispatch(struct vcpu *vcpu)
 	case KVM_EXIT_HLT:
 		return EXIT_PARK;
 	case KVM_EXIT_SHUTDOWN:
-		return vm_stop(vcpu->vm, GMVM_EXIT_GUEST_FAULT,
+		return vm_stop(vcpu->vm, GM_EXIT_GUEST_FAULT,
 			       "vcpu %u: triple fault (KVM_EXIT_SHUTDOWN %u): an exception the guest could not handle; no IDT is loaded until the guest installs one (RIP %#llx)",
 			       vcpu->index, reason,
 			       (unsigned long long)vcpu_rip(vcpu));
 	case KVM_EXIT_INTERNAL_ERROR:
 		return internal_error(vcpu);
 	case KVM_EXIT_FAIL_ENTRY:
-		return vm_stop(vcpu->vm, GMVM_EXIT_GUEST_FAULT,
+		return vm_stop(vcpu->vm, GM_EXIT_GUEST_FAULT,
 			       "vcpu %u: VM entry failed (KVM_EXIT_FAIL_ENTRY %u, hardware reason %#llx) (RIP %#llx)",
 			       vcpu->index, reason,
 			       (unsigned long long)run->fail_entry.hardware_entry_failure_reason,
 			       (unsigned long long)vcpu_rip(vcpu));
 	default:
-		return vm_stop(vcpu->vm, GMVM_EXIT_GUEST_FAULT,
+		return vm_stop(vcpu->vm, GM_EXIT_GUEST_FAULT,
 			       "vcpu %u: unhandled exit %s (%u) (RIP %#llx)",
 			       vcpu->index, exit_reason_name(reason), reason,
 			       (unsigned long long)vcpu_rip(vcpu));

@@ -38,11 +38,6 @@
 #define GMVM_MAX_RAM (64ULL << 30)
 #define GMVM_DEFAULT_RAM (256ULL << 20)
 
-/* ABI section 8. */
-#define GMVM_EXIT_TIMEOUT 124
-#define GMVM_EXIT_HOST_ERROR 125
-#define GMVM_EXIT_GUEST_FAULT 126
-
 #define SZ_4K 0x1000ULL
 #define SZ_64K 0x10000ULL
 #define SZ_1M 0x100000ULL

@@ -28,15 +28,6 @@
 #include "gmvm.h"
 #include "devices/devices.h"
 
-#define HC_OK 0
-#define HC_EAGAIN (-11)
-#define HC_EINVAL (-22)
-#define HC_ENOSYS (-1000)
-
-#define MAP_GPA_HINT_MASK 0xfULL
-#define MAP_GPA_PRIVATE (1ULL << 4)
-#define MAP_GPA_RESERVED (~0x1fULL)
-
 #define VMCALL_PROBE_MS 100
 
 /*
@@ -53,9 +44,9 @@ static enum exit_action map_gpa_range(struct vcpu *vcpu, uint64_t nr,
 	int64_t ret;
 
 	vcpu->stats.hypercalls++;
-	*result = HC_EINVAL;
+	*result = GM_HC_EINVAL;
 	if (nr != KVM_HC_MAP_GPA_RANGE) {
-		*result = HC_ENOSYS;
+		*result = GM_HC_ENOSYS;
 		goto fail;
 	}
 	if (a0 % SZ_4K || a1 == 0 || a1 > UINT64_MAX / SZ_4K)
@@ -63,18 +54,18 @@ static enum exit_action map_gpa_range(struct vcpu *vcpu, uint64_t nr,
 	len = a1 * SZ_4K;
 	if (a0 + len < a0 || a0 + len > vm->ram_size)
 		goto fail;
-	if ((a2 & MAP_GPA_RESERVED) || (a2 & MAP_GPA_HINT_MASK) > 2)
+	if ((a2 & GM_MAP_RESERVED_MASK) || (a2 & GM_MAP_PAGE_SZ_MASK) > 2)
 		goto fail;
 
 	/* The page-size hint is only a hint: conversion is per 4 KiB page. */
-	to = (a2 & MAP_GPA_PRIVATE) ? GMEM_PRIVATE : GMEM_SHARED;
+	to = (a2 & GM_MAP_PRIVATE) ? GMEM_PRIVATE : GMEM_SHARED;
 	ret = gmem_convert(vm->gmem, a0, len, to);
 	if (ret == -EAGAIN) {
-		*result = HC_EAGAIN;
+		*result = GM_HC_EAGAIN;
 		goto fail;
 	}
 	if (ret < 0)
-		return vm_stop(vm, GMVM_EXIT_HOST_ERROR,
+		return vm_stop(vm, GM_EXIT_HOST_ERROR,
 			       "vcpu %u: MAP_GPA_RANGE [%#llx, %#llx) to %s: gmem_convert: %s",
 			       vcpu->index, (unsigned long long)a0,
 			       (unsigned long long)(a0 + len),
@@ -83,7 +74,7 @@ static enum exit_action map_gpa_range(struct vcpu *vcpu, uint64_t nr,
 		vcpu->stats.explicit_conv[to]++;
 		vcpu->stats.explicit_pages[to] += (uint64_t)ret;
 	}
-	*result = HC_OK;
+	*result = GM_HC_OK;
 	return EXIT_RESUME;
 
 fail:
@@ -100,7 +91,7 @@ static enum exit_action doorbell_port(struct vcpu *vcpu, void *opaque,
 	int64_t result;
 
 	if (!out || size != 1)
-		return vm_stop(vcpu->vm, GMVM_EXIT_GUEST_FAULT,
+		return vm_stop(vcpu->vm, GM_EXIT_GUEST_FAULT,
 			       "vcpu %u: %u-byte %s at the doorbell port %#x: only `outb %%al, $%#x` is defined (RIP %#llx)",
 			       vcpu->index, size, out ? "write" : "read",
 			       port, port,
@@ -126,7 +117,7 @@ enum exit_action hypercall_vmcall_exit(struct vcpu *vcpu)
 	int64_t result;
 
 	if (!vcpu->vm->vmcall)
-		return vm_stop(vcpu->vm, GMVM_EXIT_GUEST_FAULT,
+		return vm_stop(vcpu->vm, GM_EXIT_GUEST_FAULT,
 			       "vcpu %u: hypercall exit (nr %llu) although hypercall exits are not enabled (RIP %#llx)",
 			       vcpu->index,
 			       (unsigned long long)run->hypercall.nr,
@@ -144,8 +135,8 @@ enum exit_action hypercall_vmcall_exit(struct vcpu *vcpu)
 int hypercall_init(struct vm *vm)
 {
 	static const struct port_handler h = {
-		.first = PORT_DOORBELL,
-		.last = PORT_DOORBELL,
+		.first = GM_PORT_DOORBELL,
+		.last = GM_PORT_DOORBELL,
 		.name = "doorbell",
 		.no_string = true,
 		.fn = doorbell_port,

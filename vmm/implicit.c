@@ -78,7 +78,7 @@ static const char *view_name(enum gmem_state s)
 static enum exit_action deny(struct vcpu *vcpu, const struct wrong_view *wv,
 			     const char *access, uint64_t addr)
 {
-	return vm_stop(vcpu->vm, GMVM_EXIT_GUEST_FAULT,
+	return vm_stop(vcpu->vm, GM_EXIT_GUEST_FAULT,
 		       "vcpu %u: implicit conversion denied (--implicit=deny): %s of GPA %#llx through the %s view (address %#llx), page is %s (RIP %#llx)",
 		       vcpu->index, access, (unsigned long long)wv->gpa,
 		       view_name(wv->want), (unsigned long long)addr,
@@ -99,7 +99,7 @@ static int64_t convert(struct vcpu *vcpu, const struct wrong_view *wv,
 
 	ret = gmem_convert(vcpu->vm->gmem, start, end - start, wv->want);
 	if (ret == -EAGAIN) {
-		vm_stop(vcpu->vm, GMVM_EXIT_GUEST_FAULT,
+		vm_stop(vcpu->vm, GM_EXIT_GUEST_FAULT,
 			"vcpu %u: implicit conversion of GPA %#llx to %s (a %s) refused: the page is pinned by the DMA device (guest ABI section 7) (RIP %#llx)",
 			vcpu->index, (unsigned long long)wv->gpa,
 			view_name(wv->want), access,
@@ -107,7 +107,7 @@ static int64_t convert(struct vcpu *vcpu, const struct wrong_view *wv,
 		return -1;
 	}
 	if (ret < 0) {
-		vm_stop(vcpu->vm, GMVM_EXIT_HOST_ERROR,
+		vm_stop(vcpu->vm, GM_EXIT_HOST_ERROR,
 			"vcpu %u: implicit conversion of [%#llx, %#llx) to %s: gmem_convert: %s",
 			vcpu->index, (unsigned long long)start,
 			(unsigned long long)end, view_name(wv->want),
@@ -135,7 +135,7 @@ enum exit_action implicit_mmio(struct vcpu *vcpu)
 
 	if (len == 0 || len > sizeof(run->mmio.data) ||
 	    !classify(vm, addr, len, false, &wv))
-		return vm_stop(vm, GMVM_EXIT_GUEST_FAULT,
+		return vm_stop(vm, GM_EXIT_GUEST_FAULT,
 			       "vcpu %u: %u-byte %s at GPA %#llx, outside guest RAM (private view [0, %#llx), shared view [%#llx, %#llx)) (RIP %#llx)",
 			       vcpu->index, len, access,
 			       (unsigned long long)addr,
@@ -157,13 +157,13 @@ enum exit_action implicit_mmio(struct vcpu *vcpu)
 		/* Converted back by another vCPU meanwhile: again. */
 	}
 	if (ret == -EACCES)
-		return vm_stop(vm, GMVM_EXIT_GUEST_FAULT,
+		return vm_stop(vm, GM_EXIT_GUEST_FAULT,
 			       "vcpu %u: implicit conversion of GPA %#llx to %s for a %s: the page was converted back %u times in a row by other vCPUs (RIP %#llx)",
 			       vcpu->index, (unsigned long long)wv.gpa,
 			       view_name(wv.want), access, MMIO_RETRIES,
 			       (unsigned long long)vcpu_rip(vcpu));
 	if (ret < 0)
-		return vm_stop(vm, GMVM_EXIT_HOST_ERROR,
+		return vm_stop(vm, GM_EXIT_HOST_ERROR,
 			       "vcpu %u: completing a %s of GPA %#llx through the %s view: gmem_access: %s",
 			       vcpu->index, access, (unsigned long long)wv.gpa,
 			       view_name(wv.want), strerror(-ret));
@@ -184,7 +184,7 @@ enum exit_action implicit_memory_fault(struct vcpu *vcpu)
 	if (size == 0)
 		size = 1;
 	if (!classify(vm, gpa, size, private_flag, &wv))
-		return vm_stop(vm, GMVM_EXIT_GUEST_FAULT,
+		return vm_stop(vm, GM_EXIT_GUEST_FAULT,
 			       "vcpu %u: memory fault at GPA %#llx (size %#llx, flags %#llx), outside guest RAM (RIP %#llx)",
 			       vcpu->index, (unsigned long long)gpa,
 			       (unsigned long long)mf->size,
@@ -207,7 +207,7 @@ enum exit_action implicit_memory_fault(struct vcpu *vcpu)
 	vcpu->fault_stuck = changed ? 0 : vcpu->fault_stuck + 1;
 	if (vcpu->fault_stuck >= FAULT_STUCK_MAX ||
 	    vcpu->fault_repeats >= FAULT_REPEAT_MAX)
-		return vm_stop(vm, GMVM_EXIT_GUEST_FAULT,
+		return vm_stop(vm, GM_EXIT_GUEST_FAULT,
 			       "vcpu %u: memory fault at GPA %#llx (%s view) repeats without progress (%u faults in a row, %u with the page already %s) (RIP %#llx)",
 			       vcpu->index, (unsigned long long)wv.gpa,
 			       view_name(wv.want), vcpu->fault_repeats,

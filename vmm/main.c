@@ -86,7 +86,7 @@ static int bad_usage(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	return GMVM_EXIT_HOST_ERROR;
+	return GM_EXIT_HOST_ERROR;
 }
 
 /* SIZE: decimal (or 0x hex) bytes with an optional K, M or G suffix. */

@@ -109,7 +109,7 @@ struct kvm_regs *vcpu_regs(struct vcpu *vcpu)
 	if (vcpu->vm->sync_regs)
 		return &vcpu->run->s.regs.regs;
 	if (ioctl(vcpu->fd, KVM_GET_REGS, &vcpu->regs)) {
-		vm_stop(vcpu->vm, GMVM_EXIT_HOST_ERROR,
+		vm_stop(vcpu->vm, GM_EXIT_HOST_ERROR,
 			"vcpu %u: KVM_GET_REGS: %s", vcpu->index,
 			strerror(errno));
 		return NULL;
@@ -124,7 +124,7 @@ int vcpu_regs_dirty(struct vcpu *vcpu)
 		return 0;
 	}
 	if (ioctl(vcpu->fd, KVM_SET_REGS, &vcpu->regs)) {
-		vm_stop(vcpu->vm, GMVM_EXIT_HOST_ERROR,
+		vm_stop(vcpu->vm, GM_EXIT_HOST_ERROR,
 			"vcpu %u: KVM_SET_REGS: %s", vcpu->index,
 			strerror(errno));
 		return -1;
@@ -171,7 +171,7 @@ static enum exit_action run_failed(struct vcpu *vcpu, int err)
 		vcpu->stats.exits_memory_fault++;
 		return implicit_memory_fault(vcpu);
 	}
-	return vm_stop(vcpu->vm, GMVM_EXIT_GUEST_FAULT,
+	return vm_stop(vcpu->vm, GM_EXIT_GUEST_FAULT,
 		       "vcpu %u: KVM_RUN failed: %s (exit reason %s (%u)) (RIP %#llx)",
 		       vcpu->index, strerror(err), exit_reason_name(reason),
 		       reason, (unsigned long long)vcpu_rip(vcpu));

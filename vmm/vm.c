@@ -356,7 +356,7 @@ static int vm_run_vcpus(struct vm *vm)
 					   &deadline) == ETIMEDOUT) {
 			timed = false;
 			pthread_mutex_unlock(&vm->gate_lock);
-			vm_stop(vm, GMVM_EXIT_TIMEOUT,
+			vm_stop(vm, GM_EXIT_TIMEOUT,
 				"timeout: the guest was still running after %g s (--timeout)",
 				vm->cfg->timeout);
 			pthread_mutex_lock(&vm->gate_lock);
@@ -369,9 +369,9 @@ join:
 	for (i = 0; i < started; i++)
 		pthread_join(vm->vcpus[i].thread, NULL);
 	if (ret)
-		return GMVM_EXIT_HOST_ERROR;
+		return GM_EXIT_HOST_ERROR;
 	if (!vm->stopping) {
-		vm->status = GMVM_EXIT_GUEST_FAULT;
+		vm->status = GM_EXIT_GUEST_FAULT;
 		snprintf(vm->stop_msg, sizeof(vm->stop_msg),
 			 "all %u vCPU%s halted (hlt) without writing the exit port: the VM can make no progress",
 			 vm->nr_vcpus, vm->nr_vcpus > 1 ? "s" : "");
@@ -393,30 +393,30 @@ static int vm_finish(struct vm *vm, int status)
 	if (ret == -EUCLEAN) {
 		gmvm_err("libgmem audit after the run found a violated invariant: %s",
 			 msg);
-		status = GMVM_EXIT_HOST_ERROR;
+		status = GM_EXIT_HOST_ERROR;
 	} else if (ret < 0) {
 		gmvm_err("libgmem audit after the run could not check: %s%s%s",
 			 strerror(-ret), msg[0] ? ": " : "", msg);
-		status = GMVM_EXIT_HOST_ERROR;
+		status = GM_EXIT_HOST_ERROR;
 	}
 	if (dmatest_check(vm))
-		status = GMVM_EXIT_HOST_ERROR;
+		status = GM_EXIT_HOST_ERROR;
 	stats_print(vm);
 	if (dmatest_teardown(vm))
-		status = GMVM_EXIT_HOST_ERROR;
+		status = GM_EXIT_HOST_ERROR;
 	fflush(stdout);
 	return status;
 }
 
 int vm_run(const struct vm_config *cfg)
 {
-	int status = GMVM_EXIT_HOST_ERROR;
+	int status = GM_EXIT_HOST_ERROR;
 	struct elf_image img;
 	struct vm *vm;
 	unsigned int i;
 
 	if (elf_open(&img, cfg->elf_path, cfg->ram_size))
-		return GMVM_EXIT_HOST_ERROR;
+		return GM_EXIT_HOST_ERROR;
 	vm = calloc(1, sizeof(*vm));
 	if (!vm) {
 		gmvm_err("out of memory");

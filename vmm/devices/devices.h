@@ -8,15 +8,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-struct vm;
+#include "gmvm/abi.h"
 
-#define PORT_EXIT 0xf4
-#define PORT_DOORBELL 0xf5
-#define PORT_COM1 0x3f8
-#define PORT_COM1_LAST 0x3ff
-#define PORT_COM1_LSR 0x3fd
-#define PORT_DMA 0x520
-#define PORT_DMA_LAST 0x53f
+struct vm;
 
 /* exit.c: the exit port. */
 int exit_dev_init(struct vm *vm);

@@ -44,25 +44,6 @@
 #include "devices.h"
 #include "swiommu.h"
 
-#define DMA_ADDR_LO 0x00
-#define DMA_ADDR_HI 0x04
-#define DMA_LEN 0x08
-#define DMA_PATTERN 0x0c
-#define DMA_CMD 0x10
-#define DMA_STATUS 0x14
-#define DMA_RESULT 0x18
-
-#define DMA_CMD_FILL 1
-#define DMA_CMD_CHECKSUM 2
-#define DMA_CMD_PIN 3
-#define DMA_CMD_UNPIN 4
-
-#define DMA_OK 0
-#define DMA_FAULT 1
-#define DMA_BAD 2
-
-#define DMA_MAX_LEN (16ULL << 20)
-
 struct dmatest {
 	struct vm *vm;
 	pthread_mutex_t lock;	/* registers, buf, stats; held by commands */
@@ -72,7 +53,7 @@ struct dmatest {
 	uint32_t pattern;
 	uint32_t status;
 	uint32_t result;
-	uint8_t *buf;		/* bounce buffer, grown up to DMA_MAX_LEN */
+	uint8_t *buf;		/* bounce buffer, grown up to GM_DMA_MAX_LEN */
 	size_t buf_len;
 	struct swiommu iommu;
 	struct gmem_listener *listener;
@@ -124,42 +105,42 @@ static enum exit_action dma_transfer(struct vcpu *vcpu, struct dmatest *d,
 		void *p = realloc(d->buf, len);
 
 		if (!p)
-			return vm_stop(vm, GMVM_EXIT_HOST_ERROR,
+			return vm_stop(vm, GM_EXIT_HOST_ERROR,
 				       "DMA device: out of memory for a %llu-byte transfer",
 				       (unsigned long long)len);
 		d->buf = p;
 		d->buf_len = len;
 	}
-	if (cmd == DMA_CMD_FILL)
+	if (cmd == GM_DMA_CMD_FILL)
 		memset(d->buf, (int)(d->pattern & 0xff), len);
-	ret = gmem_access(vm->gmem, addr, d->buf, len, cmd == DMA_CMD_FILL,
+	ret = gmem_access(vm->gmem, addr, d->buf, len, cmd == GM_DMA_CMD_FILL,
 			  GMEM_SHARED);
 	if (ret == -EACCES && swiommu_unmap_seq(&d->iommu) != seq)
 		goto fault;	/* a conversion to private came first */
 	if (ret == -EACCES)
-		return vm_stop(vm, GMVM_EXIT_HOST_ERROR,
+		return vm_stop(vm, GM_EXIT_HOST_ERROR,
 			       "DMA device: internal inconsistency: its IOMMU maps [%#llx, %#llx) and saw no unmap since it checked, but libgmem says a page of it is not shared (gmem_access: %s): libgmem's listener notifications disagree with its page states",
 			       (unsigned long long)addr,
 			       (unsigned long long)(addr + len),
 			       strerror(-ret));
 	if (ret < 0)
-		return vm_stop(vm, GMVM_EXIT_HOST_ERROR,
+		return vm_stop(vm, GM_EXIT_HOST_ERROR,
 			       "DMA device: %s of [%#llx, %#llx): gmem_access: %s",
-			       cmd == DMA_CMD_FILL ? "FILL" : "CHECKSUM",
+			       cmd == GM_DMA_CMD_FILL ? "FILL" : "CHECKSUM",
 			       (unsigned long long)addr,
 			       (unsigned long long)(addr + len),
 			       strerror(-ret));
-	if (cmd == DMA_CMD_CHECKSUM) {
+	if (cmd == GM_DMA_CMD_CHECKSUM) {
 		for (i = 0; i < len; i++)
 			sum += d->buf[i];
 		d->result = sum;
 	}
-	d->status = DMA_OK;
+	d->status = GM_DMA_OK;
 	d->stats.bytes += len;
 	return EXIT_RESUME;
 
 fault:
-	d->status = DMA_FAULT;
+	d->status = GM_DMA_FAULT;
 	d->stats.faults++;
 	return EXIT_RESUME;
 }
@@ -174,35 +155,35 @@ static enum exit_action dma_command(struct vcpu *vcpu, struct dmatest *d,
 	int ret;
 
 	d->stats.commands[cmd >= 1 && cmd <= 4 ? cmd : 0]++;
-	if (cmd < DMA_CMD_FILL || cmd > DMA_CMD_UNPIN || len == 0 ||
-	    len > DMA_MAX_LEN || addr >= ram || len > ram - addr) {
-		d->status = DMA_BAD;
+	if (cmd < GM_DMA_CMD_FILL || cmd > GM_DMA_CMD_UNPIN || len == 0 ||
+	    len > GM_DMA_MAX_LEN || addr >= ram || len > ram - addr) {
+		d->status = GM_DMA_BAD;
 		d->stats.bad++;
 		return EXIT_RESUME;
 	}
 	switch (cmd) {
-	case DMA_CMD_FILL:
-	case DMA_CMD_CHECKSUM:
+	case GM_DMA_CMD_FILL:
+	case GM_DMA_CMD_CHECKSUM:
 		return dma_transfer(vcpu, d, cmd, addr, len);
-	case DMA_CMD_PIN:
+	case GM_DMA_CMD_PIN:
 		ret = swiommu_pin(&d->iommu, addr, len);
 		if (ret == -EFAULT) {
-			d->status = DMA_FAULT;
+			d->status = GM_DMA_FAULT;
 			d->stats.faults++;
 		} else if (ret) {
-			d->status = DMA_BAD;	/* pin table full */
+			d->status = GM_DMA_BAD;	/* pin table full */
 			d->stats.bad++;
 		} else {
-			d->status = DMA_OK;
+			d->status = GM_DMA_OK;
 		}
 		return EXIT_RESUME;
-	default:	/* DMA_CMD_UNPIN */
+	default:	/* GM_DMA_CMD_UNPIN */
 		ret = swiommu_unpin(&d->iommu, addr, len);
 		if (ret) {
-			d->status = DMA_BAD;
+			d->status = GM_DMA_BAD;
 			d->stats.bad++;
 		} else {
-			d->status = DMA_OK;
+			d->status = GM_DMA_OK;
 		}
 		return EXIT_RESUME;
 	}
@@ -213,12 +194,11 @@ static enum exit_action dma_port(struct vcpu *vcpu, void *opaque,
 				 uint8_t *data)
 {
 	struct dmatest *d = opaque;
-	unsigned int reg = port - PORT_DMA;
 	enum exit_action act = EXIT_RESUME;
 	uint32_t val = 0;
 
 	pthread_mutex_lock(&d->lock);
-	if (size != 4 || (reg & 3)) {
+	if (size != 4 || ((port - GM_PORT_DMA) & 3)) {
 		d->stats.bad_accesses++;
 		if (!out)
 			memset(data, 0xff, size);
@@ -226,24 +206,24 @@ static enum exit_action dma_port(struct vcpu *vcpu, void *opaque,
 	}
 	if (out) {
 		memcpy(&val, data, 4);
-		switch (reg) {
-		case DMA_ADDR_LO: d->addr_lo = val; break;
-		case DMA_ADDR_HI: d->addr_hi = val; break;
-		case DMA_LEN: d->len = val; break;
-		case DMA_PATTERN: d->pattern = val; break;
-		case DMA_CMD: act = dma_command(vcpu, d, val); break;
+		switch (port) {
+		case GM_DMA_ADDR_LO: d->addr_lo = val; break;
+		case GM_DMA_ADDR_HI: d->addr_hi = val; break;
+		case GM_DMA_LEN: d->len = val; break;
+		case GM_DMA_PATTERN: d->pattern = val; break;
+		case GM_DMA_CMD: act = dma_command(vcpu, d, val); break;
 		default: break;
 		}
 		goto out;
 	}
-	switch (reg) {
-	case DMA_ADDR_LO: val = d->addr_lo; break;
-	case DMA_ADDR_HI: val = d->addr_hi; break;
-	case DMA_LEN: val = d->len; break;
-	case DMA_PATTERN: val = d->pattern; break;
-	case DMA_CMD: val = 0; break;
-	case DMA_STATUS: val = d->status; break;
-	case DMA_RESULT: val = d->result; break;
+	switch (port) {
+	case GM_DMA_ADDR_LO: val = d->addr_lo; break;
+	case GM_DMA_ADDR_HI: val = d->addr_hi; break;
+	case GM_DMA_LEN: val = d->len; break;
+	case GM_DMA_PATTERN: val = d->pattern; break;
+	case GM_DMA_CMD: val = 0; break;
+	case GM_DMA_STATUS: val = d->status; break;
+	case GM_DMA_RESULT: val = d->result; break;
 	default: val = 0xffffffff; break;
 	}
 	memcpy(data, &val, 4);
@@ -255,8 +235,8 @@ out:
 int dmatest_init(struct vm *vm)
 {
 	struct port_handler h = {
-		.first = PORT_DMA,
-		.last = PORT_DMA_LAST,
+		.first = GM_PORT_DMA,
+		.last = GM_PORT_DMA_LAST,
 		.name = "dmatest",
 		.fn = dma_port,
 	};

@@ -12,7 +12,7 @@ static enum exit_action exit_port(struct vcpu *vcpu, void *opaque,
 				  uint8_t *data)
 {
 	if (!out)
-		return vm_stop(vcpu->vm, GMVM_EXIT_GUEST_FAULT,
+		return vm_stop(vcpu->vm, GM_EXIT_GUEST_FAULT,
 			       "vcpu %u: read of the write-only exit port %#x (RIP %#llx)",
 			       vcpu->index, port,
 			       (unsigned long long)vcpu_rip(vcpu));
@@ -22,8 +22,8 @@ static enum exit_action exit_port(struct vcpu *vcpu, void *opaque,
 int exit_dev_init(struct vm *vm)
 {
 	static const struct port_handler h = {
-		.first = PORT_EXIT,
-		.last = PORT_EXIT,
+		.first = GM_PORT_EXIT,
+		.last = GM_PORT_EXIT,
 		.name = "exit",
 		.no_string = true,
 		.fn = exit_port,

@@ -32,11 +32,11 @@ static enum exit_action serial_port(struct vcpu *vcpu, void *opaque,
 
 	if (!out) {
 		for (i = 0; i < size; i++)
-			data[i] = port + i == PORT_COM1_LSR ? 0x60 : 0;
+			data[i] = port + i == GM_PORT_COM1_LSR ? 0x60 : 0;
 		return EXIT_RESUME;
 	}
 	for (i = 0; i < size; i++) {
-		if (port + i != PORT_COM1)
+		if (port + i != GM_PORT_COM1)
 			continue;
 		pthread_mutex_lock(&con->lock);
 		putc_unlocked(data[i], stdout);
@@ -49,8 +49,8 @@ static enum exit_action serial_port(struct vcpu *vcpu, void *opaque,
 int console_init(struct vm *vm)
 {
 	struct port_handler h = {
-		.first = PORT_COM1,
-		.last = PORT_COM1_LAST,
+		.first = GM_PORT_COM1,
+		.last = GM_PORT_COM1_LAST,
 		.name = "console",
 		.fn = serial_port,
 	};

@@ -12,27 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gmvm/abi.h"
+
 #define GMVM_STACK_SIZE 0x10000ULL	/* 64 KiB per vCPU */
 
-/* Guest ABI section 4. */
-#define GM_BOOT_MAGIC 0x49424d47u
-#define GM_BOOT_VERSION 1u
-#define GM_BOOT_F_IN_PLACE (1u << 0)
-#define GM_BOOT_F_INIT_SHARED (1u << 1)
-#define GM_BOOT_F_VMCALL (1u << 2)
-
-struct gm_boot_info {
-	uint32_t magic;
-	uint32_t version;
-	uint64_t ram_size;
-	uint64_t shared_base;
-	uint64_t free_start;
-	uint32_t nr_vcpus;
-	uint32_t flags;
-	uint64_t cmdline;
-};
-
-_Static_assert(sizeof(struct gm_boot_info) == 48, "boot info is 48 bytes");
 
 /*
  * gmvm's area starts at the first page after the image and holds, in this

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The gmvm guest ABI, version 1 (docs/GUEST_ABI.md): boot info layout,
+ * port numbers, hypercall numbers and result codes, DMA device registers
+ * and gmvm's exit statuses.  The one definition both sides use: gmvm
+ * (vmm/) and the freestanding guest runtime (guest/) include this file, so
+ * they cannot drift apart.  Freestanding: <stddef.h> and <stdint.h> only.
+ */
+#ifndef GMVM_ABI_H
+#define GMVM_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Section 4: boot info, at the GPA in RDI, in private memory. */
+#define GM_BOOT_MAGIC		0x49424d47u	/* "GMBI" */
+#define GM_BOOT_VERSION		1u
+
+#define GM_BOOT_F_IN_PLACE	(1u << 0)	/* conversions keep content */
+#define GM_BOOT_F_INIT_SHARED	(1u << 1)	/* all RAM started shared */
+#define GM_BOOT_F_VMCALL	(1u << 2)	/* hypercalls use vmcall */
+
+struct gm_boot_info {
+	uint32_t magic;
+	uint32_t version;
+	uint64_t ram_size;
+	uint64_t shared_base;
+	uint64_t free_start;
+	uint32_t nr_vcpus;
+	uint32_t flags;
+	uint64_t cmdline;
+};
+
+_Static_assert(offsetof(struct gm_boot_info, ram_size) == 8, "boot info");
+_Static_assert(offsetof(struct gm_boot_info, shared_base) == 16, "boot info");
+_Static_assert(offsetof(struct gm_boot_info, free_start) == 24, "boot info");
+_Static_assert(offsetof(struct gm_boot_info, nr_vcpus) == 32, "boot info");
+_Static_assert(offsetof(struct gm_boot_info, flags) == 36, "boot info");
+_Static_assert(offsetof(struct gm_boot_info, cmdline) == 40, "boot info");
+_Static_assert(sizeof(struct gm_boot_info) == 48, "boot info");
+
+/* Section 7: ports. */
+#define GM_PORT_EXIT		0xf4
+#define GM_PORT_DOORBELL	0xf5
+#define GM_PORT_COM1		0x3f8
+#define GM_PORT_COM1_LSR	0x3fd
+#define GM_PORT_COM1_LAST	0x3ff
+#define GM_PORT_DMA		0x520	/* the DMA test device's ports */
+#define GM_PORT_DMA_LAST	0x53f
+
+/* Section 5: MAP_GPA_RANGE, numbered as KVM_HC_MAP_GPA_RANGE. */
+#define GM_HC_MAP_GPA_RANGE	12
+#define GM_MAP_PAGE_SZ_4K	0ULL
+#define GM_MAP_PAGE_SZ_2M	1ULL
+#define GM_MAP_PAGE_SZ_1G	2ULL
+#define GM_MAP_PAGE_SZ_MASK	0xfULL
+#define GM_MAP_PRIVATE		(1ULL << 4)	/* clear: make shared */
+#define GM_MAP_SHARED		0ULL
+#define GM_MAP_RESERVED_MASK	(~0x1fULL)	/* bits 63:5 */
+
+#define GM_HC_OK		0L
+#define GM_HC_EAGAIN		(-11L)	/* a page to make private is pinned */
+#define GM_HC_EINVAL		(-22L)
+#define GM_HC_ENOSYS		(-1000L)	/* KVM_ENOSYS: unknown number */
+
+/* Section 7: DMA test device, 32-bit registers. */
+#define GM_DMA_ADDR_LO		0x520
+#define GM_DMA_ADDR_HI		0x524
+#define GM_DMA_LEN		0x528
+#define GM_DMA_PATTERN		0x52c
+#define GM_DMA_CMD		0x530
+#define GM_DMA_STATUS		0x534
+#define GM_DMA_RESULT		0x538
+
+#define GM_DMA_CMD_FILL		1u
+#define GM_DMA_CMD_CHECKSUM	2u
+#define GM_DMA_CMD_PIN		3u
+#define GM_DMA_CMD_UNPIN	4u
+
+#define GM_DMA_OK		0	/* done */
+#define GM_DMA_FAULT		1	/* some page is not shared */
+#define GM_DMA_BAD		2	/* bad request */
+
+#define GM_DMA_MAX_LEN		0x1000000ULL	/* 16 MiB */
+
+/* Section 8: gmvm's own exit statuses, never written by a guest. */
+#define GM_EXIT_TIMEOUT		124
+#define GM_EXIT_HOST_ERROR	125
+#define GM_EXIT_GUEST_FAULT	126
+
+#endif /* GMVM_ABI_H */
