@@ -24,6 +24,7 @@
 #include "gmem/gmem.h"
 #include "internal.h"
 #include "kvm_compat.h"
+#include "test_util.h"
 
 #define RAM ((1ULL << 30) + (64ULL << 20))
 
@@ -56,23 +57,6 @@ static void touch(uint8_t *p, uint64_t len)
 		p[off] = 1;
 }
 
-static int create_vm(void)
-{
-	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm;
-
-	if (kvm < 0) {
-		printf("skipped: /dev/kvm: %s\n", strerror(errno));
-		exit(77);
-	}
-	vm = ioctl(kvm, KVM_CREATE_VM, 0);
-	close(kvm);
-	if (vm < 0) {
-		perror("KVM_CREATE_VM");
-		exit(1);
-	}
-	return vm;
-}
-
 /* The raw setup: what libgmem builds, without libgmem. */
 struct raw {
 	int vm, gfd, sfd;
@@ -84,7 +68,7 @@ static void raw_create(struct raw *r, bool in_place, uint64_t gmem_flags,
 		       enum gmem_layout layout)
 {
 	r->in_place = in_place;
-	r->vm = create_vm();
+	r->vm = test_create_vm();
 	r->gfd = gmem_backing_create_gmem(r->vm, RAM, gmem_flags);
 	r->sfd = in_place ? r->gfd : gmem_backing_create_memfd("floor", RAM);
 	r->priv = gmem_backing_map(r->gfd, RAM, PROT_READ | PROT_WRITE);
@@ -142,10 +126,12 @@ int main(void)
 	uint64_t flags;
 	int m;
 
-	if (gmem_probe_host(&caps) || gmem_pick_gmem_flags(&caps, &flags, &why) ||
+	test_require_gmem();	/* exits 77 with the reason */
+	if (gmem_probe_host(&caps) ||
+	    gmem_pick_gmem_flags(&caps, &flags, &why) ||
 	    gmem_probe_gating(&layout)) {
-		printf("skipped: guest_memfd gating unavailable here\n");
-		return 77;
+		fprintf(stderr, "host probe failed after it passed\n");
+		return 1;
 	}
 	printf("## gmem_convert() against the syscall floor (host side)\n\n");
 	printf("| mode | size | direction | gmem_convert us | floor us | "
@@ -169,7 +155,7 @@ int main(void)
 		struct raw raw;
 		unsigned int s;
 
-		cfg.vm_fd = create_vm();
+		cfg.vm_fd = test_create_vm();
 		if (gmem_create(&cfg, &vm)) {
 			fprintf(stderr, "gmem_create failed\n");
 			return 1;

@@ -373,6 +373,7 @@ int64_t gmem_convert(struct gmem_vm *vm, uint64_t offset, uint64_t len,
 	struct range_lock_waiter w;
 	struct delta d = { .to = to };
 	uint64_t start, npages;
+	bool reserved = false;
 	int64_t ret;
 	int err;
 
@@ -388,29 +389,22 @@ int64_t gmem_convert(struct gmem_vm *vm, uint64_t offset, uint64_t len,
 
 	range_lock_acquire(&vm->rlock, &w, start, start + npages);
 	pthread_mutex_lock(&vm->lock);
-	err = range_map_for_each(vm->map, start, npages, collect_run, &d);
+	ret = range_map_for_each(vm->map, start, npages, collect_run, &d);
 	/* Held until the commit: other conversions commit in between, and
 	 * their sets must not use the nodes this one's set needs. */
-	if (!err && d.nr)
-		err = range_map_reserve(vm->map);
-	pthread_mutex_unlock(&vm->lock);
-	if (err) {
-		ret = err;
-		goto out;
+	if (!ret && d.nr) {
+		ret = range_map_reserve(vm->map);
+		reserved = ret == 0;
 	}
-	ret = d.nr ? convert_locked(vm, &d) : 0;
+	pthread_mutex_unlock(&vm->lock);
+	if (reserved)
+		ret = convert_locked(vm, &d);
 	pthread_mutex_lock(&vm->lock);
-	if (d.nr)
+	if (reserved)
 		range_map_unreserve(vm->map);
 	if (ret < 0)
 		vm->stats.conversions_failed++;
 	pthread_mutex_unlock(&vm->lock);
-out:
-	if (ret < 0 && err) {
-		pthread_mutex_lock(&vm->lock);
-		vm->stats.conversions_failed++;
-		pthread_mutex_unlock(&vm->lock);
-	}
 	range_lock_release(&vm->rlock, &w);
 	free(d.runs);
 	return ret;

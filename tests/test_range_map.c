@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "range_map.h"
+#include "range_map_expect.h"
 
 #define DEFAULT_SEED 0x5eed2024ULL
 
@@ -37,8 +37,7 @@ static struct {
 static uint64_t total_ops;
 static uint64_t max_runs;
 
-__attribute__((noreturn, format(printf, 3, 4)))
-static void fail_at(const char *file, int line, const char *fmt, ...)
+void fail_at(const char *file, int line, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -55,57 +54,6 @@ static void fail_at(const char *file, int line, const char *fmt, ...)
 		(unsigned long long)where.op_start,
 		(unsigned long long)where.op_npages, where.op_value);
 	exit(1);
-}
-
-#define FAIL(...) fail_at(__FILE__, __LINE__, __VA_ARGS__)
-
-#define EXPECT(cond)							\
-	do {								\
-		if (!(cond))						\
-			FAIL("expected %s", #cond);			\
-	} while (0)
-
-#define EXPECT_EQ(actual, expected)					\
-	do {								\
-		unsigned long long a_ = (actual), e_ = (expected);	\
-		if (a_ != e_)						\
-			FAIL("%s is %llu, expected %s = %llu",		\
-			     #actual, a_, #expected, e_);		\
-	} while (0)
-
-#define EXPECT_EQ_S(actual, expected)					\
-	do {								\
-		long long a_ = (actual), e_ = (expected);		\
-		if (a_ != e_)						\
-			FAIL("%s is %lld, expected %s = %lld",		\
-			     #actual, a_, #expected, e_);		\
-	} while (0)
-
-#define EXPECT_VALID(map)						\
-	do {								\
-		char msg_[256] = "";					\
-		int ret_ = range_map_validate((map), msg_, sizeof(msg_)); \
-		if (ret_)						\
-			FAIL("range_map_validate: %d: %s", ret_, msg_);	\
-	} while (0)
-
-/* ---- Randomness: splitmix64, reproducible from the printed seed ---- */
-
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-/* Uniform in [0, n), n >= 1. */
-static uint64_t rnd_below(uint64_t n)
-{
-	return rnd() % n;
 }
 
 static uint8_t rnd_value(void)

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "range_map.h"
+#include "range_map_expect.h"
 
 #define DEFAULT_SEED 0x5ca1eULL
 
@@ -37,8 +37,7 @@
 #define MARGIN_PAGES (WINDOW_PAGES + 2 * BLOCK_PAGES)
 #define WINDOW_OPS 20000
 
-__attribute__((noreturn, format(printf, 3, 4)))
-static void fail_at(const char *file, int line, const char *fmt, ...)
+void fail_at(const char *file, int line, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -50,53 +49,6 @@ static void fail_at(const char *file, int line, const char *fmt, ...)
 	exit(1);
 }
 
-#define FAIL(...) fail_at(__FILE__, __LINE__, __VA_ARGS__)
-
-#define EXPECT(cond)							\
-	do {								\
-		if (!(cond))						\
-			FAIL("expected %s", #cond);			\
-	} while (0)
-
-#define EXPECT_EQ(actual, expected)					\
-	do {								\
-		unsigned long long a_ = (actual), e_ = (expected);	\
-		if (a_ != e_)						\
-			FAIL("%s is %llu, expected %s = %llu",		\
-			     #actual, a_, #expected, e_);		\
-	} while (0)
-
-#define EXPECT_EQ_S(actual, expected)					\
-	do {								\
-		long long a_ = (actual), e_ = (expected);		\
-		if (a_ != e_)						\
-			FAIL("%s is %lld, expected %s = %lld",		\
-			     #actual, a_, #expected, e_);		\
-	} while (0)
-
-#define EXPECT_VALID(map)						\
-	do {								\
-		char msg_[256] = "";					\
-		int ret_ = range_map_validate((map), msg_, sizeof(msg_)); \
-		if (ret_)						\
-			FAIL("range_map_validate: %d: %s", ret_, msg_);	\
-	} while (0)
-
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static uint64_t rnd_below(uint64_t n)
-{
-	return rnd() % n;
-}
 
 /* The value of @page in the initial pattern. */
 static uint8_t pattern_value(uint64_t page)

@@ -207,62 +207,57 @@ static void rec_mark(struct recorder *r, uint8_t *flags, uint64_t offset,
 	}
 }
 
-static int rec_prepare(void *data, uint64_t offset, uint64_t len)
+/*
+ * One recorded callback: fail if its @fail_nth knob says so (NULL: never),
+ * else record @kind and set @flags over the range to @v.
+ */
+static int rec_event(struct recorder *r, unsigned int *fail_nth,
+		     enum rec_kind kind, uint8_t *flags, uint8_t v,
+		     const char *what, uint64_t offset, uint64_t len)
 {
-	struct recorder *r = data;
 	int err = 0;
 
 	pthread_mutex_lock(&r->lock);
-	if (rec_should_fail(&r->fail_prepare_nth)) {
+	if (fail_nth && rec_should_fail(fail_nth)) {
 		err = r->fail_err;
 	} else {
-		rec_push(r, REC_PREPARE, 0, 0, offset, len);
-		rec_mark(r, r->prepared, offset, len, 1, "prepare");
+		rec_push(r, kind, 0, 0, offset, len);
+		rec_mark(r, flags, offset, len, v, what);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return err;
+}
+
+static int rec_prepare(void *data, uint64_t offset, uint64_t len)
+{
+	struct recorder *r = data;
+
+	return rec_event(r, &r->fail_prepare_nth, REC_PREPARE, r->prepared, 1,
+			 "prepare", offset, len);
 }
 
 static void rec_invalidate(void *data, uint64_t offset, uint64_t len)
 {
 	struct recorder *r = data;
 
-	pthread_mutex_lock(&r->lock);
-	rec_push(r, REC_INVALIDATE, 0, 0, offset, len);
-	rec_mark(r, r->prepared, offset, len, 0, "invalidate");
-	pthread_mutex_unlock(&r->lock);
+	rec_event(r, NULL, REC_INVALIDATE, r->prepared, 0, "invalidate",
+		  offset, len);
 }
 
 static int rec_populate(void *data, uint64_t offset, uint64_t len)
 {
 	struct recorder *r = data;
-	int err = 0;
 
-	pthread_mutex_lock(&r->lock);
-	if (rec_should_fail(&r->fail_populate_nth)) {
-		err = r->fail_err;
-	} else {
-		rec_push(r, REC_POPULATE, 0, 0, offset, len);
-		rec_mark(r, r->mapped, offset, len, 1, "populate");
-	}
-	pthread_mutex_unlock(&r->lock);
-	return err;
+	return rec_event(r, &r->fail_populate_nth, REC_POPULATE, r->mapped, 1,
+			 "populate", offset, len);
 }
 
 static int rec_discard(void *data, uint64_t offset, uint64_t len)
 {
 	struct recorder *r = data;
-	int err = 0;
 
-	pthread_mutex_lock(&r->lock);
-	if (rec_should_fail(&r->fail_discard_nth)) {
-		err = r->fail_err;
-	} else {
-		rec_push(r, REC_DISCARD, 0, 0, offset, len);
-		rec_mark(r, r->mapped, offset, len, 0, "discard");
-	}
-	pthread_mutex_unlock(&r->lock);
-	return err;
+	return rec_event(r, &r->fail_discard_nth, REC_DISCARD, r->mapped, 0,
+			 "discard", offset, len);
 }
 
 static int rec_report(void *data,
