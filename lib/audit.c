@@ -163,7 +163,7 @@ static int compare_shared_run(void *arg, uint64_t start, uint64_t npages,
 	if (value != GMEM_SHARED) {
 		if (c->i < a->nr && a->ranges[c->i].start < end)
 			return fail(a, "listener maps [%#llx, %#llx) but "
-				    "[%#llx, %#llx) is private",
+				    "[%#llx, %#llx) is private or unplugged",
 				    (unsigned long long)a->ranges[c->i].start,
 				    (unsigned long long)a->ranges[c->i].end,
 				    (unsigned long long)off,
@@ -223,14 +223,12 @@ static int audit_listener(struct audit *a, struct gmem_listener *l)
 
 #define AUDIT_CHUNK_PAGES (1ULL << 18)
 
-static int check_backing_run(void *arg, uint64_t start, uint64_t npages,
-			     uint8_t value)
+/* No page of [start, start + npages) may be resident in @view's backing. */
+static int check_not_backed(struct audit *a, uint64_t start, uint64_t npages,
+			    uint8_t value, enum gmem_state view)
 {
-	struct audit *a = arg;
 	struct gmem_vm *vm = a->vm;
-	enum gmem_state other = value == GMEM_PRIVATE ? GMEM_SHARED :
-						       GMEM_PRIVATE;
-	const uint8_t *view = gmem_view(vm, other);
+	const uint8_t *base = gmem_view(vm, view);
 	uint64_t done, n, i;
 	int err;
 
@@ -238,20 +236,48 @@ static int check_backing_run(void *arg, uint64_t start, uint64_t npages,
 		n = npages - done;
 		if (n > AUDIT_CHUNK_PAGES)
 			n = AUDIT_CHUNK_PAGES;
-		err = gmem_resident_pages(view + (start + done) *
+		err = gmem_resident_pages(base + (start + done) *
 					  GMEM_PAGE_SIZE, n, a->vec);
 		if (err)
 			return err;
 		for (i = 0; i < n; i++)
 			if (a->vec[i] & 1)
-				return fail(a, "page %#llx is %s but also "
+				return fail(a, "page %#llx is %s%s but "
 					    "backed in the %s backing",
 					    (unsigned long long)((start + done + i) *
 								 GMEM_PAGE_SIZE),
-					    gmem_state_name((enum gmem_state)value),
-					    gmem_state_name(other));
+					    gmem_state_name((enum gmem_state)
+						(value & GMEM_V_STATE)),
+					    (value & GMEM_V_UNPLUGGED) ?
+						" and unplugged" : "",
+					    gmem_state_name(view));
 	}
 	return 0;
+}
+
+/*
+ * Discard mode: a plugged page holds memory only in the backing of its
+ * state.  Both modes: an unplugged page holds memory in no backing.
+ */
+static int check_backing_run(void *arg, uint64_t start, uint64_t npages,
+			     uint8_t value)
+{
+	struct audit *a = arg;
+	struct gmem_vm *vm = a->vm;
+	enum gmem_state state = (enum gmem_state)(value & GMEM_V_STATE);
+	enum gmem_state other = state == GMEM_PRIVATE ? GMEM_SHARED :
+							GMEM_PRIVATE;
+	int err = 0;
+
+	if (value & GMEM_V_UNPLUGGED) {
+		err = check_not_backed(a, start, npages, value, GMEM_PRIVATE);
+		if (!err && vm->mode == GMEM_MODE_DISCARD)
+			err = check_not_backed(a, start, npages, value,
+					       GMEM_SHARED);
+	} else if (vm->mode == GMEM_MODE_DISCARD) {
+		err = check_not_backed(a, start, npages, value, other);
+	}
+	return err;
 }
 
 int gmem_audit(struct gmem_vm *vm, char *msg, size_t msg_len)
@@ -296,15 +322,13 @@ int gmem_audit(struct gmem_vm *vm, char *msg, size_t msg_len)
 	if (err)
 		goto out;
 
-	if (vm->mode == GMEM_MODE_DISCARD) {
-		a.vec = malloc(AUDIT_CHUNK_PAGES);
-		if (!a.vec) {
-			err = -ENOMEM;
-			goto out;
-		}
-		err = range_map_for_each(vm->map, 0, vm->npages,
-					 check_backing_run, &a);
+	a.vec = malloc(AUDIT_CHUNK_PAGES);
+	if (!a.vec) {
+		err = -ENOMEM;
+		goto out;
 	}
+	err = range_map_for_each(vm->map, 0, vm->npages, check_backing_run,
+				 &a);
 out:
 	pthread_mutex_unlock(&vm->lock);
 	range_lock_release(&vm->rlock, &w);
@@ -319,10 +343,12 @@ static int count_run(void *arg, uint64_t start, uint64_t npages, uint8_t value)
 {
 	struct gmem_stats *s = arg;
 
-	if (value == GMEM_PRIVATE)
+	if ((value & GMEM_V_STATE) == GMEM_PRIVATE)
 		s->pages_private += npages;
 	else
 		s->pages_shared += npages;
+	if (value & GMEM_V_UNPLUGGED)
+		s->pages_unplugged += npages;
 	return 0;
 }
 
@@ -332,6 +358,7 @@ void gmem_get_stats(struct gmem_vm *vm, struct gmem_stats *stats)
 	*stats = vm->stats;
 	stats->pages_private = 0;
 	stats->pages_shared = 0;
+	stats->pages_unplugged = 0;
 	range_map_for_each(vm->map, 0, vm->npages, count_run, stats);
 	stats->nr_runs = range_map_nr_runs(vm->map);
 	stats->map_bytes = range_map_bytes(vm->map);

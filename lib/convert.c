@@ -1,40 +1,57 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The conversion engine: gmem_convert() and the accessors that must not
- * race with it.
+ * The engine: gmem_convert(), gmem_set_plugged() and the accessors that
+ * must not race with them.
  *
- * A conversion of [offset, offset + len) to state @to works on the delta,
- * the runs of the range whose state differs from @to (pages already in
- * @to are never touched), in this order:
+ * A page's value in the map has two independent bits (internal.h):
+ * its state (private or shared) and whether it is unplugged.  What a page
+ * is given follows from its value:
+ *   view       plugged: the view of its state; unplugged: none
+ *   listeners  map it iff it is shared and plugged ("reachable")
+ *   platform   prepared iff it is private and plugged
+ *   backings   in discard mode only the backing of its state may hold its
+ *              memory; an unplugged page holds memory in no backing
+ *
+ * A change of [offset, offset + len) (a conversion sets the state bit, a
+ * plug change the plug bit) works on the delta, the runs of the range whose
+ * value it changes (pages already as asked are never touched), each with
+ * its old and new value, in this order:
  *
  *   1. lock the range, compute the delta, reserve map nodes (-ENOMEM here
  *      is free: nothing has happened yet);
- *   2. to private: every listener drops each delta run (may veto: -EAGAIN);
- *   3. revoke the old view on each delta run (mprotect PROT_NONE);
- *      subscribers hear CONVERT for the old backing;
- *   4. to private: platform prepare of each delta run;
- *   5. grant the new view on each delta run (mprotect RW);
- *   6. to shared: every listener maps each delta run;
- *   7. from private: platform invalidate of each delta run;
- *   8. discard mode: punch the old backing over the delta's hull in ONE
- *      fallocate (or queue it for the reclaim thread, see reclaim.c:
- *      before step 4 every conversion flushes queued punches of the
- *      backing it is about to hand out); subscribers hear PUNCH;
- *   9. commit the new state to the map (cannot fail: nodes reserved).
+ *   2. listeners drop the runs that stop being reachable (may veto:
+ *      -EAGAIN);
+ *   3. revoke the old view of the runs whose view changes (mprotect
+ *      PROT_NONE); subscribers hear CONVERT for the old backing;
+ *   4. platform prepare of the runs that become private and plugged;
+ *   5. grant the new view of the runs whose view changes (mprotect RW);
+ *   6. listeners map the runs that become reachable;
+ *   7. platform invalidate of the runs that stop being private and plugged;
+ *   8. punch each old backing that must give up memory (the from-state
+ *      backing of a conversion in discard mode, every backing of an
+ *      unplug) over the delta's hull in ONE fallocate per backing (or queue
+ *      it for the reclaim thread, see reclaim.c: before step 4 every change
+ *      flushes queued punches of the backings it is about to hand out);
+ *      subscribers hear PUNCH;
+ *   9. commit the new values to the map (cannot fail: nodes reserved).
  *
  * Why this order:
  *  - the old view is revoked (3) before the new one is granted (5): a page
  *    is never accessible in two views at once;
- *  - every step that can fail comes before the punch (8), and the punch is
- *    one syscall that either happens or not, so a failure anywhere undoes
- *    the finished steps in reverse and leaves map, protections, listeners
- *    and backings exactly as they were (content included);
- *  - punching the hull, not each run, is safe because every page of the
- *    hull outside the delta is already in state @to, so its old backing is
- *    already empty; it turns n punches into one;
- *  - the new view is empty already when granted: in discard mode a page's
- *    backing of the state it is not in is punched whenever it leaves that
- *    state (and was never written before), so converted pages read zeros.
+ *  - every step that can fail comes before the punches (8), and a failed
+ *    punch undoes only its own backing's nothing (a punch either happens or
+ *    not; see the rollback below for two backings), so a failure anywhere
+ *    undoes the finished steps in reverse and leaves map, protections,
+ *    listeners and backings exactly as they were (content included);
+ *  - punching the hull, not each run, is safe: every page of the hull
+ *    outside the delta already has what the change asks for, so (by the
+ *    backing rule above) its memory in the punched backing is already
+ *    gone; it turns n punches into one;
+ *  - the new view is empty already when granted: a page's memory in a
+ *    backing is punched whenever it leaves that backing's state or is
+ *    unplugged (and was never written before), so converted and re-plugged
+ *    pages read zeros (in in-place mode a conversion keeps content: one
+ *    backing serves both views);
  *  - listeners see a range mapped only once it is accessible (6 after 5),
  *    and unmapped before it stops being accessible (2 before 3).
  */
@@ -46,10 +63,11 @@
 #include "internal.h"
 
 #define VIEW_RW (PROT_READ | PROT_WRITE)
+#define VIEW_NONE (-1)		/* an unplugged page's view */
 
 struct run {
 	uint64_t start, npages;	/* pages */
-	uint8_t state;		/* gmem_for_each_run() only */
+	uint8_t old, new;	/* map values (for walks: old only) */
 };
 
 struct delta {
@@ -57,7 +75,8 @@ struct delta {
 	size_t nr, cap;
 	uint64_t pages;		/* pages in the delta */
 	uint64_t start, range_pages;	/* the requested range */
-	enum gmem_state to;
+	uint8_t mask, bits;	/* new value = (old & ~mask) | bits */
+	bool keep_all;		/* walks: collect every run */
 };
 
 static int collect_run(void *arg, uint64_t start, uint64_t npages,
@@ -65,7 +84,7 @@ static int collect_run(void *arg, uint64_t start, uint64_t npages,
 {
 	struct delta *d = arg;
 
-	if (value == d->to)
+	if (!d->keep_all && (value & d->mask) == d->bits)
 		return 0;
 	if (d->nr == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 16;
@@ -78,6 +97,8 @@ static int collect_run(void *arg, uint64_t start, uint64_t npages,
 	}
 	d->runs[d->nr].start = start;
 	d->runs[d->nr].npages = npages;
+	d->runs[d->nr].old = value;
+	d->runs[d->nr].new = (uint8_t)((value & ~d->mask) | d->bits);
 	d->nr++;
 	d->pages += npages;
 	return 0;
@@ -106,14 +127,80 @@ static inline uint64_t delta_hull(const struct delta *d)
 	return run_off(last) + run_len(last) - delta_off(d);
 }
 
+/* ---- what each step does to a run ----------------------------------------- */
+
+static inline int value_view(uint8_t v)
+{
+	return (v & GMEM_V_UNPLUGGED) ? VIEW_NONE : (int)(v & GMEM_V_STATE);
+}
+
+static inline bool reachable(uint8_t v)
+{
+	return v == GMEM_SHARED;	/* shared and plugged */
+}
+
+static inline bool live_private(uint8_t v)
+{
+	return v == GMEM_PRIVATE;	/* private and plugged */
+}
+
+enum step {
+	STEP_DROP,		/* 2: listeners unmap */
+	STEP_REVOKE,		/* 3: old view closed */
+	STEP_PREPARE,		/* 4 */
+	STEP_GRANT,		/* 5: new view opened */
+	STEP_MAP,		/* 6: listeners map */
+	STEP_INVALIDATE,	/* 7 */
+};
+
+static bool run_in_step(const struct run *r, enum step step)
+{
+	bool view_changes = value_view(r->old) != value_view(r->new);
+
+	switch (step) {
+	case STEP_DROP:
+		return reachable(r->old) && !reachable(r->new);
+	case STEP_REVOKE:
+		return view_changes && value_view(r->old) != VIEW_NONE;
+	case STEP_PREPARE:
+		return live_private(r->new) && !live_private(r->old);
+	case STEP_GRANT:
+		return view_changes && value_view(r->new) != VIEW_NONE;
+	case STEP_MAP:
+		return reachable(r->new) && !reachable(r->old);
+	case STEP_INVALIDATE:
+		return live_private(r->old) && !live_private(r->new);
+	}
+	return false;
+}
+
+/*
+ * Must the old memory of @r in backing @b be punched?  In discard mode a
+ * page leaving a state leaves that state's backing; in both modes an
+ * unplugged page leaves every backing.
+ */
+static bool run_gives_up(const struct gmem_vm *vm, const struct run *r,
+			 enum gmem_backing_id b)
+{
+	if (value_view(r->old) == VIEW_NONE)
+		return false;	/* was unplugged: holds nothing */
+	if (gmem_backing_of(vm, (enum gmem_state)value_view(r->old)) != b)
+		return false;
+	if (value_view(r->new) == VIEW_NONE)
+		return true;
+	return vm->mode == GMEM_MODE_DISCARD &&
+	       value_view(r->new) != value_view(r->old);
+}
+
 /* ---- listeners: steps 2 and 6 ------------------------------------------- */
 
 /*
- * Drop (@populate false) or map the first @n_runs runs of the delta in
- * listener @l.
+ * Drop (@populate false) or map, in listener @l, the runs of @step among
+ * the first @n_runs runs of the delta (an undo maps the runs of DROP).
  */
 static int listener_apply(struct gmem_listener *l, const struct delta *d,
-			  size_t n_runs, bool populate, size_t *done)
+			  enum step step, size_t n_runs, bool populate,
+			  unsigned int flags, size_t *done)
 {
 	size_t i;
 	int err;
@@ -121,10 +208,12 @@ static int listener_apply(struct gmem_listener *l, const struct delta *d,
 	for (i = 0; i < n_runs; i++) {
 		const struct run *r = &d->runs[i];
 
+		if (!run_in_step(r, step))
+			continue;
 		err = populate ? l->ops->populate(l->data, run_off(r),
 						  run_len(r)) :
 				 l->ops->discard(l->data, run_off(r),
-						 run_len(r));
+						 run_len(r), flags);
 		if (err) {
 			*done = i;
 			return err < 0 ? err : -EIO;
@@ -137,7 +226,8 @@ static int listener_apply(struct gmem_listener *l, const struct delta *d,
 /*
  * Undo listener work: listeners before @stop did all runs, @stop did
  * @stop_done runs.  Undo errors cannot be reported better than the
- * original failure; listeners are required to accept the undo.
+ * original failure; an undone populate is a forced discard, and listeners
+ * are required to accept an undone discard (a populate) too.
  */
 static void listeners_undo(struct gmem_vm *vm, const struct delta *d,
 			   struct gmem_listener *stop, size_t stop_done,
@@ -149,7 +239,8 @@ static void listeners_undo(struct gmem_vm *vm, const struct delta *d,
 	for (l = vm->listeners; l; l = l->next) {
 		size_t n = l == stop ? stop_done : d->nr;
 
-		listener_apply(l, d, n, !populated, &done);
+		listener_apply(l, d, populated ? STEP_MAP : STEP_DROP, n,
+			       !populated, GMEM_DISCARD_FORCED, &done);
 		if (l == stop)
 			break;
 	}
@@ -163,7 +254,8 @@ static int listeners_all(struct gmem_vm *vm, const struct delta *d,
 	int err;
 
 	for (l = vm->listeners; l; l = l->next) {
-		err = listener_apply(l, d, d->nr, populate, &done);
+		err = listener_apply(l, d, populate ? STEP_MAP : STEP_DROP,
+				     d->nr, populate, 0, &done);
 		if (err) {
 			listeners_undo(vm, d, l, done, populate);
 			return err;
@@ -174,20 +266,34 @@ static int listeners_all(struct gmem_vm *vm, const struct delta *d,
 
 /* ---- views: steps 3 and 5 ---------------------------------------------- */
 
+/* The view a run has before (revoke) or after (grant) the change. */
+static enum gmem_state step_view(const struct run *r, enum step step)
+{
+	return (enum gmem_state)value_view(step == STEP_REVOKE ? r->old :
+								  r->new);
+}
+
 static int protect_runs(struct gmem_vm *vm, const struct delta *d,
-			enum gmem_state view, int prot, int undo_prot)
+			enum step step, int prot, int undo_prot)
 {
 	size_t i, j;
 	int err;
 
 	for (i = 0; i < d->nr; i++) {
-		err = gmem_view_protect(vm, view, d->runs[i].start,
-					d->runs[i].npages, prot);
+		const struct run *r = &d->runs[i];
+
+		if (!run_in_step(r, step))
+			continue;
+		err = gmem_view_protect(vm, step_view(r, step), r->start,
+					r->npages, prot);
 		if (err) {
 			for (j = 0; j < i; j++)
-				mprotect(gmem_view(vm, view) +
-					 run_off(&d->runs[j]),
-					 run_len(&d->runs[j]), undo_prot);
+				if (run_in_step(&d->runs[j], step))
+					mprotect(gmem_view(vm,
+						 step_view(&d->runs[j], step)) +
+						 run_off(&d->runs[j]),
+						 run_len(&d->runs[j]),
+						 undo_prot);
 			return err;
 		}
 	}
@@ -196,51 +302,54 @@ static int protect_runs(struct gmem_vm *vm, const struct delta *d,
 
 /* Unconditional (rollback): the protection a run had before. */
 static void restore_runs(struct gmem_vm *vm, const struct delta *d,
-			 enum gmem_state view, int prot)
+			 enum step step, int prot)
 {
 	size_t i;
 
 	for (i = 0; i < d->nr; i++)
-		mprotect(gmem_view(vm, view) + run_off(&d->runs[i]),
-			 run_len(&d->runs[i]), prot);
+		if (run_in_step(&d->runs[i], step))
+			mprotect(gmem_view(vm, step_view(&d->runs[i], step)) +
+				 run_off(&d->runs[i]), run_len(&d->runs[i]),
+				 prot);
 }
 
 /* ---- platform hooks: steps 4 and 7 -------------------------------------- */
 
-static int prepare_runs(struct gmem_vm *vm, const struct delta *d)
-{
-	size_t i, j;
-	int err;
-
-	if (!vm->platform || !vm->platform->prepare)
-		return 0;
-	for (i = 0; i < d->nr; i++) {
-		err = vm->platform->prepare(vm->platform_data,
-					    run_off(&d->runs[i]),
-					    run_len(&d->runs[i]));
-		if (err) {
-			if (vm->platform->invalidate)
-				for (j = 0; j < i; j++)
-					vm->platform->invalidate(
-						vm->platform_data,
-						run_off(&d->runs[j]),
-						run_len(&d->runs[j]));
-			return err < 0 ? err : -EIO;
-		}
-	}
-	return 0;
-}
-
-static void invalidate_runs(struct gmem_vm *vm, const struct delta *d)
+static void invalidate_runs(struct gmem_vm *vm, const struct delta *d,
+			    enum step step, size_t n_runs)
 {
 	size_t i;
 
 	if (!vm->platform || !vm->platform->invalidate)
 		return;
-	for (i = 0; i < d->nr; i++)
-		vm->platform->invalidate(vm->platform_data,
-					 run_off(&d->runs[i]),
-					 run_len(&d->runs[i]));
+	for (i = 0; i < n_runs; i++)
+		if (run_in_step(&d->runs[i], step))
+			vm->platform->invalidate(vm->platform_data,
+						 run_off(&d->runs[i]),
+						 run_len(&d->runs[i]));
+}
+
+/* Prepare the runs of @step (PREPARE, or INVALIDATE when undoing 7). */
+static int prepare_runs(struct gmem_vm *vm, const struct delta *d,
+			enum step step)
+{
+	size_t i;
+	int err;
+
+	if (!vm->platform || !vm->platform->prepare)
+		return 0;
+	for (i = 0; i < d->nr; i++) {
+		if (!run_in_step(&d->runs[i], step))
+			continue;
+		err = vm->platform->prepare(vm->platform_data,
+					    run_off(&d->runs[i]),
+					    run_len(&d->runs[i]));
+		if (err) {
+			invalidate_runs(vm, d, step, i);
+			return err < 0 ? err : -EIO;
+		}
+	}
+	return 0;
 }
 
 static void notify_runs(struct gmem_vm *vm, const struct delta *d,
@@ -251,127 +360,221 @@ static void notify_runs(struct gmem_vm *vm, const struct delta *d,
 
 	if (!vm->subs)
 		return;
+	for (i = 0; i < d->nr; i++) {
+		const struct run *r = &d->runs[i];
+		bool hit = reason == GMEM_INVAL_PUNCH ?
+			   run_gives_up(vm, r, backing) :
+			   run_in_step(r, STEP_REVOKE) &&
+			   value_view(r->new) != VIEW_NONE &&
+			   gmem_backing_of(vm, step_view(r, STEP_REVOKE)) ==
+				   backing;
+
+		if (hit)
+			gmem_notify_subscribers(vm, reason, backing,
+						run_off(r), run_len(r));
+	}
+}
+
+/* ---- backings: step 8 ----------------------------------------------------- */
+
+struct punch_plan {
+	bool need[2];		/* by enum gmem_backing_id */
+	uint64_t bytes[2];	/* delta bytes that leave the backing */
+	bool now[2];		/* punched here (not queued) */
+};
+
+static void plan_punches(const struct gmem_vm *vm, const struct delta *d,
+			 struct punch_plan *p)
+{
+	size_t i;
+	int b;
+
+	memset(p, 0, sizeof(*p));
 	for (i = 0; i < d->nr; i++)
-		gmem_notify_subscribers(vm, reason, backing,
-					run_off(&d->runs[i]),
-					run_len(&d->runs[i]));
+		for (b = 0; b < 2; b++)
+			if (run_gives_up(vm, &d->runs[i],
+					 (enum gmem_backing_id)b)) {
+				p->need[b] = true;
+				p->bytes[b] += run_len(&d->runs[i]);
+			}
+}
+
+/*
+ * Punch (or queue) every backing of the plan.  With two backings (an
+ * unplug of mixed runs in discard mode), the shared one goes first and a
+ * failure of the second leaves the first punched: its pages were shared,
+ * and the rollback maps them again zero-filled, which the failed call's
+ * caller sees as content lost from shared pages only, never from private
+ * ones.  A single backing is all or nothing.
+ */
+static int punch_backings(struct gmem_vm *vm, const struct delta *d,
+			  struct punch_plan *p)
+{
+	static const enum gmem_backing_id order[2] = { GMEM_BACKING_SHARED,
+						       GMEM_BACKING_GMEM };
+	unsigned int k;
+	int err;
+
+	for (k = 0; k < 2; k++) {
+		enum gmem_backing_id b = order[k];
+
+		if (!p->need[b])
+			continue;
+		if (vm->reclaim &&
+		    gmem_reclaim_queue(vm, b, delta_off(d), delta_hull(d),
+				       p->bytes[b]) == 0)
+			continue;
+		err = gmem_punch(vm, gmem_backing_fd(vm, b), delta_off(d),
+				 delta_hull(d));
+		if (err) {
+			/* The rollback hands the first backing's pages out
+			 * again: a punch of it still queued must be done
+			 * first (reclaim.c invariant 1). */
+			if (k == 1 && p->need[order[0]] && !p->now[order[0]])
+				gmem_reclaim_flush_range(vm, order[0],
+							 delta_off(d),
+							 delta_hull(d));
+			return err;
+		}
+		p->now[b] = true;
+	}
+	for (k = 0; k < 2; k++)
+		if (p->need[order[k]])
+			notify_runs(vm, d, GMEM_INVAL_PUNCH, order[k]);
+	return 0;
+}
+
+/*
+ * Deferred reclaim: punches still queued for a backing must be done before
+ * its pages are prepared or handed out again (reclaim.c invariant 1).
+ */
+static int flush_granted(struct gmem_vm *vm, const struct delta *d)
+{
+	bool need[2] = { false, false };
+	size_t i;
+	int b, err;
+
+	if (!vm->reclaim)
+		return 0;
+	for (i = 0; i < d->nr; i++)
+		if (run_in_step(&d->runs[i], STEP_GRANT))
+			need[gmem_backing_of(vm,
+				step_view(&d->runs[i], STEP_GRANT))] = true;
+	for (b = 0; b < 2; b++) {
+		if (!need[b])
+			continue;
+		err = gmem_reclaim_flush_range(vm, (enum gmem_backing_id)b,
+					       delta_off(d), delta_hull(d));
+		if (err)
+			return err;
+	}
+	return 0;
 }
 
 /* ---- the engine ----------------------------------------------------------- */
 
-static int64_t convert_locked(struct gmem_vm *vm, struct delta *d)
+/*
+ * Commit: one set per delta run.  Only the first and the last run can be
+ * clipped by the range, and a set of a whole run adds no node, so all the
+ * sets together need at most the two nodes reserved in step 1 and cannot
+ * fail (asserted: a failure here would lose state).
+ */
+static void commit_runs(struct gmem_vm *vm, const struct delta *d)
 {
-	enum gmem_state to = d->to;
-	enum gmem_state from = to == GMEM_PRIVATE ? GMEM_SHARED : GMEM_PRIVATE;
-	enum gmem_backing_id old_backing = gmem_backing_of(vm, from);
-	bool punched_now = false;
 	int64_t ret;
+	size_t i;
+
+	for (i = 0; i < d->nr; i++) {
+		ret = range_map_set(vm->map, d->runs[i].start,
+				    d->runs[i].npages, d->runs[i].new, NULL,
+				    NULL);
+		assert(ret == (int64_t)d->runs[i].npages);
+		(void)ret;
+	}
+}
+
+static int64_t change_locked(struct gmem_vm *vm, struct delta *d)
+{
+	struct punch_plan punch;
 	int err;
 
 	/* 2. Users of shared memory let go first; any may veto. */
-	if (to == GMEM_PRIVATE) {
-		err = listeners_all(vm, d, false);
-		if (err)
-			return err;
-	}
-	/* 3. Close the old view. */
-	err = protect_runs(vm, d, from, PROT_NONE, VIEW_RW);
+	err = listeners_all(vm, d, false);
+	if (err)
+		return err;
+	/* 3. Close the old views. */
+	err = protect_runs(vm, d, STEP_REVOKE, PROT_NONE, VIEW_RW);
 	if (err)
 		goto err_listeners_dropped;
-	notify_runs(vm, d, GMEM_INVAL_CONVERT, old_backing);
-	/* Deferred reclaim: punches of the new backing still queued for
-	 * these pages must be done before they are prepared or handed out. */
-	if (vm->reclaim) {
-		err = gmem_reclaim_flush_range(vm, gmem_backing_of(vm, to),
-					       delta_off(d), delta_hull(d));
-		if (err)
-			goto err_revoked;
-	}
+	notify_runs(vm, d, GMEM_INVAL_CONVERT, GMEM_BACKING_GMEM);
+	if (vm->mode == GMEM_MODE_DISCARD)
+		notify_runs(vm, d, GMEM_INVAL_CONVERT, GMEM_BACKING_SHARED);
+	err = flush_granted(vm, d);
+	if (err)
+		goto err_revoked;
 	/* 4. Prepare pages about to be private. */
-	if (to == GMEM_PRIVATE) {
-		err = prepare_runs(vm, d);
-		if (err)
-			goto err_revoked;
-	}
-	/* 5. Open the new view. */
-	err = protect_runs(vm, d, to, VIEW_RW, PROT_NONE);
+	err = prepare_runs(vm, d, STEP_PREPARE);
+	if (err)
+		goto err_revoked;
+	/* 5. Open the new views. */
+	err = protect_runs(vm, d, STEP_GRANT, VIEW_RW, PROT_NONE);
 	if (err)
 		goto err_prepared;
-	/* 6. Users of shared memory map what became shared. */
-	if (to == GMEM_SHARED) {
-		err = listeners_all(vm, d, true);
-		if (err)
-			goto err_granted;
-	}
+	/* 6. Users of shared memory map what became reachable. */
+	err = listeners_all(vm, d, true);
+	if (err)
+		goto err_granted;
 	/* 7. Pages leaving private are invalidated before being freed. */
-	if (from == GMEM_PRIVATE)
-		invalidate_runs(vm, d);
-	/* 8. Discard the old content: one punch over the hull, now or by the
-	 *    reclaim thread (which subscribers are told of now: the backing
-	 *    is given up either way). */
-	if (vm->mode == GMEM_MODE_DISCARD) {
-		if (!vm->reclaim ||
-		    gmem_reclaim_queue(vm, old_backing, delta_off(d),
-				       delta_hull(d),
-				       d->pages * GMEM_PAGE_SIZE) != 0) {
-			err = gmem_punch(vm, gmem_backing_fd(vm, old_backing),
-					 delta_off(d), delta_hull(d));
-			if (err)
-				goto err_invalidated;
-			punched_now = true;
-		}
-		notify_runs(vm, d, GMEM_INVAL_PUNCH, old_backing);
-	}
+	invalidate_runs(vm, d, STEP_INVALIDATE, d->nr);
+	/* 8. Give the old memory back: one punch per backing over the hull,
+	 *    now or by the reclaim thread (subscribers are told now: the
+	 *    backing is given up either way). */
+	plan_punches(vm, d, &punch);
+	err = punch_backings(vm, d, &punch);
+	if (err)
+		goto err_invalidated;
 	/* 9. Commit. */
 	pthread_mutex_lock(&vm->lock);
-	/* One set over the whole range: pages already in @to are unchanged,
-	 * and a single set needs at most the two nodes reserved in step 1,
-	 * so it cannot fail (asserted: a failure here would lose state). */
-	ret = range_map_set(vm->map, d->start, d->range_pages, (uint8_t)to,
-			    NULL, NULL);
-	assert(ret == (int64_t)d->pages);
-	if (to == GMEM_PRIVATE) {
+	commit_runs(vm, d);
+	if (d->mask == GMEM_V_STATE && d->bits == GMEM_PRIVATE) {
 		vm->stats.conversions_to_private++;
 		vm->stats.pages_to_private += d->pages;
-	} else {
+	} else if (d->mask == GMEM_V_STATE) {
 		vm->stats.conversions_to_shared++;
 		vm->stats.pages_to_shared += d->pages;
+	} else if (d->bits) {
+		vm->stats.unplugs++;
+	} else {
+		vm->stats.plugs++;
 	}
-	if (punched_now)
-		vm->stats.bytes_discarded += d->pages * GMEM_PAGE_SIZE;
+	if (punch.now[GMEM_BACKING_GMEM])
+		vm->stats.bytes_discarded += punch.bytes[GMEM_BACKING_GMEM];
+	if (punch.now[GMEM_BACKING_SHARED])
+		vm->stats.bytes_discarded += punch.bytes[GMEM_BACKING_SHARED];
 	pthread_mutex_unlock(&vm->lock);
 	return (int64_t)d->pages;
 
 err_invalidated:
 	/* The pages stay private after all: prepare them again. */
-	if (from == GMEM_PRIVATE && vm->platform && vm->platform->prepare) {
-		size_t i;
-
-		for (i = 0; i < d->nr; i++)
-			vm->platform->prepare(vm->platform_data,
-					      run_off(&d->runs[i]),
-					      run_len(&d->runs[i]));
-	}
-	if (to == GMEM_SHARED)
-		listeners_undo(vm, d, NULL, 0, true);
+	prepare_runs(vm, d, STEP_INVALIDATE);
+	listeners_undo(vm, d, NULL, 0, true);
 err_granted:
-	restore_runs(vm, d, to, PROT_NONE);
+	restore_runs(vm, d, STEP_GRANT, PROT_NONE);
 err_prepared:
-	if (to == GMEM_PRIVATE)
-		invalidate_runs(vm, d);
+	invalidate_runs(vm, d, STEP_PREPARE, d->nr);
 err_revoked:
-	restore_runs(vm, d, from, VIEW_RW);
+	restore_runs(vm, d, STEP_REVOKE, VIEW_RW);
 err_listeners_dropped:
-	if (to == GMEM_PRIVATE)
-		listeners_undo(vm, d, NULL, 0, false);
+	listeners_undo(vm, d, NULL, 0, false);
 	return err;
 }
 
-int64_t gmem_convert(struct gmem_vm *vm, uint64_t offset, uint64_t len,
-		     enum gmem_state to)
+/* Change the bits @mask of every page of the range to @bits. */
+static int64_t change_range(struct gmem_vm *vm, uint64_t offset,
+			    uint64_t len, uint8_t mask, uint8_t bits)
 {
 	struct range_lock_waiter w;
-	struct delta d = { .to = to };
+	struct delta d = { .mask = mask, .bits = bits };
 	uint64_t start, npages;
 	bool reserved = false;
 	int64_t ret;
@@ -380,8 +583,6 @@ int64_t gmem_convert(struct gmem_vm *vm, uint64_t offset, uint64_t len,
 	err = gmem_check_range(vm, offset, len);
 	if (err)
 		return err;
-	if (to != GMEM_PRIVATE && to != GMEM_SHARED)
-		return -EINVAL;
 	start = offset / GMEM_PAGE_SIZE;
 	npages = len / GMEM_PAGE_SIZE;
 	d.start = start;
@@ -391,14 +592,14 @@ int64_t gmem_convert(struct gmem_vm *vm, uint64_t offset, uint64_t len,
 	pthread_mutex_lock(&vm->lock);
 	ret = range_map_for_each(vm->map, start, npages, collect_run, &d);
 	/* Held until the commit: other conversions commit in between, and
-	 * their sets must not use the nodes this one's set needs. */
+	 * their sets must not use the nodes this one's sets need. */
 	if (!ret && d.nr) {
 		ret = range_map_reserve(vm->map);
 		reserved = ret == 0;
 	}
 	pthread_mutex_unlock(&vm->lock);
 	if (reserved)
-		ret = convert_locked(vm, &d);
+		ret = change_locked(vm, &d);
 	pthread_mutex_lock(&vm->lock);
 	if (reserved)
 		range_map_unreserve(vm->map);
@@ -410,10 +611,25 @@ int64_t gmem_convert(struct gmem_vm *vm, uint64_t offset, uint64_t len,
 	return ret;
 }
 
+int64_t gmem_convert(struct gmem_vm *vm, uint64_t offset, uint64_t len,
+		     enum gmem_state to)
+{
+	if (to != GMEM_PRIVATE && to != GMEM_SHARED)
+		return -EINVAL;
+	return change_range(vm, offset, len, GMEM_V_STATE, (uint8_t)to);
+}
+
+int64_t gmem_set_plugged(struct gmem_vm *vm, uint64_t offset, uint64_t len,
+			 bool plugged)
+{
+	return change_range(vm, offset, len, GMEM_V_UNPLUGGED,
+			    plugged ? 0 : GMEM_V_UNPLUGGED);
+}
+
 /* ---- accessors ------------------------------------------------------------ */
 
 struct all_in_state {
-	enum gmem_state state;
+	uint8_t value;		/* in that view's state and plugged */
 	bool ok;
 };
 
@@ -422,7 +638,7 @@ static int check_state(void *arg, uint64_t start, uint64_t npages,
 {
 	struct all_in_state *a = arg;
 
-	if (value != a->state) {
+	if (value != a->value) {
 		a->ok = false;
 		return 1;
 	}
@@ -432,7 +648,7 @@ static int check_state(void *arg, uint64_t start, uint64_t npages,
 int gmem_access(struct gmem_vm *vm, uint64_t offset, void *buf, uint64_t len,
 		bool write, enum gmem_state view)
 {
-	struct all_in_state a = { .state = view, .ok = true };
+	struct all_in_state a = { .value = (uint8_t)view, .ok = true };
 	struct range_lock_waiter w;
 	uint64_t first, last;
 	uint8_t *p;
@@ -459,8 +675,9 @@ int gmem_access(struct gmem_vm *vm, uint64_t offset, void *buf, uint64_t len,
 	return a.ok ? 0 : -EACCES;
 }
 
-int gmem_state_at(struct gmem_vm *vm, uint64_t offset, uint64_t *run_start,
-		  uint64_t *run_len)
+/* The value of the page at @offset and its run, or -EINVAL. */
+static int value_at(struct gmem_vm *vm, uint64_t offset, uint64_t *run_start,
+		    uint64_t *run_len)
 {
 	uint64_t start, npages;
 	uint8_t v;
@@ -477,16 +694,41 @@ int gmem_state_at(struct gmem_vm *vm, uint64_t offset, uint64_t *run_start,
 	return v;
 }
 
-static int collect_any(void *arg, uint64_t start, uint64_t npages,
-		       uint8_t value)
+int gmem_state_at(struct gmem_vm *vm, uint64_t offset, uint64_t *run_start,
+		  uint64_t *run_len)
 {
-	struct delta *d = arg;
+	int v = value_at(vm, offset, run_start, run_len);
+
+	return v < 0 ? v : (int)(v & GMEM_V_STATE);
+}
+
+int gmem_plugged_at(struct gmem_vm *vm, uint64_t offset, uint64_t *run_start,
+		    uint64_t *run_len)
+{
+	int v = value_at(vm, offset, run_start, run_len);
+
+	return v < 0 ? v : !(v & (int)GMEM_V_UNPLUGGED);
+}
+
+/*
+ * Snapshot the runs of [offset, offset+len) under the map mutex (other
+ * threads rebalance the tree while converting other ranges), so that the
+ * caller's callback runs without any lock held and may take as long as it
+ * likes.
+ */
+static int snapshot(struct gmem_vm *vm, uint64_t offset, uint64_t len,
+		    struct delta *d)
+{
 	int err;
 
-	/* d->to is an impossible state, so collect_run() keeps every run. */
-	err = collect_run(arg, start, npages, value);
-	if (!err)
-		d->runs[d->nr - 1].state = value;
+	err = gmem_check_range(vm, offset, len);
+	if (err)
+		return err;
+	d->keep_all = true;
+	pthread_mutex_lock(&vm->lock);
+	err = range_map_for_each(vm->map, offset / GMEM_PAGE_SIZE,
+				 len / GMEM_PAGE_SIZE, collect_run, d);
+	pthread_mutex_unlock(&vm->lock);
 	return err;
 }
 
@@ -495,27 +737,45 @@ int gmem_for_each_run(struct gmem_vm *vm, uint64_t offset, uint64_t len,
 				enum gmem_state state),
 		      void *arg)
 {
-	struct delta d = { .to = (enum gmem_state)0xff };
-	uint64_t start, npages;
+	struct delta d = { 0 };
+	size_t i, j;
+	int err;
+
+	err = snapshot(vm, offset, len, &d);
+	/* Runs of equal state differing only in plug state are one. */
+	for (i = 0; !err && i < d.nr; i = j) {
+		uint8_t st = d.runs[i].old & GMEM_V_STATE;
+		uint64_t pages = 0;
+
+		for (j = i; j < d.nr && (d.runs[j].old & GMEM_V_STATE) == st;
+		     j++)
+			pages += d.runs[j].npages;
+		err = fn(arg, run_off(&d.runs[i]), pages * GMEM_PAGE_SIZE,
+			 (enum gmem_state)st);
+	}
+	free(d.runs);
+	return err;
+}
+
+int gmem_for_each_extent(struct gmem_vm *vm, uint64_t offset, uint64_t len,
+			 int (*fn)(void *arg, const struct gmem_extent *e),
+			 void *arg)
+{
+	struct delta d = { 0 };
+	struct gmem_extent e;
 	size_t i;
 	int err;
 
-	err = gmem_check_range(vm, offset, len);
-	if (err)
-		return err;
-	start = offset / GMEM_PAGE_SIZE;
-	npages = len / GMEM_PAGE_SIZE;
-	/*
-	 * Snapshot under the map mutex (other threads rebalance the tree
-	 * while converting other ranges), then call @fn without any lock
-	 * held, so that @fn may take as long as it likes.
-	 */
-	pthread_mutex_lock(&vm->lock);
-	err = range_map_for_each(vm->map, start, npages, collect_any, &d);
-	pthread_mutex_unlock(&vm->lock);
-	for (i = 0; !err && i < d.nr; i++)
-		err = fn(arg, run_off(&d.runs[i]), run_len(&d.runs[i]),
-			 (enum gmem_state)d.runs[i].state);
+	if (!fn)
+		return -EINVAL;
+	err = snapshot(vm, offset, len, &d);
+	for (i = 0; !err && i < d.nr; i++) {
+		e.offset = run_off(&d.runs[i]);
+		e.len = run_len(&d.runs[i]);
+		e.state = (enum gmem_state)(d.runs[i].old & GMEM_V_STATE);
+		e.plugged = !(d.runs[i].old & GMEM_V_UNPLUGGED);
+		err = fn(arg, &e);
+	}
 	free(d.runs);
 	return err;
 }

@@ -30,6 +30,14 @@
 
 #define GMEM_PAGE_MASK (GMEM_PAGE_SIZE - 1)
 
+/*
+ * A page's value in the page-state map: bit 0 its state (enum gmem_state),
+ * bit 1 set while it is unplugged.  So GMEM_PRIVATE and GMEM_SHARED are
+ * also the values of plugged pages.
+ */
+#define GMEM_V_STATE		0x1u
+#define GMEM_V_UNPLUGGED	0x2u
+
 /* ---- range lock -------------------------------------------------------- */
 
 struct range_lock_waiter {

@@ -41,7 +41,7 @@ static int replay_run(void *arg, uint64_t start, uint64_t npages,
 		}
 		r->done_end = start + npages;
 	} else {
-		r->l->ops->discard(r->l->data, off, len);
+		r->l->ops->discard(r->l->data, off, len, GMEM_DISCARD_FORCED);
 	}
 	return 0;
 }

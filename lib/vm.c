@@ -259,8 +259,11 @@ static int release_run(void *arg, uint64_t start, uint64_t npages,
 
 	if (value == GMEM_SHARED) {
 		for (l = vm->listeners; l; l = l->next)
-			l->ops->discard(l->data, off, len);
-	} else if (vm->platform && vm->platform->invalidate) {
+			l->ops->discard(l->data, off, len,
+					GMEM_DISCARD_FORCED);
+	} else if (value == GMEM_PRIVATE && vm->platform &&
+		   vm->platform->invalidate) {
+		/* Unplugged pages were invalidated when unplugged. */
 		vm->platform->invalidate(vm->platform_data, off, len);
 	}
 	return 0;

@@ -53,6 +53,11 @@ enum implicit_policy {
 	IMPLICIT_DENY = 1,
 };
 
+enum dmatest_where {
+	DMATEST_INTERNAL = 0,	/* in gmvm, behind swiommu */
+	DMATEST_EXTERNAL = 1,	/* a separate device process */
+};
+
 enum stats_format {
 	STATS_NONE = 0,
 	STATS_TEXT = 1,
@@ -66,6 +71,9 @@ struct vm_config {
 	enum gmem_mode mode;
 	enum implicit_policy implicit;
 	bool init_shared;
+	bool deferred_reclaim;	/* --reclaim deferred */
+	enum dmatest_where dmatest;
+	bool audit_each;	/* --audit each */
 	double timeout;		/* seconds; 0: none */
 	enum stats_format stats;
 	const char *elf_path;

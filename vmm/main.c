@@ -52,6 +52,22 @@ static const char usage_run[] =
 	"  --implicit POLICY     what touching a page through the wrong view does:\n"
 	"                        convert (default): convert that page and complete\n"
 	"                        the access; deny: stop with status 126\n"
+	"  --reclaim WHEN        discard mode: when the old memory of a converted\n"
+	"                        page is punched out; sync (default): inside the\n"
+	"                        conversion; deferred: by a reclaim thread, off\n"
+	"                        the guest's critical path (a page is still never\n"
+	"                        handed out again before its old memory is gone)\n"
+	"  --dmatest WHERE       where the DMA test device runs; internal\n"
+	"                        (default): in gmvm, behind a software IOMMU;\n"
+	"                        external: in a separate process that gets only\n"
+	"                        the shared backing's fd and maps only the shared\n"
+	"                        runs (needs --conversion discard)\n"
+	"  --audit WHEN          when gmvm checks every libgmem invariant against\n"
+	"                        the kernel (views, backings, DMA mappings, incl.\n"
+	"                        an external device's real mappings); exit\n"
+	"                        (default): once, when the guest exits; each:\n"
+	"                        also after every conversion and plug change\n"
+	"                        (slow; for tests).  A violation: status 125\n"
 	"  --init-shared         every page starts shared, except gmvm's own area\n"
 	"                        below free_start (image, boot info, page tables,\n"
 	"                        stacks), which is private\n"
@@ -139,7 +155,8 @@ static int parse_uint(const char *s, unsigned long *out)
 
 enum opt_id {
 	OPT_MEMORY, OPT_VCPUS, OPT_CONVERSION, OPT_IMPLICIT, OPT_INIT_SHARED,
-	OPT_TIMEOUT, OPT_STATS, OPT_HELP,
+	OPT_TIMEOUT, OPT_STATS, OPT_RECLAIM, OPT_DMATEST, OPT_AUDIT,
+	OPT_HELP,
 };
 
 enum opt_arg { ARG_NONE, ARG_REQUIRED, ARG_OPTIONAL };
@@ -154,6 +171,9 @@ static const struct {
 	{ "conversion", OPT_CONVERSION, ARG_REQUIRED },
 	{ "implicit", OPT_IMPLICIT, ARG_REQUIRED },
 	{ "init-shared", OPT_INIT_SHARED, ARG_NONE },
+	{ "reclaim", OPT_RECLAIM, ARG_REQUIRED },
+	{ "dmatest", OPT_DMATEST, ARG_REQUIRED },
+	{ "audit", OPT_AUDIT, ARG_REQUIRED },
 	{ "timeout", OPT_TIMEOUT, ARG_REQUIRED },
 	/* Optional value only with '=': "--stats GUEST.elf" must not eat
 	 * the image name. */
@@ -227,6 +247,33 @@ static int apply_opt(struct vm_config *cfg, enum opt_id id, const char *val)
 			cfg->stats = STATS_JSON;
 		else
 			return bad_usage("--stats: '%s' is neither 'text' nor 'json'",
+					 val);
+		return 0;
+	case OPT_RECLAIM:
+		if (!strcmp(val, "sync"))
+			cfg->deferred_reclaim = false;
+		else if (!strcmp(val, "deferred"))
+			cfg->deferred_reclaim = true;
+		else
+			return bad_usage("--reclaim: '%s' is neither 'sync' nor 'deferred'",
+					 val);
+		return 0;
+	case OPT_DMATEST:
+		if (!strcmp(val, "internal"))
+			cfg->dmatest = DMATEST_INTERNAL;
+		else if (!strcmp(val, "external"))
+			cfg->dmatest = DMATEST_EXTERNAL;
+		else
+			return bad_usage("--dmatest: '%s' is neither 'internal' nor 'external'",
+					 val);
+		return 0;
+	case OPT_AUDIT:
+		if (!strcmp(val, "exit"))
+			cfg->audit_each = false;
+		else if (!strcmp(val, "each"))
+			cfg->audit_each = true;
+		else
+			return bad_usage("--audit: '%s' is neither 'exit' nor 'each'",
 					 val);
 		return 0;
 	case OPT_HELP:
@@ -326,6 +373,10 @@ static int run_main(int argc, char **argv)
 		if (ret)
 			return ret;
 	}
+	if (cfg.deferred_reclaim && cfg.mode != GMEM_MODE_DISCARD)
+		return bad_usage("--reclaim deferred: only --conversion discard punches memory on conversion; in-place mode has nothing to reclaim");
+	if (cfg.dmatest == DMATEST_EXTERNAL && cfg.mode != GMEM_MODE_DISCARD)
+		return bad_usage("--dmatest external: needs --conversion discard (in in-place mode the shared backing is the guest_memfd itself, and this host's KVM does not stop a process holding it from mapping private pages)");
 	if (i >= argc)
 		return bad_usage("run: no guest image given (usage: gmvm run [OPTIONS] GUEST.elf [ARGS...])");
 	cfg.elf_path = argv[i];

@@ -239,6 +239,7 @@ static int vm_create_memory(struct vm *vm)
 							GMEM_PRIVATE,
 		.first_slot = 0,
 		.layout = GMEM_LAYOUT_AUTO,
+		.deferred_reclaim = vm->cfg->deferred_reclaim,
 	};
 	int ret;
 

@@ -238,19 +238,70 @@ int gmem_access(struct gmem_vm *vm, uint64_t offset, void *buf, uint64_t len,
 		bool write, enum gmem_state view);
 
 /* ---------------------------------------------------------------------- */
+/* Plugging: a second, independent source of "not populated"             */
+
+/*
+ * A page is plugged (every page starts plugged) or unplugged: given back
+ * by the guest, as virtio-mem or a balloon would.  An unplugged page is
+ * reachable in no view, its memory is punched out of every backing, no
+ * listener maps it, and platform hooks treat it as not private (invalidate
+ * when a private page is unplugged, prepare when it is plugged back).  Its
+ * state is kept and may still be converted; it takes effect again when the
+ * page is plugged back, zero-filled (in both modes).
+ *
+ * Returns the number of pages whose plug state changed, or -EINVAL, -EAGAIN
+ * (a listener refused to let go), -ENOMEM or another -errno; all or nothing,
+ * like gmem_convert().
+ */
+int64_t gmem_set_plugged(struct gmem_vm *vm, uint64_t offset, uint64_t len,
+			 bool plugged);
+
+/* 1 plugged, 0 unplugged, or -EINVAL; run as in gmem_state_at(). */
+int gmem_plugged_at(struct gmem_vm *vm, uint64_t offset, uint64_t *run_start,
+		    uint64_t *run_len);
+
+struct gmem_extent {
+	uint64_t offset;
+	uint64_t len;
+	enum gmem_state state;
+	bool plugged;
+};
+
+/*
+ * Like gmem_for_each_run(), with the plug state: maximal runs of equal
+ * state and plug state, clipped to [offset, offset+len).
+ */
+int gmem_for_each_extent(struct gmem_vm *vm, uint64_t offset, uint64_t len,
+			 int (*fn)(void *arg, const struct gmem_extent *e),
+			 void *arg);
+
+/* ---------------------------------------------------------------------- */
 /* Listeners: users of shared memory (DMA mappers, devices)                */
 
+/*
+ * A listener sees the pages a device may reach: those that are shared AND
+ * plugged.  Whichever source changes (a conversion, an unplug, a plug), it
+ * gets one stream of populate/discard calls, one per run, never per page.
+ */
+
+/* gmem_listener_ops.discard flags */
+#define GMEM_DISCARD_FORCED (1u << 0)	/* cannot be refused: the undo of a
+					   failed populate, unregister,
+					   destroy; the return is ignored */
+
 struct gmem_listener_ops {
-	/* [offset, offset+len) became shared: map it.  -errno fails the
-	 * conversion, which is rolled back. */
+	/* [offset, offset+len) became reachable: map it.  -errno fails the
+	 * conversion (or plug), which is rolled back. */
 	int (*populate)(void *data, uint64_t offset, uint64_t len);
 	/*
-	 * [offset, offset+len) stops being shared: unmap it.  May refuse with
-	 * -EAGAIN while the range is in use (the conversion then fails with
-	 * -EAGAIN and nothing changes), except during unregister and destroy,
-	 * when the return value is ignored.
+	 * [offset, offset+len) stops being reachable: unmap it.  Without
+	 * GMEM_DISCARD_FORCED it may refuse with -EAGAIN while the range is
+	 * in use (the conversion then fails with -EAGAIN and nothing
+	 * changes); a refusal must leave the listener's mappings as they
+	 * were.
 	 */
-	int (*discard)(void *data, uint64_t offset, uint64_t len);
+	int (*discard)(void *data, uint64_t offset, uint64_t len,
+		       unsigned int flags);
 	/*
 	 * Optional, for gmem_audit(): call @fn for each range the listener
 	 * has mapped, in any order.
@@ -274,6 +325,105 @@ int gmem_listener_register(struct gmem_vm *vm,
 /* Replay the removal of every shared run (one discard per run), then
  * forget the listener. */
 void gmem_listener_unregister(struct gmem_vm *vm, struct gmem_listener *l);
+
+/* ---------------------------------------------------------------------- */
+/* DMA mapper: the fewest DMA mappings that cover exactly the reachable    */
+/* (shared and plugged) pages                                             */
+
+/*
+ * What a DMA backend (an IOMMU driver, a device process) must do.  An IOVA
+ * is the guest offset (the private-view GPA the guest programs into its
+ * devices).  The mapper never asks for an overlapping map, and only ever
+ * names mappings it created (or their pieces).
+ */
+struct gmem_dma_ops {
+	/* Create the mapping [iova, iova+len); it overlaps no live one. */
+	int (*map)(void *data, uint64_t iova, uint64_t len);
+	/* Remove the live mapping [iova, iova+len), whole.  @flags:
+	 * GMEM_DISCARD_FORCED or 0 (then -EAGAIN may refuse: in use). */
+	int (*unmap)(void *data, uint64_t iova, uint64_t len,
+		     unsigned int flags);
+	/*
+	 * Optional (partial unmap, as iommufd or an mmap-based device can):
+	 * remove [iova, iova+len) from inside the live mapping [m_iova,
+	 * m_iova+m_len), leaving the rest mapped, as one or two mappings,
+	 * without any moment where the rest is unreachable.  Refusal as for
+	 * unmap.
+	 */
+	int (*cut)(void *data, uint64_t m_iova, uint64_t m_len, uint64_t iova,
+		   uint64_t len, unsigned int flags);
+	/*
+	 * Optional, used only together with cut: make the live mappings that
+	 * exactly tile [iova, iova+len) one mapping, without any moment where
+	 * part of it is unreachable.
+	 */
+	int (*merge)(void *data, uint64_t iova, uint64_t len);
+	/*
+	 * Optional, for audits: call @fn for each mapping as the backend
+	 * really holds it (a device process's /proc/PID/maps, say).
+	 */
+	int (*report)(void *data,
+		      int (*fn)(void *arg, uint64_t iova, uint64_t len),
+		      void *arg);
+};
+
+/*
+ * Layouts (see lib/dma_mapper.c for why):
+ *  - exact (the backend has cut and merge): one mapping per maximal
+ *    reachable run; a conversion cuts or merges, and nothing that stays
+ *    reachable is ever unmapped;
+ *  - blocks (map and unmap only, VFIO type1 semantics): maximal runs
+ *    clipped at naturally aligned blocks of block_size bytes; a change
+ *    unmaps and remaps only the mappings of the blocks it touches.
+ */
+struct gmem_dma_mapper_config {
+	const struct gmem_dma_ops *ops;
+	void *data;
+	uint64_t block_size;	/* blocks layout: a power of two >= 4 KiB;
+				   0: 2 MiB */
+	bool force_blocks;	/* blocks layout even with cut and merge */
+};
+
+struct gmem_dma_stats {
+	uint64_t live;		/* mappings now */
+	uint64_t max_live;
+	uint64_t maps;		/* backend calls */
+	uint64_t unmaps;
+	uint64_t cuts;
+	uint64_t merges;	/* merge calls (exact) or block remaps that
+				   joined mappings (blocks) */
+	uint64_t splits;	/* a mapping lost a part and kept the rest */
+	uint64_t refused;	/* discards refused (-EAGAIN) */
+};
+
+struct gmem_dma_mapper;
+
+/*
+ * Register a mapper as a listener of @vm (mapping the reachable runs now).
+ * -EINVAL for a bad config.
+ */
+int gmem_dma_mapper_create(struct gmem_vm *vm,
+			   const struct gmem_dma_mapper_config *cfg,
+			   struct gmem_dma_mapper **out);
+
+/* Unmap everything (forced) and unregister. */
+void gmem_dma_mapper_destroy(struct gmem_vm *vm, struct gmem_dma_mapper *m);
+
+void gmem_dma_mapper_get_stats(struct gmem_dma_mapper *m,
+			       struct gmem_dma_stats *st);
+
+/* Call @fn for each live mapping, in IOVA order (a snapshot). */
+int gmem_dma_mapper_for_each(struct gmem_dma_mapper *m,
+			     int (*fn)(void *arg, uint64_t iova, uint64_t len),
+			     void *arg);
+
+/*
+ * Check the mapper's invariants: its mappings are exactly the layout of
+ * the reachable pages it was told of, and (if the backend reports) the
+ * backend holds exactly those mappings.  0 or -EUCLEAN with @msg.
+ */
+int gmem_dma_mapper_validate(struct gmem_dma_mapper *m, char *msg,
+			     size_t msg_len);
 
 /* ---------------------------------------------------------------------- */
 /* Invalidation subscribers                                               */
@@ -303,6 +453,9 @@ struct gmem_stats {
 	uint64_t conversions_failed;
 	uint64_t map_bytes;			/* memory of the page-state map */
 	uint64_t reclaim_pending_bytes;		/* deferred punches waiting */
+	uint64_t pages_unplugged;		/* of pages_private/shared */
+	uint64_t plugs;				/* calls that changed pages */
+	uint64_t unplugs;
 	uint64_t reclaim_sync_punches;		/* deferred punches done by a
 						   caller, not the thread:
 						   back-pressure, re-grant,

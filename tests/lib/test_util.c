@@ -252,12 +252,15 @@ static int rec_populate(void *data, uint64_t offset, uint64_t len)
 			 "populate", offset, len);
 }
 
-static int rec_discard(void *data, uint64_t offset, uint64_t len)
+static int rec_discard(void *data, uint64_t offset, uint64_t len,
+		       unsigned int flags)
 {
 	struct recorder *r = data;
 
-	return rec_event(r, &r->fail_discard_nth, REC_DISCARD, r->mapped, 0,
-			 "discard", offset, len);
+	/* A forced discard cannot be refused: the knob skips it. */
+	return rec_event(r, (flags & GMEM_DISCARD_FORCED) ? NULL :
+				    &r->fail_discard_nth,
+			 REC_DISCARD, r->mapped, 0, "discard", offset, len);
 }
 
 static int rec_report(void *data,

@@ -67,7 +67,8 @@ static int dma_populate(void *data, uint64_t offset, uint64_t len)
 	return swiommu_map(&d->iommu, offset, len);
 }
 
-static int dma_discard(void *data, uint64_t offset, uint64_t len)
+static int dma_discard(void *data, uint64_t offset, uint64_t len,
+		       unsigned int flags)
 {
 	struct dmatest *d = data;
 
