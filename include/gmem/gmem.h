@@ -251,7 +251,10 @@ int gmem_access(struct gmem_vm *vm, uint64_t offset, void *buf, uint64_t len,
  *
  * Returns the number of pages whose plug state changed, or -EINVAL, -EAGAIN
  * (a listener refused to let go), -ENOMEM or another -errno; all or nothing,
- * like gmem_convert().
+ * like gmem_convert(), with one exception: in discard mode, an unplug of a
+ * range holding both shared and private pages punches the shared backing,
+ * then the private one, and if that second punch fails the shared pages
+ * (which were being given up) read zeros afterwards.
  */
 int64_t gmem_set_plugged(struct gmem_vm *vm, uint64_t offset, uint64_t len,
 			 bool plugged);
@@ -374,7 +377,11 @@ struct gmem_dma_ops {
  *    reachable is ever unmapped;
  *  - blocks (map and unmap only, VFIO type1 semantics): maximal runs
  *    clipped at naturally aligned blocks of block_size bytes; a change
- *    unmaps and remaps only the mappings of the blocks it touches.
+ *    unmaps and remaps only the mappings of the blocks it touches (pages
+ *    of those blocks that stay reachable are briefly unmapped; nothing
+ *    outside them ever is), and a refused unmap (a pin) makes any change
+ *    that must remap that mapping fail with -EAGAIN.
+ * Either way a fully reachable range costs one mapping (per block).
  */
 struct gmem_dma_mapper_config {
 	const struct gmem_dma_ops *ops;
