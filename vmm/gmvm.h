@@ -210,6 +210,7 @@ const char *exit_reason_name(uint32_t reason);
 int hypercall_init(struct vm *vm);
 enum exit_action hypercall_vmcall_exit(struct vcpu *vcpu);
 bool hypercall_vmcall_works(int kvm_fd, const char **why);
+enum exit_action audit_after_change(struct vcpu *vcpu, const char *what);
 
 /* implicit.c */
 enum exit_action implicit_mmio(struct vcpu *vcpu);

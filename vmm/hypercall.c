@@ -31,12 +31,89 @@
 #define VMCALL_PROBE_MS 100
 
 /*
- * Validate and perform one MAP_GPA_RANGE.  Sets *result to what the guest
- * gets in RAX; returns EXIT_STOP (after vm_stop) on a host error.
+ * --audit each: after every change, check every invariant against the
+ * kernel (libgmem's audit, and the DMA device's mappings, an external
+ * device's real ones included).  A violation stops the VM with 125.
+ */
+enum exit_action audit_after_change(struct vcpu *vcpu, const char *what)
+{
+	struct vm *vm = vcpu->vm;
+	char msg[512];
+	int ret;
+
+	if (!vm->cfg->audit_each)
+		return EXIT_RESUME;
+	ret = gmem_audit(vm->gmem, msg, sizeof(msg));
+	if (ret == -EUCLEAN)
+		return vm_stop(vm, GM_EXIT_HOST_ERROR,
+			       "vcpu %u: audit after %s: %s", vcpu->index,
+			       what, msg);
+	if (ret < 0)
+		return vm_stop(vm, GM_EXIT_HOST_ERROR,
+			       "vcpu %u: audit after %s: gmem_audit: %s",
+			       vcpu->index, what, strerror(-ret));
+	if (dmatest_check(vm))
+		return vm_stop(vm, GM_EXIT_HOST_ERROR,
+			       "vcpu %u: audit after %s: the DMA device's mappings are wrong (see above)",
+			       vcpu->index, what);
+	return EXIT_RESUME;
+}
+
+/* a0/a1 as a byte range of RAM, or false (the guest gets -22). */
+static bool hc_range(const struct vm *vm, uint64_t a0, uint64_t a1,
+		     uint64_t *len)
+{
+	if (a0 % SZ_4K || a1 == 0 || a1 > UINT64_MAX / SZ_4K)
+		return false;
+	*len = a1 * SZ_4K;
+	return a0 + *len >= a0 && a0 + *len <= vm->ram_size;
+}
+
+/*
+ * SET_PLUGGED (extension 1): give pages back to the host or take them
+ * again.  Same conventions as MAP_GPA_RANGE.
+ */
+static enum exit_action set_plugged(struct vcpu *vcpu, uint64_t a0,
+				    uint64_t a1, uint64_t a2, int64_t *result)
+{
+	struct vm *vm = vcpu->vm;
+	bool plug = a2 & GM_PLUG;
+	uint64_t len;
+	int64_t ret;
+
+	*result = GM_HC_EINVAL;
+	if (!hc_range(vm, a0, a1, &len) || (a2 & GM_PLUG_RESERVED_MASK))
+		goto fail;
+	ret = gmem_set_plugged(vm->gmem, a0, len, plug);
+	if (ret == -EAGAIN) {
+		*result = GM_HC_EAGAIN;
+		goto fail;
+	}
+	if (ret < 0)
+		return vm_stop(vm, GM_EXIT_HOST_ERROR,
+			       "vcpu %u: SET_PLUGGED [%#llx, %#llx) %s: gmem_set_plugged: %s",
+			       vcpu->index, (unsigned long long)a0,
+			       (unsigned long long)(a0 + len),
+			       plug ? "plug" : "unplug", strerror((int)-ret));
+	*result = GM_HC_OK;
+	return ret > 0 ? audit_after_change(vcpu, plug ? "a plug" :
+							 "an unplug") :
+			 EXIT_RESUME;
+
+fail:
+	vcpu->stats.hypercalls_failed++;
+	return EXIT_RESUME;
+}
+
+/*
+ * Validate and perform one hypercall.  Sets *result to what the guest gets
+ * in RAX; returns EXIT_STOP (after vm_stop) on a host error.  @doorbell:
+ * SET_PLUGGED exists only there (KVM answers vmcall numbers it does not
+ * forward itself).
  */
 static enum exit_action map_gpa_range(struct vcpu *vcpu, uint64_t nr,
 				      uint64_t a0, uint64_t a1, uint64_t a2,
-				      int64_t *result)
+				      bool doorbell, int64_t *result)
 {
 	struct vm *vm = vcpu->vm;
 	enum gmem_state to;
@@ -45,14 +122,13 @@ static enum exit_action map_gpa_range(struct vcpu *vcpu, uint64_t nr,
 
 	vcpu->stats.hypercalls++;
 	*result = GM_HC_EINVAL;
+	if (nr == GM_HC_SET_PLUGGED && doorbell)
+		return set_plugged(vcpu, a0, a1, a2, result);
 	if (nr != KVM_HC_MAP_GPA_RANGE) {
 		*result = GM_HC_ENOSYS;
 		goto fail;
 	}
-	if (a0 % SZ_4K || a1 == 0 || a1 > UINT64_MAX / SZ_4K)
-		goto fail;
-	len = a1 * SZ_4K;
-	if (a0 + len < a0 || a0 + len > vm->ram_size)
+	if (!hc_range(vm, a0, a1, &len))
 		goto fail;
 	if ((a2 & GM_MAP_RESERVED_MASK) || (a2 & GM_MAP_PAGE_SZ_MASK) > 2)
 		goto fail;
@@ -70,11 +146,12 @@ static enum exit_action map_gpa_range(struct vcpu *vcpu, uint64_t nr,
 			       vcpu->index, (unsigned long long)a0,
 			       (unsigned long long)(a0 + len),
 			       gmem_state_name(to), strerror((int)-ret));
+	*result = GM_HC_OK;
 	if (ret > 0) {
 		vcpu->stats.explicit_conv[to]++;
 		vcpu->stats.explicit_pages[to] += (uint64_t)ret;
+		return audit_after_change(vcpu, "MAP_GPA_RANGE");
 	}
-	*result = GM_HC_OK;
 	return EXIT_RESUME;
 
 fail:
@@ -100,7 +177,7 @@ static enum exit_action doorbell_port(struct vcpu *vcpu, void *opaque,
 	if (!regs)
 		return EXIT_STOP;
 	act = map_gpa_range(vcpu, regs->rax, regs->rbx, regs->rcx, regs->rdx,
-			    &result);
+			    true, &result);
 	if (act != EXIT_RESUME)
 		return act;
 	regs->rax = (uint64_t)result;
@@ -124,7 +201,7 @@ enum exit_action hypercall_vmcall_exit(struct vcpu *vcpu)
 			       (unsigned long long)vcpu_rip(vcpu));
 	act = map_gpa_range(vcpu, run->hypercall.nr, run->hypercall.args[0],
 			    run->hypercall.args[1], run->hypercall.args[2],
-			    &result);
+			    false, &result);
 	if (act != EXIT_RESUME)
 		return act;
 	run->hypercall.ret = (uint64_t)result;

@@ -75,6 +75,29 @@ static const char *view_name(enum gmem_state s)
 	return s == GMEM_PRIVATE ? "private" : "shared";
 }
 
+/*
+ * An unplugged page (guest ABI extension 1) is in no view: touching it is
+ * a guest fault whatever the policy (there is nothing to convert to).
+ * Returns EXIT_STOP after vm_stop(), or EXIT_RESUME if every page is
+ * plugged.
+ */
+static enum exit_action check_plugged(struct vcpu *vcpu,
+				      const struct wrong_view *wv,
+				      const char *access)
+{
+	uint64_t p, end = wv->gpa + wv->len;
+
+	for (p = ALIGN_DOWN(wv->gpa, SZ_4K); p < end; p += SZ_4K)
+		if (gmem_plugged_at(vcpu->vm->gmem, p, NULL, NULL) == 0)
+			return vm_stop(vcpu->vm, GM_EXIT_GUEST_FAULT,
+				       "vcpu %u: %s of GPA %#llx through the %s view: the page is unplugged (guest ABI extension 1) (RIP %#llx)",
+				       vcpu->index, access,
+				       (unsigned long long)wv->gpa,
+				       view_name(wv->want),
+				       (unsigned long long)vcpu_rip(vcpu));
+	return EXIT_RESUME;
+}
+
 static enum exit_action deny(struct vcpu *vcpu, const struct wrong_view *wv,
 			     const char *access, uint64_t addr)
 {
@@ -117,6 +140,9 @@ static int64_t convert(struct vcpu *vcpu, const struct wrong_view *wv,
 	if (ret > 0) {
 		vcpu->stats.implicit_conv[wv->want]++;
 		vcpu->stats.implicit_pages[wv->want] += (uint64_t)ret;
+		if (audit_after_change(vcpu, "an implicit conversion") !=
+		    EXIT_RESUME)
+			return -1;
 	}
 	return ret;
 }
@@ -144,10 +170,15 @@ enum exit_action implicit_mmio(struct vcpu *vcpu)
 			       (unsigned long long)(vm->shared_base +
 						    vm->ram_size),
 			       (unsigned long long)vcpu_rip(vcpu));
+	if (check_plugged(vcpu, &wv, access) != EXIT_RESUME)
+		return EXIT_STOP;
 	if (vm->cfg->implicit == IMPLICIT_DENY)
 		return deny(vcpu, &wv, access, addr);
 
 	for (tries = 0; tries < MMIO_RETRIES; tries++) {
+		/* Unplugged by another vCPU meanwhile? */
+		if (tries && check_plugged(vcpu, &wv, access) != EXIT_RESUME)
+			return EXIT_STOP;
 		if (convert(vcpu, &wv, access) < 0)
 			return EXIT_STOP;
 		ret = gmem_access(vm->gmem, wv.gpa, run->mmio.data, len, write,
@@ -190,6 +221,8 @@ enum exit_action implicit_memory_fault(struct vcpu *vcpu)
 			       (unsigned long long)mf->size,
 			       (unsigned long long)flags,
 			       (unsigned long long)vcpu_rip(vcpu));
+	if (check_plugged(vcpu, &wv, access) != EXIT_RESUME)
+		return EXIT_STOP;
 	if (vm->cfg->implicit == IMPLICIT_DENY)
 		return deny(vcpu, &wv, "access (read or write: the fault does not say)",
 			    gpa);

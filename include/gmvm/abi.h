@@ -19,6 +19,7 @@
 #define GM_BOOT_F_IN_PLACE	(1u << 0)	/* conversions keep content */
 #define GM_BOOT_F_INIT_SHARED	(1u << 1)	/* all RAM started shared */
 #define GM_BOOT_F_VMCALL	(1u << 2)	/* hypercalls use vmcall */
+#define GM_BOOT_F_PLUG		(1u << 3)	/* SET_PLUGGED exists (ext. 1) */
 
 struct gm_boot_info {
 	uint32_t magic;
@@ -57,6 +58,14 @@ _Static_assert(sizeof(struct gm_boot_info) == 48, "boot info");
 #define GM_MAP_PRIVATE		(1ULL << 4)	/* clear: make shared */
 #define GM_MAP_SHARED		0ULL
 #define GM_MAP_RESERVED_MASK	(~0x1fULL)	/* bits 63:5 */
+
+/*
+ * Extension 1 (docs/GUEST_ABI.md, "Extensions"): SET_PLUGGED, doorbell
+ * only.  a0: GPA, a1: pages, a2: bit 0 set = plug, clear = unplug.
+ */
+#define GM_HC_SET_PLUGGED	0x474d0001ULL	/* "GM" 1 */
+#define GM_PLUG			(1ULL << 0)
+#define GM_PLUG_RESERVED_MASK	(~0x1ULL)
 
 #define GM_HC_OK		0L
 #define GM_HC_EAGAIN		(-11L)	/* a page to make private is pinned */

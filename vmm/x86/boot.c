@@ -268,7 +268,7 @@ int boot_plan(struct vm *vm, const char *cmdline)
 		return -ENOSPC;
 	}
 
-	b->flags = 0;
+	b->flags = GM_BOOT_F_PLUG;	/* extension 1 is always there */
 	if (vm->cfg->mode == GMEM_MODE_IN_PLACE)
 		b->flags |= GM_BOOT_F_IN_PLACE;
 	if (vm->cfg->init_shared)
