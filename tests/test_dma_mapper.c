@@ -21,260 +21,9 @@
  */
 #include <unistd.h>
 
-#include "test_util.h"
+#include "fake_iommu.h"
 
 #define PG 4096ULL
-
-struct ival {
-	uint64_t s, e;		/* bytes */
-};
-
-struct fake {
-	pthread_mutex_t lock;
-	struct ival *v;
-	size_t nr, cap;
-	uint64_t block;		/* blocks layout: block bytes; 0: exact */
-	uint64_t x0, x1;	/* the range being changed (bytes) */
-	uint8_t *pinned;	/* per page */
-	unsigned int fail_map_nth;
-	int fail_err;
-	char why[256];		/* first violation */
-	uint64_t calls;
-};
-
-static void violation(struct fake *f, const char *what, uint64_t a,
-		      uint64_t b)
-{
-	if (!f->why[0])
-		snprintf(f->why, sizeof(f->why), "%s [%#llx, %#llx)", what,
-			 (unsigned long long)a, (unsigned long long)b);
-}
-
-/* Index of the mapping exactly [s, e), or -1. */
-static long find_exact(struct fake *f, uint64_t s, uint64_t e)
-{
-	size_t i;
-
-	for (i = 0; i < f->nr; i++)
-		if (f->v[i].s == s && f->v[i].e == e)
-			return (long)i;
-	return -1;
-}
-
-static long find_holding(struct fake *f, uint64_t s, uint64_t e)
-{
-	size_t i;
-
-	for (i = 0; i < f->nr; i++)
-		if (f->v[i].s <= s && e <= f->v[i].e)
-			return (long)i;
-	return -1;
-}
-
-static void add(struct fake *f, uint64_t s, uint64_t e)
-{
-	size_t i;
-
-	if (f->nr == f->cap) {
-		f->cap = f->cap ? f->cap * 2 : 64;
-		f->v = realloc(f->v, f->cap * sizeof(*f->v));
-		TEST_ASSERT(f->v);
-	}
-	for (i = f->nr; i > 0 && f->v[i - 1].s > s; i--)
-		f->v[i] = f->v[i - 1];
-	f->v[i].s = s;
-	f->v[i].e = e;
-	f->nr++;
-}
-
-static void del(struct fake *f, size_t i)
-{
-	memmove(&f->v[i], &f->v[i + 1], (f->nr - i - 1) * sizeof(*f->v));
-	f->nr--;
-}
-
-static bool pinned(struct fake *f, uint64_t s, uint64_t e)
-{
-	uint64_t p;
-
-	for (p = s / PG; p < e / PG; p++)
-		if (f->pinned[p])
-			return true;
-	return false;
-}
-
-/* A page of [s, e) leaves the device: it must be allowed to. */
-static void check_window(struct fake *f, uint64_t s, uint64_t e)
-{
-	uint64_t lo = f->x0, hi = f->x1;
-
-	if (f->block) {
-		lo = lo / f->block * f->block;
-		hi = (hi + f->block - 1) / f->block * f->block;
-	}
-	if (s < lo || e > hi)
-		violation(f, "unmapped outside the converting range", s, e);
-}
-
-static int fake_map(void *data, uint64_t iova, uint64_t len)
-{
-	struct fake *f = data;
-	size_t i;
-	int err = 0;
-
-	pthread_mutex_lock(&f->lock);
-	f->calls++;
-	if (getenv("TEST_TRACE"))
-		fprintf(stderr, "  map %#lx-%#lx%s\n", (long)iova, (long)(iova + len), f->fail_map_nth == 1 ? " FAIL" : "");
-	if (f->fail_map_nth && --f->fail_map_nth == 0) {
-		err = f->fail_err;
-		goto out;
-	}
-	for (i = 0; i < f->nr; i++)
-		if (f->v[i].s < iova + len && f->v[i].e > iova)
-			violation(f, "map over a live mapping", iova,
-				  iova + len);
-	add(f, iova, iova + len);
-out:
-	pthread_mutex_unlock(&f->lock);
-	return err;
-}
-
-static int fake_unmap(void *data, uint64_t iova, uint64_t len,
-		      unsigned int flags)
-{
-	struct fake *f = data;
-	long i;
-	int err = 0;
-
-	pthread_mutex_lock(&f->lock);
-	f->calls++;
-	if (getenv("TEST_TRACE"))
-		fprintf(stderr, "  unmap %#lx-%#lx %u\n", (long)iova, (long)(iova + len), flags);
-	i = find_exact(f, iova, iova + len);
-	if (i < 0) {
-		violation(f, "unmap of no live mapping", iova, iova + len);
-	} else if (!(flags & GMEM_DISCARD_FORCED) &&
-		   pinned(f, iova, iova + len)) {
-		err = -EAGAIN;
-	} else {
-		check_window(f, iova, iova + len);
-		del(f, (size_t)i);
-	}
-	pthread_mutex_unlock(&f->lock);
-	return err;
-}
-
-static int fake_cut(void *data, uint64_t m_iova, uint64_t m_len,
-		    uint64_t iova, uint64_t len, unsigned int flags)
-{
-	struct fake *f = data;
-	uint64_t ms = m_iova, me = m_iova + m_len;
-	long i;
-	int err = 0;
-
-	pthread_mutex_lock(&f->lock);
-	f->calls++;
-	i = find_exact(f, ms, me);
-	if (i < 0 || iova < ms || iova + len > me || !len ||
-	    (iova == ms && iova + len == me)) {
-		violation(f, "bad cut", iova, iova + len);
-	} else if (!(flags & GMEM_DISCARD_FORCED) &&
-		   pinned(f, iova, iova + len)) {
-		err = -EAGAIN;
-	} else {
-		check_window(f, iova, iova + len);
-		del(f, (size_t)i);
-		if (ms < iova)
-			add(f, ms, iova);
-		if (iova + len < me)
-			add(f, iova + len, me);
-	}
-	pthread_mutex_unlock(&f->lock);
-	return err;
-}
-
-static int fake_merge(void *data, uint64_t iova, uint64_t len)
-{
-	struct fake *f = data;
-	uint64_t p = iova;
-	size_t n = 0;
-	long i;
-
-	pthread_mutex_lock(&f->lock);
-	f->calls++;
-	/* The live mappings must tile [iova, iova + len) exactly. */
-	while (p < iova + len) {
-		for (i = 0; i < (long)f->nr && f->v[i].s != p; i++)
-			;
-		if (i == (long)f->nr || f->v[i].e > iova + len) {
-			violation(f, "merge that does not tile", iova,
-				  iova + len);
-			goto out;
-		}
-		p = f->v[i].e;
-		n++;
-	}
-	if (n < 2)
-		violation(f, "merge of a single mapping", iova, iova + len);
-	for (p = iova; p < iova + len;) {
-		i = find_holding(f, p, p + PG);
-		p = f->v[i].e;
-		del(f, (size_t)i);
-	}
-	add(f, iova, iova + len);
-out:
-	pthread_mutex_unlock(&f->lock);
-	return 0;
-}
-
-static int fake_report(void *data,
-		       int (*fn)(void *arg, uint64_t offset, uint64_t len),
-		       void *arg)
-{
-	struct fake *f = data;
-	size_t i;
-	int err = 0;
-
-	pthread_mutex_lock(&f->lock);
-	for (i = 0; i < f->nr && !err; i++)
-		err = fn(arg, f->v[i].s, f->v[i].e - f->v[i].s);
-	pthread_mutex_unlock(&f->lock);
-	return err;
-}
-
-static const struct gmem_dma_ops exact_ops = {
-	.map = fake_map, .unmap = fake_unmap, .cut = fake_cut,
-	.merge = fake_merge, .report = fake_report,
-};
-
-static const struct gmem_dma_ops type1_ops = {
-	.map = fake_map, .unmap = fake_unmap, .report = fake_report,
-};
-
-static void fake_init(struct fake *f, uint64_t ram, uint64_t block)
-{
-	memset(f, 0, sizeof(*f));
-	pthread_mutex_init(&f->lock, NULL);
-	f->block = block;
-	f->pinned = calloc(ram / PG, 1);
-	f->x0 = 0;
-	f->x1 = ram;
-	TEST_ASSERT(f->pinned);
-}
-
-static void fake_free(struct fake *f)
-{
-	free(f->v);
-	free(f->pinned);
-	pthread_mutex_destroy(&f->lock);
-}
-
-static void check_backend(struct fake *f)
-{
-	if (f->why[0])
-		TEST_FAIL("backend: %s", f->why);
-}
 
 /* ---- the model -------------------------------------------------------- */
 
@@ -403,7 +152,7 @@ static void random_run(enum gmem_mode mode, uint64_t block, uint64_t seed)
 	TEST_ASSERT(m.state && m.plugged && r0 && r1);
 	memset(m.plugged, 1, npages);
 
-	cfg.ops = block ? &type1_ops : &exact_ops;
+	cfg.ops = block ? &fake_type1_ops : &fake_exact_ops;
 	cfg.data = &f;
 	cfg.block_size = block;
 	TEST_ASSERT_EQ(gmem_dma_mapper_create(vm, &cfg, &mapper), 0);
@@ -561,7 +310,7 @@ static void scale_16g(void)
 	vm = test_create_gmem(vm_fd, ram, GMEM_MODE_DISCARD, GMEM_SHARED, NULL,
 			      NULL);
 	fake_init(&f, ram, 0);
-	cfg.ops = &exact_ops;
+	cfg.ops = &fake_exact_ops;
 	cfg.data = &f;
 	TEST_ASSERT_EQ(gmem_dma_mapper_create(vm, &cfg, &mapper), 0);
 	TEST_ASSERT_EQ(live_of(mapper), 1);
@@ -587,7 +336,7 @@ static void scale_16g(void)
 
 	/* VFIO type1 semantics: one mapping per 2 MiB block. */
 	fake_init(&f, ram, 2ULL << 20);
-	cfg.ops = &type1_ops;
+	cfg.ops = &fake_type1_ops;
 	cfg.block_size = 0;	/* default: 2 MiB */
 	TEST_ASSERT_EQ(gmem_dma_mapper_create(vm, &cfg, &mapper), 0);
 	TEST_ASSERT_EQ(live_of(mapper), (15ULL << 30) / (2ULL << 20));
@@ -612,7 +361,7 @@ static void checkerboard(void)
 	vm = test_create_gmem(vm_fd, ram, GMEM_MODE_DISCARD, GMEM_SHARED, NULL,
 			      NULL);
 	fake_init(&f, ram, 0);
-	cfg.ops = &exact_ops;
+	cfg.ops = &fake_exact_ops;
 	cfg.data = &f;
 	TEST_ASSERT_EQ(gmem_dma_mapper_create(vm, &cfg, &mapper), 0);
 	for (p = 1; p < ram / PG; p += 2) {
@@ -637,7 +386,7 @@ static void checkerboard(void)
 
 static void bad_config(void)
 {
-	struct gmem_dma_mapper_config cfg = { .ops = &exact_ops };
+	struct gmem_dma_mapper_config cfg = { .ops = &fake_exact_ops };
 	struct gmem_dma_ops no_unmap = { .map = fake_map };
 	struct gmem_dma_mapper *mapper;
 	struct gmem_vm *vm;
@@ -649,7 +398,7 @@ static void bad_config(void)
 	TEST_ASSERT_EQ(gmem_dma_mapper_create(vm, NULL, &mapper), -EINVAL);
 	cfg.ops = &no_unmap;
 	TEST_ASSERT_EQ(gmem_dma_mapper_create(vm, &cfg, &mapper), -EINVAL);
-	cfg.ops = &type1_ops;
+	cfg.ops = &fake_type1_ops;
 	cfg.block_size = 3 * PG;
 	TEST_ASSERT_EQ(gmem_dma_mapper_create(vm, &cfg, &mapper), -EINVAL);
 	cfg.block_size = 2048;
