@@ -689,7 +689,8 @@ static int ivals_union(struct ivals *a)
 {
 	size_t i, n = 0;
 
-	qsort(a->v, a->nr, sizeof(*a->v), cmp_ival);
+	if (a->nr > 1)	/* qsort(NULL, 0) is undefined */
+		qsort(a->v, a->nr, sizeof(*a->v), cmp_ival);
 	for (i = 0; i < a->nr; i++) {
 		if (n && a->v[i].start < a->v[n - 1].end)
 			return -1;

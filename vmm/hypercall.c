@@ -28,7 +28,12 @@
 #include "gmvm.h"
 #include "devices/devices.h"
 
-#define VMCALL_PROBE_MS 100
+/*
+ * A vmcall that exits does so in microseconds; the wait only bounds a host
+ * that spins.  Every gmvm start on such a host pays it, so keep it short (a
+ * slow host can only make the answer "no", which is safe).
+ */
+#define VMCALL_PROBE_MS 10
 
 /*
  * --audit each: after every change, check every invariant against the
