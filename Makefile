@@ -54,12 +54,18 @@ GUEST_RT_SRCS := $(sort $(wildcard guest/lib/*.c guest/lib/*.S))
 GUEST_RT_OBJS := $(patsubst %,$(BUILD)/%.o,$(GUEST_RT_SRCS))
 GUEST_SRCS := $(sort $(wildcard guest/tests/*.c))
 GUESTS := $(GUEST_SRCS:guest/tests/%.c=$(BUILD)/guest/%.elf)
+# Benchmark guests (make bench only): guest/bench/*.c link with the runtime,
+# guest/bench/*.S stand alone (their first instruction is the entry).
+GUEST_BENCH_SRCS := $(sort $(wildcard guest/bench/*.c guest/bench/*.S))
+GUEST_BENCHES := $(addsuffix .elf,$(basename \
+	$(GUEST_BENCH_SRCS:guest/bench/%=$(BUILD)/guest/bench/%)))
 
 LIBGMEM_A := $(BUILD)/libgmem.a
 LIBGMEM_SO := $(BUILD)/libgmem.so.1
 GMVM := $(BUILD)/gmvm
 
-.PHONY: all lib gmvm guests tests benches check check-tsan bench run clean help
+.PHONY: all lib gmvm guests guest-benches tests benches check check-tsan bench \
+	run clean help
 # Keep guest objects: they are intermediates of a pattern chain.
 .SECONDARY:
 all: lib gmvm guests tests benches
@@ -67,6 +73,7 @@ all: lib gmvm guests tests benches
 lib: $(LIBGMEM_A) $(LIBGMEM_SO)
 gmvm: $(GMVM)
 guests: $(GUESTS)
+guest-benches: $(GUEST_BENCHES)
 tests: $(TESTS)
 benches: $(BENCHES)
 
@@ -108,6 +115,12 @@ $(BUILD)/guest/%.S.o: guest/%.S
 $(BUILD)/guest/%.elf: $(BUILD)/guest/tests/%.c.o $(GUEST_RT_OBJS) guest/guest.ld
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $< $(GUEST_RT_OBJS) -lgcc
 
+$(BUILD)/guest/bench/%.elf: $(BUILD)/guest/bench/%.c.o $(GUEST_RT_OBJS) guest/guest.ld
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $< $(GUEST_RT_OBJS) -lgcc
+
+$(BUILD)/guest/bench/%.elf: $(BUILD)/guest/bench/%.S.o guest/guest.ld
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $<
+
 # The sanitised build lives in its own tree so that it never mixes objects
 # with the plain one.
 check:
@@ -118,8 +131,10 @@ check-tsan:
 	$(MAKE) BUILD=build/tsan SAN=thread lib gmvm guests tests
 	tests/run-tests.sh --concurrency build/tsan
 
+# gnuplot draws bench/latency.svg; install-deps.sh --bench installs it.
 bench:
-	$(MAKE) BUILD=build/bench OPT=-O2 all
+	scripts/install-deps.sh --bench
+	$(MAKE) BUILD=build/bench OPT=-O2 all guest-benches
 	bench/run-bench.sh build/bench
 
 run: all
