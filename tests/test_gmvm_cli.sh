@@ -71,6 +71,7 @@ peek() {	# FILE OFFSET NBYTES
 expect 0 "" -- --help
 grep -q 'run \[OPTIONS\] GUEST.elf' "$tmp/out" || fail "gmvm --help does not describe run"
 expect 0 "" -- help
+grep -q 'dma-device' "$tmp/out" || fail "gmvm help does not mention the internal dma-device"
 expect 0 "" -- run --help
 grep -q -- '--init-shared' "$tmp/out" || fail "gmvm run --help lacks --init-shared"
 expect 0 "" -- run -h
@@ -109,12 +110,26 @@ expect 125 "--timeout: '-1'" -- run --timeout=-1 $x
 expect 125 "--timeout: 'soon'" -- run --timeout soon $x
 expect 125 "--timeout: 'nan'" -- run --timeout nan $x
 expect 125 "--stats: 'xml'" -- run --stats=xml $x
+expect 125 "--dmatest: 'outside'" -- run --dmatest outside $x
+expect 125 "--dmatest: ''" -- run --dmatest= $x
+expect 125 "--dmatest needs a value" -- run --dmatest
+expect 125 "--reclaim: 'later'" -- run --reclaim=later $x
+expect 125 "--reclaim needs a value" -- run --reclaim
+expect 125 "--audit: 'never'" -- run --audit never $x
+expect 125 "--audit: 'EACH'" -- run --audit=EACH $x
+expect 125 "--audit needs a value" -- run --audit
+expect 125 "--dmatest external: needs --conversion discard" -- run --dmatest=external --conversion in-place $x
+expect 125 "--reclaim deferred: only --conversion discard" -- run --conversion in-place --reclaim deferred $x
 # Options are accepted in both forms and stop at the image: the image is
 # what fails here, so the options were fine.
 expect 125 "nonexistent.elf: cannot open" -- run --memory 16M --vcpus=2 \
 	--conversion in-place --implicit deny --init-shared --timeout 1.5 \
 	--stats $x --memory bogus
 expect 125 "nonexistent.elf: cannot open" -- run --stats=json --memory=0x1000000 -- $x
+expect 125 "nonexistent.elf: cannot open" -- run --reclaim deferred \
+	--dmatest=external --audit each --reclaim=sync --dmatest internal \
+	--audit=exit $x
+expect 125 "internal command" -- dma-device
 expect 125 "not a regular file" -- run /
 
 # ---------------------------------------------------------------- images

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "gmvm.h"
+#include "devices/dmadev.h"
 
 static const char usage_main[] =
 	"usage: gmvm COMMAND [ARGS...]\n"
@@ -28,6 +29,9 @@ static const char usage_main[] =
 	"  help                                this text\n"
 	"\n"
 	"`gmvm COMMAND --help` describes a command.\n"
+	"\n"
+	"internal: `gmvm dma-device` is the DMA device process that\n"
+	"`gmvm run --dmatest=external` starts; it is not run by hand.\n"
 	"\n"
 	"exit status of `run`: 0..123 the guest's own (exit port 0xf4),\n"
 	"124 --timeout fired, 125 gmvm or host error (bad option or image,\n"
@@ -404,6 +408,9 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "run"))
 		return run_main(argc - 1, argv + 1);
+	/* Internal: the --dmatest=external device process (dmadev.h). */
+	if (!strcmp(cmd, "dma-device"))
+		return dmadev_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "caps")) {
 		int i;
 

@@ -5,9 +5,10 @@
  *
  * Sources: the vCPUs' own counters (summed here, after every vCPU thread
  * has been joined, so no locking), libgmem's gmem_get_stats() and
- * gmem_backing_allocated(), and the DMA device.  Hypercall latency is
- * measured host-side from KVM_RUN's return to the next KVM_RUN of the same
- * vCPU, into a fixed log2 histogram with 8 sub-buckets per power of two;
+ * gmem_backing_allocated(), and the DMA device (where it runs and its DMA
+ * mapper's counters, the last ones if the mapper went with a dead device).
+ * Hypercall latency is measured host-side from KVM_RUN's return to the
+ * next KVM_RUN of the same vCPU, into a fixed log2 histogram with 8 sub-buckets per power of two;
  * a percentile is the upper bound of its bucket (at most 12.5% high).
  */
 #include <stdio.h>
@@ -134,11 +135,12 @@ static void print_text(struct vm *vm, const struct stats_all *s)
 		gmem_mode_name(vm->cfg->mode),
 		vm->cfg->implicit == IMPLICIT_DENY ? "deny" : "convert",
 		vm->vmcall ? "vmcall" : "doorbell", s->seconds);
-	fprintf(f, "pages:        %llu private (%.1f MiB), %llu shared (%.1f MiB), %llu runs, state map %llu bytes\n",
+	fprintf(f, "pages:        %llu private (%.1f MiB), %llu shared (%.1f MiB), %llu of them unplugged, %llu runs, state map %llu bytes\n",
 		(unsigned long long)s->g.pages_private,
 		mib(s->g.pages_private * SZ_4K),
 		(unsigned long long)s->g.pages_shared,
 		mib(s->g.pages_shared * SZ_4K),
+		(unsigned long long)s->g.pages_unplugged,
 		(unsigned long long)s->g.nr_runs,
 		(unsigned long long)s->g.map_bytes);
 	fprintf(f, "KVM_RUN:      %llu calls\n", (unsigned long long)s->v.runs);
@@ -168,13 +170,19 @@ static void print_text(struct vm *vm, const struct stats_all *s)
 			(unsigned long long)s->v.explicit_pages[k],
 			(unsigned long long)s->v.implicit_conv[k],
 			(unsigned long long)s->v.implicit_pages[k]);
-	fprintf(f, "libgmem:      to private %llu (%llu pages), to shared %llu (%llu pages), failed %llu, discarded %.1f MiB\n",
+	fprintf(f, "libgmem:      to private %llu (%llu pages), to shared %llu (%llu pages), failed %llu, discarded %.1f MiB; plugs %llu, unplugs %llu\n",
 		(unsigned long long)s->g.conversions_to_private,
 		(unsigned long long)s->g.pages_to_private,
 		(unsigned long long)s->g.conversions_to_shared,
 		(unsigned long long)s->g.pages_to_shared,
 		(unsigned long long)s->g.conversions_failed,
-		mib(s->g.bytes_discarded));
+		mib(s->g.bytes_discarded),
+		(unsigned long long)s->g.plugs,
+		(unsigned long long)s->g.unplugs);
+	fprintf(f, "reclaim:      %s, %.1f MiB pending, %llu deferred punches done by a converting thread\n",
+		vm->cfg->deferred_reclaim ? "deferred" : "sync",
+		mib(s->g.reclaim_pending_bytes),
+		(unsigned long long)s->g.reclaim_sync_punches);
 	fprintf(f, "backing now:  guest_memfd %.1f MiB, shared %.1f MiB%s\n",
 		s->alloc_gmem < 0 ? -1.0 : mib((uint64_t)s->alloc_gmem),
 		s->alloc_shared < 0 ? -1.0 : mib((uint64_t)s->alloc_shared),
@@ -193,11 +201,21 @@ static void print_text(struct vm *vm, const struct stats_all *s)
 		(unsigned long long)s->d.faults,
 		(unsigned long long)s->d.bad,
 		(unsigned long long)s->d.bad_accesses, mib(s->d.bytes));
-	fprintf(f, "dma iommu:    %u mappings (max %u), %llu maps, %llu unmaps, %llu refused (pinned)\n",
-		s->d.nr_maps, s->d.max_maps,
-		(unsigned long long)s->d.map_calls,
-		(unsigned long long)s->d.unmap_calls,
-		(unsigned long long)s->d.refused);
+	if (s->d.external)
+		fprintf(f, "dma backend:  external, device process pid %d, died %s\n",
+			s->d.pid, s->d.died ? "yes" : "no");
+	else
+		fprintf(f, "dma backend:  internal (gmvm's software IOMMU)\n");
+	fprintf(f, "dma mapper:   %llu live mappings (max %llu), %llu maps, %llu unmaps, %llu cuts, %llu merges, %llu splits, %llu refused (pinned)%s\n",
+		(unsigned long long)s->d.dma.live,
+		(unsigned long long)s->d.dma.max_live,
+		(unsigned long long)s->d.dma.maps,
+		(unsigned long long)s->d.dma.unmaps,
+		(unsigned long long)s->d.dma.cuts,
+		(unsigned long long)s->d.dma.merges,
+		(unsigned long long)s->d.dma.splits,
+		(unsigned long long)s->d.dma.refused,
+		s->d.died ? " (when the device died)" : "");
 }
 
 static void print_json(struct vm *vm, const struct stats_all *s)
@@ -211,9 +229,10 @@ static void print_json(struct vm *vm, const struct stats_all *s)
 		gmem_mode_name(vm->cfg->mode),
 		vm->cfg->implicit == IMPLICIT_DENY ? "deny" : "convert",
 		vm->vmcall ? "vmcall" : "doorbell", s->seconds);
-	fprintf(f, ", \"pages\": {\"private\": %llu, \"shared\": %llu, \"runs\": %llu, \"map_bytes\": %llu}",
+	fprintf(f, ", \"pages\": {\"private\": %llu, \"shared\": %llu, \"unplugged\": %llu, \"runs\": %llu, \"map_bytes\": %llu}",
 		(unsigned long long)s->g.pages_private,
 		(unsigned long long)s->g.pages_shared,
+		(unsigned long long)s->g.pages_unplugged,
 		(unsigned long long)s->g.nr_runs,
 		(unsigned long long)s->g.map_bytes);
 	fprintf(f, ", \"kvm_runs\": %llu", (unsigned long long)s->v.runs);
@@ -245,20 +264,24 @@ static void print_json(struct vm *vm, const struct stats_all *s)
 		(unsigned long long)s->v.implicit_pages[GMEM_PRIVATE],
 		(unsigned long long)s->v.implicit_conv[GMEM_SHARED],
 		(unsigned long long)s->v.implicit_pages[GMEM_SHARED]);
-	fprintf(f, ", \"libgmem\": {\"conversions_to_private\": %llu, \"pages_to_private\": %llu, \"conversions_to_shared\": %llu, \"pages_to_shared\": %llu, \"conversions_failed\": %llu, \"bytes_discarded\": %llu}",
+	fprintf(f, ", \"libgmem\": {\"conversions_to_private\": %llu, \"pages_to_private\": %llu, \"conversions_to_shared\": %llu, \"pages_to_shared\": %llu, \"conversions_failed\": %llu, \"bytes_discarded\": %llu, \"plugs\": %llu, \"unplugs\": %llu, \"reclaim_pending_bytes\": %llu, \"reclaim_sync_punches\": %llu}",
 		(unsigned long long)s->g.conversions_to_private,
 		(unsigned long long)s->g.pages_to_private,
 		(unsigned long long)s->g.conversions_to_shared,
 		(unsigned long long)s->g.pages_to_shared,
 		(unsigned long long)s->g.conversions_failed,
-		(unsigned long long)s->g.bytes_discarded);
+		(unsigned long long)s->g.bytes_discarded,
+		(unsigned long long)s->g.plugs,
+		(unsigned long long)s->g.unplugs,
+		(unsigned long long)s->g.reclaim_pending_bytes,
+		(unsigned long long)s->g.reclaim_sync_punches);
 	fprintf(f, ", \"backing_allocated\": {\"guest_memfd\": %lld, \"shared\": %lld}",
 		(long long)s->alloc_gmem, (long long)s->alloc_shared);
 	fprintf(f, ", \"hypercalls\": {\"count\": %llu, \"failed\": %llu, \"latency_ns_p50\": %llu, \"latency_ns_p99\": %llu}",
 		(unsigned long long)s->v.hypercalls,
 		(unsigned long long)s->v.hypercalls_failed,
 		(unsigned long long)s->p50, (unsigned long long)s->p99);
-	fprintf(f, ", \"dma\": {\"fill\": %llu, \"checksum\": %llu, \"pin\": %llu, \"unpin\": %llu, \"unknown\": %llu, \"fault\": %llu, \"bad\": %llu, \"bad_accesses\": %llu, \"bytes\": %llu, \"iommu_mappings\": %u, \"iommu_max_mappings\": %u, \"iommu_maps\": %llu, \"iommu_unmaps\": %llu, \"iommu_refused\": %llu}",
+	fprintf(f, ", \"dma\": {\"fill\": %llu, \"checksum\": %llu, \"pin\": %llu, \"unpin\": %llu, \"unknown\": %llu, \"fault\": %llu, \"bad\": %llu, \"bad_accesses\": %llu, \"bytes\": %llu",
 		(unsigned long long)s->d.commands[1],
 		(unsigned long long)s->d.commands[2],
 		(unsigned long long)s->d.commands[3],
@@ -267,10 +290,21 @@ static void print_json(struct vm *vm, const struct stats_all *s)
 		(unsigned long long)s->d.faults,
 		(unsigned long long)s->d.bad,
 		(unsigned long long)s->d.bad_accesses,
-		(unsigned long long)s->d.bytes, s->d.nr_maps, s->d.max_maps,
-		(unsigned long long)s->d.map_calls,
-		(unsigned long long)s->d.unmap_calls,
-		(unsigned long long)s->d.refused);
+		(unsigned long long)s->d.bytes);
+	fprintf(f, ", \"backend\": \"%s\"",
+		s->d.external ? "external" : "internal");
+	if (s->d.external)
+		fprintf(f, ", \"pid\": %d, \"died\": %s", s->d.pid,
+			s->d.died ? "true" : "false");
+	fprintf(f, ", \"mapper\": {\"live\": %llu, \"max_live\": %llu, \"maps\": %llu, \"unmaps\": %llu, \"cuts\": %llu, \"merges\": %llu, \"splits\": %llu, \"refused\": %llu}}",
+		(unsigned long long)s->d.dma.live,
+		(unsigned long long)s->d.dma.max_live,
+		(unsigned long long)s->d.dma.maps,
+		(unsigned long long)s->d.dma.unmaps,
+		(unsigned long long)s->d.dma.cuts,
+		(unsigned long long)s->d.dma.merges,
+		(unsigned long long)s->d.dma.splits,
+		(unsigned long long)s->d.dma.refused);
 	fprintf(f, "}\n");
 }
 

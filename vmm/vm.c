@@ -274,10 +274,8 @@ static int vm_init_devices(struct vm *vm)
 		gmvm_err("setting up devices: %s", strerror(-ret));
 		return ret;
 	}
-	ret = dmatest_init(vm);
-	if (ret)
-		gmvm_err("setting up the DMA test device: %s", strerror(-ret));
-	return ret;
+	/* Prints its own error (the device process may say more). */
+	return dmatest_init(vm);
 }
 
 static int vm_launch(struct vm *vm, const struct elf_image *img)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 //@ run: 0
 //@ run: 0 --conversion in-place
+//@ run: 0 --dmatest=external --audit each
 /*
  * The `make run` demo: converts memory between private and shared and
  * says, in plain lines, what it did and what the DMA device saw.  It

@@ -4,6 +4,11 @@
 //@ run: 0 --init-shared
 //@ run: 126 -- touch-pinned
 //@ run: 126 --conversion in-place -- touch-pinned
+//@ run: 0 --audit each
+//@ run: 0 --dmatest=external
+//@ run: 0 --dmatest=external --init-shared --audit each
+//@ run: 0 --dmatest=external --reclaim deferred --audit each
+//@ run: 126 --dmatest=external -- touch-pinned
 /*
  * The DMA test device (ABI section 7):
  *  - FILL and CHECKSUM work on shared pages, at any address and length up
@@ -18,6 +23,10 @@
  *    PIN of a range with a private page gives STATUS 1 and pins nothing.
  * With "touch-pinned", the guest touches a pinned shared page through the
  * private view: that implicit conversion must stop the VM (126).
+ * The same holds whether the device runs in gmvm or as its own process
+ * (--dmatest=external, where the pins live in that process); with --audit
+ * each gmvm also checks after every change that the device's mappings
+ * (the process's real ones) are exactly the shared runs.
  */
 #include "guest.h"
 

@@ -4,6 +4,8 @@
 //@ run: 0 --init-shared --reclaim deferred
 //@ run: 0 --audit each -- iters=150
 //@ run: 0 --conversion in-place --audit each -- iters=150
+//@ run: 0 --dmatest external --audit each -- iters=150
+//@ run: 0 --dmatest external --init-shared --audit each -- iters=150 seed=7
 //@ run: 126 -- touch-unplugged
 //@ run: 126 --implicit deny -- touch-unplugged
 /*

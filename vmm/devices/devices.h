@@ -5,8 +5,11 @@
 #ifndef GMVM_DEVICES_H
 #define GMVM_DEVICES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include <gmem/gmem.h>
 
 #include "gmvm/abi.h"
 
@@ -20,18 +23,26 @@ int console_init(struct vm *vm);
 void console_flush(struct vm *vm);
 void console_destroy(struct vm *vm);
 
-/* dmatest.c: the DMA test device and its IOMMU listener. */
+/*
+ * dmatest.c: the DMA test device, behind a libgmem DMA mapper whose
+ * backend is either gmvm's own software IOMMU (internal) or a device
+ * process (external, dmadev.c).
+ */
 int dmatest_init(struct vm *vm);
 /*
- * Forget pins and unregister the listener (before gmem_destroy).  The
- * unregister replays the removal of every shared run, so the IOMMU must
- * end up empty: -EUCLEAN (message printed) if it does not.
+ * At exit, before gmem_destroy: forget pins, destroy the mapper (which
+ * unmaps everything, forced), check that the backend ended up empty and,
+ * for an external device, stop the process.  -EUCLEAN (message printed)
+ * if something was left or the process did not exit cleanly.
  */
 int dmatest_teardown(struct vm *vm);
 void dmatest_destroy(struct vm *vm);
 /*
- * 0, or -EUCLEAN with a message printed if the IOMMU saw notifications
- * that contradict its mappings (a libgmem bug).
+ * 0, or -EUCLEAN with a message printed if the backend got requests a
+ * correct mapper never makes, or gmem_dma_mapper_validate() fails (its
+ * mappings are not the layout of the reachable pages, or the backend does
+ * not hold exactly them: for an external device, its real mappings).
+ * Thread-safe: may be called from any thread at any time.
  */
 int dmatest_check(struct vm *vm);
 
@@ -41,11 +52,11 @@ struct dmatest_stats {
 	uint64_t bad;		/* STATUS 2 */
 	uint64_t bytes;		/* FILLed or CHECKSUMed */
 	uint64_t bad_accesses;	/* wrong size or alignment */
-	unsigned int nr_maps;	/* mappings now */
-	unsigned int max_maps;
-	uint64_t map_calls;
-	uint64_t unmap_calls;
-	uint64_t refused;
+	bool external;		/* a device process */
+	int pid;		/* external: its pid */
+	bool died;		/* external: it died during the run */
+	/* The mapper's counters (the last ones if it was destroyed). */
+	struct gmem_dma_stats dma;
 };
 
 void dmatest_get_stats(struct vm *vm, struct dmatest_stats *st);

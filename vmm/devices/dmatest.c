@@ -2,12 +2,18 @@
 /*
  * The DMA test device (guest ABI section 7), ports 0x520..0x53f.
  *
- * It behaves like a device behind an IOMMU: it can reach only what its own
- * IOMMU (swiommu) maps, and that IOMMU is fed only by a libgmem listener
- * (populate = map, discard = unmap).  A command checks the IOMMU, never the
- * page-state map, so a wrong or missing notification from libgmem shows up
- * as a wrong device result (or as the inconsistency error below), not as a
- * silently correct one.
+ * It behaves like a device behind an IOMMU: it can reach only what its
+ * DMA mappings cover, and those are made by a libgmem DMA mapper (exact
+ * layout: one mapping per maximal shared-and-plugged run, changed by map,
+ * unmap, cut and merge).  The mapper's backend is
+ *  - internal (default): swiommu, gmvm's strict software IOMMU; commands
+ *    run here, checked against it, copying with gmem_access();
+ *  - external (--dmatest=external): a device process (dmadev.c) that maps
+ *    the shared backing only where the mapper says, and runs the commands
+ *    itself on its own mappings.
+ * A command checks the device's mappings, never the page-state map, so a
+ * wrong or missing notification shows up as a wrong device result (or as
+ * the inconsistency errors below), not as a silently correct one.
  *
  * Registers are 32 bits wide at 4-byte aligned ports.  An access of
  * another size or alignment is not defined by the ABI; like a bus with no
@@ -15,26 +21,37 @@
  * --stats).  ADDR_LO/ADDR_HI/LEN/PATTERN read back what was written; CMD
  * reads 0; STATUS and RESULT ignore writes; 0x53c reads all ones.
  *
- * A FILL or CHECKSUM is atomic with respect to conversions: after the
- * IOMMU check, the whole range is copied with one gmem_access(...,
- * GMEM_SHARED), which holds off conversions while it copies and copies
- * nothing if any page is not shared.  A conversion to private on another
- * vCPU can still slip in between the check and the copy; the conversion
- * then simply happened first, and the command faults (STATUS 1, nothing
- * written), as it would have if it had started later.  Such a race always
- * unmaps something in the IOMMU first (libgmem tells listeners before a
- * page stops being shared), so -EACCES with no unmap since the check
- * means a page stopped being shared without its listener being told:
- * libgmem and the listener disagree, and gmvm says so and exits 125.
+ * Internal: a FILL or CHECKSUM is atomic with respect to conversions:
+ * after the IOMMU check, the whole range is copied with one
+ * gmem_access(..., GMEM_SHARED), which holds off conversions while it
+ * copies and copies nothing if any page is not shared.  A conversion to
+ * private on another vCPU can still slip in between the check and the
+ * copy; the conversion then simply happened first, and the command faults
+ * (STATUS 1, nothing written), as it would have if it had started later.
+ * Such a race always unmaps something in the IOMMU first (libgmem tells
+ * listeners before a page stops being shared), so -EACCES with no unmap
+ * since the check means a page stopped being shared without its listener
+ * being told: libgmem and the listener disagree, and gmvm says so and
+ * exits 125.
+ * External: the device runs one message at a time, so a command and a
+ * mapper op never overlap; an unmap is acknowledged only after the device
+ * dropped the mapping, before libgmem revokes or punches the page.
  *
  * Only PIN holds pages: a conversion to private fails with -EAGAIN (-11 to
  * the guest) only while a PIN covers one of its pages, never because of a
- * transfer on another vCPU, which a guest could not avoid.
+ * transfer on another vCPU, which a guest could not avoid.  If the device
+ * process dies, its pins go with it, and every command that is not a bad
+ * request faults (STATUS 1).
  *
  * Locking: dev->lock protects the registers and serialises commands (a
  * command runs to completion before the `out` to CMD returns).  It is held
- * across gmem_access(); libgmem never takes it (the listener callbacks
- * take only the IOMMU's leaf lock), so there is no cycle.
+ * across gmem_access() and dmadev_command(); libgmem never takes it (the
+ * mapper's ops take only the IOMMU's or the device channel's leaf lock),
+ * so there is no cycle.  mapper_lock guards the mapper pointer: readers
+ * (dmatest_check, stats) hold it across their use, and the mapper is
+ * destroyed only after it was taken out under the write lock, outside
+ * it, and never from inside a mapper callback (libgmem's whole-RAM range
+ * lock): by the device's death monitor, or at teardown.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -42,6 +59,7 @@
 
 #include "../gmvm.h"
 #include "devices.h"
+#include "dmadev.h"
 #include "swiommu.h"
 
 struct dmatest {
@@ -55,42 +73,98 @@ struct dmatest {
 	uint32_t result;
 	uint8_t *buf;		/* bounce buffer, grown up to GM_DMA_MAX_LEN */
 	size_t buf_len;
-	struct swiommu iommu;
-	struct gmem_listener *listener;
 	struct dmatest_stats stats;
+
+	bool external;
+	struct swiommu iommu;	/* internal: the device's IOMMU */
+	bool iommu_ready;
+	struct dmadev *ext;	/* external: the device process */
+
+	pthread_rwlock_t mapper_lock;	/* mapper, last_dma */
+	struct gmem_dma_mapper *mapper;
+	struct gmem_dma_stats last_dma;
 };
 
-static int dma_populate(void *data, uint64_t offset, uint64_t len)
+/* ---- the internal backend: swiommu -------------------------------------- */
+
+static int iommu_map(void *data, uint64_t iova, uint64_t len)
 {
 	struct dmatest *d = data;
 
-	return swiommu_map(&d->iommu, offset, len);
+	return swiommu_map(&d->iommu, iova, len, 0);
 }
 
-static int dma_discard(void *data, uint64_t offset, uint64_t len,
+static int iommu_unmap(void *data, uint64_t iova, uint64_t len,
 		       unsigned int flags)
 {
 	struct dmatest *d = data;
 
-	return swiommu_unmap(&d->iommu, offset, len);
+	return swiommu_unmap(&d->iommu, iova, len,
+			     flags & GMEM_DISCARD_FORCED);
 }
 
-static int dma_report(void *data,
-		      int (*fn)(void *arg, uint64_t offset, uint64_t len),
-		      void *arg)
+static int iommu_cut(void *data, uint64_t m_iova, uint64_t m_len,
+		     uint64_t iova, uint64_t len, unsigned int flags)
+{
+	struct dmatest *d = data;
+
+	return swiommu_cut(&d->iommu, m_iova, m_len, iova, len,
+			   flags & GMEM_DISCARD_FORCED);
+}
+
+static int iommu_merge(void *data, uint64_t iova, uint64_t len)
+{
+	struct dmatest *d = data;
+
+	return swiommu_merge(&d->iommu, iova, len, 0);
+}
+
+static int iommu_report(void *data,
+			int (*fn)(void *arg, uint64_t iova, uint64_t len),
+			void *arg)
 {
 	struct dmatest *d = data;
 
 	return swiommu_report(&d->iommu, fn, arg);
 }
 
-static const struct gmem_listener_ops dma_listener_ops = {
-	.populate = dma_populate,
-	.discard = dma_discard,
-	.report = dma_report,
+static const struct gmem_dma_ops iommu_dma_ops = {
+	.map = iommu_map,
+	.unmap = iommu_unmap,
+	.cut = iommu_cut,
+	.merge = iommu_merge,
+	.report = iommu_report,
 };
 
-/* FILL or CHECKSUM, with dev->lock held. */
+/* ---- the mapper --------------------------------------------------------- */
+
+/*
+ * Take the mapper out (keeping its last counters) and destroy it.  Never
+ * from a mapper or listener callback.
+ */
+static void drop_mapper(struct dmatest *d)
+{
+	struct gmem_dma_mapper *m;
+
+	pthread_rwlock_wrlock(&d->mapper_lock);
+	m = d->mapper;
+	d->mapper = NULL;
+	if (m)
+		gmem_dma_mapper_get_stats(m, &d->last_dma);
+	pthread_rwlock_unlock(&d->mapper_lock);
+	if (m)
+		gmem_dma_mapper_destroy(d->vm->gmem, m);
+}
+
+/* The device process died: its monitor thread calls this. */
+static void device_died(void *arg)
+{
+	drop_mapper(arg);
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+/* FILL or CHECKSUM in gmvm, with dev->lock held. */
 static enum exit_action dma_transfer(struct vcpu *vcpu, struct dmatest *d,
 				     uint32_t cmd, uint64_t addr,
 				     uint64_t len)
@@ -120,7 +194,7 @@ static enum exit_action dma_transfer(struct vcpu *vcpu, struct dmatest *d,
 		goto fault;	/* a conversion to private came first */
 	if (ret == -EACCES)
 		return vm_stop(vm, GM_EXIT_HOST_ERROR,
-			       "DMA device: internal inconsistency: its IOMMU maps [%#llx, %#llx) and saw no unmap since it checked, but libgmem says a page of it is not shared (gmem_access: %s): libgmem's listener notifications disagree with its page states",
+			       "DMA device: internal inconsistency: its IOMMU maps [%#llx, %#llx) and saw no unmap since it checked, but libgmem says a page of it is not shared (gmem_access: %s): the DMA mapper's mappings disagree with the page states",
 			       (unsigned long long)addr,
 			       (unsigned long long)(addr + len),
 			       strerror(-ret));
@@ -146,6 +220,20 @@ fault:
 	return EXIT_RESUME;
 }
 
+/* PIN or UNPIN in gmvm's IOMMU: the STATUS. */
+static uint32_t dma_pin(struct dmatest *d, uint32_t cmd, uint64_t addr,
+			uint64_t len)
+{
+	int ret;
+
+	if (cmd == GM_DMA_CMD_PIN) {
+		ret = swiommu_pin(&d->iommu, addr, len);
+		return ret == -EFAULT ? GM_DMA_FAULT :
+		       ret ? GM_DMA_BAD : GM_DMA_OK;	/* pin table full */
+	}
+	return swiommu_unpin(&d->iommu, addr, len) ? GM_DMA_BAD : GM_DMA_OK;
+}
+
 /* A write to CMD, with dev->lock held. */
 static enum exit_action dma_command(struct vcpu *vcpu, struct dmatest *d,
 				    uint32_t cmd)
@@ -153,7 +241,7 @@ static enum exit_action dma_command(struct vcpu *vcpu, struct dmatest *d,
 	uint64_t addr = ((uint64_t)d->addr_hi << 32) | d->addr_lo;
 	uint64_t len = d->len;
 	uint64_t ram = vcpu->vm->ram_size;
-	int ret;
+	uint32_t result = 0;
 
 	d->stats.commands[cmd >= 1 && cmd <= 4 ? cmd : 0]++;
 	if (cmd < GM_DMA_CMD_FILL || cmd > GM_DMA_CMD_UNPIN || len == 0 ||
@@ -162,32 +250,25 @@ static enum exit_action dma_command(struct vcpu *vcpu, struct dmatest *d,
 		d->stats.bad++;
 		return EXIT_RESUME;
 	}
-	switch (cmd) {
-	case GM_DMA_CMD_FILL:
-	case GM_DMA_CMD_CHECKSUM:
+	if (!d->external && (cmd == GM_DMA_CMD_FILL ||
+			     cmd == GM_DMA_CMD_CHECKSUM))
 		return dma_transfer(vcpu, d, cmd, addr, len);
-	case GM_DMA_CMD_PIN:
-		ret = swiommu_pin(&d->iommu, addr, len);
-		if (ret == -EFAULT) {
-			d->status = GM_DMA_FAULT;
-			d->stats.faults++;
-		} else if (ret) {
-			d->status = GM_DMA_BAD;	/* pin table full */
-			d->stats.bad++;
-		} else {
-			d->status = GM_DMA_OK;
-		}
-		return EXIT_RESUME;
-	default:	/* GM_DMA_CMD_UNPIN */
-		ret = swiommu_unpin(&d->iommu, addr, len);
-		if (ret) {
-			d->status = GM_DMA_BAD;
-			d->stats.bad++;
-		} else {
-			d->status = GM_DMA_OK;
-		}
-		return EXIT_RESUME;
+	if (!d->external) {
+		d->status = dma_pin(d, cmd, addr, len);
+	} else {
+		d->status = (uint32_t)dmadev_command(d->ext, cmd, addr, len,
+						     (uint8_t)d->pattern,
+						     &result);
+		if (d->status == GM_DMA_OK && cmd == GM_DMA_CMD_CHECKSUM)
+			d->result = result;
+		if (d->status == GM_DMA_OK && cmd <= GM_DMA_CMD_CHECKSUM)
+			d->stats.bytes += len;
 	}
+	if (d->status == GM_DMA_FAULT)
+		d->stats.faults++;
+	else if (d->status == GM_DMA_BAD)
+		d->stats.bad++;
+	return EXIT_RESUME;
 }
 
 static enum exit_action dma_port(struct vcpu *vcpu, void *opaque,
@@ -241,83 +322,167 @@ int dmatest_init(struct vm *vm)
 		.name = "dmatest",
 		.fn = dma_port,
 	};
+	struct gmem_dma_mapper_config mc = { 0 };
+	const char *step = "out of memory";
+	struct gmem_dma_mapper *m;
 	struct dmatest *d;
-	int ret;
+	int ret = -ENOMEM;
 
+	/* Every failure prints one line, here or in dmadev_start(). */
 	d = calloc(1, sizeof(*d));
 	if (!d)
-		return -ENOMEM;
+		goto err_print;
 	d->vm = vm;
+	d->external = vm->cfg->dmatest == DMATEST_EXTERNAL;
+	step = "locks";
 	ret = -pthread_mutex_init(&d->lock, NULL);
 	if (ret)
 		goto err_dev;
-	ret = swiommu_init(&d->iommu);
+	ret = -pthread_rwlock_init(&d->mapper_lock, NULL);
 	if (ret)
 		goto err_lock;
-	/* Replays the current shared runs into the IOMMU. */
-	ret = gmem_listener_register(vm->gmem, &dma_listener_ops, d,
-				     &d->listener);
+	if (d->external) {
+		ret = dmadev_start(gmem_backing_fd(vm->gmem,
+						   GMEM_BACKING_SHARED),
+				   vm->ram_size, device_died, d, &d->ext);
+		if (ret) {
+			step = NULL;	/* said */
+			goto err_rwlock;
+		}
+		mc.ops = &dmadev_dma_ops;
+		mc.data = d->ext;
+	} else {
+		step = "its IOMMU";
+		ret = swiommu_init(&d->iommu, vm->ram_size);
+		if (ret)
+			goto err_rwlock;
+		d->iommu_ready = true;
+		mc.ops = &iommu_dma_ops;
+		mc.data = d;
+	}
+	/* Maps the current reachable runs now. */
+	step = "gmem_dma_mapper_create";
+	ret = gmem_dma_mapper_create(vm->gmem, &mc, &m);
 	if (ret)
-		goto err_iommu;
+		goto err_backend;
+	pthread_rwlock_wrlock(&d->mapper_lock);
+	d->mapper = m;
+	pthread_rwlock_unlock(&d->mapper_lock);
+	/* Died while the mapper was made: its monitor found none to drop. */
+	if (d->ext && dmadev_died(d->ext))
+		drop_mapper(d);
+	step = "registering its ports";
 	h.opaque = d;
 	ret = vm_register_ports(vm, &h);
 	if (ret)
-		goto err_listener;
+		goto err_mapper;
 	vm->dma = d;
 	return 0;
 
-err_listener:
-	gmem_listener_unregister(vm->gmem, d->listener);
-err_iommu:
-	swiommu_destroy(&d->iommu);
+err_mapper:
+	if (d->ext)
+		dmadev_stop_monitor(d->ext);
+	drop_mapper(d);
+err_backend:
+	if (d->ext)
+		dmadev_stop(d->ext);
+	if (d->iommu_ready)
+		swiommu_destroy(&d->iommu);
+err_rwlock:
+	pthread_rwlock_destroy(&d->mapper_lock);
 err_lock:
 	pthread_mutex_destroy(&d->lock);
 err_dev:
 	free(d);
+err_print:
+	if (step)
+		gmvm_err("setting up the DMA test device: %s: %s", step,
+			 strerror(-ret));
 	return ret;
+}
+
+/* The backend's violation counters and what they say, for dmatest_check. */
+static void backend_stats(struct dmatest *d, struct swiommu_stats *st,
+			  uint64_t *device_refused)
+{
+	*device_refused = 0;
+	if (d->external)
+		dmadev_get_stats(d->ext, st, device_refused);
+	else
+		swiommu_get_stats(&d->iommu, st);
 }
 
 int dmatest_check(struct vm *vm)
 {
 	struct dmatest *d = vm->dma;
-	uint64_t overlaps, holes;
+	uint64_t device_refused;
+	struct swiommu_stats st;
+	char msg[512];
+	int ret = 0, err;
 
 	if (!d)
 		return 0;
-	pthread_mutex_lock(&d->iommu.lock);
-	overlaps = d->iommu.map_overlaps;
-	holes = d->iommu.unmap_holes;
-	pthread_mutex_unlock(&d->iommu.lock);
-	if (!overlaps && !holes)
-		return 0;
-	gmvm_err("DMA device's IOMMU got %llu populate notifications for already mapped pages and %llu discards of unmapped pages: libgmem's listener notifications disagree with its page states",
-		 (unsigned long long)overlaps, (unsigned long long)holes);
-	return -EUCLEAN;
+	backend_stats(d, &st, &device_refused);
+	if (swiommu_violations(&st)) {
+		gmvm_err("DMA device: the DMA mapper asked its %s for what a correct mapper never does (refused): %s",
+			 d->external ? "device process" : "IOMMU",
+			 swiommu_describe(&st, msg, sizeof(msg)));
+		ret = -EUCLEAN;
+	}
+	if (device_refused) {
+		gmvm_err("DMA device process (pid %d) refused %llu mapping requests that gmvm's mirror of its mappings allowed: the two disagree",
+			 (int)dmadev_pid(d->ext),
+			 (unsigned long long)device_refused);
+		ret = -EUCLEAN;
+	}
+	pthread_rwlock_rdlock(&d->mapper_lock);
+	err = d->mapper ? gmem_dma_mapper_validate(d->mapper, msg,
+						   sizeof(msg)) : 0;
+	pthread_rwlock_unlock(&d->mapper_lock);
+	if (err) {
+		gmvm_err("DMA device: gmem_dma_mapper_validate: %s",
+			 msg[0] ? msg : strerror(-err));
+		ret = -EUCLEAN;
+	}
+	return ret;
 }
 
 int dmatest_teardown(struct vm *vm)
 {
 	struct dmatest *d = vm->dma;
-	unsigned int left;
-	uint64_t holes;
+	struct swiommu_stats before, after;
+	uint64_t refused;
+	int ret = 0;
 
-	if (!d || !d->listener)
+	if (!d)
 		return 0;
-	swiommu_teardown(&d->iommu);
-	pthread_mutex_lock(&d->iommu.lock);
-	holes = d->iommu.unmap_holes;
-	pthread_mutex_unlock(&d->iommu.lock);
-	gmem_listener_unregister(vm->gmem, d->listener);
-	d->listener = NULL;
-	pthread_mutex_lock(&d->iommu.lock);
-	left = d->iommu.nr_maps;
-	holes = d->iommu.unmap_holes - holes;
-	pthread_mutex_unlock(&d->iommu.lock);
-	if (!left && !holes)
-		return 0;
-	gmvm_err("DMA device: after unregistering its listener the IOMMU still holds %u mappings (%llu discards of unmapped pages): libgmem's unregister did not replay the removal of exactly the shared runs",
-		 left, (unsigned long long)holes);
-	return -EUCLEAN;
+	if (d->external)
+		dmadev_stop_monitor(d->ext);
+	else
+		swiommu_teardown(&d->iommu);
+	backend_stats(d, &before, &refused);
+	/* Unmaps every mapping (forced), then unregisters. */
+	drop_mapper(d);
+	backend_stats(d, &after, &refused);
+	if (after.nr_maps || swiommu_violations(&after) !=
+			     swiommu_violations(&before)) {
+		gmvm_err("DMA device: after the DMA mapper was destroyed its %s still holds %llu mappings (%llu requests refused on the way): the mapper did not unmap exactly its mappings",
+			 d->external ? "device process" : "IOMMU",
+			 (unsigned long long)after.nr_maps,
+			 (unsigned long long)(swiommu_violations(&after) -
+					      swiommu_violations(&before)));
+		ret = -EUCLEAN;
+	}
+	if (d->external) {
+		if (dmadev_check_empty(d->ext))
+			ret = -EUCLEAN;
+		d->stats.died = dmadev_died(d->ext);
+		d->stats.pid = (int)dmadev_pid(d->ext);
+		if (dmadev_stop(d->ext))
+			ret = -EUCLEAN;
+		d->ext = NULL;
+	}
+	return ret;
 }
 
 void dmatest_get_stats(struct vm *vm, struct dmatest_stats *st)
@@ -330,13 +495,17 @@ void dmatest_get_stats(struct vm *vm, struct dmatest_stats *st)
 	pthread_mutex_lock(&d->lock);
 	*st = d->stats;
 	pthread_mutex_unlock(&d->lock);
-	pthread_mutex_lock(&d->iommu.lock);
-	st->nr_maps = d->iommu.nr_maps;
-	st->max_maps = d->iommu.max_maps;
-	st->map_calls = d->iommu.nr_map_calls;
-	st->unmap_calls = d->iommu.nr_unmap_calls;
-	st->refused = d->iommu.nr_refused;
-	pthread_mutex_unlock(&d->iommu.lock);
+	st->external = d->external;
+	if (d->ext) {
+		st->pid = (int)dmadev_pid(d->ext);
+		st->died = dmadev_died(d->ext);
+	}
+	pthread_rwlock_rdlock(&d->mapper_lock);
+	if (d->mapper)
+		gmem_dma_mapper_get_stats(d->mapper, &st->dma);
+	else
+		st->dma = d->last_dma;
+	pthread_rwlock_unlock(&d->mapper_lock);
 }
 
 void dmatest_destroy(struct vm *vm)
@@ -345,9 +514,14 @@ void dmatest_destroy(struct vm *vm)
 
 	if (!d)
 		return;
-	if (d->listener)
-		gmem_listener_unregister(vm->gmem, d->listener);
-	swiommu_destroy(&d->iommu);
+	if (d->ext)
+		dmadev_stop_monitor(d->ext);
+	drop_mapper(d);
+	if (d->ext)
+		dmadev_stop(d->ext);
+	if (d->iommu_ready)
+		swiommu_destroy(&d->iommu);
+	pthread_rwlock_destroy(&d->mapper_lock);
 	pthread_mutex_destroy(&d->lock);
 	free(d->buf);
 	free(d);

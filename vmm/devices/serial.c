@@ -40,6 +40,11 @@ static enum exit_action serial_port(struct vcpu *vcpu, void *opaque,
 			continue;
 		pthread_mutex_lock(&con->lock);
 		putc_unlocked(data[i], stdout);
+		/* Line by line, so that whoever reads a pipe sees a guest's
+		 * progress while it runs (stdout to a file is block
+		 * buffered). */
+		if (data[i] == '\n')
+			fflush_unlocked(stdout);
 		con->bytes++;
 		pthread_mutex_unlock(&con->lock);
 	}

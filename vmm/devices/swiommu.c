@@ -1,193 +1,295 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * swiommu: the DMA test device's own IOMMU, one mapping per shared run.
+ * swiommu: a strict software IOMMU, the backend of a libgmem DMA mapper in
+ * its exact layout (map, unmap, cut, merge).
  *
  * Invariants (under s->lock):
- *  - maps[0..nr_maps) is sorted by start, every range is non-empty and
- *    page aligned, and no two ranges overlap or touch (touching ranges are
- *    merged), so the number of mappings equals the number of shared runs
- *    when the notifications are right;
- *  - pins[0..nr_pins) hold ranges that were fully mapped when pinned, and
- *    a discard intersecting one (page granular) is refused, so a pinned
+ *  - the tree holds disjoint, non-empty, page-aligned ranges inside
+ *    [0, limit), ordered by address; nr_maps counts them.  Mappings may
+ *    touch (between a map and the merge that follows it), so "is this
+ *    range mapped" walks touching successors;
+ *  - every op is validated before anything changes, and a request a
+ *    correct mapper never makes (a map over a live mapping, an unmap that
+ *    is not exactly one live mapping, a cut that is not strictly inside
+ *    one live mapping, a merge that does not exactly tile two or more
+ *    adjacent live mappings, a bad range) changes nothing, is counted and
+ *    fails with -EINVAL;
+ *  - pins[0..nr_pins) hold ranges that were fully mapped when pinned; an
+ *    unmap or cut without GMEM_DISCARD_FORCED whose removed range
+ *    intersects one (page granular) is refused with -EAGAIN, so a pinned
  *    page stays mapped until it is unpinned;
- *  - unmap_seq grows with every unmap that removed something, so a reader
- *    that saw a range mapped at sequence n and sees n again knows nothing
- *    was unmapped in between.
+ *  - unmap_seq grows with every unmap or cut, so a reader that saw a
+ *    range mapped at sequence n and sees n again knows nothing was
+ *    unmapped in between.
+ *
+ * Complexity: the mappings are a glibc tsearch tree (red-black) keyed by
+ * range with an overlap comparator: any range overlapping the key compares
+ * equal, which is a total order on disjoint ranges.  Lookup, map, unmap
+ * and cut are O(log n); a merge of k tiles is O(k log n).  A guest can
+ * make ~130k mappings (every other page of 1 GiB shared).
  *
  * The lock is a leaf: nothing here calls out while holding it, except
  * swiommu_report(), whose callback is libgmem's audit comparator.
- *
- * Complexity: lookup is a binary search; map and unmap move the tail of
- * the array (O(n) in the number of mappings), which is fine for the few
- * thousand runs tests make.  A tree would be the next step.
  */
 #include <errno.h>
+#include <search.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../gmvm.h"
 #include "swiommu.h"
 
-int swiommu_init(struct swiommu *s)
+#define PAGE GMEM_PAGE_SIZE
+
+int swiommu_init(struct swiommu *s, uint64_t limit)
 {
 	memset(s, 0, sizeof(*s));
+	s->limit = limit;
 	return -pthread_mutex_init(&s->lock, NULL);
 }
 
 void swiommu_destroy(struct swiommu *s)
 {
+	tdestroy(s->root, free);
+	s->root = NULL;
 	pthread_mutex_destroy(&s->lock);
-	free(s->maps);
-	s->maps = NULL;
 }
 
-/* Index of the first mapping whose end is >= @addr (touching counts). */
-static unsigned int first_reaching(const struct swiommu *s, uint64_t addr)
+/* Overlapping ranges compare equal: a total order on disjoint ones. */
+static int cmp_range(const void *a, const void *b)
 {
-	unsigned int lo = 0, hi = s->nr_maps;
+	const struct swiommu_range *x = a, *y = b;
 
-	while (lo < hi) {
-		unsigned int mid = lo + (hi - lo) / 2;
-
-		if (s->maps[mid].end < addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static int reserve(struct swiommu *s, unsigned int extra)
-{
-	unsigned int cap;
-	void *p;
-
-	if (s->nr_maps + extra <= s->cap_maps)
-		return 0;
-	cap = s->cap_maps ? s->cap_maps * 2 : 16;
-	while (cap < s->nr_maps + extra)
-		cap *= 2;
-	p = realloc(s->maps, cap * sizeof(*s->maps));
-	if (!p)
-		return -ENOMEM;
-	s->maps = p;
-	s->cap_maps = cap;
+	if (x->end <= y->start)
+		return -1;
+	if (x->start >= y->end)
+		return 1;
 	return 0;
 }
 
-int swiommu_map(struct swiommu *s, uint64_t start, uint64_t len)
+/* A mapping overlapping [start, end), or NULL. */
+static struct swiommu_range *find(const struct swiommu *s, uint64_t start,
+				  uint64_t end)
 {
-	uint64_t end = start + len;
-	unsigned int i, j;
-	int ret;
+	struct swiommu_range key = { start, end };
+	void *node = tfind(&key, &s->root, cmp_range);
 
-	if (!len || end < start)
-		return -EINVAL;
-	pthread_mutex_lock(&s->lock);
-	ret = reserve(s, 1);
-	if (ret)
-		goto out;
-	s->nr_map_calls++;
-	i = first_reaching(s, start);
-	/* Ranges i..j-1 overlap or touch [start, end): merge them. */
-	for (j = i; j < s->nr_maps && s->maps[j].start <= end; j++) {
-		if (s->maps[j].start < end && s->maps[j].end > start)
-			s->map_overlaps++;
-		if (s->maps[j].start < start)
-			start = s->maps[j].start;
-		if (s->maps[j].end > end)
-			end = s->maps[j].end;
-	}
-	if (j == i) {
-		memmove(&s->maps[i + 1], &s->maps[i],
-			(s->nr_maps - i) * sizeof(*s->maps));
-		s->nr_maps++;
-	} else if (j > i + 1) {
-		memmove(&s->maps[i + 1], &s->maps[j],
-			(s->nr_maps - j) * sizeof(*s->maps));
-		s->nr_maps -= j - i - 1;
-	}
-	s->maps[i].start = start;
-	s->maps[i].end = end;
-	if (s->nr_maps > s->max_maps)
-		s->max_maps = s->nr_maps;
-out:
-	pthread_mutex_unlock(&s->lock);
-	return ret;
+	return node ? *(struct swiommu_range **)node : NULL;
+}
+
+/* The mapping holding address @addr, or NULL. */
+static struct swiommu_range *holding(const struct swiommu *s, uint64_t addr)
+{
+	return find(s, addr, addr + 1);
+}
+
+static bool range_ok(const struct swiommu *s, uint64_t iova, uint64_t len)
+{
+	return len && !(iova % PAGE) && !(len % PAGE) && iova < s->limit &&
+	       len <= s->limit - iova;
 }
 
 static bool intersects_page(const struct swiommu_range *r, uint64_t start,
 			    uint64_t end)
 {
-	uint64_t rs = ALIGN_DOWN(r->start, SZ_4K);
-	uint64_t re = ALIGN_UP(r->end, SZ_4K);
+	uint64_t rs = r->start & ~(PAGE - 1);
+	uint64_t re = (r->end + PAGE - 1) & ~(PAGE - 1);
 
 	return rs < end && re > start;
 }
 
-static bool pinned(const struct swiommu *s, uint64_t start, uint64_t end)
+static bool pinned(const struct swiommu *s, uint64_t start, uint64_t end,
+		   unsigned int flags)
 {
 	unsigned int k;
 
+	if ((flags & GMEM_DISCARD_FORCED) || s->tearing_down)
+		return false;
 	for (k = 0; k < s->nr_pins; k++)
 		if (intersects_page(&s->pins[k], start, end))
 			return true;
 	return false;
 }
 
-int swiommu_unmap(struct swiommu *s, uint64_t start, uint64_t len)
+static void count_live(struct swiommu *s, int64_t delta)
 {
-	uint64_t end = start + len, covered = 0;
-	unsigned int i, j, k, nr_new = 0;
-	struct swiommu_range keep[2];
+	s->st.nr_maps += (uint64_t)delta;
+	if (s->st.nr_maps > s->st.max_maps)
+		s->st.max_maps = s->st.nr_maps;
+}
+
+int swiommu_map(struct swiommu *s, uint64_t iova, uint64_t len,
+		unsigned int flags)
+{
+	struct swiommu_range *r;
 	int ret = 0;
 
-	if (!len || end < start)
-		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
-	if (!s->tearing_down && pinned(s, start, end)) {
-		s->nr_refused++;
+	if (!range_ok(s, iova, len)) {
+		s->st.bad_ranges++;
+		ret = -EINVAL;
+		goto out;
+	}
+	if (find(s, iova, iova + len)) {
+		s->st.map_overlaps++;
+		ret = -EINVAL;
+		goto out;
+	}
+	if (flags & SWIOMMU_CHECK)
+		goto out;
+	r = malloc(sizeof(*r));
+	if (!r) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	r->start = iova;
+	r->end = iova + len;
+	if (!tsearch(r, &s->root, cmp_range)) {
+		free(r);
+		ret = -ENOMEM;
+		goto out;
+	}
+	count_live(s, 1);
+	s->st.map_calls++;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int swiommu_unmap(struct swiommu *s, uint64_t iova, uint64_t len,
+		  unsigned int flags)
+{
+	struct swiommu_range *r;
+	int ret = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (!range_ok(s, iova, len)) {
+		s->st.bad_ranges++;
+		ret = -EINVAL;
+		goto out;
+	}
+	r = holding(s, iova);
+	if (!r || r->start != iova || r->end != iova + len) {
+		s->st.unmap_mismatches++;
+		ret = -EINVAL;
+		goto out;
+	}
+	if (pinned(s, iova, iova + len, flags)) {
+		s->st.refused++;
 		ret = -EAGAIN;
 		goto out;
 	}
-	/* A split can leave one more mapping than before. */
-	ret = reserve(s, 1);
-	if (ret)
+	if (flags & SWIOMMU_CHECK)
 		goto out;
-	s->nr_unmap_calls++;
-	/* First mapping that ends after start (strictly: touching is no
-	 * intersection here). */
-	i = first_reaching(s, start);
-	if (i < s->nr_maps && s->maps[i].end == start)
-		i++;
-	for (j = i; j < s->nr_maps && s->maps[j].start < end; j++) {
-		uint64_t a = s->maps[j].start > start ? s->maps[j].start : start;
-		uint64_t b = s->maps[j].end < end ? s->maps[j].end : end;
+	tdelete(r, &s->root, cmp_range);
+	free(r);
+	count_live(s, -1);
+	s->st.unmap_calls++;
+	s->unmap_seq++;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
 
-		covered += b - a;
+int swiommu_cut(struct swiommu *s, uint64_t m_iova, uint64_t m_len,
+		uint64_t iova, uint64_t len, unsigned int flags)
+{
+	uint64_t end = iova + len, m_end = m_iova + m_len;
+	struct swiommu_range *r, *right;
+	int ret = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (!range_ok(s, m_iova, m_len) || !range_ok(s, iova, len)) {
+		s->st.bad_ranges++;
+		ret = -EINVAL;
+		goto out;
 	}
-	if (j > i) {
-		if (s->maps[i].start < start) {
-			keep[nr_new].start = s->maps[i].start;
-			keep[nr_new++].end = start;
-		}
-		if (s->maps[j - 1].end > end) {
-			keep[nr_new].start = end;
-			keep[nr_new++].end = s->maps[j - 1].end;
-		}
-		/* Replace maps[i..j) by keep[0..nr_new). */
-		memmove(&s->maps[i + nr_new], &s->maps[j],
-			(s->nr_maps - j) * sizeof(*s->maps));
-		for (k = 0; k < nr_new; k++)
-			s->maps[i + k] = keep[k];
-		s->nr_maps = s->nr_maps - (j - i) + nr_new;
-		if (s->nr_maps > s->max_maps)
-			s->max_maps = s->nr_maps;
+	r = holding(s, m_iova);
+	/* Strictly inside: cutting all of it is an unmap. */
+	if (!r || r->start != m_iova || r->end != m_end || iova < m_iova ||
+	    end > m_end || (iova == m_iova && end == m_end)) {
+		s->st.cut_mismatches++;
+		ret = -EINVAL;
+		goto out;
 	}
-	if (covered != len)
-		s->unmap_holes++;
-	if (covered)
-		s->unmap_seq++;
+	if (pinned(s, iova, end, flags)) {
+		s->st.refused++;
+		ret = -EAGAIN;
+		goto out;
+	}
+	if (flags & SWIOMMU_CHECK)
+		goto out;
+	if (iova > m_iova && end < m_end) {
+		/* A hole in the middle: the right piece is a new mapping. */
+		right = malloc(sizeof(*right));
+		if (!right) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		right->start = end;
+		right->end = m_end;
+		r->end = iova;	/* shrinking keeps the tree ordered */
+		if (!tsearch(right, &s->root, cmp_range)) {
+			r->end = m_end;
+			free(right);
+			ret = -ENOMEM;
+			goto out;
+		}
+		count_live(s, 1);
+	} else if (iova > m_iova) {
+		r->end = iova;
+	} else {
+		r->start = end;
+	}
+	s->st.cut_calls++;
+	s->unmap_seq++;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int swiommu_merge(struct swiommu *s, uint64_t iova, uint64_t len,
+		  unsigned int flags)
+{
+	uint64_t end = iova + len, pos;
+	struct swiommu_range *first, *cur;
+	unsigned int n = 1;
+	int ret = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (!range_ok(s, iova, len)) {
+		s->st.bad_ranges++;
+		ret = -EINVAL;
+		goto out;
+	}
+	first = holding(s, iova);
+	cur = first;
+	if (first && first->start == iova) {
+		while (cur && cur->end < end) {
+			struct swiommu_range *next = holding(s, cur->end);
+
+			cur = next && next->start == cur->end ? next : NULL;
+			n++;
+		}
+	}
+	if (!first || first->start != iova || !cur || cur->end != end ||
+	    n < 2) {
+		s->st.merge_mismatches++;
+		ret = -EINVAL;
+		goto out;
+	}
+	if (flags & SWIOMMU_CHECK)
+		goto out;
+	/* Drop the tiles after the first, then grow it into their place. */
+	for (pos = first->end; pos < end;) {
+		cur = holding(s, pos);
+		pos = cur->end;
+		tdelete(cur, &s->root, cmp_range);
+		free(cur);
+	}
+	first->end = end;
+	count_live(s, -(int64_t)(n - 1));
+	s->st.merge_calls++;
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -196,17 +298,18 @@ out:
 static bool is_mapped_locked(const struct swiommu *s, uint64_t start,
 			     uint64_t len)
 {
-	uint64_t a = ALIGN_DOWN(start, SZ_4K);
-	uint64_t b = ALIGN_UP(start + len, SZ_4K);
-	unsigned int i;
+	uint64_t a = start & ~(PAGE - 1);
+	uint64_t b = (start + len + PAGE - 1) & ~(PAGE - 1);
+	struct swiommu_range *r;
 
-	if (!len || start + len < start)
+	if (!len || start + len < start || b < a)
 		return false;
-	i = first_reaching(s, a);
-	if (i < s->nr_maps && s->maps[i].end == a)
-		i++;
-	/* Mappings never touch, so a mapped range lies in one of them. */
-	return i < s->nr_maps && s->maps[i].start <= a && s->maps[i].end >= b;
+	r = holding(s, a);
+	/* Walk touching mappings (a map not yet merged with its
+	 * neighbours). */
+	while (r && r->end < b)
+		r = holding(s, r->end);
+	return r != NULL;
 }
 
 bool swiommu_is_mapped(struct swiommu *s, uint64_t start, uint64_t len,
@@ -276,17 +379,78 @@ void swiommu_teardown(struct swiommu *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+struct walk {
+	int (*fn)(void *arg, uint64_t iova, uint64_t len);
+	void *arg;
+	int ret;
+};
+
+static void walk_one(const void *nodep, VISIT which, void *closure)
+{
+	const struct swiommu_range *r;
+	struct walk *w = closure;
+
+	/* In order: an inner node after its left subtree, or a leaf. */
+	if ((which != postorder && which != leaf) || w->ret)
+		return;
+	r = *(const struct swiommu_range *const *)nodep;
+	w->ret = w->fn(w->arg, r->start, r->end - r->start);
+}
+
 int swiommu_report(struct swiommu *s,
-		   int (*fn)(void *arg, uint64_t offset, uint64_t len),
+		   int (*fn)(void *arg, uint64_t iova, uint64_t len),
 		   void *arg)
 {
-	unsigned int i;
-	int ret = 0;
+	struct walk w = { .fn = fn, .arg = arg };
 
 	pthread_mutex_lock(&s->lock);
-	for (i = 0; i < s->nr_maps && !ret; i++)
-		ret = fn(arg, s->maps[i].start,
-			 s->maps[i].end - s->maps[i].start);
+	if (s->root)
+		twalk_r(s->root, walk_one, &w);
 	pthread_mutex_unlock(&s->lock);
-	return ret;
+	return w.ret;
+}
+
+void swiommu_get_stats(struct swiommu *s, struct swiommu_stats *st)
+{
+	pthread_mutex_lock(&s->lock);
+	*st = s->st;
+	pthread_mutex_unlock(&s->lock);
+}
+
+uint64_t swiommu_violations(const struct swiommu_stats *st)
+{
+	return st->bad_ranges + st->map_overlaps + st->unmap_mismatches +
+	       st->cut_mismatches + st->merge_mismatches;
+}
+
+char *swiommu_describe(const struct swiommu_stats *st, char *buf, size_t len)
+{
+	const struct {
+		uint64_t n;
+		const char *what;
+	} v[] = {
+		{ st->bad_ranges, "empty, unaligned or out-of-range requests" },
+		{ st->map_overlaps, "maps over a live mapping" },
+		{ st->unmap_mismatches,
+		  "unmaps not naming exactly one live mapping" },
+		{ st->cut_mismatches, "cuts not strictly inside one live mapping" },
+		{ st->merge_mismatches,
+		  "merges not exactly tiling adjacent live mappings" },
+	};
+	size_t off = 0, i;
+
+	if (len)
+		buf[0] = '\0';
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		int n;
+
+		if (!v[i].n || off >= len)
+			continue;
+		n = snprintf(buf + off, len - off, "%s%llu %s",
+			     off ? ", " : "", (unsigned long long)v[i].n,
+			     v[i].what);
+		if (n > 0)
+			off += (size_t)n;
+	}
+	return buf;
 }
