@@ -444,36 +444,37 @@ static void floor_run(struct floor *f, const struct lat *l, bool in_place)
 }
 
 /* Best of several runs: per row, the smallest median. */
-static void lat_merge(struct lat *acc, const struct lat *x)
+static void min_rows(double acc[LAT_SIZES][2], const double x[LAT_SIZES][2])
 {
 	int s, d;
 
+	for (s = 0; s < LAT_SIZES; s++)
+		for (d = 0; d < 2; d++)
+			acc[s][d] = fmin(acc[s][d], x[s][d]);
+}
+
+static void lat_merge(struct lat *acc, const struct lat *x)
+{
 	if (!x->ok)
 		return;
 	if (!acc->ok) {
 		*acc = *x;
 		return;
 	}
-	for (s = 0; s < LAT_SIZES; s++)
-		for (d = 0; d < 2; d++)
-			acc->us[s][d] = fmin(acc->us[s][d], x->us[s][d]);
+	min_rows(acc->us, x->us);
 	acc->bare_us = fmin(acc->bare_us, x->bare_us);
 	acc->noop_us = fmin(acc->noop_us, x->noop_us);
 }
 
 static void floor_merge(struct floor *acc, const struct floor *x)
 {
-	int s, d;
-
 	if (!x->ok)
 		return;
 	if (!acc->ok) {
 		*acc = *x;
 		return;
 	}
-	for (s = 0; s < LAT_SIZES; s++)
-		for (d = 0; d < 2; d++)
-			acc->us[s][d] = fmin(acc->us[s][d], x->us[s][d]);
+	min_rows(acc->us, x->us);
 }
 
 static const char *goal_mark(bool met)

@@ -74,7 +74,6 @@ struct delta {
 	struct run *runs;
 	size_t nr, cap;
 	uint64_t pages;		/* pages in the delta */
-	uint64_t start, range_pages;	/* the requested range */
 	uint8_t mask, bits;	/* new value = (old & ~mask) | bits */
 	bool keep_all;		/* walks: collect every run */
 };
@@ -585,8 +584,6 @@ static int64_t change_range(struct gmem_vm *vm, uint64_t offset,
 		return err;
 	start = offset / GMEM_PAGE_SIZE;
 	npages = len / GMEM_PAGE_SIZE;
-	d.start = start;
-	d.range_pages = npages;
 
 	range_lock_acquire(&vm->rlock, &w, start, start + npages);
 	pthread_mutex_lock(&vm->lock);

@@ -154,8 +154,6 @@ static int collect_mapped(void *arg, uint64_t start, uint64_t npages,
 	s = rs > c->unit.start ? rs : c->unit.start;
 	e = rs + rn < c->unit.end ? rs + rn : c->unit.end;
 	(void)npages;
-	if (c->out->nr && c->out->v[c->out->nr - 1].start == s)
-		return 0;	/* same run seen again */
 	c->err = ivals_push(c->out, s, e);
 	return c->err ? 1 : 0;
 }

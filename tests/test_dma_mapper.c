@@ -297,6 +297,26 @@ static uint64_t live_of(struct gmem_dma_mapper *mapper)
 	return st.live;
 }
 
+/*
+ * A guest of @ram bytes, all shared, with an exact-layout mapper over
+ * fake @f.
+ */
+static struct gmem_vm *shared_guest(uint64_t ram, int *vm_fd, struct fake *f,
+				    struct gmem_dma_mapper_config *cfg,
+				    struct gmem_dma_mapper **mapper)
+{
+	struct gmem_vm *vm;
+
+	*vm_fd = test_create_vm();
+	vm = test_create_gmem(*vm_fd, ram, GMEM_MODE_DISCARD, GMEM_SHARED,
+			      NULL, NULL);
+	fake_init(f, ram, 0);
+	cfg->ops = &fake_exact_ops;
+	cfg->data = f;
+	TEST_ASSERT_EQ(gmem_dma_mapper_create(vm, cfg, mapper), 0);
+	return vm;
+}
+
 static void scale_16g(void)
 {
 	const uint64_t ram = 16ULL << 30;
@@ -306,13 +326,7 @@ static void scale_16g(void)
 	struct fake f;
 	int vm_fd;
 
-	vm_fd = test_create_vm();
-	vm = test_create_gmem(vm_fd, ram, GMEM_MODE_DISCARD, GMEM_SHARED, NULL,
-			      NULL);
-	fake_init(&f, ram, 0);
-	cfg.ops = &fake_exact_ops;
-	cfg.data = &f;
-	TEST_ASSERT_EQ(gmem_dma_mapper_create(vm, &cfg, &mapper), 0);
+	vm = shared_guest(ram, &vm_fd, &f, &cfg, &mapper);
 	TEST_ASSERT_EQ(live_of(mapper), 1);
 	TEST_ASSERT_EQ(f.nr, 1);
 	TEST_ASSERT(f.v[0].s == 0 && f.v[0].e == ram);
@@ -357,13 +371,7 @@ static void checkerboard(void)
 	uint64_t p;
 	int vm_fd;
 
-	vm_fd = test_create_vm();
-	vm = test_create_gmem(vm_fd, ram, GMEM_MODE_DISCARD, GMEM_SHARED, NULL,
-			      NULL);
-	fake_init(&f, ram, 0);
-	cfg.ops = &fake_exact_ops;
-	cfg.data = &f;
-	TEST_ASSERT_EQ(gmem_dma_mapper_create(vm, &cfg, &mapper), 0);
+	vm = shared_guest(ram, &vm_fd, &f, &cfg, &mapper);
 	for (p = 1; p < ram / PG; p += 2) {
 		f.x0 = p * PG;
 		f.x1 = f.x0 + PG;

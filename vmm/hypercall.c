@@ -116,9 +116,10 @@ fail:
  * SET_PLUGGED exists only there (KVM answers vmcall numbers it does not
  * forward itself).
  */
-static enum exit_action map_gpa_range(struct vcpu *vcpu, uint64_t nr,
-				      uint64_t a0, uint64_t a1, uint64_t a2,
-				      bool doorbell, int64_t *result)
+static enum exit_action dispatch_hypercall(struct vcpu *vcpu, uint64_t nr,
+					   uint64_t a0, uint64_t a1,
+					   uint64_t a2, bool doorbell,
+					   int64_t *result)
 {
 	struct vm *vm = vcpu->vm;
 	enum gmem_state to;
@@ -181,8 +182,8 @@ static enum exit_action doorbell_port(struct vcpu *vcpu, void *opaque,
 	regs = vcpu_regs(vcpu);
 	if (!regs)
 		return EXIT_STOP;
-	act = map_gpa_range(vcpu, regs->rax, regs->rbx, regs->rcx, regs->rdx,
-			    true, &result);
+	act = dispatch_hypercall(vcpu, regs->rax, regs->rbx, regs->rcx,
+				 regs->rdx, true, &result);
 	if (act != EXIT_RESUME)
 		return act;
 	regs->rax = (uint64_t)result;
@@ -204,9 +205,9 @@ enum exit_action hypercall_vmcall_exit(struct vcpu *vcpu)
 			       vcpu->index,
 			       (unsigned long long)run->hypercall.nr,
 			       (unsigned long long)vcpu_rip(vcpu));
-	act = map_gpa_range(vcpu, run->hypercall.nr, run->hypercall.args[0],
-			    run->hypercall.args[1], run->hypercall.args[2],
-			    false, &result);
+	act = dispatch_hypercall(vcpu, run->hypercall.nr,
+				 run->hypercall.args[0], run->hypercall.args[1],
+				 run->hypercall.args[2], false, &result);
 	if (act != EXIT_RESUME)
 		return act;
 	run->hypercall.ret = (uint64_t)result;
