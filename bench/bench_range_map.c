@@ -90,7 +90,7 @@ static void populate(struct range_map *m, struct bitmap *b, uint64_t runs)
 	for (i = 1; i < runs; i += 2) {
 		uint64_t n = i + 1 == runs ? TIB_PAGES - i * stride : stride;
 
-		range_map_set(m, i * stride, n, 1, NULL, NULL);
+		gmem_range_map_set(m, i * stride, n, 1, NULL, NULL);
 		if (b)
 			bitmap_set_range(b, i * stride, n, 1);
 	}
@@ -100,7 +100,7 @@ static void bench(uint64_t runs, FILE *md)
 {
 	const int lookups = 1000000;
 	struct bitmap b = { .npages = TIB_PAGES };
-	struct range_map *m = range_map_create(TIB_PAGES, 0);
+	struct range_map *m = gmem_range_map_create(TIB_PAGES, 0);
 	uint64_t win = TIB_PAGES / 2, seed = 0x9e3779b97f4a7c15ULL;
 	double t0, map_lookup, bm_lookup, map_update, bm_update;
 	size_t map_bytes, bm_bytes = TIB_PAGES / 8;
@@ -112,18 +112,18 @@ static void bench(uint64_t runs, FILE *md)
 		exit(1);
 	}
 	populate(m, &b, runs);
-	if (range_map_nr_runs(m) != runs) {
+	if (gmem_range_map_nr_runs(m) != runs) {
 		fprintf(stderr, "expected %llu runs, got %llu\n",
 			(unsigned long long)runs,
-			(unsigned long long)range_map_nr_runs(m));
+			(unsigned long long)gmem_range_map_nr_runs(m));
 		exit(1);
 	}
-	map_bytes = range_map_bytes(m);
+	map_bytes = gmem_range_map_bytes(m);
 
 	t0 = now_ns();
 	for (i = 0; i < lookups; i++) {
 		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-		sink += range_map_get(m, (seed >> 20) % TIB_PAGES, NULL, NULL);
+		sink += gmem_range_map_get(m, (seed >> 20) % TIB_PAGES, NULL, NULL);
 	}
 	map_lookup = (now_ns() - t0) / lookups;
 	t0 = now_ns();
@@ -135,8 +135,8 @@ static void bench(uint64_t runs, FILE *md)
 
 	/* Mixed 1 GiB update: the window holds both states (runs > 1). */
 	t0 = now_ns();
-	range_map_set(m, win, GIB_PAGES, 1, run_changed, NULL);
-	range_map_set(m, win, GIB_PAGES, 0, run_changed, NULL);
+	gmem_range_map_set(m, win, GIB_PAGES, 1, run_changed, NULL);
+	gmem_range_map_set(m, win, GIB_PAGES, 0, run_changed, NULL);
 	map_update = (now_ns() - t0) / 2;
 	t0 = now_ns();
 	bitmap_set_range(&b, win, GIB_PAGES, 1);
@@ -153,7 +153,7 @@ static void bench(uint64_t runs, FILE *md)
 	       "bitmap_lookup_ns=%.2f update_1g_us=%.1f bitmap_update_1g_us=%.1f\n",
 	       (unsigned long long)runs, map_bytes, bm_bytes, map_lookup,
 	       bm_lookup, map_update / 1000, bm_update / 1000);
-	range_map_destroy(m);
+	gmem_range_map_destroy(m);
 	free(b.words);
 }
 

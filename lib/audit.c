@@ -3,7 +3,7 @@
  * The audit: every invariant of a VM's memory, checked against the real
  * state of the kernel rather than against libgmem's own bookkeeping.
  *
- *  1. the page-state map is valid (range_map_validate);
+ *  1. the page-state map is valid (gmem_range_map_validate);
  *  2. each view's mapping is PROT_READ|PROT_WRITE exactly on the pages in
  *     that view's state and PROT_NONE elsewhere, as /proc/self/maps says:
  *     so a page is accessible in at most (and exactly) one view;
@@ -104,7 +104,7 @@ static int audit_view(struct audit *a, FILE *maps, enum gmem_state view)
 				   "%#lx", gmem_state_name(view), perms, lo);
 			break;
 		}
-		err = range_map_for_each(vm->map, (lo - base) / GMEM_PAGE_SIZE,
+		err = gmem_range_map_for_each(vm->map, (lo - base) / GMEM_PAGE_SIZE,
 					 (hi - lo) / GMEM_PAGE_SIZE,
 					 check_prot_run, a);
 		covered = hi;
@@ -215,7 +215,7 @@ static int audit_listener(struct audit *a, struct gmem_listener *l)
 			a->ranges[j++] = a->ranges[i];
 	}
 	a->nr = j;
-	return range_map_for_each(a->vm->map, 0, a->vm->npages,
+	return gmem_range_map_for_each(a->vm->map, 0, a->vm->npages,
 				  compare_shared_run, &c);
 }
 
@@ -290,17 +290,17 @@ int gmem_audit(struct gmem_vm *vm, char *msg, size_t msg_len)
 
 	if (msg && msg_len)
 		msg[0] = '\0';
-	range_lock_acquire(&vm->rlock, &w, 0, vm->npages);
+	gmem_range_lock_acquire(&vm->rlock, &w, 0, vm->npages);
 	/* "Never backed twice" holds once reclaim is idle; the thread needs
 	 * no range lock, so it can finish while we hold all of RAM. */
 	err = gmem_reclaim_drain(vm);
 	if (err) {
-		range_lock_release(&vm->rlock, &w);
+		gmem_range_lock_release(&vm->rlock, &w);
 		return err;
 	}
 	pthread_mutex_lock(&vm->lock);
 
-	err = range_map_validate(vm->map, msg, msg_len);
+	err = gmem_range_map_validate(vm->map, msg, msg_len);
 	if (err)
 		goto out;
 
@@ -327,11 +327,11 @@ int gmem_audit(struct gmem_vm *vm, char *msg, size_t msg_len)
 		err = -ENOMEM;
 		goto out;
 	}
-	err = range_map_for_each(vm->map, 0, vm->npages, check_backing_run,
+	err = gmem_range_map_for_each(vm->map, 0, vm->npages, check_backing_run,
 				 &a);
 out:
 	pthread_mutex_unlock(&vm->lock);
-	range_lock_release(&vm->rlock, &w);
+	gmem_range_lock_release(&vm->rlock, &w);
 	free(a.ranges);
 	free(a.vec);
 	return err;
@@ -359,9 +359,9 @@ void gmem_get_stats(struct gmem_vm *vm, struct gmem_stats *stats)
 	stats->pages_private = 0;
 	stats->pages_shared = 0;
 	stats->pages_unplugged = 0;
-	range_map_for_each(vm->map, 0, vm->npages, count_run, stats);
-	stats->nr_runs = range_map_nr_runs(vm->map);
-	stats->map_bytes = range_map_bytes(vm->map);
+	gmem_range_map_for_each(vm->map, 0, vm->npages, count_run, stats);
+	stats->nr_runs = gmem_range_map_nr_runs(vm->map);
+	stats->map_bytes = gmem_range_map_bytes(vm->map);
 	pthread_mutex_unlock(&vm->lock);
 	gmem_reclaim_stats(vm, stats);
 }

@@ -484,7 +484,7 @@ static void commit_runs(struct gmem_vm *vm, const struct delta *d)
 	size_t i;
 
 	for (i = 0; i < d->nr; i++) {
-		ret = range_map_set(vm->map, d->runs[i].start,
+		ret = gmem_range_map_set(vm->map, d->runs[i].start,
 				    d->runs[i].npages, d->runs[i].new, NULL,
 				    NULL);
 		assert(ret == (int64_t)d->runs[i].npages);
@@ -585,13 +585,13 @@ static int64_t change_range(struct gmem_vm *vm, uint64_t offset,
 	start = offset / GMEM_PAGE_SIZE;
 	npages = len / GMEM_PAGE_SIZE;
 
-	range_lock_acquire(&vm->rlock, &w, start, start + npages);
+	gmem_range_lock_acquire(&vm->rlock, &w, start, start + npages);
 	pthread_mutex_lock(&vm->lock);
-	ret = range_map_for_each(vm->map, start, npages, collect_run, &d);
+	ret = gmem_range_map_for_each(vm->map, start, npages, collect_run, &d);
 	/* Held until the commit: other conversions commit in between, and
 	 * their sets must not use the nodes this one's sets need. */
 	if (!ret && d.nr) {
-		ret = range_map_reserve(vm->map);
+		ret = gmem_range_map_reserve(vm->map);
 		reserved = ret == 0;
 	}
 	pthread_mutex_unlock(&vm->lock);
@@ -599,11 +599,11 @@ static int64_t change_range(struct gmem_vm *vm, uint64_t offset,
 		ret = change_locked(vm, &d);
 	pthread_mutex_lock(&vm->lock);
 	if (reserved)
-		range_map_unreserve(vm->map);
+		gmem_range_map_unreserve(vm->map);
 	if (ret < 0)
 		vm->stats.conversions_failed++;
 	pthread_mutex_unlock(&vm->lock);
-	range_lock_release(&vm->rlock, &w);
+	gmem_range_lock_release(&vm->rlock, &w);
 	free(d.runs);
 	return ret;
 }
@@ -657,9 +657,9 @@ int gmem_access(struct gmem_vm *vm, uint64_t offset, void *buf, uint64_t len,
 	first = offset / GMEM_PAGE_SIZE;
 	last = (offset + len - 1) / GMEM_PAGE_SIZE;
 
-	range_lock_acquire(&vm->rlock, &w, first, last + 1);
+	gmem_range_lock_acquire(&vm->rlock, &w, first, last + 1);
 	pthread_mutex_lock(&vm->lock);
-	range_map_for_each(vm->map, first, last - first + 1, check_state, &a);
+	gmem_range_map_for_each(vm->map, first, last - first + 1, check_state, &a);
 	pthread_mutex_unlock(&vm->lock);
 	if (a.ok) {
 		p = gmem_view(vm, view) + offset;
@@ -668,7 +668,7 @@ int gmem_access(struct gmem_vm *vm, uint64_t offset, void *buf, uint64_t len,
 		else
 			memcpy(buf, p, len);
 	}
-	range_lock_release(&vm->rlock, &w);
+	gmem_range_lock_release(&vm->rlock, &w);
 	return a.ok ? 0 : -EACCES;
 }
 
@@ -682,7 +682,7 @@ static int value_at(struct gmem_vm *vm, uint64_t offset, uint64_t *run_start,
 	if (offset >= vm->ram_size)
 		return -EINVAL;
 	pthread_mutex_lock(&vm->lock);
-	v = range_map_get(vm->map, offset / GMEM_PAGE_SIZE, &start, &npages);
+	v = gmem_range_map_get(vm->map, offset / GMEM_PAGE_SIZE, &start, &npages);
 	pthread_mutex_unlock(&vm->lock);
 	if (run_start)
 		*run_start = start * GMEM_PAGE_SIZE;
@@ -723,7 +723,7 @@ static int snapshot(struct gmem_vm *vm, uint64_t offset, uint64_t len,
 		return err;
 	d->keep_all = true;
 	pthread_mutex_lock(&vm->lock);
-	err = range_map_for_each(vm->map, offset / GMEM_PAGE_SIZE,
+	err = gmem_range_map_for_each(vm->map, offset / GMEM_PAGE_SIZE,
 				 len / GMEM_PAGE_SIZE, collect_run, d);
 	pthread_mutex_unlock(&vm->lock);
 	return err;

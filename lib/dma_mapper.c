@@ -150,7 +150,7 @@ static int collect_mapped(void *arg, uint64_t start, uint64_t npages,
 		return 0;
 	/* The walk clips runs to the window: widen to the whole run, then
 	 * clip to the unit. */
-	range_map_get(c->m->mapped, start, &rs, &rn);
+	gmem_range_map_get(c->m->mapped, start, &rs, &rn);
 	s = rs > c->unit.start ? rs : c->unit.start;
 	e = rs + rn < c->unit.end ? rs + rn : c->unit.end;
 	(void)npages;
@@ -170,7 +170,7 @@ static int mappings_near(const struct gmem_dma_mapper *m, struct ival u,
 	uint64_t w1 = x1 < u.end ? x1 + 1 : u.end;
 
 	out->nr = 0;
-	range_map_for_each(m->mapped, w0, w1 - w0, collect_mapped, &c);
+	gmem_range_map_for_each(m->mapped, w0, w1 - w0, collect_mapped, &c);
 	return c.err;
 }
 
@@ -182,7 +182,7 @@ static int layout_all(const struct gmem_dma_mapper *m, struct ivals *out)
 
 	out->nr = 0;
 	while (p < m->npages) {
-		uint8_t v = range_map_get(m->mapped, p, &rs, &rn);
+		uint8_t v = gmem_range_map_get(m->mapped, p, &rs, &rn);
 		uint64_t end = rs + rn;
 
 		if (v) {
@@ -471,15 +471,15 @@ static int mapper_change(struct gmem_dma_mapper *m, uint64_t x0, uint64_t x1,
 		}
 		if (err)
 			break;
-		/* range_map_set cannot fail for lack of memory while the
+		/* gmem_range_map_set cannot fail for lack of memory while the
 		 * reservation is held. */
-		ret = range_map_reserve(m->mapped);
+		ret = gmem_range_map_reserve(m->mapped);
 		if (ret) {
 			err = (int)ret;
 			break;
 		}
-		ret = range_map_set(m->mapped, s, e - s, set, NULL, NULL);
-		range_map_unreserve(m->mapped);
+		ret = gmem_range_map_set(m->mapped, s, e - s, set, NULL, NULL);
+		gmem_range_map_unreserve(m->mapped);
 		assert(ret >= 0);
 		done = e;
 	}
@@ -502,10 +502,10 @@ static int mapper_change(struct gmem_dma_mapper *m, uint64_t x0, uint64_t x1,
 			else if (!block_new_layout(&old, s, e, !set, &new))
 				block_apply(m, &old, &new,
 					    GMEM_DISCARD_FORCED);
-			if (range_map_reserve(m->mapped) == 0) {
-				range_map_set(m->mapped, s, e - s, !set, NULL,
+			if (gmem_range_map_reserve(m->mapped) == 0) {
+				gmem_range_map_set(m->mapped, s, e - s, !set, NULL,
 					      NULL);
-				range_map_unreserve(m->mapped);
+				gmem_range_map_unreserve(m->mapped);
 			}
 		}
 	}
@@ -587,7 +587,7 @@ int gmem_dma_mapper_create(struct gmem_vm *vm,
 	err = -pthread_mutex_init(&m->lock, NULL);
 	if (err)
 		goto err_mapper;
-	m->mapped = range_map_create(m->npages, 0);
+	m->mapped = gmem_range_map_create(m->npages, 0);
 	if (!m->mapped) {
 		err = -ENOMEM;
 		goto err_lock;
@@ -601,7 +601,7 @@ int gmem_dma_mapper_create(struct gmem_vm *vm,
 	return 0;
 
 err_map:
-	range_map_destroy(m->mapped);
+	gmem_range_map_destroy(m->mapped);
 err_lock:
 	pthread_mutex_destroy(&m->lock);
 err_mapper:
@@ -615,7 +615,7 @@ void gmem_dma_mapper_destroy(struct gmem_vm *vm, struct gmem_dma_mapper *m)
 		return;
 	/* Replays a forced discard of every reachable run. */
 	gmem_listener_unregister(vm, m->listener);
-	range_map_destroy(m->mapped);
+	gmem_range_map_destroy(m->mapped);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
@@ -711,7 +711,7 @@ int gmem_dma_mapper_validate(struct gmem_dma_mapper *m, char *msg,
 	if (msg && msg_len)
 		msg[0] = '\0';
 	pthread_mutex_lock(&m->lock);
-	err = range_map_validate(m->mapped, msg, msg_len);
+	err = gmem_range_map_validate(m->mapped, msg, msg_len);
 	if (!err)
 		err = layout_all(m, &lay);
 	if (!err && lay.nr != m->st.live)

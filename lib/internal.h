@@ -53,11 +53,11 @@ struct range_lock {
 	struct range_lock_waiter *head, **tail;
 };
 
-void range_lock_init(struct range_lock *rl);
-void range_lock_destroy(struct range_lock *rl);
-void range_lock_acquire(struct range_lock *rl, struct range_lock_waiter *w,
+void gmem_range_lock_init(struct range_lock *rl);
+void gmem_range_lock_destroy(struct range_lock *rl);
+void gmem_range_lock_acquire(struct range_lock *rl, struct range_lock_waiter *w,
 			uint64_t start, uint64_t end);
-void range_lock_release(struct range_lock *rl, struct range_lock_waiter *w);
+void gmem_range_lock_release(struct range_lock *rl, struct range_lock_waiter *w);
 
 /* ---- fault injection (tests only; not exported from the shared object) - */
 

@@ -54,7 +54,7 @@ static int replay_run(void *arg, uint64_t start, uint64_t npages,
 static void replay(struct gmem_vm *vm, struct replay *r, uint64_t npages)
 {
 	pthread_mutex_lock(&vm->lock);
-	range_map_for_each(vm->map, 0, npages, replay_run, r);
+	gmem_range_map_for_each(vm->map, 0, npages, replay_run, r);
 	pthread_mutex_unlock(&vm->lock);
 }
 
@@ -74,7 +74,7 @@ int gmem_listener_register(struct gmem_vm *vm,
 	l->ops = ops;
 	l->data = data;
 
-	range_lock_acquire(&vm->rlock, &w, 0, vm->npages);
+	gmem_range_lock_acquire(&vm->rlock, &w, 0, vm->npages);
 	r = (struct replay){ .vm = vm, .l = l, .populate = true };
 	replay(vm, &r, vm->npages);
 	if (r.err) {
@@ -82,7 +82,7 @@ int gmem_listener_register(struct gmem_vm *vm,
 
 		if (r.done_end)
 			replay(vm, &undo, r.done_end);
-		range_lock_release(&vm->rlock, &w);
+		gmem_range_lock_release(&vm->rlock, &w);
 		free(l);
 		return r.err;
 	}
@@ -90,7 +90,7 @@ int gmem_listener_register(struct gmem_vm *vm,
 	for (pp = &vm->listeners; *pp; pp = &(*pp)->next)
 		;
 	*pp = l;
-	range_lock_release(&vm->rlock, &w);
+	gmem_range_lock_release(&vm->rlock, &w);
 	*out = l;
 	return 0;
 }
@@ -103,14 +103,14 @@ void gmem_listener_unregister(struct gmem_vm *vm, struct gmem_listener *l)
 
 	if (!l)
 		return;
-	range_lock_acquire(&vm->rlock, &w, 0, vm->npages);
+	gmem_range_lock_acquire(&vm->rlock, &w, 0, vm->npages);
 	for (pp = &vm->listeners; *pp && *pp != l; pp = &(*pp)->next)
 		;
 	if (*pp) {
 		*pp = l->next;
 		replay(vm, &r, vm->npages);
 	}
-	range_lock_release(&vm->rlock, &w);
+	gmem_range_lock_release(&vm->rlock, &w);
 	free(l);
 }
 
@@ -127,11 +127,11 @@ int gmem_subscribe(struct gmem_vm *vm, gmem_invalidate_fn fn, void *data,
 		return -ENOMEM;
 	s->fn = fn;
 	s->data = data;
-	range_lock_acquire(&vm->rlock, &w, 0, vm->npages);
+	gmem_range_lock_acquire(&vm->rlock, &w, 0, vm->npages);
 	for (pp = &vm->subs; *pp; pp = &(*pp)->next)
 		;
 	*pp = s;
-	range_lock_release(&vm->rlock, &w);
+	gmem_range_lock_release(&vm->rlock, &w);
 	*out = s;
 	return 0;
 }
@@ -143,12 +143,12 @@ void gmem_unsubscribe(struct gmem_vm *vm, struct gmem_subscription *sub)
 
 	if (!sub)
 		return;
-	range_lock_acquire(&vm->rlock, &w, 0, vm->npages);
+	gmem_range_lock_acquire(&vm->rlock, &w, 0, vm->npages);
 	for (pp = &vm->subs; *pp && *pp != sub; pp = &(*pp)->next)
 		;
 	if (*pp)
 		*pp = sub->next;
-	range_lock_release(&vm->rlock, &w);
+	gmem_range_lock_release(&vm->rlock, &w);
 	free(sub);
 }
 

@@ -17,7 +17,7 @@
 
 #include "internal.h"
 
-void range_lock_init(struct range_lock *rl)
+void gmem_range_lock_init(struct range_lock *rl)
 {
 	pthread_mutex_init(&rl->mutex, NULL);
 	pthread_cond_init(&rl->cond, NULL);
@@ -25,7 +25,7 @@ void range_lock_init(struct range_lock *rl)
 	rl->tail = &rl->head;
 }
 
-void range_lock_destroy(struct range_lock *rl)
+void gmem_range_lock_destroy(struct range_lock *rl)
 {
 	assert(rl->head == NULL);
 	pthread_cond_destroy(&rl->cond);
@@ -43,7 +43,7 @@ static bool earlier_overlap(const struct range_lock *rl,
 	return false;
 }
 
-void range_lock_acquire(struct range_lock *rl, struct range_lock_waiter *w,
+void gmem_range_lock_acquire(struct range_lock *rl, struct range_lock_waiter *w,
 			uint64_t start, uint64_t end)
 {
 	assert(start < end);
@@ -58,7 +58,7 @@ void range_lock_acquire(struct range_lock *rl, struct range_lock_waiter *w,
 	pthread_mutex_unlock(&rl->mutex);
 }
 
-void range_lock_release(struct range_lock *rl, struct range_lock_waiter *w)
+void gmem_range_lock_release(struct range_lock *rl, struct range_lock_waiter *w)
 {
 	struct range_lock_waiter **pp;
 

@@ -32,7 +32,7 @@
  * 8), plus the 40-byte map and one malloc header per allocation.  With
  * 10^6 runs that is 24.09 bytes per run (tests/test_range_map_scale.c).
  *
- * Invariants (checked, all of them, by range_map_validate())
+ * Invariants (checked, all of them, by gmem_range_map_validate())
  * ----------
  *  1. Ordering: an in-order walk of the tree visits strictly increasing
  *     starts.  Starts are unique, so they are the keys.
@@ -46,10 +46,10 @@
  *     with no gap and no overlap.
  *  5. Merging: two runs adjacent in key order have different values, so
  *     every run is maximal and the representation of a given page->value
- *     function is unique.  That uniqueness is what lets range_map_set()
+ *     function is unique.  That uniqueness is what lets gmem_range_map_set()
  *     compute the new key set directly instead of splitting then merging.
  *  6. Density: the live nodes are exactly indices [0, nr_nodes), and
- *     nr_nodes is the number of runs (the cached count range_map_nr_runs()
+ *     nr_nodes is the number of runs (the cached count gmem_range_map_nr_runs()
  *     returns).  A node freed by an update is filled by moving the last
  *     node into it (parent links make the move O(1)), so there is no free
  *     list between calls and memory follows the run count.
@@ -61,8 +61,8 @@
  *     k reservations are held, capacity >= nr_nodes + k * SET_MAX_NEW_NODES
  *     (nodes_promised()), so k sets by the holders cannot fail whatever
  *     other sets run in between.  Nodes are made available before the
- *     update starts (by range_map_reserve()
- *     or at the top of range_map_set()), so the update itself never
+ *     update starts (by gmem_range_map_reserve()
+ *     or at the top of gmem_range_map_set()), so the update itself never
  *     allocates and cannot fail half-way.  Unused capacity is bounded:
  *     with more than one chunk, (nr_chunks - 1) * CHUNK_NODES <
  *     nr_nodes + CHUNK_NODES / 2 + SET_MAX_NEW_NODES; i.e. a chunk is
@@ -73,19 +73,19 @@
  *
  * Complexity (n runs before the call, k runs the call touches)
  * ----------
- *  range_map_get()       O(log n)
- *  range_map_for_each()  O(log n + k)
- *  range_map_set()       O(log n + k): two in-order walks over the k runs,
+ *  gmem_range_map_get()       O(log n)
+ *  gmem_range_map_for_each()  O(log n + k)
+ *  gmem_range_map_set()       O(log n + k): two in-order walks over the k runs,
  *                        two splits and a constant number of joins
  *                        (each O(log n), Blelloch et al., "Just Join for
  *                        Parallel Ordered Sets", SPAA 2016), then O(k) to
  *                        free the runs that disappeared and compact.
- *  range_map_validate()  O(n), recursion depth O(log n)
+ *  gmem_range_map_validate()  O(n), recursion depth O(log n)
  *
  * Limits and callbacks
  * --------------------
  *  - npages is in [1, INT64_MAX], so that the page count a set returns
- *    fits its int64_t; range_map_create() fails with EINVAL otherwise.
+ *    fits its int64_t; gmem_range_map_create() fails with EINVAL otherwise.
  *  - At most MAX_CHUNKS * CHUNK_NODES (2^32 - 4096) runs: past that a set
  *    that adds runs returns -ENOMEM, like any other allocation failure.
  *  - A set allocates only when it adds more runs than it removes and the
@@ -123,7 +123,7 @@
 #define MAX_HEIGHT 64
 
 /* What glibc's malloc adds to each block; only used to make
- * range_map_bytes() honest about small maps. */
+ * gmem_range_map_bytes() honest about small maps. */
 #define MALLOC_OVERHEAD 16u
 
 struct range_node {
@@ -146,7 +146,7 @@ struct range_map {
 	uint32_t chunk0_nodes;	/* capacity of chunks[0] */
 	uint32_t nr_nodes;	/* live nodes == runs: [0, nr_nodes) */
 	uint32_t root;
-	uint32_t reserved;	/* reservations held (range_map_reserve) */
+	uint32_t reserved;	/* reservations held (gmem_range_map_reserve) */
 };
 
 static inline struct range_node *node(const struct range_map *map,
@@ -570,7 +570,7 @@ static bool range_ok(const struct range_map *map, uint64_t start,
 
 /* ---- Public interface ---- */
 
-struct range_map *range_map_create(uint64_t npages, uint8_t initial)
+struct range_map *gmem_range_map_create(uint64_t npages, uint8_t initial)
 {
 	struct range_map *map;
 	struct range_node *n;
@@ -612,7 +612,7 @@ err_map:
 	return NULL;
 }
 
-void range_map_destroy(struct range_map *map)
+void gmem_range_map_destroy(struct range_map *map)
 {
 	uint32_t i;
 
@@ -624,12 +624,12 @@ void range_map_destroy(struct range_map *map)
 	free(map);
 }
 
-uint64_t range_map_npages(const struct range_map *map)
+uint64_t gmem_range_map_npages(const struct range_map *map)
 {
 	return map->npages;
 }
 
-uint8_t range_map_get(const struct range_map *map, uint64_t page,
+uint8_t gmem_range_map_get(const struct range_map *map, uint64_t page,
 		      uint64_t *run_start, uint64_t *run_npages)
 {
 	uint32_t x = map->root, best = NIL, succ = NIL;
@@ -659,7 +659,7 @@ uint8_t range_map_get(const struct range_map *map, uint64_t page,
 /*
  * @fn must not modify the map; reading it is fine.
  */
-int range_map_for_each(const struct range_map *map, uint64_t start,
+int gmem_range_map_for_each(const struct range_map *map, uint64_t start,
 		       uint64_t npages, range_map_run_fn fn, void *arg)
 {
 	uint64_t end = start + npages;
@@ -686,10 +686,10 @@ int range_map_for_each(const struct range_map *map, uint64_t start,
  * Reservations are counted: while k are held, capacity stays at least
  * nr_nodes + k * SET_MAX_NEW_NODES (shrink() keeps that margin), so each of
  * the next k sets finds its nodes, whichever order they come in.  A holder
- * gives its reservation back with range_map_unreserve() after its set (or
+ * gives its reservation back with gmem_range_map_unreserve() after its set (or
  * instead of it).
  */
-int range_map_reserve(struct range_map *map)
+int gmem_range_map_reserve(struct range_map *map)
 {
 	int err = ensure_capacity(map, nodes_promised(map) +
 					SET_MAX_NEW_NODES);
@@ -699,7 +699,7 @@ int range_map_reserve(struct range_map *map)
 	return err;
 }
 
-void range_map_unreserve(struct range_map *map)
+void gmem_range_map_unreserve(struct range_map *map)
 {
 	assert(map->reserved > 0);
 	map->reserved--;
@@ -806,7 +806,7 @@ static uint32_t node_init(struct range_map *map, uint32_t *spare,
  * @changed is called with the map still in its old state; it may read the
  * map but must not modify it.
  */
-int64_t range_map_set(struct range_map *map, uint64_t start, uint64_t npages,
+int64_t gmem_range_map_set(struct range_map *map, uint64_t start, uint64_t npages,
 		      uint8_t value, range_map_run_fn changed, void *arg)
 {
 	uint64_t end = start + npages;
@@ -865,12 +865,12 @@ int64_t range_map_set(struct range_map *map, uint64_t start, uint64_t npages,
 	return (int64_t)plan.pages_changed;
 }
 
-uint64_t range_map_nr_runs(const struct range_map *map)
+uint64_t gmem_range_map_nr_runs(const struct range_map *map)
 {
 	return map->nr_nodes;
 }
 
-size_t range_map_bytes(const struct range_map *map)
+size_t gmem_range_map_bytes(const struct range_map *map)
 {
 	size_t bytes = sizeof(*map) + MALLOC_OVERHEAD;
 
@@ -1011,7 +1011,7 @@ static int validate_memory(struct validate_walk *w)
 	return 0;
 }
 
-int range_map_validate(const struct range_map *map, char *msg,
+int gmem_range_map_validate(const struct range_map *map, char *msg,
 		       size_t msg_len)
 {
 	struct validate_walk w = {

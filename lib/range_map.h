@@ -23,16 +23,16 @@ typedef int (*range_map_run_fn)(void *arg, uint64_t start, uint64_t npages,
 				uint8_t value);
 
 /* A map of @npages pages (>= 1), all with value @initial.  NULL on ENOMEM. */
-struct range_map *range_map_create(uint64_t npages, uint8_t initial);
-void range_map_destroy(struct range_map *map);
+struct range_map *gmem_range_map_create(uint64_t npages, uint8_t initial);
+void gmem_range_map_destroy(struct range_map *map);
 
-uint64_t range_map_npages(const struct range_map *map);
+uint64_t gmem_range_map_npages(const struct range_map *map);
 
 /*
  * The value of page @page (< npages); if @run_start/@run_npages are not
  * NULL, the maximal run containing it.
  */
-uint8_t range_map_get(const struct range_map *map, uint64_t page,
+uint8_t gmem_range_map_get(const struct range_map *map, uint64_t page,
 		      uint64_t *run_start, uint64_t *run_npages);
 
 /*
@@ -40,19 +40,19 @@ uint8_t range_map_get(const struct range_map *map, uint64_t page,
  * that range, in ascending order.  Returns 0, -EINVAL for a range outside
  * the map, or the first non-zero return of @fn.
  */
-int range_map_for_each(const struct range_map *map, uint64_t start,
+int gmem_range_map_for_each(const struct range_map *map, uint64_t start,
 		       uint64_t npages, range_map_run_fn fn, void *arg);
 
 /*
- * Take a reservation: until it is given back with range_map_unreserve(),
- * one range_map_set() by its holder cannot fail for lack of memory, even
+ * Take a reservation: until it is given back with gmem_range_map_unreserve(),
+ * one gmem_range_map_set() by its holder cannot fail for lack of memory, even
  * if other sets run first (reservations are counted; each keeps room for
  * the at most two nodes a set adds).  The guarantee assumes that every
  * set made while reservations are held is made by a holder (libgmem's
  * engine reserves for every conversion).  0 or -ENOMEM (nothing taken).
  */
-int range_map_reserve(struct range_map *map);
-void range_map_unreserve(struct range_map *map);
+int gmem_range_map_reserve(struct range_map *map);
+void gmem_range_map_unreserve(struct range_map *map);
 
 /*
  * Set [start, start + npages) to @value and merge equal neighbours.  If
@@ -64,20 +64,20 @@ void range_map_unreserve(struct range_map *map);
  * A valid call by the holder of a reservation cannot fail.
  * A non-zero return of @changed does not stop the update.
  */
-int64_t range_map_set(struct range_map *map, uint64_t start, uint64_t npages,
+int64_t gmem_range_map_set(struct range_map *map, uint64_t start, uint64_t npages,
 		      uint8_t value, range_map_run_fn changed, void *arg);
 
-uint64_t range_map_nr_runs(const struct range_map *map);
+uint64_t gmem_range_map_nr_runs(const struct range_map *map);
 
 /* Bytes of memory the map holds now (nodes, spares, the map itself). */
-size_t range_map_bytes(const struct range_map *map);
+size_t gmem_range_map_bytes(const struct range_map *map);
 
 /*
  * Check every invariant (ordering, balance, coverage, merging, cached
  * counts).  0, or -EUCLEAN with a description of the first violation in
  * @msg (if non-NULL).
  */
-int range_map_validate(const struct range_map *map, char *msg,
+int gmem_range_map_validate(const struct range_map *map, char *msg,
 		       size_t msg_len);
 
 #endif /* GMEM_RANGE_MAP_H */

@@ -156,7 +156,7 @@ int gmem_create(const struct gmem_config *cfg, struct gmem_vm **out)
 	vm->platform_data = cfg->platform_data;
 	vm->gmem_fd = -1;
 	vm->shared_fd = -1;
-	range_lock_init(&vm->rlock);
+	gmem_range_lock_init(&vm->rlock);
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_mutex_init(&vm->fault_lock, NULL);
 
@@ -173,7 +173,7 @@ int gmem_create(const struct gmem_config *cfg, struct gmem_vm **out)
 			goto err_vm;
 	}
 
-	vm->map = range_map_create(vm->npages, (uint8_t)cfg->initial_state);
+	vm->map = gmem_range_map_create(vm->npages, (uint8_t)cfg->initial_state);
 	if (!vm->map) {
 		err = -ENOMEM;
 		goto err_vm;
@@ -241,11 +241,11 @@ err_shared:
 err_gmem:
 	close(vm->gmem_fd);
 err_map:
-	range_map_destroy(vm->map);
+	gmem_range_map_destroy(vm->map);
 err_vm:
 	pthread_mutex_destroy(&vm->fault_lock);
 	pthread_mutex_destroy(&vm->lock);
-	range_lock_destroy(&vm->rlock);
+	gmem_range_lock_destroy(&vm->rlock);
 	free(vm);
 	return err;
 }
@@ -279,7 +279,7 @@ void gmem_destroy(struct gmem_vm *vm)
 	/* The guest can no longer reach anything once the slots are gone. */
 	unregister_slots(vm);
 	gmem_reclaim_stop(vm);
-	range_map_for_each(vm->map, 0, vm->npages, release_run, vm);
+	gmem_range_map_for_each(vm->map, 0, vm->npages, release_run, vm);
 	gmem_notify_subscribers(vm, GMEM_INVAL_RELEASE, GMEM_BACKING_GMEM, 0,
 				vm->ram_size);
 	if (vm->mode == GMEM_MODE_DISCARD)
@@ -298,10 +298,10 @@ void gmem_destroy(struct gmem_vm *vm)
 	if (vm->shared_fd != vm->gmem_fd)
 		close(vm->shared_fd);
 	close(vm->gmem_fd);
-	range_map_destroy(vm->map);
+	gmem_range_map_destroy(vm->map);
 	pthread_mutex_destroy(&vm->fault_lock);
 	pthread_mutex_destroy(&vm->lock);
-	range_lock_destroy(&vm->rlock);
+	gmem_range_lock_destroy(&vm->rlock);
 	free(vm);
 }
 

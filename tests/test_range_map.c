@@ -206,17 +206,17 @@ static void checked_set(struct range_map *map, struct model *m,
 	/* A callback's non-zero return must not stop reports or update. */
 	rec->ret = rnd_below(8) == 0 ? 1 : 0;
 	if (reserved)
-		EXPECT_EQ_S(range_map_reserve(map), 0);
-	bytes_before = range_map_bytes(map);
+		EXPECT_EQ_S(gmem_range_map_reserve(map), 0);
+	bytes_before = gmem_range_map_bytes(map);
 
-	ret = range_map_set(map, start, npages, value,
+	ret = gmem_range_map_set(map, start, npages, value,
 			    with_cb ? record : NULL, rec);
 
-	if (reserved && range_map_bytes(map) > bytes_before)
+	if (reserved && gmem_range_map_bytes(map) > bytes_before)
 		FAIL("set after reserve allocated: %zu bytes, then %zu",
-		     bytes_before, range_map_bytes(map));
+		     bytes_before, gmem_range_map_bytes(map));
 	if (reserved)
-		range_map_unreserve(map);
+		gmem_range_map_unreserve(map);
 
 	i = start;
 	while (i < end) {
@@ -251,7 +251,7 @@ static void checked_set(struct range_map *map, struct model *m,
 	before = model_boundaries(m, start, end);
 	memset(m->v + start, value, npages);
 	m->runs = m->runs - before + model_boundaries(m, start, end);
-	EXPECT_EQ(range_map_nr_runs(map), m->runs);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), m->runs);
 }
 
 static void checked_get(const struct range_map *map, const struct model *m,
@@ -267,14 +267,14 @@ static void checked_get(const struct range_map *map, const struct model *m,
 		hi++;
 	switch (rnd_below(4)) {
 	case 0:
-		EXPECT_EQ(range_map_get(map, page, NULL, NULL), v);
+		EXPECT_EQ(gmem_range_map_get(map, page, NULL, NULL), v);
 		break;
 	case 1:
-		EXPECT_EQ(range_map_get(map, page, &rs, NULL), v);
+		EXPECT_EQ(gmem_range_map_get(map, page, &rs, NULL), v);
 		EXPECT_EQ(rs, lo);
 		break;
 	default:
-		EXPECT_EQ(range_map_get(map, page, &rs, &rn), v);
+		EXPECT_EQ(gmem_range_map_get(map, page, &rs, &rn), v);
 		EXPECT_EQ(rs, lo);
 		EXPECT_EQ(rn, hi - lo);
 		break;
@@ -298,7 +298,7 @@ static void checked_for_each(const struct range_map *map,
 	recorder_reset(rec);
 	rec->stop_after = stop_after;
 	rec->stop_code = 42;
-	ret = range_map_for_each(map, start, npages, record, rec);
+	ret = gmem_range_map_for_each(map, start, npages, record, rec);
 
 	while (i < end && (!stop_after || k < stop_after)) {
 		uint64_t j = i;
@@ -326,9 +326,9 @@ static void check_whole(const struct range_map *map, const struct model *m,
 			struct recorder *rec)
 {
 	EXPECT_VALID(map);
-	EXPECT_EQ(range_map_npages(map), m->n);
+	EXPECT_EQ(gmem_range_map_npages(map), m->n);
 	EXPECT_EQ(m->runs, model_count_runs(m));
-	EXPECT_EQ(range_map_nr_runs(map), m->runs);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), m->runs);
 	checked_for_each(map, m, rec, 0, m->n, 0);
 	EXPECT_EQ(rec->nr, m->runs);
 }
@@ -381,7 +381,7 @@ static void random_round(struct recorder *rec, uint64_t n, uint64_t ops,
 	if (!m.v)
 		FAIL("out of memory in the test");
 	memset(m.v, initial, n);
-	map = range_map_create(n, initial);
+	map = gmem_range_map_create(n, initial);
 	EXPECT(map != NULL);
 	check_whole(map, &m, rec);
 
@@ -390,8 +390,8 @@ static void random_round(struct recorder *rec, uint64_t n, uint64_t ops,
 				   (op / fragment_every) % 2 == 1;
 
 		random_op(map, &m, rec, fragmenting);
-		if (range_map_nr_runs(map) > max_runs)
-			max_runs = range_map_nr_runs(map);
+		if (gmem_range_map_nr_runs(map) > max_runs)
+			max_runs = gmem_range_map_nr_runs(map);
 		if ((op + 1) % check_every == 0)
 			check_whole(map, &m, rec);
 	}
@@ -399,11 +399,11 @@ static void random_round(struct recorder *rec, uint64_t n, uint64_t ops,
 
 	/* Collapse to one run: memory must come back down. */
 	checked_set(map, &m, rec, 0, n, 0);
-	EXPECT_EQ(range_map_nr_runs(map), 1);
-	EXPECT(range_map_bytes(map) <= 512);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), 1);
+	EXPECT(gmem_range_map_bytes(map) <= 512);
 	check_whole(map, &m, rec);
 
-	range_map_destroy(map);
+	gmem_range_map_destroy(map);
 	free(m.v);
 }
 
@@ -415,25 +415,25 @@ static void test_create(void)
 	uint64_t rs, rn;
 
 	where.phase = "create";
-	EXPECT(range_map_create(0, 0) == NULL);
-	EXPECT(range_map_create(UINT64_MAX, 0) == NULL);
+	EXPECT(gmem_range_map_create(0, 0) == NULL);
+	EXPECT(gmem_range_map_create(UINT64_MAX, 0) == NULL);
 
-	map = range_map_create(1, 5);
+	map = gmem_range_map_create(1, 5);
 	EXPECT(map != NULL);
 	EXPECT_VALID(map);
-	EXPECT_EQ(range_map_npages(map), 1);
-	EXPECT_EQ(range_map_nr_runs(map), 1);
-	EXPECT_EQ(range_map_get(map, 0, &rs, &rn), 5);
+	EXPECT_EQ(gmem_range_map_npages(map), 1);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), 1);
+	EXPECT_EQ(gmem_range_map_get(map, 0, &rs, &rn), 5);
 	EXPECT_EQ(rs, 0);
 	EXPECT_EQ(rn, 1);
-	EXPECT(range_map_bytes(map) >= 24);
-	range_map_destroy(map);
-	range_map_destroy(NULL);
+	EXPECT(gmem_range_map_bytes(map) >= 24);
+	gmem_range_map_destroy(map);
+	gmem_range_map_destroy(NULL);
 }
 
 static void test_invalid_args(struct recorder *rec)
 {
-	struct range_map *map = range_map_create(100, 0);
+	struct range_map *map = gmem_range_map_create(100, 0);
 	uint64_t bad[][2] = {
 		{ 0, 0 }, { 50, 0 }, { 100, 1 }, { 99, 2 }, { 0, 101 },
 		{ 1, UINT64_MAX }, { UINT64_MAX, 2 }, { UINT64_MAX, 1 },
@@ -443,29 +443,29 @@ static void test_invalid_args(struct recorder *rec)
 
 	where.phase = "invalid arguments";
 	EXPECT(map != NULL);
-	EXPECT(range_map_set(map, 10, 5, 1, NULL, NULL) == 5);
+	EXPECT(gmem_range_map_set(map, 10, 5, 1, NULL, NULL) == 5);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		recorder_reset(rec);
-		EXPECT_EQ_S(range_map_set(map, bad[i][0], bad[i][1], 1, record,
+		EXPECT_EQ_S(gmem_range_map_set(map, bad[i][0], bad[i][1], 1, record,
 					  rec), -EINVAL);
-		EXPECT_EQ_S(range_map_set(map, bad[i][0], bad[i][1], 0, record,
+		EXPECT_EQ_S(gmem_range_map_set(map, bad[i][0], bad[i][1], 0, record,
 					  rec), -EINVAL);
-		EXPECT_EQ_S(range_map_for_each(map, bad[i][0], bad[i][1],
+		EXPECT_EQ_S(gmem_range_map_for_each(map, bad[i][0], bad[i][1],
 					       record, rec), -EINVAL);
 		EXPECT_EQ(rec->nr, 0);
 	}
 	/* Unchanged. */
 	EXPECT_VALID(map);
-	EXPECT_EQ(range_map_nr_runs(map), 3);
-	EXPECT_EQ(range_map_get(map, 9, NULL, NULL), 0);
-	EXPECT_EQ(range_map_get(map, 10, NULL, NULL), 1);
-	EXPECT_EQ(range_map_get(map, 15, NULL, NULL), 0);
-	range_map_destroy(map);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), 3);
+	EXPECT_EQ(gmem_range_map_get(map, 9, NULL, NULL), 0);
+	EXPECT_EQ(gmem_range_map_get(map, 10, NULL, NULL), 1);
+	EXPECT_EQ(gmem_range_map_get(map, 15, NULL, NULL), 0);
+	gmem_range_map_destroy(map);
 }
 
 static void test_whole_and_last_page(struct recorder *rec)
 {
-	struct range_map *map = range_map_create(1000, 0);
+	struct range_map *map = gmem_range_map_create(1000, 0);
 	uint64_t rs, rn, i;
 
 	where.phase = "whole map and last page";
@@ -473,76 +473,76 @@ static void test_whole_and_last_page(struct recorder *rec)
 
 	/* Set at the last page. */
 	recorder_reset(rec);
-	EXPECT_EQ_S(range_map_set(map, 999, 1, 1, record, rec), 1);
+	EXPECT_EQ_S(gmem_range_map_set(map, 999, 1, 1, record, rec), 1);
 	EXPECT_EQ(rec->nr, 1);
 	EXPECT_EQ(rec->segs[0].start, 999);
 	EXPECT_EQ(rec->segs[0].npages, 1);
 	EXPECT_EQ(rec->segs[0].value, 0);
-	EXPECT_EQ(range_map_nr_runs(map), 2);
-	EXPECT_EQ(range_map_get(map, 999, &rs, &rn), 1);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), 2);
+	EXPECT_EQ(gmem_range_map_get(map, 999, &rs, &rn), 1);
 	EXPECT_EQ(rs, 999);
 	EXPECT_EQ(rn, 1);
-	EXPECT_EQ(range_map_get(map, 998, &rs, &rn), 0);
+	EXPECT_EQ(gmem_range_map_get(map, 998, &rs, &rn), 0);
 	EXPECT_EQ(rs, 0);
 	EXPECT_EQ(rn, 999);
 	EXPECT_VALID(map);
 
 	/* Setting it again changes nothing and reports nothing. */
 	recorder_reset(rec);
-	EXPECT_EQ_S(range_map_set(map, 999, 1, 1, record, rec), 0);
+	EXPECT_EQ_S(gmem_range_map_set(map, 999, 1, 1, record, rec), 0);
 	EXPECT_EQ(rec->nr, 0);
 
 	/* First page, and merging back. */
-	EXPECT_EQ_S(range_map_set(map, 0, 1, 1, NULL, NULL), 1);
-	EXPECT_EQ(range_map_nr_runs(map), 3);
-	EXPECT_EQ_S(range_map_set(map, 0, 1, 0, NULL, NULL), 1);
-	EXPECT_EQ_S(range_map_set(map, 999, 1, 0, NULL, NULL), 1);
-	EXPECT_EQ(range_map_nr_runs(map), 1);
+	EXPECT_EQ_S(gmem_range_map_set(map, 0, 1, 1, NULL, NULL), 1);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), 3);
+	EXPECT_EQ_S(gmem_range_map_set(map, 0, 1, 0, NULL, NULL), 1);
+	EXPECT_EQ_S(gmem_range_map_set(map, 999, 1, 0, NULL, NULL), 1);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), 1);
 	EXPECT_VALID(map);
 
 	/* Fragment every other page, then set the whole map. */
 	for (i = 1; i < 1000; i += 2)
-		EXPECT_EQ_S(range_map_set(map, i, 1, (uint8_t)(1 + i % 3), NULL,
+		EXPECT_EQ_S(gmem_range_map_set(map, i, 1, (uint8_t)(1 + i % 3), NULL,
 					  NULL), 1);
-	EXPECT_EQ(range_map_nr_runs(map), 1000);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), 1000);
 	EXPECT_VALID(map);
 	recorder_reset(rec);
-	EXPECT_EQ_S(range_map_set(map, 0, 1000, 0, record, rec), 500);
+	EXPECT_EQ_S(gmem_range_map_set(map, 0, 1000, 0, record, rec), 500);
 	EXPECT_EQ(rec->nr, 500);
 	for (i = 0; i < 500; i++) {
 		EXPECT_EQ(rec->segs[i].start, 2 * i + 1);
 		EXPECT_EQ(rec->segs[i].npages, 1);
 		EXPECT_EQ(rec->segs[i].value, 1 + (2 * i + 1) % 3);
 	}
-	EXPECT_EQ(range_map_nr_runs(map), 1);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), 1);
 	EXPECT_VALID(map);
 
 	/* The whole map to a new value: one report, one run. */
 	recorder_reset(rec);
-	EXPECT_EQ_S(range_map_set(map, 0, 1000, 3, record, rec), 1000);
+	EXPECT_EQ_S(gmem_range_map_set(map, 0, 1000, 3, record, rec), 1000);
 	EXPECT_EQ(rec->nr, 1);
 	EXPECT_EQ(rec->segs[0].start, 0);
 	EXPECT_EQ(rec->segs[0].npages, 1000);
 	EXPECT_EQ(rec->segs[0].value, 0);
-	EXPECT_EQ(range_map_get(map, 500, &rs, &rn), 3);
+	EXPECT_EQ(gmem_range_map_get(map, 500, &rs, &rn), 3);
 	EXPECT_EQ(rs, 0);
 	EXPECT_EQ(rn, 1000);
-	range_map_destroy(map);
+	gmem_range_map_destroy(map);
 }
 
 static void test_adjacent_old_values(struct recorder *rec)
 {
-	struct range_map *map = range_map_create(20, 0);
+	struct range_map *map = gmem_range_map_create(20, 0);
 
 	where.phase = "adjacent old values";
 	EXPECT(map != NULL);
-	EXPECT_EQ_S(range_map_set(map, 0, 3, 1, NULL, NULL), 3);
-	EXPECT_EQ_S(range_map_set(map, 3, 2, 2, NULL, NULL), 2);
-	EXPECT_EQ_S(range_map_set(map, 5, 2, 3, NULL, NULL), 2);
+	EXPECT_EQ_S(gmem_range_map_set(map, 0, 3, 1, NULL, NULL), 3);
+	EXPECT_EQ_S(gmem_range_map_set(map, 3, 2, 2, NULL, NULL), 2);
+	EXPECT_EQ_S(gmem_range_map_set(map, 5, 2, 3, NULL, NULL), 2);
 	/* [0,3)=1 [3,5)=2 [5,7)=3 [7,20)=0; set [1, 9) to 3 */
 	recorder_reset(rec);
 	rec->ret = -1;	/* must not stop the reports or the update */
-	EXPECT_EQ_S(range_map_set(map, 1, 8, 3, record, rec), 6);
+	EXPECT_EQ_S(gmem_range_map_set(map, 1, 8, 3, record, rec), 6);
 	EXPECT_EQ(rec->nr, 3);
 	EXPECT_EQ(rec->segs[0].start, 1);
 	EXPECT_EQ(rec->segs[0].npages, 2);
@@ -554,14 +554,14 @@ static void test_adjacent_old_values(struct recorder *rec)
 	EXPECT_EQ(rec->segs[2].npages, 2);
 	EXPECT_EQ(rec->segs[2].value, 0);
 	/* [0,1)=1 [1,9)=3 [9,20)=0 */
-	EXPECT_EQ(range_map_nr_runs(map), 3);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), 3);
 	EXPECT_VALID(map);
-	range_map_destroy(map);
+	gmem_range_map_destroy(map);
 }
 
 static void test_reserve(void)
 {
-	struct range_map *map = range_map_create(1 << 20, 0);
+	struct range_map *map = gmem_range_map_create(1 << 20, 0);
 	size_t bytes;
 	uint64_t i;
 
@@ -569,16 +569,16 @@ static void test_reserve(void)
 	EXPECT(map != NULL);
 	/* Across chunk boundaries too: each set adds two runs. */
 	for (i = 0; i < 6000; i++) {
-		EXPECT_EQ_S(range_map_reserve(map), 0);
-		bytes = range_map_bytes(map);
-		EXPECT_EQ_S(range_map_set(map, 3 * i + 1, 1, 1, NULL, NULL), 1);
-		if (range_map_bytes(map) > bytes)
+		EXPECT_EQ_S(gmem_range_map_reserve(map), 0);
+		bytes = gmem_range_map_bytes(map);
+		EXPECT_EQ_S(gmem_range_map_set(map, 3 * i + 1, 1, 1, NULL, NULL), 1);
+		if (gmem_range_map_bytes(map) > bytes)
 			FAIL("set %llu after reserve grew the map from %zu to %zu bytes",
 			     (unsigned long long)i, bytes,
-			     range_map_bytes(map));
-		range_map_unreserve(map);
+			     gmem_range_map_bytes(map));
+		gmem_range_map_unreserve(map);
 	}
-	EXPECT_EQ(range_map_nr_runs(map), 12001);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), 12001);
 	EXPECT_VALID(map);
 	/*
 	 * Reservations are counted (the race libgmem's engine has: several
@@ -586,41 +586,41 @@ static void test_reserve(void)
 	 * first, then all six sets run; none may allocate.
 	 */
 	for (i = 0; i < 6; i++)
-		EXPECT_EQ_S(range_map_reserve(map), 0);
+		EXPECT_EQ_S(gmem_range_map_reserve(map), 0);
 	EXPECT_VALID(map);
-	bytes = range_map_bytes(map);
+	bytes = gmem_range_map_bytes(map);
 	for (i = 0; i < 6; i++) {
-		EXPECT_EQ_S(range_map_set(map, 3 * (6000 + i) + 1, 1, 1, NULL,
+		EXPECT_EQ_S(gmem_range_map_set(map, 3 * (6000 + i) + 1, 1, 1, NULL,
 					  NULL), 1);
-		if (range_map_bytes(map) > bytes)
+		if (gmem_range_map_bytes(map) > bytes)
 			FAIL("holder %llu's set allocated: reservations are "
 			     "not counted", (unsigned long long)i);
-		range_map_unreserve(map);
+		gmem_range_map_unreserve(map);
 		EXPECT_VALID(map);
 	}
-	EXPECT_EQ(range_map_nr_runs(map), 12001 + 12);
-	EXPECT_EQ_S(range_map_set(map, 0, 1 << 20, 0, NULL, NULL), 6006);
-	EXPECT_EQ(range_map_nr_runs(map), 1);
-	EXPECT(range_map_bytes(map) < bytes / 100);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), 12001 + 12);
+	EXPECT_EQ_S(gmem_range_map_set(map, 0, 1 << 20, 0, NULL, NULL), 6006);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), 1);
+	EXPECT(gmem_range_map_bytes(map) < bytes / 100);
 	EXPECT_VALID(map);
-	range_map_destroy(map);
+	gmem_range_map_destroy(map);
 }
 
 static void test_for_each_stop(struct recorder *rec)
 {
-	struct range_map *map = range_map_create(64, 0);
+	struct range_map *map = gmem_range_map_create(64, 0);
 	uint64_t i;
 
 	where.phase = "for_each stop";
 	EXPECT(map != NULL);
 	for (i = 0; i < 64; i += 4)
-		range_map_set(map, i, 2, 1, NULL, NULL);
-	EXPECT_EQ(range_map_nr_runs(map), 32);
+		gmem_range_map_set(map, i, 2, 1, NULL, NULL);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), 32);
 
 	recorder_reset(rec);
 	rec->stop_after = 3;
 	rec->stop_code = -7;
-	EXPECT_EQ_S(range_map_for_each(map, 1, 60, record, rec), -7);
+	EXPECT_EQ_S(gmem_range_map_for_each(map, 1, 60, record, rec), -7);
 	EXPECT_EQ(rec->nr, 3);
 	EXPECT_EQ(rec->segs[0].start, 1);	/* clipped */
 	EXPECT_EQ(rec->segs[0].npages, 1);
@@ -628,45 +628,45 @@ static void test_for_each_stop(struct recorder *rec)
 	EXPECT_EQ(rec->segs[2].start, 4);
 
 	recorder_reset(rec);
-	EXPECT_EQ_S(range_map_for_each(map, 5, 1, record, rec), 0);
+	EXPECT_EQ_S(gmem_range_map_for_each(map, 5, 1, record, rec), 0);
 	EXPECT_EQ(rec->nr, 1);
 	EXPECT_EQ(rec->segs[0].start, 5);
 	EXPECT_EQ(rec->segs[0].npages, 1);
 
 	recorder_reset(rec);
-	EXPECT_EQ_S(range_map_for_each(map, 62, 2, record, rec), 0);
+	EXPECT_EQ_S(gmem_range_map_for_each(map, 62, 2, record, rec), 0);
 	EXPECT_EQ(rec->nr, 1);
 	EXPECT_EQ(rec->segs[0].start, 62);
 	EXPECT_EQ(rec->segs[0].value, 0);
-	range_map_destroy(map);
+	gmem_range_map_destroy(map);
 }
 
 static void test_huge_map(struct recorder *rec)
 {
 	uint64_t n = (uint64_t)INT64_MAX, rs, rn;
-	struct range_map *map = range_map_create(n, 0);
+	struct range_map *map = gmem_range_map_create(n, 0);
 
 	where.phase = "huge map";
 	EXPECT(map != NULL);
-	EXPECT_EQ_S(range_map_set(map, n - 1, 1, 1, NULL, NULL), 1);
-	EXPECT_EQ_S(range_map_set(map, 1ULL << 52, 1ULL << 40, 2, NULL, NULL),
+	EXPECT_EQ_S(gmem_range_map_set(map, n - 1, 1, 1, NULL, NULL), 1);
+	EXPECT_EQ_S(gmem_range_map_set(map, 1ULL << 52, 1ULL << 40, 2, NULL, NULL),
 		    1LL << 40);
-	EXPECT_EQ(range_map_nr_runs(map), 4);
-	EXPECT_EQ(range_map_get(map, (1ULL << 52) + 5, &rs, &rn), 2);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), 4);
+	EXPECT_EQ(gmem_range_map_get(map, (1ULL << 52) + 5, &rs, &rn), 2);
 	EXPECT_EQ(rs, 1ULL << 52);
 	EXPECT_EQ(rn, 1ULL << 40);
-	EXPECT_EQ(range_map_get(map, n - 2, &rs, &rn), 0);
+	EXPECT_EQ(gmem_range_map_get(map, n - 2, &rs, &rn), 0);
 	EXPECT_EQ(rs, (1ULL << 52) + (1ULL << 40));
 	EXPECT_EQ(rn, n - 1 - rs);
 	EXPECT_VALID(map);
 	recorder_reset(rec);
-	EXPECT_EQ_S(range_map_set(map, 0, n, 1, record, rec),
+	EXPECT_EQ_S(gmem_range_map_set(map, 0, n, 1, record, rec),
 		    (long long)(n - 1));
 	EXPECT_EQ(rec->nr, 3);
-	EXPECT_EQ(range_map_nr_runs(map), 1);
-	EXPECT_EQ_S(range_map_set(map, 0, n, 0, NULL, NULL), (long long)n);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), 1);
+	EXPECT_EQ_S(gmem_range_map_set(map, 0, n, 0, NULL, NULL), (long long)n);
 	EXPECT_VALID(map);
-	range_map_destroy(map);
+	gmem_range_map_destroy(map);
 }
 
 int main(void)

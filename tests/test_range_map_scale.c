@@ -83,10 +83,10 @@ static void build(struct range_map *map)
 	uint64_t block;
 
 	for (block = 1; block < LAST_BLOCK; block += 2)
-		EXPECT_EQ_S(range_map_set(map, block * BLOCK_PAGES,
+		EXPECT_EQ_S(gmem_range_map_set(map, block * BLOCK_PAGES,
 					  BLOCK_PAGES, 1, NULL, NULL),
 			    BLOCK_PAGES);
-	EXPECT_EQ_S(range_map_set(map, LAST_BLOCK * BLOCK_PAGES,
+	EXPECT_EQ_S(gmem_range_map_set(map, LAST_BLOCK * BLOCK_PAGES,
 				  MAP_PAGES - LAST_BLOCK * BLOCK_PAGES, 1,
 				  NULL, NULL),
 		    MAP_PAGES - LAST_BLOCK * BLOCK_PAGES);
@@ -102,7 +102,7 @@ static void check_lookups(const struct range_map *map)
 					     LAST_BLOCK * BLOCK_PAGES - 1 }[i] :
 			       rnd_below(MAP_PAGES);
 		pattern_run(page, &want_start, &want_npages);
-		EXPECT_EQ(range_map_get(map, page, &rs, &rn),
+		EXPECT_EQ(gmem_range_map_get(map, page, &rs, &rn),
 			  pattern_value(page));
 		EXPECT_EQ(rs, want_start);
 		EXPECT_EQ(rn, want_npages);
@@ -153,11 +153,11 @@ static void check_window(const struct range_map *map, const struct window *w,
 {
 	struct walk walk = { .w = w, .next = MARGIN_START };
 
-	EXPECT_EQ_S(range_map_for_each(map, MARGIN_START, MARGIN_PAGES,
+	EXPECT_EQ_S(gmem_range_map_for_each(map, MARGIN_START, MARGIN_PAGES,
 				       check_run, &walk), 0);
 	EXPECT_EQ(walk.next, MARGIN_START + MARGIN_PAGES);
 	EXPECT_EQ(walk.runs, window_model_runs(w));
-	EXPECT_EQ(range_map_nr_runs(map), runs_outside + walk.runs);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), runs_outside + walk.runs);
 }
 
 struct sum {
@@ -196,12 +196,12 @@ static uint64_t mixed_window_update(struct range_map *map)
 	check_window(map, w, runs_outside);
 
 	/* Whole window to 2: 1024 runs go, one comes. */
-	EXPECT_EQ_S(range_map_set(map, WINDOW_START, WINDOW_PAGES, 2,
+	EXPECT_EQ_S(gmem_range_map_set(map, WINDOW_START, WINDOW_PAGES, 2,
 				  sum_changes, &sum), WINDOW_PAGES);
 	EXPECT_EQ(sum.calls, WINDOW_PAGES / BLOCK_PAGES);
 	EXPECT_EQ(sum.pages, WINDOW_PAGES);
 	memset(w->v + BLOCK_PAGES, 2, WINDOW_PAGES);
-	EXPECT_EQ(range_map_nr_runs(map), TARGET_RUNS - 1023);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), TARGET_RUNS - 1023);
 	check_window(map, w, runs_outside);
 
 	for (op = 0; op < WINDOW_OPS; op++) {
@@ -215,7 +215,7 @@ static uint64_t mixed_window_update(struct range_map *map)
 			w->v[i - MARGIN_START] = value;
 		}
 		memset(&sum, 0, sizeof(sum));
-		EXPECT_EQ_S(range_map_set(map, start, npages, value,
+		EXPECT_EQ_S(gmem_range_map_set(map, start, npages, value,
 					  sum_changes, &sum), expected);
 		EXPECT_EQ(sum.pages, expected);
 		if (op % 1000 == 0)
@@ -243,13 +243,13 @@ int main(void)
 	printf("test_range_map_scale: seed %llu (set RANGE_MAP_SEED to override)\n",
 	       seed);
 
-	map = range_map_create(MAP_PAGES, 0);
+	map = gmem_range_map_create(MAP_PAGES, 0);
 	EXPECT(map != NULL);
 	build(map);
-	runs = range_map_nr_runs(map);
+	runs = gmem_range_map_nr_runs(map);
 	EXPECT_EQ(runs, TARGET_RUNS);
 	EXPECT_VALID(map);
-	bytes = range_map_bytes(map);
+	bytes = gmem_range_map_bytes(map);
 	printf("%llu runs over %llu pages: %zu bytes, %.2f bytes per run\n",
 	       (unsigned long long)runs, MAP_PAGES, bytes,
 	       (double)bytes / (double)runs);
@@ -264,21 +264,21 @@ int main(void)
 	margin_ones = (WINDOW_PAGES / BLOCK_PAGES / 2 + 1) * BLOCK_PAGES;
 	nonzero = pattern_ones() - margin_ones + mixed_window_update(map);
 	printf("after the 1 GiB window update: %llu runs, %zu bytes\n",
-	       (unsigned long long)range_map_nr_runs(map),
-	       range_map_bytes(map));
+	       (unsigned long long)gmem_range_map_nr_runs(map),
+	       gmem_range_map_bytes(map));
 
 	/* Collapse: every non-zero page changes, memory comes back. */
-	EXPECT_EQ_S(range_map_set(map, 0, MAP_PAGES, 0, NULL, NULL), nonzero);
-	EXPECT_EQ(range_map_nr_runs(map), 1);
+	EXPECT_EQ_S(gmem_range_map_set(map, 0, MAP_PAGES, 0, NULL, NULL), nonzero);
+	EXPECT_EQ(gmem_range_map_nr_runs(map), 1);
 	EXPECT_VALID(map);
-	bytes_one_run = range_map_bytes(map);
+	bytes_one_run = gmem_range_map_bytes(map);
 	printf("collapsed to 1 run: %zu bytes\n", bytes_one_run);
 	if (bytes_one_run > 1024 || bytes_one_run * 1000 > bytes)
 		FAIL("memory did not come back: %zu bytes for one run, %zu before",
 		     bytes_one_run, bytes);
-	EXPECT_EQ(range_map_get(map, MAP_PAGES - 1, NULL, NULL), 0);
+	EXPECT_EQ(gmem_range_map_get(map, MAP_PAGES - 1, NULL, NULL), 0);
 
-	range_map_destroy(map);
+	gmem_range_map_destroy(map);
 	printf("ok\n");
 	return 0;
 }

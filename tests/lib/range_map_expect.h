@@ -41,9 +41,9 @@ void fail_at(const char *file, int line, const char *fmt, ...);
 #define EXPECT_VALID(map)						\
 	do {								\
 		char msg_[256] = "";					\
-		int ret_ = range_map_validate((map), msg_, sizeof(msg_)); \
+		int ret_ = gmem_range_map_validate((map), msg_, sizeof(msg_)); \
 		if (ret_)						\
-			FAIL("range_map_validate: %d: %s", ret_, msg_);	\
+			FAIL("gmem_range_map_validate: %d: %s", ret_, msg_);	\
 	} while (0)
 
 /* splitmix64, reproducible from the seed each test prints. */
