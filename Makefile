@@ -60,8 +60,13 @@ GUEST_BENCH_SRCS := $(sort $(wildcard guest/bench/*.c guest/bench/*.S))
 GUEST_BENCHES := $(addsuffix .elf,$(basename \
 	$(GUEST_BENCH_SRCS:guest/bench/%=$(BUILD)/guest/bench/%)))
 
+# The test build of the library carries the fault-injection points
+# (-DGMEM_TESTING); production code (libgmem.a, libgmem.so, gmvm) does not.
+LIB_TEST_OBJS := $(LIB_SRCS:%.c=$(BUILD)/lib-test/%.o)
 LIBGMEM_A := $(BUILD)/libgmem.a
-LIBGMEM_SO := $(BUILD)/libgmem.so.1
+LIBGMEM_TEST_A := $(BUILD)/libgmem-test.a
+LIBGMEM_SONAME := libgmem.so.2
+LIBGMEM_SO := $(BUILD)/$(LIBGMEM_SONAME)
 GMVM := $(BUILD)/gmvm
 
 .PHONY: all lib gmvm guests guest-benches tests benches check check-tsan bench \
@@ -70,7 +75,7 @@ GMVM := $(BUILD)/gmvm
 .SECONDARY:
 all: lib gmvm guests tests benches
 
-lib: $(LIBGMEM_A) $(LIBGMEM_SO)
+lib: $(LIBGMEM_A) $(LIBGMEM_SO) $(LIBGMEM_TEST_A)
 gmvm: $(GMVM)
 guests: $(GUESTS)
 guest-benches: $(GUEST_BENCHES)
@@ -89,16 +94,24 @@ $(LIBGMEM_A): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(BUILD)/lib-test/lib/%.o: lib/%.c
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -DGMEM_TESTING -MMD -MP -c $< -o $@
+
+$(LIBGMEM_TEST_A): $(LIB_TEST_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(LIBGMEM_SO): $(LIB_OBJS) lib/libgmem.map
-	$(CC) -shared -Wl,-soname,libgmem.so.1 -Wl,--version-script=lib/libgmem.map \
+	$(CC) -shared -Wl,-soname,$(LIBGMEM_SONAME) -Wl,--version-script=lib/libgmem.map \
 		-Wl,--no-undefined -o $@ $(LIB_OBJS) $(HOST_LDFLAGS)
 
 $(GMVM): $(VMM_OBJS) $(LIBGMEM_A)
 	$(CC) -o $@ $(VMM_OBJS) $(LIBGMEM_A) $(HOST_LDFLAGS) -lm
 
-$(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(LIBGMEM_A)
+$(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(LIBGMEM_TEST_A)
 	@mkdir -p $(@D)
-	$(CC) $(HOST_CFLAGS) -Itests/lib -MMD -MP -o $@ $< $(TESTLIB_OBJS) $(LIBGMEM_A) $(HOST_LDFLAGS) -lm
+	$(CC) $(HOST_CFLAGS) -DGMEM_TESTING -Itests/lib -MMD -MP -o $@ $< $(TESTLIB_OBJS) $(LIBGMEM_TEST_A) $(HOST_LDFLAGS) -lm
 
 $(BUILD)/bench/%: bench/%.c $(TESTLIB_OBJS) $(LIBGMEM_A)
 	@mkdir -p $(@D)

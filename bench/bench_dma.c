@@ -82,10 +82,12 @@ static int c_merge(void *data, uint64_t iova, uint64_t len)
 }
 
 static const struct gmem_dma_ops exact_ops = {
+	.size = sizeof(struct gmem_dma_ops),
 	.map = c_map, .unmap = c_unmap, .cut = c_cut, .merge = c_merge,
 };
 
 static const struct gmem_dma_ops type1_ops = {
+	.size = sizeof(struct gmem_dma_ops),
 	.map = c_map, .unmap = c_unmap,
 };
 
@@ -111,6 +113,7 @@ static int page_discard(void *data, uint64_t off, uint64_t len,
 }
 
 static const struct gmem_listener_ops per_page_ops = {
+	.size = sizeof(struct gmem_listener_ops),
 	.populate = page_populate,
 	.discard = page_discard,
 };
@@ -134,7 +137,7 @@ struct result {
  */
 static struct result run_case(enum kind kind, uint64_t ram, bool checker)
 {
-	struct gmem_dma_mapper_config cfg = { 0 };
+	struct gmem_dma_mapper_config cfg = { .size = sizeof(cfg) };
 	struct gmem_dma_mapper *mapper = NULL;
 	struct gmem_listener *l = NULL;
 	struct counter c = { 0 };
@@ -162,7 +165,7 @@ static struct result run_case(enum kind kind, uint64_t ram, bool checker)
 						    GMEM_PRIVATE), 1);
 	r.ns = now_ns() - t0;
 	if (mapper) {
-		struct gmem_dma_stats st;
+		struct gmem_dma_stats st = { .size = sizeof(st) };
 
 		gmem_dma_mapper_get_stats(mapper, &st);
 		r.live = st.live;

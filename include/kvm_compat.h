@@ -111,4 +111,42 @@ kvm_run_memory_fault(struct kvm_run *run)
 #define KVM_HC_MAP_GPA_RANGE 12
 #endif
 
+/*
+ * GUEST_MEMFD_FLAG_NO_DIRECT_MAP: private pages leave the kernel direct
+ * map.  NOT merged: "Direct Map Removal Support for guest_memfd" v12,
+ * patch 10/16 (2026-04-10), advertised through KVM_CAP_GUEST_MEMFD_FLAGS.
+ */
+#ifndef GUEST_MEMFD_FLAG_NO_DIRECT_MAP
+#define GUEST_MEMFD_FLAG_NO_DIRECT_MAP (1ULL << 2)
+#endif
+
+/*
+ * guest_memfd in-place conversion.  NOT merged: "[PATCH v8 00/46]
+ * guest_memfd: In-place conversion support" (2026-06-18), patches 13, 14
+ * and 17.  KVM_SET_MEMORY_ATTRIBUTES2 is an ioctl on the guest_memfd fd
+ * (not the VM): attributes 0 (shared) or KVM_MEMORY_ATTRIBUTE_PRIVATE over
+ * [offset, offset + size); a conversion to private refused because a page
+ * is still referenced (pinned) fails with EAGAIN and error_offset = the
+ * first refusing byte offset in the file; nothing changes then.  The
+ * capability (on the VM fd) answers the attribute mask.  Its number moved
+ * in every revision (246, 248, 249, 250 in v8 against kvm-x86/next), so
+ * libgmem uses it only behind the probe and never assumes it.
+ */
+#define KVM_CAP_GMEM_CONVERSION 250	/* KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES */
+
+struct kvm_memory_attributes2 {
+	union {
+		__u64 address;
+		__u64 offset;
+	};
+	__u64 size;
+	__u64 attributes;
+	__u64 flags;
+	__u64 error_offset;	/* out */
+	__u64 reserved[11];
+};
+
+#define KVM_SET_MEMORY_ATTRIBUTES2 \
+	_IOWR(KVMIO, 0xd2, struct kvm_memory_attributes2)
+
 #endif /* GMEM_KVM_COMPAT_H */

@@ -3,16 +3,24 @@
  * The audit: every invariant of a VM's memory, checked against the real
  * state of the kernel rather than against libgmem's own bookkeeping.
  *
- *  1. the page-state map is valid (gmem_range_map_validate);
- *  2. each view's mapping is PROT_READ|PROT_WRITE exactly on the pages in
- *     that view's state and PROT_NONE elsewhere, as /proc/self/maps says:
- *     so a page is accessible in at most (and exactly) one view;
- *  3. every listener that reports its mappings maps exactly the shared
- *     pages;
+ *  0. the memory was not marked broken by a failed rollback;
+ *  1. the page-state map is valid (gmem_range_map_validate) and the
+ *     regions agree with it (holes exactly outside them);
+ *  2. the backend enforces the map (emulated: each view's mapping is
+ *     PROT_READ|PROT_WRITE exactly on the plugged pages in that view's
+ *     state and PROT_NONE elsewhere, holes included, as /proc/self/maps
+ *     says: so a page is accessible in at most one view);
+ *  3. every listener that reports its mappings maps exactly the reachable
+ *     pages, and every DMA mapper passes gmem_dma_mapper_validate(), which
+ *     compares the backend's own report when it has one;
  *  4. discard mode: no page is resident in the backing of the state it is
- *     not in (mincore), i.e. no page is backed twice.
- * The whole RAM is held in the range lock meanwhile, so no conversion is
- * in flight and the kernel's state is stable.
+ *     not in (mincore), i.e. no page is backed twice.  The reclaim queue is
+ *     not drained first (that would erase the evidence of a page handed
+ *     out before its punch): a page may be resident there only while its
+ *     punch is still queued.
+ * The whole space is held in the range lock meanwhile, so no change is in
+ * flight and the kernel's state is stable (the reclaim thread only ever
+ * removes memory).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -72,7 +80,7 @@ static int audit_view(struct audit *a, FILE *maps, enum gmem_state view)
 {
 	struct gmem_vm *vm = a->vm;
 	uintptr_t base = (uintptr_t)gmem_view(vm, view);
-	uintptr_t end = base + vm->ram_size, covered = base;
+	uintptr_t end = base + vm->max_gpa, covered = base;
 	unsigned long lo, hi;
 	char perms[8];
 	char *line = NULL;
@@ -189,7 +197,7 @@ static int audit_listener(struct audit *a, struct gmem_listener *l)
 
 	a->nr = 0;
 	a->err = 0;
-	err = l->ops->report(l->data, collect_mapping, a);
+	err = l->ops_copy.report(l->data, collect_mapping, a);
 	if (a->err)
 		return a->err;
 	if (err)
@@ -200,7 +208,7 @@ static int audit_listener(struct audit *a, struct gmem_listener *l)
 	/* Merge touching ranges: a listener may map a run in pieces. */
 	for (i = 0, j = 0; i < a->nr; i++) {
 		if (a->ranges[i].start >= a->ranges[i].end ||
-		    a->ranges[i].end > a->vm->ram_size)
+		    a->ranges[i].end > a->vm->max_gpa)
 			return fail(a, "listener reports a bad range "
 				    "[%#llx, %#llx)",
 				    (unsigned long long)a->ranges[i].start,
@@ -215,8 +223,13 @@ static int audit_listener(struct audit *a, struct gmem_listener *l)
 			a->ranges[j++] = a->ranges[i];
 	}
 	a->nr = j;
-	return gmem_range_map_for_each(a->vm->map, 0, a->vm->npages,
-				  compare_shared_run, &c);
+	/* Walked per region: a listener never maps across two. */
+	err = gmem_walk(a->vm, 0, a->vm->npages, compare_shared_run, &c);
+	if (!err && c.i < a->nr)
+		return fail(a, "listener maps [%#llx, %#llx) outside RAM",
+			    (unsigned long long)a->ranges[c.i].start,
+			    (unsigned long long)a->ranges[c.i].end);
+	return err;
 }
 
 /* ---- 4: nothing backed twice ----------------------------------------- */
@@ -241,7 +254,11 @@ static int check_not_backed(struct audit *a, uint64_t start, uint64_t npages,
 		if (err)
 			return err;
 		for (i = 0; i < n; i++)
-			if (a->vec[i] & 1)
+			if ((a->vec[i] & 1) &&
+			    !gmem_reclaim_pending(vm, gmem_backing_of(vm, view),
+						  (start + done + i) *
+						  GMEM_PAGE_SIZE,
+						  GMEM_PAGE_SIZE))
 				return fail(a, "page %#llx is %s%s but "
 					    "backed in the %s backing",
 					    (unsigned long long)((start + done + i) *
@@ -280,45 +297,60 @@ static int check_backing_run(void *arg, uint64_t start, uint64_t npages,
 	return err;
 }
 
+/* Check 2 for the emulated backend (vm->lock and the whole space held). */
+int gmem_audit_views(struct gmem_vm *vm, char *msg, size_t msg_len)
+{
+	struct audit a = { .vm = vm, .msg = msg, .msg_len = msg_len };
+	FILE *maps;
+	int err;
+
+	maps = fopen("/proc/self/maps", "re");
+	if (!maps)
+		return -errno;
+	err = audit_view(&a, maps, GMEM_PRIVATE);
+	if (!err)
+		err = audit_view(&a, maps, GMEM_SHARED);
+	fclose(maps);
+	return err;
+}
+
+int gmem_regions_validate(struct gmem_vm *vm, char *msg, size_t msg_len);
+
 int gmem_audit(struct gmem_vm *vm, char *msg, size_t msg_len)
 {
 	struct audit a = { .vm = vm, .msg = msg, .msg_len = msg_len };
 	struct range_lock_waiter w;
 	struct gmem_listener *l;
-	FILE *maps;
 	int err;
 
 	if (msg && msg_len)
 		msg[0] = '\0';
 	gmem_range_lock_acquire(&vm->rlock, &w, 0, vm->npages);
-	/* "Never backed twice" holds once reclaim is idle; the thread needs
-	 * no range lock, so it can finish while we hold all of RAM. */
-	err = gmem_reclaim_drain(vm);
-	if (err) {
-		gmem_range_lock_release(&vm->rlock, &w);
-		return err;
+	pthread_mutex_lock(&vm->lock);
+	if (vm->broken) {
+		err = fail(&a, "memory is broken: %s", vm->broken_why);
+		goto out;
+	}
+	err = gmem_range_map_validate(vm->map, msg, msg_len);
+	if (!err)
+		err = gmem_regions_validate(vm, msg, msg_len);
+	if (!err)
+		err = vm->backend->audit(vm, msg, msg_len);
+	if (err)
+		goto out;
+	/*
+	 * Callbacks run without vm->lock (internal.h): a listener may take
+	 * its own locks in report() while another of its threads queries
+	 * the map.  The whole space stays held, so nothing changes.
+	 */
+	pthread_mutex_unlock(&vm->lock);
+	for (l = vm->listeners; l && !err; l = l->next) {
+		if (l->validate)
+			err = l->validate(l->data, msg, msg_len);
+		if (!err && l->ops_copy.report)
+			err = audit_listener(&a, l);
 	}
 	pthread_mutex_lock(&vm->lock);
-
-	err = gmem_range_map_validate(vm->map, msg, msg_len);
-	if (err)
-		goto out;
-
-	maps = fopen("/proc/self/maps", "re");
-	if (!maps) {
-		err = -errno;
-		goto out;
-	}
-	err = audit_view(&a, maps, GMEM_PRIVATE);
-	if (!err)
-		err = audit_view(&a, maps, GMEM_SHARED);
-	fclose(maps);
-	if (err)
-		goto out;
-
-	for (l = vm->listeners; l && !err; l = l->next)
-		if (l->ops->report)
-			err = audit_listener(&a, l);
 	if (err)
 		goto out;
 
@@ -327,8 +359,7 @@ int gmem_audit(struct gmem_vm *vm, char *msg, size_t msg_len)
 		err = -ENOMEM;
 		goto out;
 	}
-	err = gmem_range_map_for_each(vm->map, 0, vm->npages, check_backing_run,
-				 &a);
+	err = gmem_walk(vm, 0, vm->npages, check_backing_run, &a);
 out:
 	pthread_mutex_unlock(&vm->lock);
 	gmem_range_lock_release(&vm->rlock, &w);
@@ -352,16 +383,21 @@ static int count_run(void *arg, uint64_t start, uint64_t npages, uint8_t value)
 	return 0;
 }
 
-void gmem_get_stats(struct gmem_vm *vm, struct gmem_stats *stats)
+int gmem_get_stats(struct gmem_vm *vm, struct gmem_stats *out)
 {
+	struct gmem_stats st;
+
 	pthread_mutex_lock(&vm->lock);
-	*stats = vm->stats;
-	stats->pages_private = 0;
-	stats->pages_shared = 0;
-	stats->pages_unplugged = 0;
-	gmem_range_map_for_each(vm->map, 0, vm->npages, count_run, stats);
-	stats->nr_runs = gmem_range_map_nr_runs(vm->map);
-	stats->map_bytes = gmem_range_map_bytes(vm->map);
+	st = vm->stats;
+	st.size = sizeof(st);
+	st.pages_private = 0;
+	st.pages_shared = 0;
+	st.pages_unplugged = 0;
+	gmem_walk(vm, 0, vm->npages, count_run, &st);
+	st.nr_runs = gmem_range_map_nr_runs(vm->map);
+	st.map_bytes = gmem_range_map_bytes(vm->map);
+	st.nr_regions = vm->nr_regions;
 	pthread_mutex_unlock(&vm->lock);
-	gmem_reclaim_stats(vm, stats);
+	gmem_reclaim_stats(vm, &st);
+	return gmem_copy_out(out, &st, sizeof(st));
 }

@@ -54,13 +54,6 @@ int gmem_backing_create_memfd(const char *name, uint64_t size)
 	return fd;
 }
 
-void *gmem_backing_map(int fd, uint64_t size, int prot)
-{
-	void *p = mmap(NULL, size, prot, MAP_SHARED, fd, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
-
 int gmem_punch(struct gmem_vm *vm, int fd, uint64_t offset, uint64_t len)
 {
 	int err = gmem_fault_check(vm, GMEM_FAULT_FALLOCATE);

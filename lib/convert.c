@@ -53,7 +53,25 @@
  *    pages read zeros (in in-place mode a conversion keeps content: one
  *    backing serves both views);
  *  - listeners see a range mapped only once it is accessible (6 after 5),
- *    and unmapped before it stops being accessible (2 before 3).
+ *    and unmapped before it stops being accessible (2 before 3);
+ *  - the only fallible steps after the grant (5) are the listeners' map
+ *    (6) and the punch (8).  Anything may write through the granted view
+ *    meanwhile (a device through a fresh mapping, another vCPU), so in
+ *    discard mode a rollback from there punches what was granted out of
+ *    the new backing again, synchronously: the new view was empty when
+ *    granted, and empty is what "nothing changed" means for it.  (In
+ *    in-place mode one backing serves both views, so such writes are
+ *    writes to the page's one content, as they would be after a
+ *    successful conversion; they stay.)
+ *
+ * Runs never cross a region (gmem_walk() cuts them at region boundaries),
+ * so every listener, hook and backend call names one region, and the
+ * punch of step 8 is one fallocate per backing per region of the hull.
+ * A rollback step that fails (a backend that cannot restore a view, a
+ * punch that cannot empty one) leaves the memory in a state the map does
+ * not describe: the VM is marked broken (gmem_mark_broken()), the call
+ * fails with -EIO, every later change is refused with -EIO and the audit
+ * reports why.  Nothing ever lies about a page's state.
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -62,12 +80,22 @@
 
 #include "internal.h"
 
-#define VIEW_RW (PROT_READ | PROT_WRITE)
 #define VIEW_NONE (-1)		/* an unplugged page's view */
+
+/* The page a refusing listener named (gmem_report_busy()), per thread. */
+static __thread uint64_t tls_busy_gpa;
+static __thread bool tls_busy_named;
+
+void gmem_report_busy(uint64_t gpa)
+{
+	tls_busy_gpa = gpa;
+	tls_busy_named = true;
+}
 
 struct run {
 	uint64_t start, npages;	/* pages */
 	uint8_t old, new;	/* map values (for walks: old only) */
+	bool region_start;	/* starts a region (walks merge across none) */
 };
 
 struct delta {
@@ -76,6 +104,8 @@ struct delta {
 	uint64_t pages;		/* pages in the delta */
 	uint8_t mask, bits;	/* new value = (old & ~mask) | bits */
 	bool keep_all;		/* walks: collect every run */
+	uint64_t busy_gpa;	/* -EAGAIN: the first page refused */
+	struct gmem_vm *vm;
 };
 
 static int collect_run(void *arg, uint64_t start, uint64_t npages,
@@ -98,6 +128,8 @@ static int collect_run(void *arg, uint64_t start, uint64_t npages,
 	d->runs[d->nr].npages = npages;
 	d->runs[d->nr].old = value;
 	d->runs[d->nr].new = (uint8_t)((value & ~d->mask) | d->bits);
+	d->runs[d->nr].region_start = d->vm &&
+				      gmem_region_of(d->vm, start)->first == start;
 	d->nr++;
 	d->pages += npages;
 	return 0;
@@ -173,6 +205,13 @@ static bool run_in_step(const struct run *r, enum step step)
 	return false;
 }
 
+/* The view a run has before (revoke) or after (grant) the change. */
+static enum gmem_state step_view(const struct run *r, enum step step)
+{
+	return (enum gmem_state)value_view(step == STEP_REVOKE ? r->old :
+								  r->new);
+}
+
 /*
  * Must the old memory of @r in backing @b be punched?  In discard mode a
  * page leaving a state leaves that state's backing; in both modes an
@@ -209,10 +248,11 @@ static int listener_apply(struct gmem_listener *l, const struct delta *d,
 
 		if (!run_in_step(r, step))
 			continue;
-		err = populate ? l->ops->populate(l->data, run_off(r),
-						  run_len(r)) :
-				 l->ops->discard(l->data, run_off(r),
-						 run_len(r), flags);
+		tls_busy_named = false;
+		err = populate ? l->ops_copy.populate(l->data, run_off(r),
+						      run_len(r)) :
+				 l->ops_copy.discard(l->data, run_off(r),
+						     run_len(r), flags);
 		if (err) {
 			*done = i;
 			return err < 0 ? err : -EIO;
@@ -245,7 +285,7 @@ static void listeners_undo(struct gmem_vm *vm, const struct delta *d,
 	}
 }
 
-static int listeners_all(struct gmem_vm *vm, const struct delta *d,
+static int listeners_all(struct gmem_vm *vm, struct delta *d,
 			 bool populate)
 {
 	struct gmem_listener *l;
@@ -256,6 +296,11 @@ static int listeners_all(struct gmem_vm *vm, const struct delta *d,
 		err = listener_apply(l, d, populate ? STEP_MAP : STEP_DROP,
 				     d->nr, populate, 0, &done);
 		if (err) {
+			/* Name the refused page before the undo calls
+			 * listeners again. */
+			if (err == -EAGAIN && !populate)
+				d->busy_gpa = tls_busy_named ? tls_busy_gpa :
+					      run_off(&d->runs[done]);
 			listeners_undo(vm, d, l, done, populate);
 			return err;
 		}
@@ -263,19 +308,42 @@ static int listeners_all(struct gmem_vm *vm, const struct delta *d,
 	return 0;
 }
 
-/* ---- views: steps 3 and 5 ---------------------------------------------- */
+/* ---- views: steps 3 and 5 (the backend) ----------------------------------- */
 
-/* The view a run has before (revoke) or after (grant) the change. */
-static enum gmem_state step_view(const struct run *r, enum step step)
+typedef int (*backend_fn)(struct gmem_vm *vm, uint64_t page, uint64_t npages,
+			  uint8_t old, uint8_t new_value);
+
+/*
+ * Undo @fn on the runs of @step among the first @n runs.  An undo that
+ * fails leaves a view the map does not describe: mark the memory broken.
+ */
+static int undo_runs(struct gmem_vm *vm, const struct delta *d,
+		     enum step step, size_t n, backend_fn undo)
 {
-	return (enum gmem_state)value_view(step == STEP_REVOKE ? r->old :
-								  r->new);
+	size_t i;
+	int err, ret = 0;
+
+	for (i = 0; i < n; i++) {
+		const struct run *r = &d->runs[i];
+
+		if (!run_in_step(r, step))
+			continue;
+		err = undo(vm, r->start, r->npages, r->old, r->new);
+		if (err && !ret) {
+			gmem_mark_broken(vm, "rollback could not restore the "
+					 "view of [%#llx, +%#llx): %d",
+					 (unsigned long long)run_off(r),
+					 (unsigned long long)run_len(r), err);
+			ret = -EIO;
+		}
+	}
+	return ret;
 }
 
-static int protect_runs(struct gmem_vm *vm, const struct delta *d,
-			enum step step, int prot, int undo_prot)
+static int backend_runs(struct gmem_vm *vm, const struct delta *d,
+			enum step step, backend_fn fn, backend_fn undo)
 {
-	size_t i, j;
+	size_t i;
 	int err;
 
 	for (i = 0; i < d->nr; i++) {
@@ -283,33 +351,46 @@ static int protect_runs(struct gmem_vm *vm, const struct delta *d,
 
 		if (!run_in_step(r, step))
 			continue;
-		err = gmem_view_protect(vm, step_view(r, step), r->start,
-					r->npages, prot);
+		err = fn(vm, r->start, r->npages, r->old, r->new);
 		if (err) {
-			for (j = 0; j < i; j++)
-				if (run_in_step(&d->runs[j], step))
-					mprotect(gmem_view(vm,
-						 step_view(&d->runs[j], step)) +
-						 run_off(&d->runs[j]),
-						 run_len(&d->runs[j]),
-						 undo_prot);
+			if (undo_runs(vm, d, step, i, undo))
+				return -EIO;
 			return err;
 		}
 	}
 	return 0;
 }
 
-/* Unconditional (rollback): the protection a run had before. */
-static void restore_runs(struct gmem_vm *vm, const struct delta *d,
-			 enum step step, int prot)
+/*
+ * Rollback after the grant, discard mode: empty the new backing of the
+ * granted runs again (see the top of the file).  Synchronous: the pages
+ * go back to the state whose view was just closed, and they must read as
+ * before (nothing) if granted again.
+ */
+static int unwrite_granted(struct gmem_vm *vm, const struct delta *d)
 {
 	size_t i;
+	int err, ret = 0;
 
-	for (i = 0; i < d->nr; i++)
-		if (run_in_step(&d->runs[i], step))
-			mprotect(gmem_view(vm, step_view(&d->runs[i], step)) +
-				 run_off(&d->runs[i]), run_len(&d->runs[i]),
-				 prot);
+	if (vm->mode != GMEM_MODE_DISCARD)
+		return 0;
+	for (i = 0; i < d->nr; i++) {
+		const struct run *r = &d->runs[i];
+
+		if (!run_in_step(r, STEP_GRANT))
+			continue;
+		err = gmem_punch_range(vm, gmem_backing_of(vm,
+				       step_view(r, STEP_GRANT)), run_off(r),
+				       run_len(r));
+		if (err && !ret) {
+			gmem_mark_broken(vm, "rollback could not empty the "
+					 "new view of [%#llx, +%#llx): %d",
+					 (unsigned long long)run_off(r),
+					 (unsigned long long)run_len(r), err);
+			ret = -EIO;
+		}
+	}
+	return ret;
 }
 
 /* ---- platform hooks: steps 4 and 7 -------------------------------------- */
@@ -319,11 +400,11 @@ static void invalidate_runs(struct gmem_vm *vm, const struct delta *d,
 {
 	size_t i;
 
-	if (!vm->platform || !vm->platform->invalidate)
+	if (!vm->has_platform || !vm->platform.invalidate)
 		return;
 	for (i = 0; i < n_runs; i++)
 		if (run_in_step(&d->runs[i], step))
-			vm->platform->invalidate(vm->platform_data,
+			vm->platform.invalidate(vm->platform_data,
 						 run_off(&d->runs[i]),
 						 run_len(&d->runs[i]));
 }
@@ -335,12 +416,12 @@ static int prepare_runs(struct gmem_vm *vm, const struct delta *d,
 	size_t i;
 	int err;
 
-	if (!vm->platform || !vm->platform->prepare)
+	if (!vm->has_platform || !vm->platform.prepare)
 		return 0;
 	for (i = 0; i < d->nr; i++) {
 		if (!run_in_step(&d->runs[i], step))
 			continue;
-		err = vm->platform->prepare(vm->platform_data,
+		err = vm->platform.prepare(vm->platform_data,
 					    run_off(&d->runs[i]),
 					    run_len(&d->runs[i]));
 		if (err) {
@@ -410,7 +491,7 @@ static int punch_backings(struct gmem_vm *vm, const struct delta *d,
 			  struct punch_plan *p)
 {
 	static const enum gmem_backing_id order[2] = { GMEM_BACKING_SHARED,
-						       GMEM_BACKING_GMEM };
+						       GMEM_BACKING_PRIVATE };
 	unsigned int k;
 	int err;
 
@@ -423,8 +504,7 @@ static int punch_backings(struct gmem_vm *vm, const struct delta *d,
 		    gmem_reclaim_queue(vm, b, delta_off(d), delta_hull(d),
 				       p->bytes[b]) == 0)
 			continue;
-		err = gmem_punch(vm, gmem_backing_fd(vm, b), delta_off(d),
-				 delta_hull(d));
+		err = gmem_punch_range(vm, b, delta_off(d), delta_hull(d));
 		if (err) {
 			/* The rollback hands the first backing's pages out
 			 * again: a punch of it still queued must be done
@@ -502,10 +582,11 @@ static int64_t change_locked(struct gmem_vm *vm, struct delta *d)
 	if (err)
 		return err;
 	/* 3. Close the old views. */
-	err = protect_runs(vm, d, STEP_REVOKE, PROT_NONE, VIEW_RW);
+	err = backend_runs(vm, d, STEP_REVOKE, vm->backend->revoke,
+			   vm->backend->unrevoke);
 	if (err)
 		goto err_listeners_dropped;
-	notify_runs(vm, d, GMEM_INVAL_CONVERT, GMEM_BACKING_GMEM);
+	notify_runs(vm, d, GMEM_INVAL_CONVERT, GMEM_BACKING_PRIVATE);
 	if (vm->mode == GMEM_MODE_DISCARD)
 		notify_runs(vm, d, GMEM_INVAL_CONVERT, GMEM_BACKING_SHARED);
 	err = flush_granted(vm, d);
@@ -516,7 +597,8 @@ static int64_t change_locked(struct gmem_vm *vm, struct delta *d)
 	if (err)
 		goto err_revoked;
 	/* 5. Open the new views. */
-	err = protect_runs(vm, d, STEP_GRANT, VIEW_RW, PROT_NONE);
+	err = backend_runs(vm, d, STEP_GRANT, vm->backend->grant,
+			   vm->backend->ungrant);
 	if (err)
 		goto err_prepared;
 	/* 6. Users of shared memory map what became reachable. */
@@ -546,8 +628,8 @@ static int64_t change_locked(struct gmem_vm *vm, struct delta *d)
 	} else {
 		vm->stats.plugs++;
 	}
-	if (punch.now[GMEM_BACKING_GMEM])
-		vm->stats.bytes_discarded += punch.bytes[GMEM_BACKING_GMEM];
+	if (punch.now[GMEM_BACKING_PRIVATE])
+		vm->stats.bytes_discarded += punch.bytes[GMEM_BACKING_PRIVATE];
 	if (punch.now[GMEM_BACKING_SHARED])
 		vm->stats.bytes_discarded += punch.bytes[GMEM_BACKING_SHARED];
 	pthread_mutex_unlock(&vm->lock);
@@ -558,36 +640,44 @@ err_invalidated:
 	prepare_runs(vm, d, STEP_INVALIDATE);
 	listeners_undo(vm, d, NULL, 0, true);
 err_granted:
-	restore_runs(vm, d, STEP_GRANT, PROT_NONE);
+	/* Close the new views first, then empty what was written through
+	 * them meanwhile (nothing can write once they are closed). */
+	if (undo_runs(vm, d, STEP_GRANT, d->nr, vm->backend->ungrant) ||
+	    unwrite_granted(vm, d))
+		err = -EIO;
 err_prepared:
 	invalidate_runs(vm, d, STEP_PREPARE, d->nr);
 err_revoked:
-	restore_runs(vm, d, STEP_REVOKE, VIEW_RW);
+	if (undo_runs(vm, d, STEP_REVOKE, d->nr, vm->backend->unrevoke))
+		err = -EIO;
 err_listeners_dropped:
 	listeners_undo(vm, d, NULL, 0, false);
 	return err;
 }
 
 /* Change the bits @mask of every page of the range to @bits. */
-static int64_t change_range(struct gmem_vm *vm, uint64_t offset,
-			    uint64_t len, uint8_t mask, uint8_t bits)
+static int64_t change_range(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
+			    uint8_t mask, uint8_t bits, uint64_t *busy)
 {
 	struct range_lock_waiter w;
-	struct delta d = { .mask = mask, .bits = bits };
+	struct delta d = { .mask = mask, .bits = bits, .vm = vm };
 	uint64_t start, npages;
 	bool reserved = false;
 	int64_t ret;
 	int err;
 
-	err = gmem_check_range(vm, offset, len);
+	err = gmem_check_range(vm, gpa, len);
 	if (err)
 		return err;
-	start = offset / GMEM_PAGE_SIZE;
+	start = gpa / GMEM_PAGE_SIZE;
 	npages = len / GMEM_PAGE_SIZE;
 
 	gmem_range_lock_acquire(&vm->rlock, &w, start, start + npages);
 	pthread_mutex_lock(&vm->lock);
-	ret = gmem_range_map_for_each(vm->map, start, npages, collect_run, &d);
+	if (vm->broken)
+		ret = -EIO;
+	else
+		ret = gmem_walk_ex(vm, start, npages, collect_run, &d, -EINVAL);
 	/* Held until the commit: other conversions commit in between, and
 	 * their sets must not use the nodes this one's sets need. */
 	if (!ret && d.nr) {
@@ -602,25 +692,35 @@ static int64_t change_range(struct gmem_vm *vm, uint64_t offset,
 		gmem_range_map_unreserve(vm->map);
 	if (ret < 0)
 		vm->stats.conversions_failed++;
+	if (ret == -EAGAIN)
+		vm->stats.conversions_busy++;
 	pthread_mutex_unlock(&vm->lock);
 	gmem_range_lock_release(&vm->rlock, &w);
+	if (ret == -EAGAIN && busy)
+		*busy = d.busy_gpa;
 	free(d.runs);
 	return ret;
 }
 
-int64_t gmem_convert(struct gmem_vm *vm, uint64_t offset, uint64_t len,
+int64_t gmem_convert(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
 		     enum gmem_state to)
+{
+	return gmem_convert_ex(vm, gpa, len, to, NULL);
+}
+
+int64_t gmem_convert_ex(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
+			enum gmem_state to, uint64_t *busy_gpa)
 {
 	if (to != GMEM_PRIVATE && to != GMEM_SHARED)
 		return -EINVAL;
-	return change_range(vm, offset, len, GMEM_V_STATE, (uint8_t)to);
+	return change_range(vm, gpa, len, GMEM_V_STATE, (uint8_t)to, busy_gpa);
 }
 
-int64_t gmem_set_plugged(struct gmem_vm *vm, uint64_t offset, uint64_t len,
+int64_t gmem_set_plugged(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
 			 bool plugged)
 {
-	return change_range(vm, offset, len, GMEM_V_UNPLUGGED,
-			    plugged ? 0 : GMEM_V_UNPLUGGED);
+	return change_range(vm, gpa, len, GMEM_V_UNPLUGGED,
+			    plugged ? 0 : GMEM_V_UNPLUGGED, NULL);
 }
 
 /* ---- accessors ------------------------------------------------------------ */
@@ -642,48 +742,73 @@ static int check_state(void *arg, uint64_t start, uint64_t npages,
 	return 0;
 }
 
-int gmem_access(struct gmem_vm *vm, uint64_t offset, void *buf, uint64_t len,
+int gmem_access(struct gmem_vm *vm, uint64_t gpa, void *buf, uint64_t len,
 		bool write, enum gmem_state view)
 {
 	struct all_in_state a = { .value = (uint8_t)view, .ok = true };
 	struct range_lock_waiter w;
 	uint64_t first, last;
-	uint8_t *p;
+	uint8_t *p = NULL;
+	int err;
 
-	if (len == 0 || offset >= vm->ram_size || len > vm->ram_size - offset)
+	if (len == 0 || gpa >= vm->max_gpa || len > vm->max_gpa - gpa)
 		return -EINVAL;
 	if (view != GMEM_PRIVATE && view != GMEM_SHARED)
 		return -EINVAL;
-	first = offset / GMEM_PAGE_SIZE;
-	last = (offset + len - 1) / GMEM_PAGE_SIZE;
+	first = gpa / GMEM_PAGE_SIZE;
+	last = (gpa + len - 1) / GMEM_PAGE_SIZE;
 
 	gmem_range_lock_acquire(&vm->rlock, &w, first, last + 1);
 	pthread_mutex_lock(&vm->lock);
-	gmem_range_map_for_each(vm->map, first, last - first + 1, check_state, &a);
+	/* A hole fails the walk itself (-EINVAL), a page in another state
+	 * or unplugged stops it (-EACCES). */
+	err = gmem_walk_ex(vm, first, last - first + 1, check_state, &a,
+			   -EINVAL);
 	pthread_mutex_unlock(&vm->lock);
-	if (a.ok) {
-		p = gmem_view(vm, view) + offset;
+	if (!err && a.ok) {
+		p = vm->backend->host_addr(vm, view, first);
+		if (!p)
+			err = -EPERM;
+	}
+	if (!err && a.ok) {
+		p += gpa % GMEM_PAGE_SIZE;
 		if (write)
 			memcpy(p, buf, len);
 		else
 			memcpy(buf, p, len);
 	}
 	gmem_range_lock_release(&vm->rlock, &w);
+	if (err < 0)
+		return err;
 	return a.ok ? 0 : -EACCES;
 }
 
-/* The value of the page at @offset and its run, or -EINVAL. */
-static int value_at(struct gmem_vm *vm, uint64_t offset, uint64_t *run_start,
+/* The value of the page at @gpa and its run (clipped to its region), or
+ * -EINVAL in a hole. */
+static int value_at(struct gmem_vm *vm, uint64_t gpa, uint64_t *run_start,
 		    uint64_t *run_len)
 {
-	uint64_t start, npages;
+	uint64_t start, npages, page = gpa / GMEM_PAGE_SIZE;
+	struct gmem_region *r;
 	uint8_t v;
 
-	if (offset >= vm->ram_size)
+	if (gpa >= vm->max_gpa)
 		return -EINVAL;
 	pthread_mutex_lock(&vm->lock);
-	v = gmem_range_map_get(vm->map, offset / GMEM_PAGE_SIZE, &start, &npages);
+	v = gmem_range_map_get(vm->map, page, &start, &npages);
+	r = gmem_region_of(vm, page);
+	if (r) {
+		uint64_t end = start + npages;
+
+		if (start < r->first)
+			start = r->first;
+		if (end > r->first + r->npages)
+			end = r->first + r->npages;
+		npages = end - start;
+	}
 	pthread_mutex_unlock(&vm->lock);
+	if (!r)
+		return -EINVAL;
 	if (run_start)
 		*run_start = start * GMEM_PAGE_SIZE;
 	if (run_len)
@@ -691,61 +816,66 @@ static int value_at(struct gmem_vm *vm, uint64_t offset, uint64_t *run_start,
 	return v;
 }
 
-int gmem_state_at(struct gmem_vm *vm, uint64_t offset, uint64_t *run_start,
+int gmem_state_at(struct gmem_vm *vm, uint64_t gpa, uint64_t *run_start,
 		  uint64_t *run_len)
 {
-	int v = value_at(vm, offset, run_start, run_len);
+	int v = value_at(vm, gpa, run_start, run_len);
 
 	return v < 0 ? v : (int)(v & GMEM_V_STATE);
 }
 
-int gmem_plugged_at(struct gmem_vm *vm, uint64_t offset, uint64_t *run_start,
+int gmem_plugged_at(struct gmem_vm *vm, uint64_t gpa, uint64_t *run_start,
 		    uint64_t *run_len)
 {
-	int v = value_at(vm, offset, run_start, run_len);
+	int v = value_at(vm, gpa, run_start, run_len);
 
 	return v < 0 ? v : !(v & (int)GMEM_V_UNPLUGGED);
 }
 
 /*
- * Snapshot the runs of [offset, offset+len) under the map mutex (other
- * threads rebalance the tree while converting other ranges), so that the
- * caller's callback runs without any lock held and may take as long as it
- * likes.
+ * Snapshot the runs of [gpa, gpa+len) under the map mutex (other threads
+ * rebalance the tree while converting other ranges), so that the caller's
+ * callback runs without any lock held and may take as long as it likes.
+ * Holes are skipped; runs are cut at region boundaries.
  */
-static int snapshot(struct gmem_vm *vm, uint64_t offset, uint64_t len,
+static int snapshot(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
 		    struct delta *d)
 {
 	int err;
 
-	err = gmem_check_range(vm, offset, len);
+	err = gmem_check_range(vm, gpa, len);
 	if (err)
 		return err;
 	d->keep_all = true;
 	pthread_mutex_lock(&vm->lock);
-	err = gmem_range_map_for_each(vm->map, offset / GMEM_PAGE_SIZE,
-				 len / GMEM_PAGE_SIZE, collect_run, d);
+	err = gmem_walk(vm, gpa / GMEM_PAGE_SIZE, len / GMEM_PAGE_SIZE,
+			collect_run, d);
 	pthread_mutex_unlock(&vm->lock);
 	return err;
 }
 
-int gmem_for_each_run(struct gmem_vm *vm, uint64_t offset, uint64_t len,
-		      int (*fn)(void *arg, uint64_t offset, uint64_t len,
+int gmem_for_each_run(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
+		      int (*fn)(void *arg, uint64_t gpa, uint64_t len,
 				enum gmem_state state),
 		      void *arg)
 {
-	struct delta d = { 0 };
+	struct delta d = { .vm = vm };
 	size_t i, j;
 	int err;
 
-	err = snapshot(vm, offset, len, &d);
-	/* Runs of equal state differing only in plug state are one. */
+	if (!fn)
+		return -EINVAL;
+	err = snapshot(vm, gpa, len, &d);
+	/* Runs of equal state differing only in plug state are one, as long
+	 * as they are contiguous and in one region. */
 	for (i = 0; !err && i < d.nr; i = j) {
 		uint8_t st = d.runs[i].old & GMEM_V_STATE;
-		uint64_t pages = 0;
+		uint64_t pages = d.runs[i].npages;
 
-		for (j = i; j < d.nr && (d.runs[j].old & GMEM_V_STATE) == st;
-		     j++)
+		for (j = i + 1; j < d.nr &&
+		     (d.runs[j].old & GMEM_V_STATE) == st &&
+		     d.runs[j].start == d.runs[i].start + pages &&
+		     !d.runs[j].region_start; j++)
 			pages += d.runs[j].npages;
 		err = fn(arg, run_off(&d.runs[i]), pages * GMEM_PAGE_SIZE,
 			 (enum gmem_state)st);
@@ -754,20 +884,20 @@ int gmem_for_each_run(struct gmem_vm *vm, uint64_t offset, uint64_t len,
 	return err;
 }
 
-int gmem_for_each_extent(struct gmem_vm *vm, uint64_t offset, uint64_t len,
+int gmem_for_each_extent(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
 			 int (*fn)(void *arg, const struct gmem_extent *e),
 			 void *arg)
 {
-	struct delta d = { 0 };
+	struct delta d = { .vm = vm };
 	struct gmem_extent e;
 	size_t i;
 	int err;
 
 	if (!fn)
 		return -EINVAL;
-	err = snapshot(vm, offset, len, &d);
+	err = snapshot(vm, gpa, len, &d);
 	for (i = 0; !err && i < d.nr; i++) {
-		e.offset = run_off(&d.runs[i]);
+		e.gpa = run_off(&d.runs[i]);
 		e.len = run_len(&d.runs[i]);
 		e.state = (enum gmem_state)(d.runs[i].old & GMEM_V_STATE);
 		e.plugged = !(d.runs[i].old & GMEM_V_UNPLUGGED);

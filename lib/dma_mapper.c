@@ -72,7 +72,8 @@
 
 struct gmem_dma_mapper {
 	struct gmem_vm *vm;
-	const struct gmem_dma_ops *ops;
+	struct gmem_dma_ops ops_copy;	/* what the caller's table said */
+	const struct gmem_dma_ops *ops;	/* == &ops_copy */
 	void *data;
 	bool exact;
 	uint64_t block_pages;	/* blocks layout */
@@ -119,16 +120,28 @@ static inline uint64_t pg2b(uint64_t pages)
 
 /* ---- the layout ----------------------------------------------------------- */
 
-/* The clipping unit around @page: its block, or all of RAM. */
+/*
+ * The clipping unit around @page: its region (exact layout) or its block
+ * clipped to its region (blocks layout), so that no mapping ever spans two
+ * regions.  The caller holds a range of the VM (a listener callback) or
+ * vm->lock, so the region array is stable.
+ */
 static struct ival unit_of(const struct gmem_dma_mapper *m, uint64_t page)
 {
-	struct ival u = { 0, m->npages };
+	const struct gmem_region *r = gmem_region_of(m->vm, page);
+	struct ival u = { page, page + 1 };
 
+	if (!r)		/* a hole: only ever asked of mapped pages */
+		return u;
+	u.start = r->first;
+	u.end = r->first + r->npages;
 	if (!m->exact) {
-		u.start = page - page % m->block_pages;
-		u.end = u.start + m->block_pages;
-		if (u.end > m->npages)
-			u.end = m->npages;
+		uint64_t b = page - page % m->block_pages;
+
+		if (b > u.start)
+			u.start = b;
+		if (b + m->block_pages < u.end)
+			u.end = b + m->block_pages;
 	}
 	return u;
 }
@@ -458,6 +471,18 @@ static int mapper_change(struct gmem_dma_mapper *m, uint64_t x0, uint64_t x1,
 		err = mappings_near(m, u, s, e, &old);
 		if (err)
 			break;
+		/*
+		 * Reserve the bookkeeping before the backend op: an op that
+		 * succeeded must be recorded, or after a rollback the backend
+		 * would hold a mapping the mapper does not know (and never
+		 * undoes).  gmem_range_map_set cannot fail while the
+		 * reservation is held.
+		 */
+		ret = gmem_range_map_reserve(m->mapped);
+		if (ret) {
+			err = (int)ret;
+			break;
+		}
 		if (m->exact && set) {
 			err = exact_populate(m, s, e, &old);
 		} else if (m->exact) {
@@ -469,13 +494,8 @@ static int mapper_change(struct gmem_dma_mapper *m, uint64_t x0, uint64_t x1,
 			if (!err)
 				block_count(m, &old, set, s, e);
 		}
-		if (err)
-			break;
-		/* gmem_range_map_set cannot fail for lack of memory while the
-		 * reservation is held. */
-		ret = gmem_range_map_reserve(m->mapped);
-		if (ret) {
-			err = (int)ret;
+		if (err) {
+			gmem_range_map_unreserve(m->mapped);
 			break;
 		}
 		ret = gmem_range_map_set(m->mapped, s, e - s, set, NULL, NULL);
@@ -539,51 +559,75 @@ static int mapper_discard(void *data, uint64_t offset, uint64_t len,
 }
 
 /*
- * For gmem_audit(): what the backend really holds if it can say, else the
- * mapper's layout.
+ * For gmem_audit(): only what the backend really holds.  A backend that
+ * cannot report is not compared with the mapper's own bookkeeping (that
+ * would compare the mapper with itself): the audit then checks the
+ * mapper's invariants only (gmem_dma_mapper_validate()).
  */
 static int mapper_report(void *data,
-			 int (*fn)(void *arg, uint64_t offset, uint64_t len),
+			 int (*fn)(void *arg, uint64_t gpa, uint64_t len),
 			 void *arg)
 {
 	struct gmem_dma_mapper *m = data;
 
-	if (m->ops->report)
-		return m->ops->report(m->data, fn, arg);
-	return gmem_dma_mapper_for_each(m, fn, arg);
+	return m->ops->report(m->data, fn, arg);
+}
+
+static int mapper_validate(void *data, char *msg, size_t msg_len)
+{
+	return gmem_dma_mapper_validate(data, msg, msg_len);
 }
 
 static const struct gmem_listener_ops mapper_listener_ops = {
+	.size = sizeof(struct gmem_listener_ops),
 	.populate = mapper_populate,
 	.discard = mapper_discard,
 	.report = mapper_report,
 };
 
+static const struct gmem_listener_ops mapper_listener_ops_noreport = {
+	.size = sizeof(struct gmem_listener_ops),
+	.populate = mapper_populate,
+	.discard = mapper_discard,
+};
+
 /* ---- API ------------------------------------------------------------------ */
 
 int gmem_dma_mapper_create(struct gmem_vm *vm,
-			   const struct gmem_dma_mapper_config *cfg,
+			   const struct gmem_dma_mapper_config *cfg_in,
 			   struct gmem_dma_mapper **out)
 {
+	struct gmem_dma_mapper_config cfg;
 	struct gmem_dma_mapper *m;
 	uint64_t bs;
 	int err;
 
-	if (!vm || !cfg || !out || !cfg->ops || !cfg->ops->map ||
-	    !cfg->ops->unmap)
+	if (!vm || !cfg_in || !out)
 		return -EINVAL;
-	bs = cfg->block_size ? cfg->block_size : DEFAULT_BLOCK_SIZE;
+	err = gmem_copy_in(&cfg, sizeof(cfg), cfg_in,
+			   offsetof(struct gmem_dma_mapper_config, data) +
+			   sizeof(cfg.data));
+	if (err)
+		return err;
+	bs = cfg.block_size ? cfg.block_size : DEFAULT_BLOCK_SIZE;
 	if (bs < GMEM_PAGE_SIZE || (bs & (bs - 1)))
 		return -EINVAL;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
+	err = gmem_copy_in(&m->ops_copy, sizeof(m->ops_copy), cfg.ops,
+			   offsetof(struct gmem_dma_ops, unmap) +
+			   sizeof(cfg.ops->unmap));
+	if (err || !m->ops_copy.map || !m->ops_copy.unmap) {
+		free(m);
+		return err ? err : -EINVAL;
+	}
 	m->vm = vm;
-	m->ops = cfg->ops;
-	m->data = cfg->data;
-	m->exact = cfg->ops->cut && cfg->ops->merge && !cfg->force_blocks;
+	m->ops = &m->ops_copy;
+	m->data = cfg.data;
+	m->exact = m->ops->cut && m->ops->merge && !cfg.force_blocks;
 	m->block_pages = bs / GMEM_PAGE_SIZE;
-	m->npages = gmem_ram_size(vm) / GMEM_PAGE_SIZE;
+	m->npages = gmem_max_gpa(vm) / GMEM_PAGE_SIZE;
 	err = -pthread_mutex_init(&m->lock, NULL);
 	if (err)
 		goto err_mapper;
@@ -593,8 +637,10 @@ int gmem_dma_mapper_create(struct gmem_vm *vm,
 		goto err_lock;
 	}
 	/* Replays the reachable runs: the mapper maps them now. */
-	err = gmem_listener_register(vm, &mapper_listener_ops, m,
-				     &m->listener);
+	err = gmem_listener_register_internal(vm, m->ops->report ?
+					      &mapper_listener_ops :
+					      &mapper_listener_ops_noreport,
+					      m, mapper_validate, &m->listener);
 	if (err)
 		goto err_map;
 	*out = m;
@@ -620,12 +666,16 @@ void gmem_dma_mapper_destroy(struct gmem_vm *vm, struct gmem_dma_mapper *m)
 	free(m);
 }
 
-void gmem_dma_mapper_get_stats(struct gmem_dma_mapper *m,
-			       struct gmem_dma_stats *st)
+int gmem_dma_mapper_get_stats(struct gmem_dma_mapper *m,
+			      struct gmem_dma_stats *out)
 {
+	struct gmem_dma_stats st;
+
 	pthread_mutex_lock(&m->lock);
-	*st = m->st;
+	st = m->st;
 	pthread_mutex_unlock(&m->lock);
+	st.size = sizeof(st);
+	return gmem_copy_out(out, &st, sizeof(st));
 }
 
 int gmem_dma_mapper_for_each(struct gmem_dma_mapper *m,
@@ -638,9 +688,12 @@ int gmem_dma_mapper_for_each(struct gmem_dma_mapper *m,
 
 	if (!fn)
 		return -EINVAL;
+	/* Lock order: vm->lock, then m->lock (unit_of() reads regions). */
+	pthread_mutex_lock(&m->vm->lock);
 	pthread_mutex_lock(&m->lock);
 	err = layout_all(m, &all);
 	pthread_mutex_unlock(&m->lock);
+	pthread_mutex_unlock(&m->vm->lock);
 	for (i = 0; !err && i < all.nr; i++)
 		err = fn(arg, pg2b(all.v[i].start),
 			 pg2b(all.v[i].end - all.v[i].start));
@@ -710,10 +763,13 @@ int gmem_dma_mapper_validate(struct gmem_dma_mapper *m, char *msg,
 
 	if (msg && msg_len)
 		msg[0] = '\0';
+	pthread_mutex_lock(&m->vm->lock);
 	pthread_mutex_lock(&m->lock);
 	err = gmem_range_map_validate(m->mapped, msg, msg_len);
 	if (!err)
 		err = layout_all(m, &lay);
+	/* The backend's report is a callback: no vm->lock across it. */
+	pthread_mutex_unlock(&m->vm->lock);
 	if (!err && lay.nr != m->st.live)
 		err = vfail(msg, msg_len,
 			    "DMA mapper counts %llu live mappings but its layout has %zu",

@@ -7,110 +7,167 @@
  * registered listener has been told populate for exactly the shared pages
  * (one call per run, never per page) and discard for nothing else.
  *
- * The lists change only while the whole RAM is held in the range lock, so
- * no conversion is in flight and conversions read the lists unlocked (see
- * internal.h).  Registration replays the current shared runs under the
- * same lock, so a listener can never miss or double a conversion.
+ * The lists change only while the whole space is held in the range lock,
+ * so no conversion is in flight and conversions read the lists unlocked
+ * (see internal.h).  Registration replays the current reachable runs under
+ * the same lock, so a listener can never miss or double a conversion; the
+ * callbacks run without vm->lock (see reachable_runs()).
  */
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "internal.h"
 
-struct replay {
-	struct gmem_vm *vm;
-	struct gmem_listener *l;
-	bool populate;
-	uint64_t done_end;	/* pages: replayed runs end before this */
-	int err;
+/* The reachable runs of the whole space, per region, in order. */
+struct runs {
+	struct { uint64_t start, npages; } *v;
+	size_t nr, cap;
 };
 
-static int replay_run(void *arg, uint64_t start, uint64_t npages,
-		      uint8_t value)
+static int collect_reachable(void *arg, uint64_t start, uint64_t npages,
+			     uint8_t value)
 {
-	struct replay *r = arg;
-	uint64_t off = start * GMEM_PAGE_SIZE, len = npages * GMEM_PAGE_SIZE;
-	int err;
+	struct runs *r = arg;
 
 	if (value != GMEM_SHARED)
 		return 0;
-	if (r->populate) {
-		err = r->l->ops->populate(r->l->data, off, len);
-		if (err) {
-			r->err = err < 0 ? err : -EIO;
-			return 1;
-		}
-		r->done_end = start + npages;
-	} else {
-		r->l->ops->discard(r->l->data, off, len, GMEM_DISCARD_FORCED);
+	if (r->nr == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		void *p = realloc(r->v, cap * sizeof(*r->v));
+
+		if (!p)
+			return -ENOMEM;
+		r->v = p;
+		r->cap = cap;
 	}
+	r->v[r->nr].start = start;
+	r->v[r->nr].npages = npages;
+	r->nr++;
 	return 0;
 }
 
 /*
- * The map cannot change while the whole range is held, but the walk still
- * runs under the map mutex for the tree's sake; callbacks must not call
- * back into libgmem (documented in gmem.h).
+ * Snapshot under vm->lock, call back without it: the whole space is held
+ * in the range lock, so the map cannot change, and a listener may take its
+ * own locks in its callbacks while another of its threads queries libgmem
+ * (gmem_state_at() takes vm->lock): no lock-order inversion.
  */
-static void replay(struct gmem_vm *vm, struct replay *r, uint64_t npages)
+static int reachable_runs(struct gmem_vm *vm, struct runs *r)
 {
+	int err;
+
 	pthread_mutex_lock(&vm->lock);
-	gmem_range_map_for_each(vm->map, 0, npages, replay_run, r);
+	err = gmem_walk(vm, 0, vm->npages, collect_reachable, r);
 	pthread_mutex_unlock(&vm->lock);
+	return err;
+}
+
+static void discard_runs(struct gmem_listener *l, const struct runs *r,
+			 size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		l->ops_copy.discard(l->data, r->v[i].start * GMEM_PAGE_SIZE,
+				    r->v[i].npages * GMEM_PAGE_SIZE,
+				    GMEM_DISCARD_FORCED);
+}
+
+int gmem_listener_register_internal(struct gmem_vm *vm,
+				    const struct gmem_listener_ops *ops,
+				    void *data,
+				    int (*validate)(void *data, char *msg,
+						    size_t msg_len),
+				    struct gmem_listener **out)
+{
+	struct range_lock_waiter w;
+	struct gmem_listener *l, **pp;
+	struct runs runs = { 0 };
+	size_t i;
+	int err;
+
+	if (!vm || !out)
+		return -EINVAL;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	err = gmem_copy_in(&l->ops_copy, sizeof(l->ops_copy), ops,
+			   offsetof(struct gmem_listener_ops, discard) +
+			   sizeof(ops->discard));
+	if (err || !l->ops_copy.populate || !l->ops_copy.discard) {
+		free(l);
+		return err ? err : -EINVAL;
+	}
+	l->ops = ops;
+	l->data = data;
+	l->validate = validate;
+
+	gmem_range_lock_acquire(&vm->rlock, &w, 0, vm->npages);
+	err = reachable_runs(vm, &runs);
+	for (i = 0; !err && i < runs.nr; i++) {
+		err = l->ops_copy.populate(data,
+					   runs.v[i].start * GMEM_PAGE_SIZE,
+					   runs.v[i].npages * GMEM_PAGE_SIZE);
+		if (err) {
+			err = err < 0 ? err : -EIO;
+			discard_runs(l, &runs, i);
+		}
+	}
+	if (!err) {
+		/* Append: listeners are told in registration order. */
+		for (pp = &vm->listeners; *pp; pp = &(*pp)->next)
+			;
+		*pp = l;
+	}
+	gmem_range_lock_release(&vm->rlock, &w);
+	free(runs.v);
+	if (err) {
+		free(l);
+		return err;
+	}
+	*out = l;
+	return 0;
 }
 
 int gmem_listener_register(struct gmem_vm *vm,
 			   const struct gmem_listener_ops *ops, void *data,
 			   struct gmem_listener **out)
 {
-	struct range_lock_waiter w;
-	struct gmem_listener *l, **pp;
-	struct replay r;
-
-	if (!ops || !ops->populate || !ops->discard)
-		return -EINVAL;
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		return -ENOMEM;
-	l->ops = ops;
-	l->data = data;
-
-	gmem_range_lock_acquire(&vm->rlock, &w, 0, vm->npages);
-	r = (struct replay){ .vm = vm, .l = l, .populate = true };
-	replay(vm, &r, vm->npages);
-	if (r.err) {
-		struct replay undo = { .vm = vm, .l = l, .populate = false };
-
-		if (r.done_end)
-			replay(vm, &undo, r.done_end);
-		gmem_range_lock_release(&vm->rlock, &w);
-		free(l);
-		return r.err;
-	}
-	/* Append: listeners are told in registration order. */
-	for (pp = &vm->listeners; *pp; pp = &(*pp)->next)
-		;
-	*pp = l;
-	gmem_range_lock_release(&vm->rlock, &w);
-	*out = l;
-	return 0;
+	return gmem_listener_register_internal(vm, ops, data, NULL, out);
 }
 
 void gmem_listener_unregister(struct gmem_vm *vm, struct gmem_listener *l)
 {
 	struct range_lock_waiter w;
 	struct gmem_listener **pp;
-	struct replay r = { .vm = vm, .l = l, .populate = false };
+	struct runs runs = { 0 };
 
-	if (!l)
+	if (!vm || !l)
 		return;
 	gmem_range_lock_acquire(&vm->rlock, &w, 0, vm->npages);
 	for (pp = &vm->listeners; *pp && *pp != l; pp = &(*pp)->next)
 		;
 	if (*pp) {
 		*pp = l->next;
-		replay(vm, &r, vm->npages);
+		/*
+		 * Out of memory for the snapshot: discard per region instead
+		 * (a forced discard of unmapped pages is harmless to a
+		 * listener by contract: it must accept any forced discard).
+		 */
+		if (reachable_runs(vm, &runs) == 0) {
+			discard_runs(l, &runs, runs.nr);
+		} else {
+			unsigned int i;
+
+			for (i = 0; i < vm->nr_regions; i++)
+				l->ops_copy.discard(l->data,
+						    vm->regions[i].gpa,
+						    vm->regions[i].len,
+						    GMEM_DISCARD_FORCED);
+		}
 	}
 	gmem_range_lock_release(&vm->rlock, &w);
+	free(runs.v);
 	free(l);
 }
 

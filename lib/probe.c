@@ -30,45 +30,36 @@ static uint64_t check_ext(int fd, long cap)
 	return r > 0 ? (uint64_t)r : 0;
 }
 
-int gmem_probe_host(struct gmem_host_caps *caps)
+int gmem_probe_vm(int vm_fd, struct gmem_vm_caps *out)
 {
-	int kvm, vm, err;
+	struct gmem_vm_caps caps = { .size = sizeof(caps) };
+	int r;
 
-	memset(caps, 0, sizeof(*caps));
-	kvm = kvm_open();
-	if (kvm < 0)
-		return kvm;
-	caps->api_version = ioctl(kvm, KVM_GET_API_VERSION, 0);
-	if (caps->api_version != KVM_API_VERSION) {
-		err = caps->api_version < 0 ? -errno : -EPROTO;
-		goto err_kvm;
-	}
-	caps->vm_types = check_ext(kvm, KVM_CAP_VM_TYPES);
-	vm = ioctl(kvm, KVM_CREATE_VM, 0);
-	if (vm < 0) {
-		err = -errno;
-		goto err_kvm;
-	}
-	/* VM-scoped answers are the ones that count for a default VM. */
-	caps->guest_memfd = check_ext(vm, KVM_CAP_GUEST_MEMFD) != 0;
-	caps->guest_memfd_flags = check_ext(vm, KVM_CAP_GUEST_MEMFD_FLAGS);
-	caps->memory_attributes = check_ext(vm, KVM_CAP_MEMORY_ATTRIBUTES);
-	caps->user_memory2 = check_ext(vm, KVM_CAP_USER_MEMORY2) != 0;
-	caps->memory_fault_info = check_ext(vm, KVM_CAP_MEMORY_FAULT_INFO) != 0;
-	caps->exit_hypercall = check_ext(vm, KVM_CAP_EXIT_HYPERCALL);
-	caps->nr_memslots = (uint32_t)check_ext(vm, KVM_CAP_NR_MEMSLOTS);
-	caps->sync_regs = (uint32_t)check_ext(vm, KVM_CAP_SYNC_REGS);
-	close(vm);
-	close(kvm);
-	return 0;
-
-err_kvm:
-	close(kvm);
-	return err;
+	if (vm_fd < 0)
+		return -EBADF;
+	/* Any VM ioctl tells a VM fd from something else: ENOTTY. */
+	r = ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY);
+	if (r < 0)
+		return errno == ENOTTY ? -EBADF : -errno;
+	caps.api_version = KVM_API_VERSION;
+	/* Every answer comes from the VM itself: VM-scoped capabilities
+	 * (memory attributes, guest_memfd flags) depend on its type. */
+	caps.vm_types = check_ext(vm_fd, KVM_CAP_VM_TYPES);
+	caps.guest_memfd = check_ext(vm_fd, KVM_CAP_GUEST_MEMFD) != 0;
+	caps.guest_memfd_flags = check_ext(vm_fd, KVM_CAP_GUEST_MEMFD_FLAGS);
+	caps.memory_attributes = check_ext(vm_fd, KVM_CAP_MEMORY_ATTRIBUTES);
+	caps.user_memory2 = check_ext(vm_fd, KVM_CAP_USER_MEMORY2) != 0;
+	caps.memory_fault_info = check_ext(vm_fd, KVM_CAP_MEMORY_FAULT_INFO) != 0;
+	caps.exit_hypercall = check_ext(vm_fd, KVM_CAP_EXIT_HYPERCALL);
+	caps.nr_memslots = (uint32_t)check_ext(vm_fd, KVM_CAP_NR_MEMSLOTS);
+	caps.sync_regs = (uint32_t)check_ext(vm_fd, KVM_CAP_SYNC_REGS);
+	caps.gmem_conversion = check_ext(vm_fd, KVM_CAP_GMEM_CONVERSION) != 0;
+	return gmem_copy_out(out, &caps, sizeof(caps));
 }
 
-int gmem_pick_gmem_flags(const struct gmem_host_caps *caps, uint64_t *flags,
-			 const char **why)
+int gmem_pick_guest_memfd_flags(const struct gmem_vm_caps *caps,
+				enum gmem_backend backend, uint64_t *flags,
+				const char **why)
 {
 	*flags = 0;
 	if (!caps->guest_memfd) {
@@ -79,14 +70,31 @@ int gmem_pick_gmem_flags(const struct gmem_host_caps *caps, uint64_t *flags,
 		*why = "KVM_CAP_USER_MEMORY2 is missing";
 		return -EOPNOTSUPP;
 	}
-	/* The emulated backend gates the views with host mappings: the
-	 * guest_memfd must be mmap-able. */
+	if (backend == GMEM_BACKEND_VM_ATTRIBUTES) {
+		/* KVM alone touches private pages: nothing maps them, so they
+		 * can leave the kernel's direct map where that is offered. */
+		if (caps->guest_memfd_flags & GUEST_MEMFD_FLAG_NO_DIRECT_MAP) {
+			*flags = GUEST_MEMFD_FLAG_NO_DIRECT_MAP;
+			*why = "private pages are never mapped: NO_DIRECT_MAP "
+			       "takes them out of the kernel direct map";
+		} else {
+			*why = "private pages are never mapped";
+		}
+		return 0;
+	}
+	/* The emulated backend gates the views with host mappings, and the
+	 * in-place one faults shared pages through the guest_memfd's own
+	 * mmap: the guest_memfd must be mmap-able. */
 	if (!(caps->guest_memfd_flags & GUEST_MEMFD_FLAG_MMAP)) {
 		*why = "guest_memfd flag MMAP is not offered "
 		       "(KVM_CAP_GUEST_MEMFD_FLAGS)";
 		return -EOPNOTSUPP;
 	}
 	*flags = GUEST_MEMFD_FLAG_MMAP;
+	if (backend == GMEM_BACKEND_GMEM_IN_PLACE) {
+		*why = "MMAP: shared pages are faulted through the guest_memfd";
+		return 0;
+	}
 	/*
 	 * Without a private memory attribute for the VM type, KVM can only
 	 * fault guest_memfd pages that are shared as far as it knows; a file
@@ -107,6 +115,51 @@ int gmem_pick_gmem_flags(const struct gmem_host_caps *caps, uint64_t *flags,
 		*why = "MMAP so views can be gated";
 	}
 	return 0;
+}
+
+int gmem_pick_backend(const struct gmem_vm_caps *caps, enum gmem_mode mode,
+		      enum gmem_backend *backend, const char **why)
+{
+	if (!caps->guest_memfd) {
+		*why = "KVM_CAP_GUEST_MEMFD is missing";
+		return -EOPNOTSUPP;
+	}
+	if (mode == GMEM_MODE_IN_PLACE && caps->gmem_conversion &&
+	    (caps->guest_memfd_flags & GUEST_MEMFD_FLAG_MMAP)) {
+		*backend = GMEM_BACKEND_GMEM_IN_PLACE;
+		*why = "KVM converts guest_memfd pages in place "
+		       "(guest_memfd conversion capability)";
+		return 0;
+	}
+	if (mode == GMEM_MODE_DISCARD &&
+	    (caps->memory_attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE)) {
+		*backend = GMEM_BACKEND_VM_ATTRIBUTES;
+		*why = "the VM type has KVM_MEMORY_ATTRIBUTE_PRIVATE";
+		return 0;
+	}
+	*backend = GMEM_BACKEND_EMULATED;
+	if (mode == GMEM_MODE_IN_PLACE)
+		*why = "no guest_memfd conversion capability: two gated views "
+		       "of one guest_memfd";
+	else
+		*why = "the VM type has no private memory attribute: two "
+		       "gated views";
+	return 0;
+}
+
+const char *gmem_backend_name(enum gmem_backend backend)
+{
+	switch (backend) {
+	case GMEM_BACKEND_AUTO:
+		return "auto";
+	case GMEM_BACKEND_EMULATED:
+		return "emulated (two gated views)";
+	case GMEM_BACKEND_VM_ATTRIBUTES:
+		return "native (VM memory attributes)";
+	case GMEM_BACKEND_GMEM_IN_PLACE:
+		return "native (guest_memfd in-place conversion)";
+	}
+	return "unknown";
 }
 
 const char *gmem_layout_name(enum gmem_layout layout)
@@ -229,8 +282,8 @@ static int probe_layout(int kvm, enum gmem_layout layout, uint64_t flags)
 		err = gfd;
 		goto err_vm;
 	}
-	mem = gmem_backing_map(gfd, size, PROT_READ | PROT_WRITE);
-	if (!mem) {
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, gfd, 0);
+	if (mem == MAP_FAILED) {
 		err = -errno;
 		goto err_gfd;
 	}
@@ -302,21 +355,31 @@ static int probe_gating_uncached(enum gmem_layout *layout)
 	static const enum gmem_layout order[] = {
 		GMEM_LAYOUT_GMEM_SLOT, GMEM_LAYOUT_PLAIN_SLOT,
 	};
-	struct gmem_host_caps caps;
+	struct gmem_vm_caps caps = { .size = sizeof(caps) };
 	const char *why;
 	uint64_t flags;
 	unsigned int i;
-	int kvm, err;
+	int kvm, vm, err;
 
-	err = gmem_probe_host(&caps);
-	if (err)
-		return err;
-	err = gmem_pick_gmem_flags(&caps, &flags, &why);
-	if (err)
-		return err;
 	kvm = kvm_open();
 	if (kvm < 0)
 		return kvm;
+	/* The flags a default VM would use, asked of a default VM. */
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0) {
+		err = -errno;
+		close(kvm);
+		return err;
+	}
+	err = gmem_probe_vm(vm, &caps);
+	close(vm);
+	if (!err)
+		err = gmem_pick_guest_memfd_flags(&caps, GMEM_BACKEND_EMULATED,
+						  &flags, &why);
+	if (err) {
+		close(kvm);
+		return err;
+	}
 	err = -EOPNOTSUPP;
 	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		int r = probe_layout(kvm, order[i], flags);
@@ -345,4 +408,16 @@ int gmem_probe_gating(enum gmem_layout *layout)
 	*layout = gating_layout;
 	pthread_mutex_unlock(&gating_lock);
 	return gating_result;
+}
+
+bool gmem_probe_gating_cached(enum gmem_layout *layout)
+{
+	bool ok;
+
+	pthread_mutex_lock(&gating_lock);
+	ok = gating_probed && gating_result == 0;
+	if (ok)
+		*layout = gating_layout;
+	pthread_mutex_unlock(&gating_lock);
+	return ok;
 }

@@ -35,7 +35,10 @@
 
 struct reclaim_entry {
 	enum gmem_backing_id backing;
-	uint64_t start, end;		/* bytes */
+	uint64_t start, end;		/* GPA bytes, inside one region */
+	int fd;				/* the region's backing (not owned:
+					   region removal flushes first) */
+	uint64_t file_off;		/* of start in fd */
 	uint64_t discarded;		/* bytes of delta it accounts for */
 	bool busy, failed;
 	struct reclaim_entry *next;
@@ -78,8 +81,7 @@ static int entry_punch(struct reclaim *rc, struct reclaim_entry *e)
 	int err;
 
 	pthread_mutex_unlock(&rc->mutex);
-	err = gmem_punch(vm, gmem_backing_fd(vm, e->backing), e->start,
-			 e->end - e->start);
+	err = gmem_punch(vm, e->fd, e->file_off, e->end - e->start);
 	pthread_mutex_lock(&rc->mutex);
 	e->busy = false;
 	if (err) {
@@ -171,34 +173,85 @@ void gmem_reclaim_stop(struct gmem_vm *vm)
 	vm->reclaim = NULL;
 }
 
+/*
+ * Queue the punch of [gpa, gpa + len) in @backing, one entry per region it
+ * touches (resolved to fd and offset now, under the caller's range lock,
+ * so the thread never reads the region array).  All entries or none.
+ */
 int gmem_reclaim_queue(struct gmem_vm *vm, enum gmem_backing_id backing,
-		       uint64_t offset, uint64_t len, uint64_t discarded)
+		       uint64_t gpa, uint64_t len, uint64_t discarded)
 {
 	struct reclaim *rc = vm->reclaim;
-	struct reclaim_entry *e;
+	struct reclaim_entry *first = NULL, **link = &first, *e;
+	uint64_t page = gpa / GMEM_PAGE_SIZE, end = page + len / GMEM_PAGE_SIZE;
+	uint64_t queued = 0;
+	unsigned int i;
 
+	for (i = 0; i < vm->nr_regions; i++) {
+		struct gmem_region *r = &vm->regions[i];
+		uint64_t s = page > r->first ? page : r->first;
+		uint64_t t = end < r->first + r->npages ? end :
+			     r->first + r->npages;
+
+		if (s >= t)
+			continue;
+		e = malloc(sizeof(*e));
+		if (!e)
+			goto punch_now;
+		*e = (struct reclaim_entry){
+			.backing = backing,
+			.start = s * GMEM_PAGE_SIZE,
+			.end = t * GMEM_PAGE_SIZE,
+			.discarded = first ? 0 : discarded,
+		};
+		e->fd = gmem_region_fd(r, backing, s, &e->file_off);
+		*link = e;
+		link = &e->next;
+		queued += e->end - e->start;
+	}
+	if (!first)
+		return 0;
 	pthread_mutex_lock(&rc->mutex);
-	if (rc->pending_bytes + len > rc->max_pending) {
+	if (rc->pending_bytes + queued > rc->max_pending) {
 		rc->sync_punches++;
 		pthread_mutex_unlock(&rc->mutex);
-		return 1;
+		goto free_entries;
 	}
-	e = malloc(sizeof(*e));
-	if (!e) {
-		rc->sync_punches++;
-		pthread_mutex_unlock(&rc->mutex);
-		return 1;
-	}
-	*e = (struct reclaim_entry){
-		.backing = backing, .start = offset, .end = offset + len,
-		.discarded = discarded,
-	};
-	*rc->tail = e;
-	rc->tail = &e->next;
-	rc->pending_bytes += len;
+	*rc->tail = first;
+	rc->tail = link;
+	rc->pending_bytes += queued;
 	pthread_cond_signal(&rc->work);
 	pthread_mutex_unlock(&rc->mutex);
 	return 0;
+
+punch_now:
+	pthread_mutex_lock(&rc->mutex);
+	rc->sync_punches++;
+	pthread_mutex_unlock(&rc->mutex);
+free_entries:
+	while (first) {
+		e = first->next;
+		free(first);
+		first = e;
+	}
+	return 1;
+}
+
+bool gmem_reclaim_pending(struct gmem_vm *vm, enum gmem_backing_id backing,
+			  uint64_t gpa, uint64_t len)
+{
+	struct reclaim *rc = vm->reclaim;
+	struct reclaim_entry *e;
+	bool hit = false;
+
+	if (!rc)
+		return false;
+	pthread_mutex_lock(&rc->mutex);
+	for (e = rc->head; e && !hit; e = e->next)
+		hit = e->backing == backing && e->start < gpa + len &&
+		      gpa < e->end;
+	pthread_mutex_unlock(&rc->mutex);
+	return hit;
 }
 
 /* Punch (or wait for) every entry of @backing overlapping the range; all
@@ -232,18 +285,18 @@ static int flush(struct reclaim *rc, bool all, enum gmem_backing_id backing,
 }
 
 int gmem_reclaim_flush_range(struct gmem_vm *vm, enum gmem_backing_id backing,
-			     uint64_t offset, uint64_t len)
+			     uint64_t gpa, uint64_t len)
 {
 	if (!vm->reclaim)
 		return 0;
-	return flush(vm->reclaim, false, backing, offset, offset + len);
+	return flush(vm->reclaim, false, backing, gpa, gpa + len);
 }
 
 int gmem_reclaim_drain(struct gmem_vm *vm)
 {
 	if (!vm->reclaim)
 		return 0;
-	return flush(vm->reclaim, true, GMEM_BACKING_GMEM, 0, 0);
+	return flush(vm->reclaim, true, GMEM_BACKING_PRIVATE, 0, 0);
 }
 
 void gmem_reclaim_stats(struct gmem_vm *vm, struct gmem_stats *stats)

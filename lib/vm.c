@@ -1,19 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Creating and destroying a VM's memory: backings, views, memslots.
+ * Creating and destroying a VM's memory, and what it says about itself.
  *
- * Layout (the emulated enforcement backend):
- *  - private view: GPA [0, ram_size), slot first_slot, backed by the
- *    guest_memfd through the mapping vm->private_view;
- *  - shared view: GPA [shared_base, shared_base + ram_size), slot
- *    first_slot + 1, a plain slot over vm->shared_view, a mapping of the
- *    memfd (discard mode) or a second mapping of the guest_memfd (in-place
- *    mode, so both views show the same bytes).
- * A page is gated by the protection of the mapping KVM faults through:
- * PROT_READ|PROT_WRITE in the view of its state, PROT_NONE in the other.
- * The views are never PROT_EXEC on the host: the guest's execute
- * permission comes from its own page tables, not from the host mapping.
+ * gmem_create() checks the config, picks the backend (from the VM's own
+ * capabilities, never a throwaway VM), reserves the emulated backend's two
+ * views over [0, max_gpa), creates the page-state map with every page a
+ * hole, and adds the initial regions one by one (region.c), so that a
+ * created VM and a VM whose regions were hot-plugged are the same thing.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -22,17 +18,17 @@
 #include "internal.h"
 #include "kvm_compat.h"
 
-#define VIEW_RW (PROT_READ | PROT_WRITE)
+int gmem_region_add_locked(struct gmem_vm *vm,
+			   const struct gmem_region_config *rc_in);
+void gmem_region_release_locked(struct gmem_vm *vm, unsigned int idx,
+				bool set_hole);
 
-int gmem_check_range(const struct gmem_vm *vm, uint64_t offset, uint64_t len)
+unsigned int gmem_version(void)
 {
-	if (len == 0 || (offset | len) & GMEM_PAGE_MASK)
-		return -EINVAL;
-	if (offset >= vm->ram_size || len > vm->ram_size - offset)
-		return -EINVAL;
-	return 0;
+	return GMEM_VERSION;
 }
 
+#ifdef GMEM_TESTING
 void gmem_fault_inject(struct gmem_vm *vm, enum gmem_fault_point point,
 		       unsigned int nth, int err)
 {
@@ -52,18 +48,20 @@ int gmem_fault_check(struct gmem_vm *vm, enum gmem_fault_point point)
 	pthread_mutex_unlock(&vm->fault_lock);
 	return err;
 }
+#endif
 
-int gmem_view_protect(struct gmem_vm *vm, enum gmem_state state,
-		      uint64_t page, uint64_t npages, int prot)
+void gmem_mark_broken(struct gmem_vm *vm, const char *fmt, ...)
 {
-	int err = gmem_fault_check(vm, GMEM_FAULT_MPROTECT);
+	va_list ap;
 
-	if (err)
-		return err;
-	if (mprotect(gmem_view(vm, state) + page * GMEM_PAGE_SIZE,
-		     npages * GMEM_PAGE_SIZE, prot) < 0)
-		return -errno;
-	return 0;
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->broken) {
+		vm->broken = true;
+		va_start(ap, fmt);
+		vsnprintf(vm->broken_why, sizeof(vm->broken_why), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&vm->lock);
 }
 
 static uint64_t next_pow2(uint64_t v)
@@ -75,198 +73,222 @@ static uint64_t next_pow2(uint64_t v)
 	return p;
 }
 
-static int validate_config(const struct gmem_config *cfg)
+#define GMEM_MAX_GPA (1ULL << 46)	/* 64 TiB: two views fit in 47 bits */
+
+static uint64_t regions_end(const struct gmem_config *cfg)
 {
-	if (cfg->vm_fd < 0 || cfg->ram_size == 0 ||
-	    cfg->ram_size & GMEM_PAGE_MASK || cfg->ram_size > (1ULL << 46))
+	uint64_t end = 0;
+	uint32_t i;
+
+	for (i = 0; i < cfg->nr_regions; i++) {
+		const struct gmem_region_config *rc = &cfg->regions[i];
+
+		/* Each entry's own size decides its layout; gpa and len sit
+		 * at the same place in every version. */
+		if (rc->size >= offsetof(struct gmem_region_config, len) +
+				sizeof(rc->len) &&
+		    rc->gpa + rc->len > end && rc->gpa + rc->len >= rc->gpa)
+			end = rc->gpa + rc->len;
+	}
+	return end;
+}
+
+static int check_config(const struct gmem_config *cfg)
+{
+	if (cfg->flags & ~GMEM_CONFIG_DEFERRED_RECLAIM)
 		return -EINVAL;
 	if (cfg->mode != GMEM_MODE_DISCARD && cfg->mode != GMEM_MODE_IN_PLACE)
 		return -EINVAL;
 	if (cfg->initial_state != GMEM_PRIVATE &&
 	    cfg->initial_state != GMEM_SHARED)
 		return -EINVAL;
-	if (cfg->layout != GMEM_LAYOUT_AUTO &&
-	    cfg->layout != GMEM_LAYOUT_GMEM_SLOT &&
-	    cfg->layout != GMEM_LAYOUT_PLAIN_SLOT)
+	if (cfg->backend > GMEM_BACKEND_GMEM_IN_PLACE ||
+	    cfg->layout > GMEM_LAYOUT_PLAIN_SLOT)
 		return -EINVAL;
-	/* The shared view must not overlap the private one. */
-	if (cfg->shared_base && (cfg->shared_base < cfg->ram_size ||
-				 cfg->shared_base & GMEM_PAGE_MASK))
+	if (cfg->nr_regions && !cfg->regions)
+		return -EINVAL;
+	if (cfg->max_gpa & GMEM_PAGE_MASK || cfg->max_gpa > GMEM_MAX_GPA)
+		return -EINVAL;
+	/* Without a VM nobody else could register the slots, and nothing
+	 * could create a guest_memfd. */
+	if (cfg->vm_fd < 0 && !cfg->set_slot)
+		return -EINVAL;
+	if (cfg->vm_fd < 0 && cfg->backend != GMEM_BACKEND_AUTO &&
+	    cfg->backend != GMEM_BACKEND_EMULATED)
 		return -EINVAL;
 	return 0;
 }
 
-static int register_slots(struct gmem_vm *vm)
+/* Backend and layout, from the VM's own capabilities. */
+static int pick_backend(struct gmem_vm *vm, const struct gmem_config *cfg)
 {
-	uint32_t flags = vm->layout == GMEM_LAYOUT_GMEM_SLOT ?
-			 KVM_MEM_GUEST_MEMFD : 0;
-	int err;
-
-	err = gmem_set_memslot(vm->vm_fd, vm->first_slot, flags, 0,
-			       vm->ram_size, vm->private_view, vm->gmem_fd, 0);
-	if (err)
-		return err;
-	err = gmem_set_memslot(vm->vm_fd, vm->first_slot + 1, 0,
-			       vm->shared_base, vm->ram_size, vm->shared_view,
-			       -1, 0);
-	if (err) {
-		gmem_set_memslot(vm->vm_fd, vm->first_slot, flags, 0, 0,
-				 vm->private_view, vm->gmem_fd, 0);
-		return err;
-	}
-	vm->slots_registered = true;
-	return 0;
-}
-
-static void unregister_slots(struct gmem_vm *vm)
-{
-	uint32_t flags = vm->layout == GMEM_LAYOUT_GMEM_SLOT ?
-			 KVM_MEM_GUEST_MEMFD : 0;
-
-	if (!vm->slots_registered)
-		return;
-	gmem_set_memslot(vm->vm_fd, vm->first_slot + 1, 0, vm->shared_base,
-			 0, vm->shared_view, -1, 0);
-	gmem_set_memslot(vm->vm_fd, vm->first_slot, flags, 0, 0,
-			 vm->private_view, vm->gmem_fd, 0);
-	vm->slots_registered = false;
-}
-
-int gmem_create(const struct gmem_config *cfg, struct gmem_vm **out)
-{
-	struct gmem_host_caps caps;
-	struct gmem_vm *vm;
+	struct gmem_vm_caps caps = { .size = sizeof(caps) };
 	const char *why;
 	int err;
 
-	err = validate_config(cfg);
+	vm->backend_id = cfg->backend;
+	vm->layout = cfg->layout;
+	vm->gmem_flags = cfg->guest_memfd_flags;
+	if (cfg->vm_fd < 0) {
+		/* No KVM: only the two views, as plain mappings. */
+		if (vm->layout == GMEM_LAYOUT_GMEM_SLOT)
+			return -EINVAL;
+		vm->backend_id = GMEM_BACKEND_EMULATED;
+		vm->layout = GMEM_LAYOUT_PLAIN_SLOT;
+		vm->backend = &gmem_backend_emulated;
+		return 0;
+	}
+	err = gmem_probe_vm(cfg->vm_fd, &caps);
+	if (err)
+		return err;
+	if (vm->backend_id == GMEM_BACKEND_AUTO) {
+		err = gmem_pick_backend(&caps, vm->mode, &vm->backend_id, &why);
+		if (err)
+			return err;
+	}
+	switch (vm->backend_id) {
+	case GMEM_BACKEND_EMULATED:
+		vm->backend = &gmem_backend_emulated;
+		break;
+	case GMEM_BACKEND_VM_ATTRIBUTES:
+		if (!(caps.memory_attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE))
+			return -EOPNOTSUPP;
+		vm->backend = &gmem_backend_vm_attributes;
+		break;
+	case GMEM_BACKEND_GMEM_IN_PLACE:
+		if (!caps.gmem_conversion || vm->mode != GMEM_MODE_IN_PLACE)
+			return -EOPNOTSUPP;
+		vm->backend = &gmem_backend_gmem_in_place;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (!vm->gmem_flags) {
+		err = gmem_pick_guest_memfd_flags(&caps, vm->backend_id,
+						  &vm->gmem_flags, &why);
+		if (err)
+			return err;
+	}
+	if (vm->backend_id == GMEM_BACKEND_EMULATED &&
+	    vm->layout == GMEM_LAYOUT_AUTO) {
+		/* The probe result cached in this process, if it ran;
+		 * creating memory never runs it. */
+		if (!gmem_probe_gating_cached(&vm->layout))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static uint8_t *reserve_view(uint64_t size)
+{
+	void *p = mmap(NULL, size, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int gmem_create(const struct gmem_config *cfg_in, struct gmem_vm **out)
+{
+	struct gmem_config cfg;
+	struct gmem_vm *vm;
+	uint32_t i;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	err = gmem_copy_in(&cfg, sizeof(cfg), cfg_in,
+			   offsetof(struct gmem_config, reclaim_max_pending) +
+			   sizeof(cfg.reclaim_max_pending));
+	if (err)
+		return err;
+	err = check_config(&cfg);
 	if (err)
 		return err;
 	vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
-	vm->vm_fd = cfg->vm_fd;
-	vm->ram_size = cfg->ram_size;
-	vm->npages = cfg->ram_size / GMEM_PAGE_SIZE;
-	vm->shared_base = cfg->shared_base ? cfg->shared_base :
-			  next_pow2(cfg->ram_size);
-	vm->mode = cfg->mode;
-	vm->first_slot = cfg->first_slot;
-	vm->platform = cfg->platform;
-	vm->platform_data = cfg->platform_data;
-	vm->gmem_fd = -1;
-	vm->shared_fd = -1;
+	vm->vm_fd = cfg.vm_fd;
+	vm->mode = cfg.mode;
+	vm->initial_state = cfg.initial_state;
+	vm->max_gpa = cfg.max_gpa ? cfg.max_gpa : regions_end(&cfg);
+	vm->set_slot = cfg.set_slot;
+	vm->slot_data = cfg.slot_data;
+	vm->slot_base = cfg.slot_base;
+	if (cfg.platform) {
+		err = gmem_copy_in(&vm->platform, sizeof(vm->platform),
+				   cfg.platform, sizeof(uint32_t));
+		if (err)
+			goto err_free;
+		vm->has_platform = true;
+	}
+	vm->platform_data = cfg.platform_data;
 	gmem_range_lock_init(&vm->rlock);
 	pthread_mutex_init(&vm->lock, NULL);
+#ifdef GMEM_TESTING
 	pthread_mutex_init(&vm->fault_lock, NULL);
+#endif
 
-	err = gmem_probe_host(&caps);
+	err = -EINVAL;
+	if (!vm->max_gpa || vm->max_gpa & GMEM_PAGE_MASK ||
+	    vm->max_gpa > GMEM_MAX_GPA)
+		goto err_locks;
+	vm->npages = vm->max_gpa / GMEM_PAGE_SIZE;
+	err = pick_backend(vm, &cfg);
 	if (err)
-		goto err_vm;
-	err = gmem_pick_gmem_flags(&caps, &vm->gmem_flags, &why);
-	if (err)
-		goto err_vm;
-	vm->layout = cfg->layout;
-	if (vm->layout == GMEM_LAYOUT_AUTO) {
-		err = gmem_probe_gating(&vm->layout);
-		if (err)
-			goto err_vm;
+		goto err_locks;
+	if (vm->backend_id == GMEM_BACKEND_EMULATED) {
+		vm->shared_base = cfg.shared_base ? cfg.shared_base :
+				  next_pow2(vm->max_gpa);
+		err = -EINVAL;
+		if (vm->shared_base < vm->max_gpa ||
+		    vm->shared_base & GMEM_PAGE_MASK ||
+		    vm->shared_base > (1ULL << 52) - vm->max_gpa)
+			goto err_locks;
 	}
 
-	vm->map = gmem_range_map_create(vm->npages, (uint8_t)cfg->initial_state);
-	if (!vm->map) {
-		err = -ENOMEM;
-		goto err_vm;
-	}
-	err = gmem_backing_create_gmem(vm->vm_fd, vm->ram_size,
-				       vm->gmem_flags);
-	if (err < 0)
+	err = -ENOMEM;
+	vm->map = gmem_range_map_create(vm->npages, GMEM_V_HOLE);
+	if (!vm->map)
+		goto err_locks;
+	vm->private_view = reserve_view(vm->max_gpa);
+	if (!vm->private_view)
 		goto err_map;
-	vm->gmem_fd = err;
-	if (vm->mode == GMEM_MODE_DISCARD) {
-		err = gmem_backing_create_memfd("gmem-shared", vm->ram_size);
-		if (err < 0)
-			goto err_gmem;
-		vm->shared_fd = err;
-	} else {
-		vm->shared_fd = vm->gmem_fd;
-	}
-
-	/* Gate before KVM can see anything: each view starts closed. */
-	vm->private_view = gmem_backing_map(vm->gmem_fd, vm->ram_size,
-					    cfg->initial_state == GMEM_PRIVATE ?
-					    VIEW_RW : PROT_NONE);
-	if (!vm->private_view) {
-		err = -errno;
-		goto err_shared;
-	}
-	vm->shared_view = gmem_backing_map(vm->shared_fd, vm->ram_size,
-					   cfg->initial_state == GMEM_SHARED ?
-					   VIEW_RW : PROT_NONE);
-	if (!vm->shared_view) {
-		err = -errno;
+	vm->shared_view = reserve_view(vm->max_gpa);
+	if (!vm->shared_view)
 		goto err_private_view;
-	}
 
-	if (cfg->initial_state == GMEM_PRIVATE && vm->platform &&
-	    vm->platform->prepare) {
-		err = vm->platform->prepare(vm->platform_data, 0, vm->ram_size);
+	for (i = 0; i < cfg.nr_regions; i++) {
+		err = gmem_region_add_locked(vm, &cfg.regions[i]);
 		if (err)
-			goto err_shared_view;
+			goto err_regions;
 	}
-	if (cfg->deferred_reclaim && vm->mode == GMEM_MODE_DISCARD) {
-		err = gmem_reclaim_start(vm, cfg->reclaim_max_pending);
+	if (cfg.flags & GMEM_CONFIG_DEFERRED_RECLAIM &&
+	    vm->mode == GMEM_MODE_DISCARD) {
+		err = gmem_reclaim_start(vm, cfg.reclaim_max_pending);
 		if (err)
-			goto err_prepared;
+			goto err_regions;
 	}
-	err = register_slots(vm);
-	if (err)
-		goto err_reclaim;
 	*out = vm;
 	return 0;
 
-err_reclaim:
-	gmem_reclaim_stop(vm);
-err_prepared:
-	if (cfg->initial_state == GMEM_PRIVATE && vm->platform &&
-	    vm->platform->invalidate)
-		vm->platform->invalidate(vm->platform_data, 0, vm->ram_size);
-err_shared_view:
-	munmap(vm->shared_view, vm->ram_size);
+err_regions:
+	while (vm->nr_regions)
+		gmem_region_release_locked(vm, vm->nr_regions - 1, false);
+	free(vm->regions);
+	munmap(vm->shared_view, vm->max_gpa);
 err_private_view:
-	munmap(vm->private_view, vm->ram_size);
-err_shared:
-	if (vm->shared_fd != vm->gmem_fd)
-		close(vm->shared_fd);
-err_gmem:
-	close(vm->gmem_fd);
+	munmap(vm->private_view, vm->max_gpa);
 err_map:
 	gmem_range_map_destroy(vm->map);
-err_vm:
+err_locks:
+#ifdef GMEM_TESTING
 	pthread_mutex_destroy(&vm->fault_lock);
+#endif
 	pthread_mutex_destroy(&vm->lock);
 	gmem_range_lock_destroy(&vm->rlock);
+err_free:
 	free(vm);
 	return err;
-}
-
-static int release_run(void *arg, uint64_t start, uint64_t npages,
-		       uint8_t value)
-{
-	struct gmem_vm *vm = arg;
-	uint64_t off = start * GMEM_PAGE_SIZE, len = npages * GMEM_PAGE_SIZE;
-	struct gmem_listener *l;
-
-	if (value == GMEM_SHARED) {
-		for (l = vm->listeners; l; l = l->next)
-			l->ops->discard(l->data, off, len,
-					GMEM_DISCARD_FORCED);
-	} else if (value == GMEM_PRIVATE && vm->platform &&
-		   vm->platform->invalidate) {
-		/* Unplugged pages were invalidated when unplugged. */
-		vm->platform->invalidate(vm->platform_data, off, len);
-	}
-	return 0;
 }
 
 void gmem_destroy(struct gmem_vm *vm)
@@ -276,15 +298,9 @@ void gmem_destroy(struct gmem_vm *vm)
 
 	if (!vm)
 		return;
-	/* The guest can no longer reach anything once the slots are gone. */
-	unregister_slots(vm);
 	gmem_reclaim_stop(vm);
-	gmem_range_map_for_each(vm->map, 0, vm->npages, release_run, vm);
-	gmem_notify_subscribers(vm, GMEM_INVAL_RELEASE, GMEM_BACKING_GMEM, 0,
-				vm->ram_size);
-	if (vm->mode == GMEM_MODE_DISCARD)
-		gmem_notify_subscribers(vm, GMEM_INVAL_RELEASE,
-					GMEM_BACKING_SHARED, 0, vm->ram_size);
+	while (vm->nr_regions)
+		gmem_region_release_locked(vm, vm->nr_regions - 1, false);
 	for (l = vm->listeners; l; l = lnext) {
 		lnext = l->next;
 		free(l);
@@ -293,21 +309,33 @@ void gmem_destroy(struct gmem_vm *vm)
 		snext = s->next;
 		free(s);
 	}
-	munmap(vm->shared_view, vm->ram_size);
-	munmap(vm->private_view, vm->ram_size);
-	if (vm->shared_fd != vm->gmem_fd)
-		close(vm->shared_fd);
-	close(vm->gmem_fd);
+	free(vm->regions);
+	munmap(vm->shared_view, vm->max_gpa);
+	munmap(vm->private_view, vm->max_gpa);
 	gmem_range_map_destroy(vm->map);
+#ifdef GMEM_TESTING
 	pthread_mutex_destroy(&vm->fault_lock);
+#endif
 	pthread_mutex_destroy(&vm->lock);
 	gmem_range_lock_destroy(&vm->rlock);
 	free(vm);
 }
 
-uint64_t gmem_ram_size(const struct gmem_vm *vm)
+uint64_t gmem_max_gpa(const struct gmem_vm *vm)
 {
-	return vm->ram_size;
+	return vm->max_gpa;
+}
+
+uint64_t gmem_ram_size(struct gmem_vm *vm)
+{
+	uint64_t total = 0;
+	unsigned int i;
+
+	pthread_mutex_lock(&vm->lock);
+	for (i = 0; i < vm->nr_regions; i++)
+		total += vm->regions[i].len;
+	pthread_mutex_unlock(&vm->lock);
+	return total;
 }
 
 uint64_t gmem_shared_base(const struct gmem_vm *vm)
@@ -320,12 +348,17 @@ enum gmem_mode gmem_get_mode(const struct gmem_vm *vm)
 	return vm->mode;
 }
 
+enum gmem_backend gmem_get_backend(const struct gmem_vm *vm)
+{
+	return vm->backend_id;
+}
+
 enum gmem_layout gmem_get_layout(const struct gmem_vm *vm)
 {
 	return vm->layout;
 }
 
-uint64_t gmem_gmem_flags(const struct gmem_vm *vm)
+uint64_t gmem_guest_memfd_flags(const struct gmem_vm *vm)
 {
 	return vm->gmem_flags;
 }
@@ -337,25 +370,33 @@ void *gmem_private_view(const struct gmem_vm *vm)
 
 void *gmem_shared_view(const struct gmem_vm *vm)
 {
-	return vm->shared_view;
+	return vm->backend_id == GMEM_BACKEND_EMULATED ? vm->shared_view :
+							 vm->private_view;
 }
 
-int gmem_backing_fd(const struct gmem_vm *vm, enum gmem_backing_id id)
+int64_t gmem_backing_resident(struct gmem_vm *vm, enum gmem_backing_id id)
 {
-	switch (id) {
-	case GMEM_BACKING_GMEM:
-		return vm->gmem_fd;
-	case GMEM_BACKING_SHARED:
-		return vm->shared_fd;
+	enum gmem_state view;
+	int64_t total = 0, n;
+	unsigned int i;
+
+	if (id != GMEM_BACKING_PRIVATE && id != GMEM_BACKING_SHARED)
+		return -EINVAL;
+	view = id == GMEM_BACKING_PRIVATE ? GMEM_PRIVATE : GMEM_SHARED;
+	if (vm->mode == GMEM_MODE_IN_PLACE && id == GMEM_BACKING_SHARED)
+		view = GMEM_PRIVATE;	/* one backing serves both views */
+	pthread_mutex_lock(&vm->lock);
+	for (i = 0; i < vm->nr_regions; i++) {
+		uint8_t *p = vm->backend->host_addr(vm, view,
+						    vm->regions[i].first);
+
+		n = p ? gmem_resident_bytes(p, vm->regions[i].len) : 0;
+		if (n < 0) {
+			total = n;
+			break;
+		}
+		total += n;
 	}
-	return -EINVAL;
-}
-
-int64_t gmem_backing_allocated(struct gmem_vm *vm, enum gmem_backing_id id)
-{
-	if (id == GMEM_BACKING_GMEM)
-		return gmem_resident_bytes(vm->private_view, vm->ram_size);
-	if (id == GMEM_BACKING_SHARED)
-		return gmem_resident_bytes(vm->shared_view, vm->ram_size);
-	return -EINVAL;
+	pthread_mutex_unlock(&vm->lock);
+	return total;
 }

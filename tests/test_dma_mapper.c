@@ -47,7 +47,7 @@ static void check_layout(const struct model *m, struct fake *f,
 {
 	uint64_t p = 0, bp = block ? block / PG : m->npages;
 	size_t k = 0;
-	struct gmem_dma_stats st;
+	struct gmem_dma_stats st = { .size = sizeof(st) };
 	char msg[512];
 
 	check_backend(f);
@@ -132,9 +132,9 @@ static uint64_t total_refused, total_failed, total_splits, total_merges;
 static void random_run(enum gmem_mode mode, uint64_t block, uint64_t seed)
 {
 	const uint64_t ram = 8ULL << 20, npages = ram / PG;
-	struct gmem_dma_mapper_config cfg = { 0 };
+	struct gmem_dma_mapper_config cfg = { .size = sizeof(cfg) };
 	struct gmem_dma_mapper *mapper;
-	struct gmem_dma_stats st;
+	struct gmem_dma_stats st = { .size = sizeof(st) };
 	struct model m = { .npages = npages };
 	struct gmem_vm *vm;
 	struct fake f;
@@ -291,7 +291,7 @@ static void random_run(enum gmem_mode mode, uint64_t block, uint64_t seed)
 
 static uint64_t live_of(struct gmem_dma_mapper *mapper)
 {
-	struct gmem_dma_stats st;
+	struct gmem_dma_stats st = { .size = sizeof(st) };
 
 	gmem_dma_mapper_get_stats(mapper, &st);
 	return st.live;
@@ -320,7 +320,7 @@ static struct gmem_vm *shared_guest(uint64_t ram, int *vm_fd, struct fake *f,
 static void scale_16g(void)
 {
 	const uint64_t ram = 16ULL << 30;
-	struct gmem_dma_mapper_config cfg = { 0 };
+	struct gmem_dma_mapper_config cfg = { .size = sizeof(cfg) };
 	struct gmem_dma_mapper *mapper;
 	struct gmem_vm *vm;
 	struct fake f;
@@ -364,7 +364,7 @@ static void scale_16g(void)
 static void checkerboard(void)
 {
 	const uint64_t ram = 64ULL << 20;
-	struct gmem_dma_mapper_config cfg = { 0 };
+	struct gmem_dma_mapper_config cfg = { .size = sizeof(cfg) };
 	struct gmem_dma_mapper *mapper;
 	struct gmem_vm *vm;
 	struct fake f;
@@ -394,7 +394,7 @@ static void checkerboard(void)
 
 static void bad_config(void)
 {
-	struct gmem_dma_mapper_config cfg = { .ops = &fake_exact_ops };
+	struct gmem_dma_mapper_config cfg = { .size = sizeof(cfg), .ops = &fake_exact_ops };
 	struct gmem_dma_ops no_unmap = { .map = fake_map };
 	struct gmem_dma_mapper *mapper;
 	struct gmem_vm *vm;

@@ -72,7 +72,7 @@ static void *checker(void *arg)
 
 static void *churn(void *arg)
 {
-	struct gmem_dma_mapper_config cfg = { .ops = &fake_type1_ops,
+	struct gmem_dma_mapper_config cfg = { .size = sizeof(cfg), .ops = &fake_type1_ops,
 					      .block_size = 64 * PG };
 	struct gmem_dma_mapper *m2;
 	struct fake f2;
@@ -97,7 +97,7 @@ static int note_extent(void *arg, const struct gmem_extent *e)
 {
 	uint64_t p;
 
-	for (p = e->offset / PG; p < (e->offset + e->len) / PG; p++)
+	for (p = e->gpa / PG; p < (e->gpa + e->len) / PG; p++)
 		reach[p] = e->plugged && e->state == GMEM_SHARED;
 	return 0;
 }
@@ -127,7 +127,7 @@ static void check_final(struct fake *f)
 
 static void run(enum gmem_mode mode)
 {
-	struct gmem_dma_mapper_config cfg = { .ops = &fake_exact_ops };
+	struct gmem_dma_mapper_config cfg = { .size = sizeof(cfg), .ops = &fake_exact_ops };
 	pthread_t conv[NTHREADS], chk, ch;
 	struct fake f;
 	int vm_fd;

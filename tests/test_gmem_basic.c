@@ -288,13 +288,13 @@ static void test_create_config(void)
 			      NULL, NULL);
 	TEST_ASSERT_EQ(gmem_get_mode(vm), GMEM_MODE_IN_PLACE);
 	TEST_ASSERT(gmem_get_layout(vm) != GMEM_LAYOUT_AUTO);
-	TEST_ASSERT(gmem_gmem_flags(vm) & GUEST_MEMFD_FLAG_MMAP);
-	TEST_ASSERT(gmem_backing_fd(vm, GMEM_BACKING_GMEM) >= 0);
+	TEST_ASSERT(gmem_guest_memfd_flags(vm) & GUEST_MEMFD_FLAG_MMAP);
+	TEST_ASSERT(test_backing_fd(vm, GMEM_BACKING_PRIVATE) >= 0);
 	/* In place, the shared view is backed by the guest_memfd too. */
-	TEST_ASSERT_EQ(gmem_backing_fd(vm, GMEM_BACKING_SHARED),
-		       gmem_backing_fd(vm, GMEM_BACKING_GMEM));
-	TEST_ASSERT_EQ(gmem_backing_fd(vm, (enum gmem_backing_id)5), -EINVAL);
-	TEST_ASSERT_EQ(gmem_backing_allocated(vm, (enum gmem_backing_id)5),
+	TEST_ASSERT_EQ(test_backing_fd(vm, GMEM_BACKING_SHARED),
+		       test_backing_fd(vm, GMEM_BACKING_PRIVATE));
+	TEST_ASSERT_EQ(test_backing_fd(vm, (enum gmem_backing_id)5), -EINVAL);
+	TEST_ASSERT_EQ(gmem_backing_resident(vm, (enum gmem_backing_id)5),
 		       -EINVAL);
 	TEST_ASSERT(gmem_private_view(vm) != NULL);
 	TEST_ASSERT(gmem_shared_view(vm) != NULL);
@@ -306,9 +306,9 @@ static void test_create_config(void)
 	vm = test_create_gmem(vm_fd, MiB, GMEM_MODE_DISCARD, GMEM_PRIVATE,
 			      NULL, NULL);
 	TEST_ASSERT_EQ(gmem_get_mode(vm), GMEM_MODE_DISCARD);
-	TEST_ASSERT(gmem_backing_fd(vm, GMEM_BACKING_SHARED) >= 0);
-	TEST_ASSERT(gmem_backing_fd(vm, GMEM_BACKING_SHARED) !=
-		    gmem_backing_fd(vm, GMEM_BACKING_GMEM));
+	TEST_ASSERT(test_backing_fd(vm, GMEM_BACKING_SHARED) >= 0);
+	TEST_ASSERT(test_backing_fd(vm, GMEM_BACKING_SHARED) !=
+		    test_backing_fd(vm, GMEM_BACKING_PRIVATE));
 	gmem_destroy(vm);
 	close(vm_fd);
 	gmem_destroy(NULL);	/* a no-op */
@@ -360,7 +360,7 @@ static void test_convert_edges(enum gmem_mode mode)
 	struct recorder rec;
 	struct gmem_listener *l;
 	struct gmem_subscription *sub;
-	struct gmem_stats s0, s1;
+	struct gmem_stats s0 = { .size = sizeof(s0) }, s1 = { .size = sizeof(s1) };
 	struct runs r0, r1;
 	struct gmem_vm *vm;
 	int vm_fd = test_create_vm();
@@ -449,6 +449,7 @@ static void test_convert_edges(enum gmem_mode mode)
 	/* Bad registrations. */
 	{
 		struct gmem_listener_ops no_discard = {
+	.size = sizeof(struct gmem_listener_ops),
 			.populate = recorder_listener_ops.populate,
 		};
 
@@ -602,7 +603,7 @@ static void test_init_shared(enum gmem_mode mode)
 	const uint64_t ram = MiB;
 	struct recorder rec;
 	struct gmem_listener *l;
-	struct gmem_stats s;
+	struct gmem_stats s = { .size = sizeof(s) };
 	struct runs r;
 	struct gmem_vm *vm;
 	uint8_t *priv, *shared, v;
@@ -661,7 +662,7 @@ static void test_init_shared(enum gmem_mode mode)
 
 static int64_t allocated(struct gmem_vm *vm, enum gmem_backing_id id)
 {
-	int64_t a = gmem_backing_allocated(vm, id);
+	int64_t a = gmem_backing_resident(vm, id);
 
 	TEST_ASSERT(a >= 0);
 	return a;
@@ -673,7 +674,7 @@ static void test_memory_given_back(enum gmem_mode mode)
 	bool discard = mode == GMEM_MODE_DISCARD;
 	static uint8_t buf[MiB], check[MiB];
 	int64_t g0, s0, g1, s1;
-	struct gmem_stats s;
+	struct gmem_stats s = { .size = sizeof(s) };
 	struct gmem_vm *vm;
 	int vm_fd = test_create_vm();
 	uint64_t i;
@@ -682,7 +683,7 @@ static void test_memory_given_back(enum gmem_mode mode)
 	for (i = 0; i < len; i++)
 		buf[i] = (uint8_t)(i % 251 + 1);
 	TEST_ASSERT_EQ(gmem_access(vm, off, buf, len, true, GMEM_PRIVATE), 0);
-	g0 = allocated(vm, GMEM_BACKING_GMEM);
+	g0 = allocated(vm, GMEM_BACKING_PRIVATE);
 	s0 = allocated(vm, GMEM_BACKING_SHARED);
 	printf("%s: after writing 1 MiB private: gmem %lld, shared %lld bytes\n",
 	       gmem_mode_name(mode), (long long)g0, (long long)s0);
@@ -691,7 +692,7 @@ static void test_memory_given_back(enum gmem_mode mode)
 	/* To shared. */
 	TEST_ASSERT_EQ(gmem_convert(vm, off, len, GMEM_SHARED), len / PG);
 	test_audit(vm);
-	g1 = allocated(vm, GMEM_BACKING_GMEM);
+	g1 = allocated(vm, GMEM_BACKING_PRIVATE);
 	s1 = allocated(vm, GMEM_BACKING_SHARED);
 	TEST_ASSERT_EQ(gmem_access(vm, off, check, len, false, GMEM_SHARED), 0);
 	if (discard) {
@@ -714,7 +715,7 @@ static void test_memory_given_back(enum gmem_mode mode)
 		buf[i] = (uint8_t)(i % 241 + 3);
 	TEST_ASSERT_EQ(gmem_access(vm, off, buf, len, true, GMEM_SHARED), 0);
 	s1 = allocated(vm, GMEM_BACKING_SHARED);
-	g1 = allocated(vm, GMEM_BACKING_GMEM);
+	g1 = allocated(vm, GMEM_BACKING_PRIVATE);
 	if (discard) {
 		TEST_ASSERT_EQ(s1, s0 + (int64_t)len);
 		TEST_ASSERT_EQ(g1, g0 - (int64_t)len);
@@ -727,10 +728,10 @@ static void test_memory_given_back(enum gmem_mode mode)
 	test_audit(vm);
 	if (discard) {
 		TEST_ASSERT_EQ(allocated(vm, GMEM_BACKING_SHARED), s0);
-		TEST_ASSERT_EQ(allocated(vm, GMEM_BACKING_GMEM),
+		TEST_ASSERT_EQ(allocated(vm, GMEM_BACKING_PRIVATE),
 			       g0 - (int64_t)len);
 	} else {
-		TEST_ASSERT_EQ(allocated(vm, GMEM_BACKING_GMEM), g0);
+		TEST_ASSERT_EQ(allocated(vm, GMEM_BACKING_PRIVATE), g0);
 	}
 	TEST_ASSERT_EQ(gmem_access(vm, off, check, len, false, GMEM_PRIVATE),
 		       0);
@@ -757,7 +758,7 @@ static void test_stats(enum gmem_mode mode)
 	const uint64_t ram = 64 * PG;
 	struct recorder rec;
 	struct gmem_listener *l;
-	struct gmem_stats s;
+	struct gmem_stats s = { .size = sizeof(s) };
 	struct gmem_vm *vm;
 	int vm_fd = test_create_vm();
 

@@ -245,7 +245,7 @@ static void run_mode(enum gmem_mode mode, unsigned int ms)
 {
 	pthread_t rd, ls;
 	struct gmem_listener *l;
-	struct gmem_stats s;
+	struct gmem_stats s = { .size = sizeof(s) };
 	uint64_t to[2] = { 0, 0 }, convs[2] = { 0, 0 }, p, priv = 0;
 	unsigned long iters = 0, denied = 0, ok = 0;
 	int vm_fd = test_create_vm(), i;

@@ -80,7 +80,7 @@ struct snap {
 	uint64_t sum[NPAGES];		/* through the page's own view */
 	uint8_t mapped[NPAGES], mapped2[NPAGES], prepared[NPAGES];
 	int64_t alloc[2];		/* [backing] */
-	struct gmem_stats stats;
+	struct gmem_stats stats = { .size = sizeof(stats) };
 };
 
 static struct snap before, after;
@@ -137,10 +137,10 @@ static void take_snapshot(struct ctx *c, struct snap *s)
 
 	memset(s, 0, sizeof(*s));
 	/* Residency first: the reads below may fault in zero pages. */
-	s->alloc[GMEM_BACKING_GMEM] = gmem_backing_allocated(c->vm,
-							     GMEM_BACKING_GMEM);
+	s->alloc[GMEM_BACKING_PRIVATE] = gmem_backing_resident(c->vm,
+							     GMEM_BACKING_PRIVATE);
 	s->alloc[GMEM_BACKING_SHARED] =
-		gmem_backing_allocated(c->vm, GMEM_BACKING_SHARED);
+		gmem_backing_resident(c->vm, GMEM_BACKING_SHARED);
 	TEST_ASSERT(s->alloc[0] >= 0 && s->alloc[1] >= 0);
 	TEST_ASSERT_EQ(gmem_for_each_run(c->vm, 0, RAM, snap_run, s), 0);
 	for (i = 0; i < s->nr_runs; i++)
@@ -466,12 +466,12 @@ static void expect_success(struct ctx *c, enum gmem_state to,
 {
 	enum gmem_state from = to == GMEM_PRIVATE ? GMEM_SHARED : GMEM_PRIVATE;
 	enum gmem_backing_id old_b = c->mode == GMEM_MODE_IN_PLACE ?
-				     GMEM_BACKING_GMEM :
-				     from == GMEM_PRIVATE ? GMEM_BACKING_GMEM :
+				     GMEM_BACKING_PRIVATE :
+				     from == GMEM_PRIVATE ? GMEM_BACKING_PRIVATE :
 							    GMEM_BACKING_SHARED;
 	enum gmem_backing_id new_b = c->mode == GMEM_MODE_IN_PLACE ?
-				     GMEM_BACKING_GMEM :
-				     to == GMEM_PRIVATE ? GMEM_BACKING_GMEM :
+				     GMEM_BACKING_PRIVATE :
+				     to == GMEM_PRIVATE ? GMEM_BACKING_PRIVATE :
 							  GMEM_BACKING_SHARED;
 	uint64_t pages, p, freed = 0;
 	int64_t ret;

@@ -80,7 +80,7 @@ static void dump(struct recorder *r)
 			r->ev[i].kind == REC_INVAL ?
 			gmem_inval_reason_name(r->ev[i].reason) : "",
 			r->ev[i].kind == REC_INVAL ?
-			(r->ev[i].backing == GMEM_BACKING_GMEM ? "gmem" :
+			(r->ev[i].backing == GMEM_BACKING_PRIVATE ? "gmem" :
 								 "shared") : "",
 			(unsigned long long)r->ev[i].offset,
 			(unsigned long long)r->ev[i].len);
@@ -91,7 +91,7 @@ static void dump(struct recorder *r)
 			wants[i].kind == REC_INVAL ?
 			gmem_inval_reason_name(wants[i].reason) : "",
 			wants[i].kind == REC_INVAL ?
-			(wants[i].backing == GMEM_BACKING_GMEM ? "gmem" :
+			(wants[i].backing == GMEM_BACKING_PRIVATE ? "gmem" :
 								 "shared") : "",
 			(unsigned long long)(wants[i].start * PG),
 			(unsigned long long)(wants[i].npages * PG));
@@ -223,7 +223,7 @@ static void test_create_destroy(enum gmem_mode mode, enum gmem_state initial)
 			     0, 0, bounds[i], bounds[i + 1] - bounds[i]);
 			st = !st;
 		}
-		want(REC_INVAL, GMEM_INVAL_RELEASE, GMEM_BACKING_GMEM, 0,
+		want(REC_INVAL, GMEM_INVAL_RELEASE, GMEM_BACKING_PRIVATE, 0,
 		     NPAGES);
 		if (discard)
 			want(REC_INVAL, GMEM_INVAL_RELEASE,
@@ -263,7 +263,7 @@ static void test_create_destroy(enum gmem_mode mode, enum gmem_state initial)
 static void test_conversion_order(enum gmem_mode mode)
 {
 	bool discard = mode == GMEM_MODE_DISCARD;
-	int shared_b = discard ? GMEM_BACKING_SHARED : GMEM_BACKING_GMEM;
+	int shared_b = discard ? GMEM_BACKING_SHARED : GMEM_BACKING_PRIVATE;
 	struct gmem_listener *l;
 	struct gmem_subscription *sub;
 	struct recorder rec;
@@ -285,25 +285,25 @@ static void test_conversion_order(enum gmem_mode mode)
 	/* A single run to shared. */
 	ctx_what = "one run to shared";
 	TEST_ASSERT_EQ(convert(vm, mid, nmid, GMEM_SHARED), nmid);
-	want(REC_INVAL, GMEM_INVAL_CONVERT, GMEM_BACKING_GMEM, mid, nmid);
+	want(REC_INVAL, GMEM_INVAL_CONVERT, GMEM_BACKING_PRIVATE, mid, nmid);
 	want(REC_POPULATE, 0, 0, mid, nmid);
 	want(REC_INVALIDATE, 0, 0, mid, nmid);
 	if (discard)
-		want(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_GMEM, mid, nmid);
+		want(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_PRIVATE, mid, nmid);
 	expect_sequence(&rec);
 
 	/* Two delta runs around an already-shared run, to shared. */
 	ctx_what = "two runs to shared";
 	TEST_ASSERT_EQ(convert(vm, r1, r2 + n2 - r1, GMEM_SHARED), n1 + n2);
-	want(REC_INVAL, GMEM_INVAL_CONVERT, GMEM_BACKING_GMEM, r1, n1);
-	want(REC_INVAL, GMEM_INVAL_CONVERT, GMEM_BACKING_GMEM, r2, n2);
+	want(REC_INVAL, GMEM_INVAL_CONVERT, GMEM_BACKING_PRIVATE, r1, n1);
+	want(REC_INVAL, GMEM_INVAL_CONVERT, GMEM_BACKING_PRIVATE, r2, n2);
 	want(REC_POPULATE, 0, 0, r1, n1);
 	want(REC_POPULATE, 0, 0, r2, n2);
 	want(REC_INVALIDATE, 0, 0, r1, n1);
 	want(REC_INVALIDATE, 0, 0, r2, n2);
 	if (discard) {
-		want(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_GMEM, r1, n1);
-		want(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_GMEM, r2, n2);
+		want(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_PRIVATE, r1, n1);
+		want(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_PRIVATE, r2, n2);
 	}
 	expect_sequence(&rec);
 	test_audit(vm);
@@ -355,11 +355,11 @@ static void test_conversion_order(enum gmem_mode mode)
 	/* Whole RAM to shared and back: one event per hook each way. */
 	ctx_what = "all RAM to shared";
 	TEST_ASSERT_EQ(convert(vm, 0, NPAGES, GMEM_SHARED), NPAGES);
-	want(REC_INVAL, GMEM_INVAL_CONVERT, GMEM_BACKING_GMEM, 0, NPAGES);
+	want(REC_INVAL, GMEM_INVAL_CONVERT, GMEM_BACKING_PRIVATE, 0, NPAGES);
 	want(REC_POPULATE, 0, 0, 0, NPAGES);
 	want(REC_INVALIDATE, 0, 0, 0, NPAGES);
 	if (discard)
-		want(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_GMEM, 0,
+		want(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_PRIVATE, 0,
 		     NPAGES);
 	expect_sequence(&rec);
 	ctx_what = "all RAM to private";

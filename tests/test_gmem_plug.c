@@ -50,17 +50,17 @@ static int check_extent(void *arg, const struct gmem_extent *e)
 {
 	uint64_t *pos = arg, p;
 
-	TEST_ASSERT_EQ(e->offset, *pos);
+	TEST_ASSERT_EQ(e->gpa, *pos);
 	TEST_ASSERT(e->len > 0 && e->len % PG == 0);
-	for (p = e->offset / PG; p < (e->offset + e->len) / PG; p++) {
+	for (p = e->gpa / PG; p < (e->gpa + e->len) / PG; p++) {
 		TEST_ASSERT_EQ(e->state, m.st[p]);
 		TEST_ASSERT_EQ(e->plugged, m.plugged[p]);
 	}
 	/* Maximal: the next page differs. */
-	p = (e->offset + e->len) / PG;
+	p = (e->gpa + e->len) / PG;
 	if (p < NPAGES)
 		TEST_ASSERT(m.st[p] != e->state || m.plugged[p] != e->plugged);
-	*pos = e->offset + e->len;
+	*pos = e->gpa + e->len;
 	return 0;
 }
 
@@ -81,7 +81,7 @@ static int check_run(void *arg, uint64_t off, uint64_t len,
 
 static void verify(struct gmem_vm *vm, struct recorder *rec)
 {
-	struct gmem_stats st;
+	struct gmem_stats st = { .size = sizeof(st) };
 	uint64_t pos = 0, p, unplugged = 0, buf;
 
 	TEST_ASSERT_EQ(gmem_for_each_extent(vm, 0, RAM, check_extent, &pos),

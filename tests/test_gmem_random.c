@@ -296,7 +296,7 @@ static void expect_flags(struct recorder *r, const uint8_t *st, int want_state,
 
 static void expect_stats(struct ctx *c)
 {
-	struct gmem_stats s;
+	struct gmem_stats s = { .size = sizeof(s) };
 	uint64_t p, priv = 0;
 
 	for (p = 0; p < NPAGES; p++)
@@ -440,7 +440,7 @@ static void op_convert(struct ctx *c, uint64_t start, uint64_t npages,
 	static uint8_t converted[NPAGES];
 	enum gmem_state from = to == GMEM_PRIVATE ? GMEM_SHARED : GMEM_PRIVATE;
 	int old_b = c->mode == GMEM_MODE_IN_PLACE || from == GMEM_PRIVATE ?
-		    GMEM_BACKING_GMEM : GMEM_BACKING_SHARED;
+		    GMEM_BACKING_PRIVATE : GMEM_BACKING_SHARED;
 	uint64_t pages, p;
 	size_t nd, none = 0;
 	int64_t ret;
@@ -503,7 +503,7 @@ static void op_invalid(struct ctx *c)
 {
 	uint64_t off, len, p;
 	int to = (int)rnd(2), kind = (int)rnd(8);
-	struct gmem_stats s0, s1;
+	struct gmem_stats s0 = { .size = sizeof(s0) }, s1 = { .size = sizeof(s1) };
 
 	cur_op = "invalid convert";
 	p = rnd(NPAGES);

@@ -101,7 +101,7 @@ int main(void)
 		.reclaim_max_pending = 256 * GMEM_PAGE_SIZE,
 	};
 	pthread_t th[THREADS];
-	struct gmem_stats st;
+	struct gmem_stats st = { .size = sizeof(st) };
 	int64_t g, s;
 	uint64_t i;
 
@@ -135,8 +135,8 @@ int main(void)
 	TEST_ASSERT_EQ(st.bytes_discarded,
 		       (st.pages_to_shared + st.pages_to_private) *
 		       GMEM_PAGE_SIZE);
-	g = gmem_backing_allocated(vm, GMEM_BACKING_GMEM);
-	s = gmem_backing_allocated(vm, GMEM_BACKING_SHARED);
+	g = gmem_backing_resident(vm, GMEM_BACKING_PRIVATE);
+	s = gmem_backing_resident(vm, GMEM_BACKING_SHARED);
 	printf("allocated: guest_memfd %lld, memfd %lld\n", (long long)g,
 	       (long long)s);
 	/* Every page is private now: the shared backing must be empty. */

@@ -202,11 +202,13 @@ static int fake_report(void *data,
 }
 
 const struct gmem_dma_ops fake_exact_ops = {
+	.size = sizeof(struct gmem_dma_ops),
 	.map = fake_map, .unmap = fake_unmap, .cut = fake_cut,
 	.merge = fake_merge, .report = fake_report,
 };
 
 const struct gmem_dma_ops fake_type1_ops = {
+	.size = sizeof(struct gmem_dma_ops),
 	.map = fake_map, .unmap = fake_unmap, .report = fake_report,
 };
 

@@ -22,30 +22,85 @@ void test_skip(const char *fmt, ...)
 	exit(T_EXIT_SKIP);
 }
 
-void test_require_gmem(void)
+/*
+ * KVM here?  Cached: 1 usable (guest_memfd and a gating layout), 0 not
+ * (then libgmem runs without a VM: memfd backings, slots through a
+ * recording callback), with the reason in kvm_why.
+ */
+static int kvm_state = -1;
+static char kvm_why[160];
+
+static bool have_kvm(void)
 {
-	struct gmem_host_caps caps;
+	struct gmem_vm_caps caps = { .size = sizeof(caps) };
 	enum gmem_layout layout;
 	const char *why;
 	uint64_t flags;
-	int err;
+	int kvm, vm, err;
 
-	err = gmem_probe_host(&caps);
-	if (err)
-		test_skip("no usable /dev/kvm: %s", strerror(-err));
-	if (gmem_pick_gmem_flags(&caps, &flags, &why))
-		test_skip("guest_memfd unusable here: %s", why);
+	if (kvm_state >= 0)
+		return kvm_state;
+	kvm_state = 0;
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0) {
+		snprintf(kvm_why, sizeof(kvm_why), "no usable /dev/kvm: %s",
+			 strerror(errno));
+		return false;
+	}
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	close(kvm);
+	if (vm < 0) {
+		snprintf(kvm_why, sizeof(kvm_why), "KVM_CREATE_VM: %s",
+			 strerror(errno));
+		return false;
+	}
+	err = gmem_probe_vm(vm, &caps);
+	close(vm);
+	if (err) {
+		snprintf(kvm_why, sizeof(kvm_why), "gmem_probe_vm: %s",
+			 strerror(-err));
+		return false;
+	}
+	if (gmem_pick_guest_memfd_flags(&caps, GMEM_BACKEND_EMULATED, &flags,
+					&why)) {
+		snprintf(kvm_why, sizeof(kvm_why), "guest_memfd unusable: %s",
+			 why);
+		return false;
+	}
 	err = gmem_probe_gating(&layout);
-	if (err == -EOPNOTSUPP)
-		test_skip("no memslot layout gates vCPU access on this host");
+	if (err == -EOPNOTSUPP) {
+		snprintf(kvm_why, sizeof(kvm_why),
+			 "no memslot layout gates vCPU access on this host");
+		return false;
+	}
 	if (err)
 		TEST_FAIL("gating probe failed: %s", strerror(-err));
+	kvm_state = 1;
+	return true;
+}
+
+void test_require_gmem(void)
+{
+	/* libgmem itself runs with or without KVM (test_create_vm()). */
+}
+
+void test_require_kvm(void)
+{
+	if (!have_kvm())
+		test_skip("%s", kvm_why);
+}
+
+bool test_kvm_available(void)
+{
+	return have_kvm();
 }
 
 int test_create_vm(void)
 {
 	int kvm, vm;
 
+	if (!have_kvm())
+		return -1;	/* libgmem without a VM: see test_create_gmem() */
 	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm < 0)
 		test_skip("open /dev/kvm: %s", strerror(errno));
@@ -67,27 +122,87 @@ void test_audit(struct gmem_vm *vm)
 		TEST_FAIL("audit: %s (%s)", msg, strerror(-err));
 }
 
+/* Without KVM, slots are only recorded: count them, check deletes match. */
+static int record_slot(void *data, const struct gmem_slot *slot)
+{
+	struct test_slots *t = data;
+
+	pthread_mutex_lock(&t->lock);
+	if (slot->len)
+		t->live++;
+	else
+		t->live--;
+	t->calls++;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+struct test_slots test_slots = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+int test_memfd(uint64_t size)
+{
+	int fd = memfd_create("test-private", MFD_CLOEXEC);
+
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
+		TEST_FAIL("memfd: %s", strerror(errno));
+	return fd;
+}
+
+void test_fill_config(struct gmem_config *cfg, struct gmem_region_config *rc,
+		      int vm_fd, uint64_t ram_size, enum gmem_mode mode,
+		      enum gmem_state initial)
+{
+	*rc = GMEM_INIT(struct gmem_region_config, .gpa = 0, .len = ram_size,
+			.private_fd = -1, .shared_fd = -1);
+	*cfg = GMEM_INIT(struct gmem_config, .vm_fd = vm_fd, .mode = mode,
+			 .initial_state = initial, .regions = rc,
+			 .nr_regions = 1);
+	if (vm_fd < 0) {
+		/* No KVM: a memfd stands in for the guest_memfd (the
+		 * PLAIN_SLOT layout needs only mmap and PUNCH_HOLE), and
+		 * the slots are recorded. */
+		rc->private_fd = test_memfd(ram_size);
+		cfg->set_slot = record_slot;
+		cfg->slot_data = &test_slots;
+	} else {
+		enum gmem_layout layout;
+
+		if (gmem_probe_gating(&layout))
+			TEST_FAIL("gating probe");
+		cfg->layout = layout;
+	}
+}
+
 struct gmem_vm *test_create_gmem(int vm_fd, uint64_t ram_size,
 				 enum gmem_mode mode, enum gmem_state initial,
 				 const struct gmem_platform_ops *platform,
 				 void *platform_data)
 {
-	struct gmem_config cfg = {
-		.vm_fd = vm_fd,
-		.ram_size = ram_size,
-		.mode = mode,
-		.initial_state = initial,
-		.platform = platform,
-		.platform_data = platform_data,
-	};
+	struct gmem_region_config rc;
+	struct gmem_config cfg;
 	struct gmem_vm *vm;
-	int err = gmem_create(&cfg, &vm);
+	int err;
 
+	test_fill_config(&cfg, &rc, vm_fd, ram_size, mode, initial);
+	cfg.platform = platform;
+	cfg.platform_data = platform_data;
+	err = gmem_create(&cfg, &vm);
+	if (rc.private_fd >= 0)
+		close(rc.private_fd);	/* libgmem holds its own dup */
 	if (err)
 		TEST_FAIL("gmem_create(%#llx, %s): %s",
 			  (unsigned long long)ram_size, gmem_mode_name(mode),
 			  strerror(-err));
 	return vm;
+}
+
+int test_backing_fd(struct gmem_vm *vm, enum gmem_backing_id id)
+{
+	struct gmem_region_info info = { .size = sizeof(info) };
+
+	if (gmem_region_get(vm, 0, &info))
+		TEST_FAIL("gmem_region_get");
+	return id == GMEM_BACKING_PRIVATE ? info.private_fd : info.shared_fd;
 }
 
 /* ---- protection probes ------------------------------------------------ */
@@ -299,11 +414,13 @@ void recorder_inval(void *data, enum gmem_inval_reason reason,
 }
 
 const struct gmem_platform_ops recorder_platform_ops = {
+	.size = sizeof(struct gmem_platform_ops),
 	.prepare = rec_prepare,
 	.invalidate = rec_invalidate,
 };
 
 const struct gmem_listener_ops recorder_listener_ops = {
+	.size = sizeof(struct gmem_listener_ops),
 	.populate = rec_populate,
 	.discard = rec_discard,
 	.report = rec_report,

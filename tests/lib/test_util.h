@@ -46,11 +46,35 @@
 /* Exit 77 with the reason. */
 void test_skip(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
-/* Skip unless /dev/kvm is usable and guest_memfd can be gated here. */
+/*
+ * libgmem runs with or without KVM: test_create_vm() returns a KVM VM fd
+ * where /dev/kvm is usable (guest_memfd backings, real memslots), else -1,
+ * and test_create_gmem() then gives libgmem memfd backings and a slot
+ * callback (the PLAIN_SLOT layout of the emulated backend).  Tests that
+ * need a real vCPU call test_require_kvm(), which skips with the reason.
+ */
 void test_require_gmem(void);
-
-/* A KVM VM fd (test_require_gmem() first). */
+void test_require_kvm(void);
+bool test_kvm_available(void);
 int test_create_vm(void);
+
+/* Slots recorded without KVM. */
+struct test_slots {
+	pthread_mutex_t lock;
+	long live, calls;
+};
+extern struct test_slots test_slots;
+
+/* A memfd of @size bytes. */
+int test_memfd(uint64_t size);
+
+/* One region [0, ram_size) at GPA 0, backings as test_create_gmem(). */
+void test_fill_config(struct gmem_config *cfg, struct gmem_region_config *rc,
+		      int vm_fd, uint64_t ram_size, enum gmem_mode mode,
+		      enum gmem_state initial);
+
+/* The fd of a backing of region 0. */
+int test_backing_fd(struct gmem_vm *vm, enum gmem_backing_id id);
 
 /* Run gmem_audit() and fail the test with its message on a violation. */
 void test_audit(struct gmem_vm *vm);
