@@ -8,6 +8,10 @@
 #   make check-tsan the concurrency tests built with -fsanitize=thread
 #   make bench      benchmarks, each against a baseline measured in the run
 #   make run        the demo guest
+#   make install    libgmem (header, libgmem.a, libgmem.so, libgmem.pc, man
+#                   pages) under $(DESTDIR)$(PREFIX); make uninstall.
+#                   INSTALL_ONLY=1 installs an existing $(BUILD) without
+#                   building anything (tests/test_install.sh uses it).
 #
 # Conventions: lib/*.c is libgmem; vmm/**/*.c is gmvm; guest/lib/* is the
 # freestanding guest runtime and every guest/tests/*.c one guest program;
@@ -65,17 +69,24 @@ GUEST_BENCHES := $(addsuffix .elf,$(basename \
 LIB_TEST_OBJS := $(LIB_SRCS:%.c=$(BUILD)/lib-test/%.o)
 LIBGMEM_A := $(BUILD)/libgmem.a
 LIBGMEM_TEST_A := $(BUILD)/libgmem-test.a
+# The version is the header's GMEM_VERSION_*; the soname changes only when
+# the ABI breaks (a new LIBGMEM_x node in lib/libgmem.map does not).
+gmem_version_part = $(shell sed -n 's/^\#define GMEM_VERSION_$(1)[[:space:]]\{1,\}\([0-9]\{1,\}\).*/\1/p' include/gmem/gmem.h)
+LIBGMEM_VERSION := $(call gmem_version_part,MAJOR).$(call gmem_version_part,MINOR).$(call gmem_version_part,PATCH)
 LIBGMEM_SONAME := libgmem.so.2
-LIBGMEM_SO := $(BUILD)/$(LIBGMEM_SONAME)
+LIBGMEM_REALNAME := libgmem.so.$(LIBGMEM_VERSION)
+# The real file, and beside it the links libgmem.so.2 (soname) and libgmem.so.
+LIBGMEM_SO := $(BUILD)/$(LIBGMEM_REALNAME)
+LIBGMEM_SO_LINKS := $(BUILD)/$(LIBGMEM_SONAME) $(BUILD)/libgmem.so
 GMVM := $(BUILD)/gmvm
 
 .PHONY: all lib gmvm guests guest-benches tests benches check check-tsan bench \
-	run clean help
+	run clean help install uninstall
 # Keep guest objects: they are intermediates of a pattern chain.
 .SECONDARY:
 all: lib gmvm guests tests benches
 
-lib: $(LIBGMEM_A) $(LIBGMEM_SO) $(LIBGMEM_TEST_A)
+lib: $(LIBGMEM_A) $(LIBGMEM_SO) $(LIBGMEM_SO_LINKS) $(LIBGMEM_TEST_A)
 gmvm: $(GMVM)
 guests: $(GUESTS)
 guest-benches: $(GUEST_BENCHES)
@@ -105,6 +116,9 @@ $(LIBGMEM_TEST_A): $(LIB_TEST_OBJS)
 $(LIBGMEM_SO): $(LIB_OBJS) lib/libgmem.map
 	$(CC) -shared -Wl,-soname,$(LIBGMEM_SONAME) -Wl,--version-script=lib/libgmem.map \
 		-Wl,--no-undefined -o $@ $(LIB_OBJS) $(HOST_LDFLAGS)
+
+$(LIBGMEM_SO_LINKS): $(LIBGMEM_SO)
+	ln -sf $(LIBGMEM_REALNAME) $@
 
 $(GMVM): $(VMM_OBJS) $(LIBGMEM_A)
 	$(CC) -o $@ $(VMM_OBJS) $(LIBGMEM_A) $(HOST_LDFLAGS) -lm
@@ -155,5 +169,54 @@ run: all
 
 clean:
 	rm -rf build
+
+# ---------------------------------------------------------------------------
+# Installation (libgmem only; gmvm is not installed).
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+INSTALL ?= install
+MAN3_PAGES := $(sort $(wildcard man/man3/*.3))
+MAN7_PAGES := $(sort $(wildcard man/man7/*.7))
+INSTALL_FILES := $(LIBGMEM_A) $(LIBGMEM_SO) $(LIBGMEM_SO_LINKS)
+# In the .pc file, directories under $(PREFIX) are written as ${prefix}/...
+# so that pkg-config --define-prefix can relocate the tree.
+pc_dir = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+
+ifeq ($(INSTALL_ONLY),1)
+install:
+	@for f in $(INSTALL_FILES); do [ -e "$$f" ] || \
+		{ echo "install: $$f is missing (build it with make BUILD=$(BUILD) lib)" >&2; exit 1; }; done
+else
+install: $(INSTALL_FILES)
+endif
+	@case "$(LIBGMEM_VERSION)" in [0-9]*.[0-9]*.[0-9]*) ;; \
+		*) echo "install: no GMEM_VERSION_* in include/gmem/gmem.h" >&2; exit 1 ;; esac
+	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR)/gmem $(DESTDIR)$(LIBDIR) \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+	$(INSTALL) -m 644 include/gmem/gmem.h $(DESTDIR)$(INCLUDEDIR)/gmem/gmem.h
+	$(INSTALL) -m 644 $(LIBGMEM_A) $(DESTDIR)$(LIBDIR)/libgmem.a
+	$(INSTALL) -m 755 $(LIBGMEM_SO) $(DESTDIR)$(LIBDIR)/$(LIBGMEM_REALNAME)
+	ln -sf $(LIBGMEM_REALNAME) $(DESTDIR)$(LIBDIR)/$(LIBGMEM_SONAME)
+	ln -sf $(LIBGMEM_REALNAME) $(DESTDIR)$(LIBDIR)/libgmem.so
+	sed -e 's|@prefix@|$(PREFIX)|' \
+		-e 's|@libdir@|$(call pc_dir,$(LIBDIR))|' \
+		-e 's|@includedir@|$(call pc_dir,$(INCLUDEDIR))|' \
+		-e 's|@version@|$(LIBGMEM_VERSION)|' \
+		libgmem.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/libgmem.pc
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/libgmem.pc
+	$(INSTALL) -m 644 $(MAN3_PAGES) $(DESTDIR)$(MANDIR)/man3/
+	$(INSTALL) -m 644 $(MAN7_PAGES) $(DESTDIR)$(MANDIR)/man7/
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/gmem/gmem.h
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/gmem 2>/dev/null
+	rm -f $(DESTDIR)$(LIBDIR)/libgmem.a $(DESTDIR)$(LIBDIR)/$(LIBGMEM_REALNAME) \
+		$(DESTDIR)$(LIBDIR)/$(LIBGMEM_SONAME) $(DESTDIR)$(LIBDIR)/libgmem.so \
+		$(DESTDIR)$(PKGCONFIGDIR)/libgmem.pc
+	rm -f $(patsubst man/%,$(DESTDIR)$(MANDIR)/%,$(MAN3_PAGES) $(MAN7_PAGES))
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
