@@ -208,8 +208,8 @@ endif
 		-e 's|@version@|$(LIBGMEM_VERSION)|' \
 		libgmem.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/libgmem.pc
 	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/libgmem.pc
-	$(INSTALL) -m 644 $(MAN3_PAGES) $(DESTDIR)$(MANDIR)/man3/
-	$(INSTALL) -m 644 $(MAN7_PAGES) $(DESTDIR)$(MANDIR)/man7/
+	$(if $(MAN3_PAGES),$(INSTALL) -m 644 $(MAN3_PAGES) $(DESTDIR)$(MANDIR)/man3/)
+	$(if $(MAN7_PAGES),$(INSTALL) -m 644 $(MAN7_PAGES) $(DESTDIR)$(MANDIR)/man7/)
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/gmem/gmem.h

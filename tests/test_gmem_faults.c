@@ -80,7 +80,7 @@ struct snap {
 	uint64_t sum[NPAGES];		/* through the page's own view */
 	uint8_t mapped[NPAGES], mapped2[NPAGES], prepared[NPAGES];
 	int64_t alloc[2];		/* [backing] */
-	struct gmem_stats stats = { .size = sizeof(stats) };
+	struct gmem_stats stats;
 };
 
 static struct snap before, after;
@@ -162,7 +162,8 @@ static void take_snapshot(struct ctx *c, struct snap *s)
 	pthread_mutex_lock(&c->rec2.lock);
 	memcpy(s->mapped2, c->rec2.mapped, NPAGES);
 	pthread_mutex_unlock(&c->rec2.lock);
-	gmem_get_stats(c->vm, &s->stats);
+	s->stats.size = sizeof(s->stats);
+	TEST_ASSERT_EQ(gmem_get_stats(c->vm, &s->stats), 0);
 }
 
 /* Everything but the counters must be identical. */

@@ -134,7 +134,7 @@ static void run_mode(enum gmem_mode mode)
 
 int main(void)
 {
-	test_require_gmem();
+	test_require_kvm();
 	run_mode(GMEM_MODE_DISCARD);
 	run_mode(GMEM_MODE_IN_PLACE);
 	printf("ok\n");

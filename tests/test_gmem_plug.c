@@ -132,7 +132,8 @@ static void verify(struct gmem_vm *vm, struct recorder *rec)
 
 static void run(enum gmem_mode mode, bool deferred, int iters)
 {
-	struct gmem_config cfg = { 0 };
+	struct gmem_region_config rc;
+	struct gmem_config cfg;
 	struct gmem_listener *l;
 	struct recorder rec;
 	struct gmem_vm *vm;
@@ -143,14 +144,14 @@ static void run(enum gmem_mode mode, bool deferred, int iters)
 	memset(m.plugged, 1, sizeof(m.plugged));
 	recorder_init(&rec, RAM);
 	vm_fd = test_create_vm();
-	cfg.vm_fd = vm_fd;
-	cfg.ram_size = RAM;
-	cfg.mode = mode;
-	cfg.initial_state = GMEM_PRIVATE;
+	test_fill_config(&cfg, &rc, vm_fd, RAM, mode, GMEM_PRIVATE);
 	cfg.platform = &recorder_platform_ops;
 	cfg.platform_data = &rec;
-	cfg.deferred_reclaim = deferred;
+	if (deferred)
+		cfg.flags |= GMEM_CONFIG_DEFERRED_RECLAIM;
 	TEST_ASSERT_EQ(gmem_create(&cfg, &vm), 0);
+	if (rc.private_fd >= 0)
+		close(rc.private_fd);	/* libgmem holds its own dup */
 	TEST_ASSERT_EQ(gmem_listener_register(vm, &recorder_listener_ops, &rec,
 					      &l), 0);
 	verify(vm, &rec);

@@ -93,21 +93,21 @@ static void *worker(void *arg)
 
 int main(void)
 {
-	struct gmem_config cfg = {
-		.ram_size = RAM,
-		.mode = GMEM_MODE_DISCARD,
-		.initial_state = GMEM_PRIVATE,
-		.deferred_reclaim = true,
-		.reclaim_max_pending = 256 * GMEM_PAGE_SIZE,
-	};
+	struct gmem_region_config rc;
+	struct gmem_config cfg;
 	pthread_t th[THREADS];
 	struct gmem_stats st = { .size = sizeof(st) };
 	int64_t g, s;
 	uint64_t i;
 
 	test_require_gmem();
-	cfg.vm_fd = test_create_vm();
+	test_fill_config(&cfg, &rc, test_create_vm(), RAM, GMEM_MODE_DISCARD,
+			 GMEM_PRIVATE);
+	cfg.flags |= GMEM_CONFIG_DEFERRED_RECLAIM;
+	cfg.reclaim_max_pending = 256 * GMEM_PAGE_SIZE;
 	TEST_ASSERT_EQ(gmem_create(&cfg, &vm), 0);
+	if (rc.private_fd >= 0)
+		close(rc.private_fd);	/* libgmem holds its own dup */
 
 	for (i = 0; i < THREADS; i++)
 		TEST_ASSERT_EQ(pthread_create(&th[i], NULL, worker,

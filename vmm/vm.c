@@ -9,8 +9,11 @@
  *      on a host without KVM);
  *   2. open /dev/kvm, create the VM, check the required capabilities
  *      (every missing one is named), probe whether vmcall comes back;
- *   3. gmem_create: both views, all pages private (or shared with
- *      --init-shared), shared_base as libgmem reports it;
+ *   3. pick the libgmem backend from the VM's own capabilities (and, for
+ *      the emulated one, the memslot layout gmem_probe_gating() finds);
+ *      gmem_create: one RAM region [0, ram_size) at GPA 0, all pages
+ *      private (or shared with --init-shared), shared_base as libgmem
+ *      reports it (0 for a native backend: one view);
  *   4. devices (console, exit, doorbell, DMA test device + its listener);
  *   5. launch: place gmvm's structures after the image; with
  *      --init-shared, convert [0, free_start) to private first (the ABI
@@ -228,33 +231,98 @@ static int vm_open_kvm(struct vm *vm)
 	return 0;
 }
 
+/*
+ * Which backend libgmem will run for this VM (from the VM's own
+ * capabilities) and, for the emulated one, the memslot layout under which
+ * gating stops a vCPU: gmem_create() takes the layout gmem_probe_gating()
+ * found (the probe runs its own throwaway VM, once per process).
+ */
+static int vm_pick_backend(struct vm *vm, enum gmem_backend *backend,
+			   enum gmem_layout *layout)
+{
+	struct gmem_vm_caps caps = GMEM_INIT(struct gmem_vm_caps);
+	const char *why = NULL;
+	int ret;
+
+	*layout = GMEM_LAYOUT_AUTO;
+	ret = gmem_probe_vm(vm->vm_fd, &caps);
+	if (ret) {
+		gmvm_err("probing the VM's capabilities: gmem_probe_vm: %s",
+			 strerror(-ret));
+		return ret;
+	}
+	ret = gmem_pick_backend(&caps, vm->cfg->mode, backend, &why);
+	if (ret) {
+		gmvm_err("no libgmem backend for %s mode on this host: %s (%s)",
+			 gmem_mode_name(vm->cfg->mode), why ? why : "unknown",
+			 strerror(-ret));
+		return ret;
+	}
+	if (*backend != GMEM_BACKEND_EMULATED)
+		return 0;
+	ret = gmem_probe_gating(layout);
+	if (ret) {
+		gmvm_err("creating %llu MiB of guest memory (%s mode): no memslot layout gates a vCPU on this host: gmem_probe_gating: %s",
+			 (unsigned long long)(vm->ram_size >> 20),
+			 gmem_mode_name(vm->cfg->mode), strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
+/*
+ * Guest RAM is one region, [0, ram_size) at GPA 0, with backings libgmem
+ * creates (a guest_memfd and, in discard mode, a memfd); memslots are KVM
+ * slots 0 and up, registered by libgmem on the VM fd.
+ */
 static int vm_create_memory(struct vm *vm)
 {
+	const struct gmem_region_config ram = {
+		.size = sizeof(ram),
+		.gpa = 0,
+		.len = vm->ram_size,
+		.private_fd = -1,
+		.shared_fd = -1,
+	};
 	struct gmem_config gc = {
+		.size = sizeof(gc),
+		.flags = vm->cfg->deferred_reclaim ?
+			 GMEM_CONFIG_DEFERRED_RECLAIM : 0,
 		.vm_fd = vm->vm_fd,
-		.ram_size = vm->ram_size,
-		.shared_base = 0,	/* libgmem picks; we use what it says */
 		.mode = vm->cfg->mode,
 		.initial_state = vm->cfg->init_shared ? GMEM_SHARED :
 							GMEM_PRIVATE,
-		.first_slot = 0,
-		.layout = GMEM_LAYOUT_AUTO,
-		.deferred_reclaim = vm->cfg->deferred_reclaim,
+		.max_gpa = 0,		/* the end of RAM */
+		.shared_base = 0,	/* libgmem picks; we use what it says */
+		.regions = &ram,
+		.nr_regions = 1,
+		.set_slot = NULL,	/* libgmem registers KVM slots */
+		.slot_base = 0,
 	};
 	int ret;
 
+	ret = vm_pick_backend(vm, &gc.backend, &gc.layout);
+	if (ret)
+		return ret;
 	ret = gmem_create(&gc, &vm->gmem);
 	if (ret) {
 		vm->gmem = NULL;
-		gmvm_err("creating %llu MiB of guest memory (%s mode): gmem_create: %s",
+		gmvm_err("creating %llu MiB of guest memory (%s mode, %s backend): gmem_create: %s",
 			 (unsigned long long)(vm->ram_size >> 20),
-			 gmem_mode_name(vm->cfg->mode), strerror(-ret));
+			 gmem_mode_name(vm->cfg->mode),
+			 gmem_backend_name(gc.backend), strerror(-ret));
 		return ret;
 	}
 	vm->shared_base = gmem_shared_base(vm->gmem);
 	if (vm->shared_base && vm->shared_base < vm->ram_size) {
 		gmvm_err("libgmem put the shared view at %#llx, inside RAM [0, %#llx)",
 			 (unsigned long long)vm->shared_base,
+			 (unsigned long long)vm->ram_size);
+		return -EINVAL;
+	}
+	if (gmem_ram_size(vm->gmem) != vm->ram_size) {
+		gmvm_err("libgmem reports %#llx bytes of RAM, gmvm asked for %#llx",
+			 (unsigned long long)gmem_ram_size(vm->gmem),
 			 (unsigned long long)vm->ram_size);
 		return -EINVAL;
 	}
