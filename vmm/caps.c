@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `gmvm caps [--json]`: what this host's KVM offers for private guest
- * memory, and what gmvm would do with it (backend, guest_memfd flags,
- * memslot layout, hypercall transport) and why.  Every answer comes from a
- * probe (libgmem's gmem_probe_host/gmem_pick_gmem_flags/gmem_probe_gating
- * and gmvm's vmcall probe), never from an assumption.
+ * memory, and what gmvm would do with it (backend for each conversion
+ * mode, guest_memfd flags, memslot layout, hypercall transport) and why.
+ * Every answer comes from a probe, never from an assumption: libgmem's
+ * gmem_probe_vm() on a VM created here as gmvm run creates its own (so
+ * VM-scoped answers are those of that VM type), gmem_pick_backend(),
+ * gmem_pick_guest_memfd_flags(), gmem_probe_gating() (only if some mode
+ * runs the emulated backend), and gmvm's vmcall probe.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,33 +17,52 @@
 
 #include "gmvm.h"
 
+/* What libgmem would run in one conversion mode, and why. */
+struct caps_backend {
+	enum gmem_mode mode;
+	int ret;			/* gmem_pick_backend() */
+	enum gmem_backend backend;
+	const char *why;
+	int flags_ret;			/* gmem_pick_guest_memfd_flags() */
+	uint64_t flags;
+	const char *flags_why;
+};
+
 struct caps_report {
-	struct gmem_host_caps host;
+	struct gmem_vm_caps vm;		/* of the VM gmvm created here */
 	const char *module;
 	char missing[512];
 	int nr_missing;
-	int flags_ret;
-	uint64_t flags;
-	const char *flags_why;
+	struct caps_backend modes[2];	/* discard (gmvm's default), in-place */
+	bool need_layout;		/* some mode runs the emulated backend */
 	int gating_ret;
 	enum gmem_layout layout;
 	bool vmcall;
 	const char *vmcall_why;
-	bool native;
 };
 
 static void flag_names(uint64_t flags, char *buf, size_t len)
 {
+	static const struct {
+		uint64_t bit;
+		const char *name;
+	} names[] = {
+		{ GMEM_GUEST_MEMFD_MMAP, "MMAP" },
+		{ GMEM_GUEST_MEMFD_INIT_SHARED, "INIT_SHARED" },
+		{ GMEM_GUEST_MEMFD_NO_DIRECT_MAP, "NO_DIRECT_MAP" },
+	};
+	uint64_t known = 0;
 	size_t off = 0;
+	unsigned int i;
 
 	buf[0] = '\0';
-	if (flags & GUEST_MEMFD_FLAG_MMAP)
-		off += (size_t)snprintf(buf + off, len - off, "MMAP");
-	if ((flags & GUEST_MEMFD_FLAG_INIT_SHARED) && off < len)
-		off += (size_t)snprintf(buf + off, len - off, "%sINIT_SHARED",
-					off ? "|" : "");
-	if ((flags & ~(GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)) &&
-	    off < len)
+	for (i = 0; i < ARRAY_SIZE(names); i++) {
+		known |= names[i].bit;
+		if ((flags & names[i].bit) && off < len)
+			off += (size_t)snprintf(buf + off, len - off, "%s%s",
+						off ? "|" : "", names[i].name);
+	}
+	if ((flags & ~known) && off < len)
 		snprintf(buf + off, len - off, "%sother", off ? "|" : "");
 	if (!buf[0])
 		snprintf(buf, len, "none");
@@ -109,10 +131,47 @@ static const char *kvm_module(void)
 	return "unknown";
 }
 
+/* A stable short name for scripts; gmem_backend_name() is prose. */
+static const char *backend_id(enum gmem_backend backend)
+{
+	switch (backend) {
+	case GMEM_BACKEND_EMULATED: return "emulated";
+	case GMEM_BACKEND_VM_ATTRIBUTES: return "vm-attributes";
+	case GMEM_BACKEND_GMEM_IN_PLACE: return "gmem-in-place";
+	default: return "auto";
+	}
+}
+
+static void print_backend_text(const struct caps_backend *b)
+{
+	char buf[128];
+
+	printf("backend (%s):%*s", gmem_mode_name(b->mode),
+	       b->mode == GMEM_MODE_DISCARD ? 4 : 3, "");
+	if (b->ret) {
+		printf("none: %s (%s)\n", b->why ? b->why : "unknown",
+		       strerror(-b->ret));
+		return;
+	}
+	printf("%s: %s\n", gmem_backend_name(b->backend),
+	       b->why ? b->why : "");
+	if (b->flags_ret) {
+		printf("  guest_memfd flags: none usable: %s (%s)\n",
+		       b->flags_why ? b->flags_why : "unknown",
+		       strerror(-b->flags_ret));
+	} else {
+		flag_names(b->flags, buf, sizeof(buf));
+		printf("  guest_memfd flags: %#llx (%s): %s\n",
+		       (unsigned long long)b->flags, buf,
+		       b->flags_why ? b->flags_why : "");
+	}
+}
+
 static void print_text(const struct caps_report *r)
 {
-	const struct gmem_host_caps *h = &r->host;
+	const struct gmem_vm_caps *h = &r->vm;
 	char buf[256];
+	unsigned int i;
 
 	printf("KVM:                 /dev/kvm, API version %d, module %s%s\n",
 	       h->api_version, r->module,
@@ -122,9 +181,12 @@ static void print_text(const struct caps_report *r)
 	printf("VM types:            %#llx (%s)\n",
 	       (unsigned long long)h->vm_types, buf);
 	flag_names(h->guest_memfd_flags, buf, sizeof(buf));
-	printf("guest_memfd:         %s, flags %#llx (%s)\n",
+	printf("guest_memfd:         %s, flags %#llx (%s)%s\n",
 	       yes(h->guest_memfd),
-	       (unsigned long long)h->guest_memfd_flags, buf);
+	       (unsigned long long)h->guest_memfd_flags, buf,
+	       (h->guest_memfd_flags & GMEM_GUEST_MEMFD_NO_DIRECT_MAP) ?
+	       "; NO_DIRECT_MAP is offered" : "");
+	printf("guest_memfd convert: %s\n", yes(h->gmem_conversion));
 	printf("memory attributes:   %#llx (%s)\n",
 	       (unsigned long long)h->memory_attributes,
 	       (h->memory_attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE) ?
@@ -143,22 +205,11 @@ static void print_text(const struct caps_report *r)
 	printf("gmvm requirements:   %s%s\n",
 	       r->nr_missing ? "missing: " : "all present",
 	       r->nr_missing ? r->missing : "");
-	printf("backend:             %s\n", r->native ?
-	       "emulated by libgmem; this host also reports KVM_MEMORY_ATTRIBUTE_PRIVATE, which a native backend could use" :
-	       "emulated (two views gated with mprotect); native would need KVM_MEMORY_ATTRIBUTE_PRIVATE for the VM type, which this host does not report");
-	if (r->flags_ret) {
-		printf("guest_memfd flags:   none usable: %s (%s)\n",
-		       r->flags_why ? r->flags_why : "unknown",
-		       strerror(-r->flags_ret));
-	} else {
-		flag_names(r->flags, buf, sizeof(buf));
-		printf("guest_memfd flags:   %#llx (%s): MMAP so that the views can be mapped and gated%s\n",
-		       (unsigned long long)r->flags, buf,
-		       (r->flags & GUEST_MEMFD_FLAG_INIT_SHARED) ?
-		       "; INIT_SHARED so that KVM treats the pages as shared and a VM type without private memory can fault them" :
-		       "; INIT_SHARED is not offered");
-	}
-	if (r->gating_ret)
+	for (i = 0; i < ARRAY_SIZE(r->modes); i++)
+		print_backend_text(&r->modes[i]);
+	if (!r->need_layout)
+		printf("layout:              not needed (no mode runs the emulated backend)\n");
+	else if (r->gating_ret)
 		printf("layout:              none gates: %s\n",
 		       strerror(-r->gating_ret));
 	else
@@ -187,14 +238,40 @@ static void json_str(const char *s)
 	putchar('"');
 }
 
+static void print_backend_json(const struct caps_backend *b)
+{
+	if (b->ret) {
+		printf("{\"backend\": null, \"why\": ");
+		json_str(b->why ? b->why : "unknown");
+		printf(", \"guest_memfd_flags\": null}");
+		return;
+	}
+	printf("{\"backend\": \"%s\", \"name\": ", backend_id(b->backend));
+	json_str(gmem_backend_name(b->backend));
+	printf(", \"why\": ");
+	json_str(b->why);
+	if (b->flags_ret)
+		printf(", \"guest_memfd_flags\": null");
+	else
+		printf(", \"guest_memfd_flags\": %llu, \"no_direct_map\": %s",
+		       (unsigned long long)b->flags,
+		       jbool(b->flags & GMEM_GUEST_MEMFD_NO_DIRECT_MAP));
+	printf(", \"guest_memfd_flags_why\": ");
+	json_str(b->flags_why ? b->flags_why : "unknown");
+	printf("}");
+}
+
 static void print_json(const struct caps_report *r)
 {
-	const struct gmem_host_caps *h = &r->host;
+	const struct gmem_vm_caps *h = &r->vm;
+	const struct caps_backend *def = &r->modes[0];
 
 	printf("{\"kvm\": true, \"api_version\": %d, \"module\": \"%s\", \"vm_types\": %llu",
 	       h->api_version, r->module, (unsigned long long)h->vm_types);
-	printf(", \"guest_memfd\": %s, \"guest_memfd_flags\": %llu",
-	       jbool(h->guest_memfd), (unsigned long long)h->guest_memfd_flags);
+	printf(", \"guest_memfd\": %s, \"guest_memfd_flags\": %llu, \"guest_memfd_no_direct_map\": %s, \"gmem_conversion\": %s",
+	       jbool(h->guest_memfd), (unsigned long long)h->guest_memfd_flags,
+	       jbool(h->guest_memfd_flags & GMEM_GUEST_MEMFD_NO_DIRECT_MAP),
+	       jbool(h->gmem_conversion));
 	printf(", \"memory_attributes\": %llu, \"exit_hypercall\": %llu",
 	       (unsigned long long)h->memory_attributes,
 	       (unsigned long long)h->exit_hypercall);
@@ -202,15 +279,29 @@ static void print_json(const struct caps_report *r)
 	       h->nr_memslots, jbool(h->user_memory2),
 	       jbool(h->memory_fault_info), h->sync_regs);
 	printf(", \"requirements_met\": %s", jbool(!r->nr_missing));
-	printf(", \"backend\": \"emulated\", \"native_possible\": %s",
-	       jbool(r->native));
-	if (r->flags_ret) {
+	/* The default mode's (discard) choice, flat, as before. */
+	if (def->ret)
+		printf(", \"backend\": null");
+	else
+		printf(", \"backend\": \"%s\"", backend_id(def->backend));
+	printf(", \"backend_why\": ");
+	json_str(def->why ? def->why : "unknown");
+	printf(", \"native_possible\": %s",
+	       jbool(h->memory_attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE));
+	if (def->ret || def->flags_ret) {
 		printf(", \"gmem_flags\": null, \"gmem_flags_why\": ");
-		json_str(r->flags_why ? r->flags_why : "unknown");
+		json_str(def->flags_why ? def->flags_why : "unknown");
 	} else {
-		printf(", \"gmem_flags\": %llu", (unsigned long long)r->flags);
+		printf(", \"gmem_flags\": %llu, \"gmem_flags_why\": ",
+		       (unsigned long long)def->flags);
+		json_str(def->flags_why);
 	}
-	if (r->gating_ret)
+	printf(", \"backends\": {\"discard\": ");
+	print_backend_json(&r->modes[0]);
+	printf(", \"in_place\": ");
+	print_backend_json(&r->modes[1]);
+	printf("}");
+	if (!r->need_layout || r->gating_ret)
 		printf(", \"layout\": null");
 	else
 		printf(", \"layout\": \"%s\"", layout_id(r->layout));
@@ -218,6 +309,17 @@ static void print_json(const struct caps_report *r)
 	json_str(r->vmcall_why);
 	printf(", \"hypercall_transport\": \"%s\"}\n",
 	       r->vmcall ? "vmcall" : "doorbell");
+}
+
+static void pick(const struct gmem_vm_caps *caps, enum gmem_mode mode,
+		 struct caps_backend *b)
+{
+	b->mode = mode;
+	b->ret = gmem_pick_backend(caps, mode, &b->backend, &b->why);
+	if (b->ret)
+		return;
+	b->flags_ret = gmem_pick_guest_memfd_flags(caps, b->backend,
+						   &b->flags, &b->flags_why);
 }
 
 int caps_main(int argc, char **argv)
@@ -236,24 +338,33 @@ int caps_main(int argc, char **argv)
 		return GM_EXIT_HOST_ERROR;
 	}
 	memset(&r, 0, sizeof(r));
+	r.vm.size = sizeof(r.vm);
 	if (kvm_open(&kvm_fd, false))
 		return GM_EXIT_HOST_ERROR;
-	ret = gmem_probe_host(&r.host);
-	if (ret) {
-		gmvm_err("probing KVM: gmem_probe_host: %s", strerror(-ret));
-		goto err_kvm;
-	}
+	/* The VM gmvm would run (default type): its own answers. */
 	vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
 	if (vm_fd < 0) {
 		gmvm_err("KVM_CREATE_VM: %s", strerror(errno));
 		goto err_kvm;
 	}
+	ret = gmem_probe_vm(vm_fd, &r.vm);
+	if (ret) {
+		gmvm_err("probing the VM's capabilities: gmem_probe_vm: %s",
+			 strerror(-ret));
+		close(vm_fd);
+		goto err_kvm;
+	}
 	r.nr_missing = vm_missing_caps(vm_fd, r.missing, sizeof(r.missing));
 	close(vm_fd);
-	r.native = r.host.memory_attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE;
 	r.module = kvm_module();
-	r.flags_ret = gmem_pick_gmem_flags(&r.host, &r.flags, &r.flags_why);
-	r.gating_ret = gmem_probe_gating(&r.layout);
+	pick(&r.vm, GMEM_MODE_DISCARD, &r.modes[0]);
+	pick(&r.vm, GMEM_MODE_IN_PLACE, &r.modes[1]);
+	for (i = 0; i < (int)ARRAY_SIZE(r.modes); i++)
+		if (!r.modes[i].ret &&
+		    r.modes[i].backend == GMEM_BACKEND_EMULATED)
+			r.need_layout = true;
+	if (r.need_layout)
+		r.gating_ret = gmem_probe_gating(&r.layout);
 	r.vmcall = hypercall_vmcall_works(kvm_fd, &r.vmcall_why);
 	close(kvm_fd);
 	if (json)

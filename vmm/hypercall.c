@@ -123,7 +123,7 @@ static enum exit_action dispatch_hypercall(struct vcpu *vcpu, uint64_t nr,
 {
 	struct vm *vm = vcpu->vm;
 	enum gmem_state to;
-	uint64_t len;
+	uint64_t len, busy = 0;
 	int64_t ret;
 
 	vcpu->stats.hypercalls++;
@@ -141,8 +141,12 @@ static enum exit_action dispatch_hypercall(struct vcpu *vcpu, uint64_t nr,
 
 	/* The page-size hint is only a hint: conversion is per 4 KiB page. */
 	to = (a2 & GM_MAP_PRIVATE) ? GMEM_PRIVATE : GMEM_SHARED;
-	ret = gmem_convert(vm->gmem, a0, len, to);
+	ret = gmem_convert_ex(vm->gmem, a0, len, to, &busy);
 	if (ret == -EAGAIN) {
+		/* A listener (the DMA device's pin) holds page @busy. */
+		vcpu->stats.convert_busy++;
+		vcpu->stats.busy_last_gpa = busy;
+		vcpu->stats.busy_last_ns = now_ns();
 		*result = GM_HC_EAGAIN;
 		goto fail;
 	}

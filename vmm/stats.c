@@ -5,7 +5,7 @@
  *
  * Sources: the vCPUs' own counters (summed here, after every vCPU thread
  * has been joined, so no locking), libgmem's gmem_get_stats() and
- * gmem_backing_allocated(), and the DMA device (where it runs and its DMA
+ * gmem_backing_resident(), and the DMA device (where it runs and its DMA
  * mapper's counters, the last ones if the mapper went with a dead device).
  * Hypercall latency is measured host-side from KVM_RUN's return to the
  * next KVM_RUN of the same vCPU, into a fixed log2 histogram with 8 sub-buckets per power of two;
@@ -105,11 +105,17 @@ static void gather(struct vm *vm, struct stats_all *s)
 		}
 		for (k = 0; k < STATS_HIST_BUCKETS; k++)
 			s->v.hc_hist[k] += v->hc_hist[k];
+		s->v.convert_busy += v->convert_busy;
+		if (v->convert_busy && v->busy_last_ns >= s->v.busy_last_ns) {
+			s->v.busy_last_ns = v->busy_last_ns;
+			s->v.busy_last_gpa = v->busy_last_gpa;
+		}
 	}
-	gmem_get_stats(vm->gmem, &s->g);
-	s->alloc_gmem = gmem_backing_allocated(vm->gmem, GMEM_BACKING_GMEM);
-	s->alloc_shared = gmem_backing_allocated(vm->gmem,
-						 GMEM_BACKING_SHARED);
+	s->g.size = sizeof(s->g);
+	gmem_get_stats(vm->gmem, &s->g);	/* only fails for size 0 */
+	s->alloc_gmem = gmem_backing_resident(vm->gmem, GMEM_BACKING_PRIVATE);
+	s->alloc_shared = gmem_backing_resident(vm->gmem,
+						GMEM_BACKING_SHARED);
 	dmatest_get_stats(vm, &s->d);
 	s->p50 = hist_quantile(s->v.hc_hist, 0.50);
 	s->p99 = hist_quantile(s->v.hc_hist, 0.99);
@@ -192,6 +198,14 @@ static void print_text(struct vm *vm, const struct stats_all *s)
 		(unsigned long long)s->v.hypercalls,
 		(unsigned long long)s->v.hypercalls_failed,
 		(double)s->p50 / 1e3, (double)s->p99 / 1e3);
+	if (s->v.convert_busy)
+		fprintf(f, "busy:         %llu MAP_GPA_RANGE refused (-EAGAIN: a page in use), last busy GPA %#llx; libgmem counts %llu busy conversions\n",
+			(unsigned long long)s->v.convert_busy,
+			(unsigned long long)s->v.busy_last_gpa,
+			(unsigned long long)s->g.conversions_busy);
+	else
+		fprintf(f, "busy:         0 MAP_GPA_RANGE refused; libgmem counts %llu busy conversions\n",
+			(unsigned long long)s->g.conversions_busy);
 	fprintf(f, "dma device:   fill %llu, checksum %llu, pin %llu, unpin %llu, unknown %llu; fault %llu, bad %llu, bad accesses %llu, %.1f MiB moved\n",
 		(unsigned long long)s->d.commands[1],
 		(unsigned long long)s->d.commands[2],
@@ -281,6 +295,14 @@ static void print_json(struct vm *vm, const struct stats_all *s)
 		(unsigned long long)s->v.hypercalls,
 		(unsigned long long)s->v.hypercalls_failed,
 		(unsigned long long)s->p50, (unsigned long long)s->p99);
+	fprintf(f, ", \"busy\": {\"count\": %llu, \"last_gpa\": ",
+		(unsigned long long)s->v.convert_busy);
+	if (s->v.convert_busy)
+		fprintf(f, "%llu", (unsigned long long)s->v.busy_last_gpa);
+	else
+		fprintf(f, "null");
+	fprintf(f, ", \"libgmem_conversions_busy\": %llu}",
+		(unsigned long long)s->g.conversions_busy);
 	fprintf(f, ", \"dma\": {\"fill\": %llu, \"checksum\": %llu, \"pin\": %llu, \"unpin\": %llu, \"unknown\": %llu, \"fault\": %llu, \"bad\": %llu, \"bad_accesses\": %llu, \"bytes\": %llu",
 		(unsigned long long)s->d.commands[1],
 		(unsigned long long)s->d.commands[2],

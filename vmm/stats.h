@@ -34,6 +34,11 @@ struct vcpu_stats {
 	uint64_t explicit_pages[2];
 	uint64_t implicit_conv[2];
 	uint64_t implicit_pages[2];
+	/* MAP_GPA_RANGE conversions refused with -EAGAIN (a pinned page),
+	 * and the first busy GPA libgmem named for the latest of them. */
+	uint64_t convert_busy;
+	uint64_t busy_last_gpa;
+	uint64_t busy_last_ns;			/* when: the latest wins */
 	uint64_t hc_hist[STATS_HIST_BUCKETS];
 };
 

@@ -73,6 +73,7 @@ struct dmadev {
 	void *arg;
 
 	uint64_t ram_size;
+	uint64_t mem_offset;	/* the backing's file offset of IOVA 0 */
 	uint64_t base;		/* the device's address of IOVA 0 */
 	unsigned int mem_major, mem_minor;
 	uint64_t mem_ino;
@@ -214,6 +215,10 @@ static int mapping_op(struct dmadev *c, struct dmadev_msg *m)
 		if (ret == -EAGAIN && (m->type == DMADEV_MAP ||
 				       m->type == DMADEV_MERGE || forced))
 			ret = -EIO;	/* only a discard may be busy */
+		else if (ret == -EAGAIN)
+			/* The device's first pinned page, to the conversion
+			 * that asked (this is its thread). */
+			gmem_report_busy(ack.v0);
 	}
 	/* else dead: a no-op that succeeds */
 	if (!ret || (forced && (m->type == DMADEV_UNMAP ||
@@ -365,7 +370,7 @@ static int maps_line(struct dmadev *c, const char *p, const char *e,
 				      (unsigned long long)start,
 				      (unsigned long long)end);
 	iova = start - c->base;
-	if (off != iova)
+	if (off != c->mem_offset + iova)
 		return report_problem(c, "maps the shared backing at IOVA %#llx with file offset %#llx: a DMA there would reach other guest pages",
 				      (unsigned long long)iova,
 				      (unsigned long long)off);
@@ -461,6 +466,7 @@ static int op_report(void *data,
 }
 
 const struct gmem_dma_ops dmadev_dma_ops = {
+	.size = sizeof(struct gmem_dma_ops),
 	.map = op_map,
 	.unmap = op_unmap,
 	.cut = op_cut,
@@ -710,10 +716,14 @@ static void __attribute__((noreturn)) child(int sock, pid_t parent)
 	_exit(127);
 }
 
-int dmadev_start(int mem_fd, uint64_t ram_size,
+int dmadev_start(int mem_fd, uint64_t mem_offset, uint64_t ram_size,
 		 void (*on_death)(void *arg), void *arg, struct dmadev **out)
 {
-	struct dmadev_msg m = { .type = DMADEV_HELLO, .a = ram_size };
+	struct dmadev_msg m = {
+		.type = DMADEV_HELLO,
+		.a = ram_size,
+		.b = mem_offset,
+	};
 	struct dmadev_ack ack;
 	pid_t parent = getpid();
 	const char *step;
@@ -730,6 +740,7 @@ int dmadev_start(int mem_fd, uint64_t ram_size,
 	c->sock = c->pidfd = c->stop_fd = -1;
 	c->pid = -1;
 	c->ram_size = ram_size;
+	c->mem_offset = mem_offset;
 	c->on_death = on_death;
 	c->arg = arg;
 	ret = -pthread_mutex_init(&c->lock, NULL);

@@ -11,9 +11,10 @@
  * seq, in order; gmvm sends the next message only after the ack (10 s at
  * most, then the device is killed).
  *
- *   HELLO  a = ram_size, with the shared backing's fd (SCM_RIGHTS); the
- *          device reserves ram_size bytes PROT_NONE and answers v0 = the
- *          reservation's address (IOVA x is mapped at v0 + x)
+ *   HELLO  a = ram_size, b = the file offset of IOVA 0 (page aligned), with
+ *          the shared backing's fd (SCM_RIGHTS); the device reserves
+ *          ram_size bytes PROT_NONE and answers v0 = the reservation's
+ *          address (IOVA x is mapped at v0 + x, from file offset b + x)
  *   MAP    a = iova, b = len: mmap the backing at [iova, iova + len)
  *   UNMAP  a = iova, b = len, flags: put the PROT_NONE placeholder back
  *   CUT    a = m_iova, b = m_len, c = iova, d = len, flags: placeholder
@@ -26,7 +27,7 @@
  *
  * err is 0 or -errno: -EINVAL a request a correct mapper never makes (the
  * device's table is a strict swiommu), -EAGAIN an UNMAP/CUT without
- * GMEM_DISCARD_FORCED of a pinned range, -EBADMSG/-EPROTO a malformed or
+ * GMEM_DISCARD_FORCED of a pinned range (v0 = its first pinned page), -EBADMSG/-EPROTO a malformed or
  * out-of-order message, or the -errno of a failed mmap.  The device
  * validates everything it receives and answers a bad message with an
  * error, never by crashing.
@@ -78,12 +79,13 @@ _Static_assert(sizeof(struct dmadev_ack) == 32, "dmadev_ack");
 struct dmadev;
 
 /*
- * Start the device process on the shared backing @mem_fd (fork + exec of
+ * Start the device process on the shared backing @mem_fd, whose bytes
+ * from @mem_offset on hold guest RAM [0, ram_size) (fork + exec of
  * /proc/self/exe dma-device) and say hello.  @on_death(@arg) is called
  * once, from the monitor thread, after the death line was printed, if the
  * process dies before dmadev_stop().  Prints its own error.
  */
-int dmadev_start(int mem_fd, uint64_t ram_size,
+int dmadev_start(int mem_fd, uint64_t mem_offset, uint64_t ram_size,
 		 void (*on_death)(void *arg), void *arg, struct dmadev **out);
 
 /* The mapper's backend: data is the struct dmadev. */

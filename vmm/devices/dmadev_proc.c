@@ -14,7 +14,7 @@
  *
  * Invariants:
  *  - iommu (a strict swiommu) holds exactly the ranges where the memfd is
- *    mapped, at file offset = IOVA; every op is validated in iommu first
+ *    mapped, at file offset = HELLO's offset + IOVA; every op is validated in iommu first
  *    (SWIOMMU_CHECK), then done with one mmap, then committed to iommu, so
  *    a refused or failed op changes neither;
  *  - a DMA command touches only ranges iommu says are mapped;
@@ -44,6 +44,7 @@ struct dev {
 	int sock;
 	int memfd;
 	uint64_t ram_size;
+	uint64_t mem_offset;	/* file offset of IOVA 0 */
 	uint8_t *base;
 	struct swiommu iommu;
 	bool iommu_ready;
@@ -77,10 +78,11 @@ static int hello(struct dev *d, const struct dmadev_msg *m, int *fds,
 		return -EPROTO;	/* said twice */
 	if (nr_fds != 1)
 		return -EBADMSG;
-	if (!m->a || m->a % GMEM_PAGE_SIZE || m->a > GMVM_MAX_RAM)
+	if (!m->a || m->a % GMEM_PAGE_SIZE || m->a > GMVM_MAX_RAM ||
+	    m->b % GMEM_PAGE_SIZE || m->b > INT64_MAX - m->a)
 		return -EINVAL;
 	if (fstat(fds[0], &st) || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size < m->a)
+	    (uint64_t)st.st_size < m->b + m->a)
 		return -EBADF;	/* not a backing of ram_size bytes */
 	p = mmap(NULL, m->a, PROT_NONE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -93,6 +95,7 @@ static int hello(struct dev *d, const struct dmadev_msg *m, int *fds,
 	d->iommu_ready = true;
 	d->base = p;
 	d->ram_size = m->a;
+	d->mem_offset = m->b;
 	d->memfd = fds[0];
 	fds[0] = -1;	/* ours now */
 	ack->v0 = (uint64_t)(uintptr_t)p;
@@ -103,7 +106,8 @@ static int hello(struct dev *d, const struct dmadev_msg *m, int *fds,
 static int map_backing(struct dev *d, uint64_t iova, uint64_t len)
 {
 	void *p = mmap(d->base + iova, len, PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_FIXED, d->memfd, (off_t)iova);
+		       MAP_SHARED | MAP_FIXED, d->memfd,
+		       (off_t)(d->mem_offset + iova));
 
 	return p == MAP_FAILED ? -errno : 0;
 }
@@ -231,6 +235,9 @@ static bool handle(struct dev *d, const struct dmadev_msg *m, int *fds,
 	case DMADEV_CUT:
 	case DMADEV_MERGE:
 		ack->err = mapping_op(d, m);
+		/* A pin refused it: name the first pinned page. */
+		if (ack->err == -EAGAIN)
+			ack->v0 = swiommu_busy_gpa(&d->iommu);
 		return true;
 	case DMADEV_DMA:
 		dma(d, m, ack);

@@ -129,6 +129,7 @@ static int iommu_report(void *data,
 }
 
 static const struct gmem_dma_ops iommu_dma_ops = {
+	.size = sizeof(struct gmem_dma_ops),
 	.map = iommu_map,
 	.unmap = iommu_unmap,
 	.cut = iommu_cut,
@@ -149,8 +150,10 @@ static void drop_mapper(struct dmatest *d)
 	pthread_rwlock_wrlock(&d->mapper_lock);
 	m = d->mapper;
 	d->mapper = NULL;
-	if (m)
+	if (m) {
+		d->last_dma.size = sizeof(d->last_dma);
 		gmem_dma_mapper_get_stats(m, &d->last_dma);
+	}
 	pthread_rwlock_unlock(&d->mapper_lock);
 	if (m)
 		gmem_dma_mapper_destroy(d->vm->gmem, m);
@@ -322,7 +325,10 @@ int dmatest_init(struct vm *vm)
 		.name = "dmatest",
 		.fn = dma_port,
 	};
-	struct gmem_dma_mapper_config mc = { 0 };
+	struct gmem_dma_mapper_config mc = {
+		.size = sizeof(mc),
+	};
+	struct gmem_region_info ram = GMEM_INIT(struct gmem_region_info);
 	const char *step = "out of memory";
 	struct gmem_dma_mapper *m;
 	struct dmatest *d;
@@ -342,8 +348,18 @@ int dmatest_init(struct vm *vm)
 	if (ret)
 		goto err_lock;
 	if (d->external) {
-		ret = dmadev_start(gmem_backing_fd(vm->gmem,
-						   GMEM_BACKING_SHARED),
+		/*
+		 * The device gets the shared backing of guest RAM: one
+		 * region today, [0, ram_size) at GPA 0, region 0.
+		 */
+		step = "gmem_region_get";
+		ret = gmem_region_get(vm->gmem, 0, &ram);
+		if (!ret && (ram.gpa || ram.len != vm->ram_size ||
+			     gmem_region_count(vm->gmem) != 1))
+			ret = -EINVAL;	/* one region at GPA 0 is all gmvm makes */
+		if (ret)
+			goto err_rwlock;
+		ret = dmadev_start(ram.shared_fd, ram.shared_offset,
 				   vm->ram_size, device_died, d, &d->ext);
 		if (ret) {
 			step = NULL;	/* said */
@@ -501,10 +517,12 @@ void dmatest_get_stats(struct vm *vm, struct dmatest_stats *st)
 		st->died = dmadev_died(d->ext);
 	}
 	pthread_rwlock_rdlock(&d->mapper_lock);
-	if (d->mapper)
+	if (d->mapper) {
+		st->dma.size = sizeof(st->dma);
 		gmem_dma_mapper_get_stats(d->mapper, &st->dma);
-	else
+	} else {
 		st->dma = d->last_dma;
+	}
 	pthread_rwlock_unlock(&d->mapper_lock);
 }
 

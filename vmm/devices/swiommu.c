@@ -17,7 +17,8 @@
  *  - pins[0..nr_pins) hold ranges that were fully mapped when pinned; an
  *    unmap or cut without GMEM_DISCARD_FORCED whose removed range
  *    intersects one (page granular) is refused with -EAGAIN, so a pinned
- *    page stays mapped until it is unpinned;
+ *    page stays mapped until it is unpinned; the refusal names the first
+ *    pinned page of the range (gmem_report_busy(), busy_gpa);
  *  - unmap_seq grows with every unmap or cut, so a reader that saw a
  *    range mapped at sequence n and sees n again knows nothing was
  *    unmapped in between.
@@ -98,17 +99,43 @@ static bool intersects_page(const struct swiommu_range *r, uint64_t start,
 	return rs < end && re > start;
 }
 
+/*
+ * Does a pin hold a page of [start, end)?  Then *first is the first such
+ * page (the lowest over all pins), which the refusal names.
+ */
 static bool pinned(const struct swiommu *s, uint64_t start, uint64_t end,
-		   unsigned int flags)
+		   unsigned int flags, uint64_t *first)
 {
+	bool found = false;
 	unsigned int k;
 
 	if ((flags & GMEM_DISCARD_FORCED) || s->tearing_down)
 		return false;
-	for (k = 0; k < s->nr_pins; k++)
-		if (intersects_page(&s->pins[k], start, end))
-			return true;
-	return false;
+	for (k = 0; k < s->nr_pins; k++) {
+		uint64_t ps = s->pins[k].start & ~(PAGE - 1);
+
+		if (!intersects_page(&s->pins[k], start, end))
+			continue;
+		if (ps < start)
+			ps = start;
+		if (!found || ps < *first)
+			*first = ps;
+		found = true;
+	}
+	return found;
+}
+
+/*
+ * Refuse an unmap/cut of a pinned range: name the first pinned page to
+ * libgmem (gmem_report_busy(), for the conversion that asked, on this
+ * thread) and keep it for swiommu_busy_gpa().  s->lock held.
+ */
+static int refuse_busy(struct swiommu *s, uint64_t first)
+{
+	s->st.refused++;
+	s->busy_gpa = first;
+	gmem_report_busy(first);
+	return -EAGAIN;
 }
 
 static void count_live(struct swiommu *s, int64_t delta)
@@ -160,6 +187,7 @@ int swiommu_unmap(struct swiommu *s, uint64_t iova, uint64_t len,
 		  unsigned int flags)
 {
 	struct swiommu_range *r;
+	uint64_t busy = 0;
 	int ret = 0;
 
 	pthread_mutex_lock(&s->lock);
@@ -174,9 +202,8 @@ int swiommu_unmap(struct swiommu *s, uint64_t iova, uint64_t len,
 		ret = -EINVAL;
 		goto out;
 	}
-	if (pinned(s, iova, iova + len, flags)) {
-		s->st.refused++;
-		ret = -EAGAIN;
+	if (pinned(s, iova, iova + len, flags, &busy)) {
+		ret = refuse_busy(s, busy);
 		goto out;
 	}
 	if (flags & SWIOMMU_CHECK)
@@ -196,6 +223,7 @@ int swiommu_cut(struct swiommu *s, uint64_t m_iova, uint64_t m_len,
 {
 	uint64_t end = iova + len, m_end = m_iova + m_len;
 	struct swiommu_range *r, *right;
+	uint64_t busy = 0;
 	int ret = 0;
 
 	pthread_mutex_lock(&s->lock);
@@ -212,9 +240,8 @@ int swiommu_cut(struct swiommu *s, uint64_t m_iova, uint64_t m_len,
 		ret = -EINVAL;
 		goto out;
 	}
-	if (pinned(s, iova, end, flags)) {
-		s->st.refused++;
-		ret = -EAGAIN;
+	if (pinned(s, iova, end, flags, &busy)) {
+		ret = refuse_busy(s, busy);
 		goto out;
 	}
 	if (flags & SWIOMMU_CHECK)
@@ -323,6 +350,16 @@ bool swiommu_is_mapped(struct swiommu *s, uint64_t start, uint64_t len,
 		*seq = s->unmap_seq;
 	pthread_mutex_unlock(&s->lock);
 	return ret;
+}
+
+uint64_t swiommu_busy_gpa(struct swiommu *s)
+{
+	uint64_t gpa;
+
+	pthread_mutex_lock(&s->lock);
+	gpa = s->busy_gpa;
+	pthread_mutex_unlock(&s->lock);
+	return gpa;
 }
 
 uint64_t swiommu_unmap_seq(struct swiommu *s)

@@ -57,6 +57,8 @@ struct swiommu {
 	/* Bumped by every unmap or cut: lets a device tell a lost race from
 	 * a bug. */
 	uint64_t unmap_seq;
+	/* The first pinned page the latest refused unmap/cut named. */
+	uint64_t busy_gpa;
 	struct swiommu_stats st;
 };
 
@@ -68,7 +70,10 @@ void swiommu_destroy(struct swiommu *s);
  * The ops of struct gmem_dma_ops, strict.  Each returns 0, or
  *   -EINVAL  a violation (counted; nothing changed);
  *   -EAGAIN  unmap/cut without GMEM_DISCARD_FORCED of a range that
- *            intersects a pin (counted in refused; nothing changed);
+ *            intersects a pin (counted in refused; nothing changed); the
+ *            first pinned page of the range is named to libgmem with
+ *            gmem_report_busy() on the calling thread (the conversion
+ *            that asked) and kept for swiommu_busy_gpa();
  *   -ENOMEM.
  * With SWIOMMU_CHECK they only say what the op would return (so that a
  * caller can do the real work in between and then commit, which cannot
@@ -89,6 +94,8 @@ int swiommu_merge(struct swiommu *s, uint64_t iova, uint64_t len,
  */
 bool swiommu_is_mapped(struct swiommu *s, uint64_t start, uint64_t len,
 		       uint64_t *seq);
+/* The first pinned page named by the latest refused unmap or cut. */
+uint64_t swiommu_busy_gpa(struct swiommu *s);
 /* The current unmap sequence number. */
 uint64_t swiommu_unmap_seq(struct swiommu *s);
 
