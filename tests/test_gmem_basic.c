@@ -2,11 +2,17 @@
 /*
  * API edge cases of libgmem:
  *  - the audit with a listener registered that maps nothing;
- *  - host probes: gmem_probe_host(), gmem_pick_gmem_flags() (MMAP among the
- *    flags), gmem_probe_gating() (a real layout, cached), the name helpers;
- *  - gmem_create() rejects bad configurations with -EINVAL and calls no
- *    hook; shared_base defaults to the smallest power of two >= ram_size
- *    and an explicit one is kept;
+ *  - probes: gmem_probe_vm() (-EBADF for what is not a VM; a real VM's
+ *    capabilities where KVM is usable), gmem_pick_guest_memfd_flags() (MMAP
+ *    among the flags) and gmem_pick_backend() on given capabilities,
+ *    gmem_probe_gating() (a real layout, cached; or -ENOENT/-EACCES
+ *    without KVM), the name helpers, gmem_version();
+ *  - gmem_create() rejects bad configurations with -EINVAL (-E2BIG for
+ *    unknown non-zero fields) and calls no hook; a config that fails late
+ *    (overlapping regions, a slot registration refused) undoes every hook
+ *    and slot; slots are unique and deleted on destroy; shared_base
+ *    defaults to the smallest power of two >= ram_size and an explicit one
+ *    is kept;
  *  - gmem_convert() rejects unaligned offsets and lengths, empty ranges,
  *    ranges beyond RAM, offset + len overflows and bad states with -EINVAL,
  *    changing nothing; converting what is already converted returns 0;
@@ -34,48 +40,129 @@
 
 static void test_probes(void)
 {
-	struct gmem_host_caps caps;
+	struct gmem_vm_caps caps = { .size = sizeof(caps) }, bad;
 	enum gmem_layout layout, layout2;
+	enum gmem_backend backend;
 	const char *why = NULL;
 	uint64_t flags = 0;
+	int vm_fd = test_create_vm(), fd, err;
 
-	TEST_ASSERT_EQ(gmem_probe_host(&caps), 0);
-	TEST_ASSERT_EQ(caps.api_version, 12);
-	TEST_ASSERT(caps.guest_memfd);
-	TEST_ASSERT(caps.user_memory2);
-	TEST_ASSERT(caps.guest_memfd_flags & GUEST_MEMFD_FLAG_MMAP);
-	TEST_ASSERT(caps.nr_memslots >= 2);
-	TEST_ASSERT_EQ(gmem_pick_gmem_flags(&caps, &flags, &why), 0);
-	TEST_ASSERT(flags & GUEST_MEMFD_FLAG_MMAP);
-	/* Only flags the host offers. */
+	TEST_ASSERT_EQ(GMEM_GUEST_MEMFD_MMAP, GUEST_MEMFD_FLAG_MMAP);
+	TEST_ASSERT_EQ(GMEM_GUEST_MEMFD_INIT_SHARED,
+		       GUEST_MEMFD_FLAG_INIT_SHARED);
+	TEST_ASSERT_EQ(GMEM_GUEST_MEMFD_NO_DIRECT_MAP,
+		       GUEST_MEMFD_FLAG_NO_DIRECT_MAP);
+
+	/* Not a VM: -EBADF (and nothing is created to find out). */
+	TEST_ASSERT_EQ(gmem_probe_vm(-1, &caps), -EBADF);
+	fd = test_memfd(PG);
+	TEST_ASSERT_EQ(gmem_probe_vm(fd, &caps), -EBADF);
+	close(fd);
+
+	if (vm_fd >= 0) {
+		/* The VM's own capabilities. */
+		TEST_ASSERT_EQ(gmem_probe_vm(vm_fd, &caps), 0);
+		TEST_ASSERT_EQ(caps.size, sizeof(caps));
+		TEST_ASSERT_EQ(caps.api_version, 12);
+		TEST_ASSERT(caps.guest_memfd);
+		TEST_ASSERT(caps.user_memory2);
+		TEST_ASSERT(caps.guest_memfd_flags & GMEM_GUEST_MEMFD_MMAP);
+		TEST_ASSERT(caps.nr_memslots >= 2);
+		bad = (struct gmem_vm_caps){ .size = 0 };
+		TEST_ASSERT_EQ(gmem_probe_vm(vm_fd, &bad), -EINVAL);
+	} else {
+		/* No KVM here: the probe of a real VM is skipped; the pickers
+		 * below run on the capabilities of a typical default VM. */
+		printf("no KVM: gmem_probe_vm() of a real VM skipped\n");
+		caps = GMEM_INIT(struct gmem_vm_caps, .api_version = 12,
+				 .guest_memfd = true,
+				 .guest_memfd_flags = GMEM_GUEST_MEMFD_MMAP |
+						      GMEM_GUEST_MEMFD_INIT_SHARED,
+				 .user_memory2 = true, .nr_memslots = 32764);
+	}
+	TEST_ASSERT_EQ(gmem_pick_guest_memfd_flags(&caps, GMEM_BACKEND_EMULATED,
+						   &flags, &why), 0);
+	TEST_ASSERT(flags & GMEM_GUEST_MEMFD_MMAP);
+	/* Only flags the VM offers. */
 	TEST_ASSERT_EQ(flags & ~caps.guest_memfd_flags, 0);
 	TEST_ASSERT(why != NULL);
 	printf("guest_memfd flags %#llx: %s\n", (unsigned long long)flags, why);
 
-	/* A host without guest_memfd or without MMAP is refused, saying why. */
-	{
-		struct gmem_host_caps bad = caps;
+	/* A VM without guest_memfd, USER_MEMORY2 or MMAP is refused, saying
+	 * why. */
+	bad = caps;
+	bad.guest_memfd = false;
+	why = NULL;
+	TEST_ASSERT_EQ(gmem_pick_guest_memfd_flags(&bad, GMEM_BACKEND_EMULATED,
+						   &flags, &why), -EOPNOTSUPP);
+	TEST_ASSERT(why && *why);
+	why = NULL;
+	TEST_ASSERT_EQ(gmem_pick_backend(&bad, GMEM_MODE_DISCARD, &backend,
+					 &why), -EOPNOTSUPP);
+	TEST_ASSERT(why && *why);
+	bad = caps;
+	bad.user_memory2 = false;
+	why = NULL;
+	TEST_ASSERT_EQ(gmem_pick_guest_memfd_flags(&bad, GMEM_BACKEND_EMULATED,
+						   &flags, &why), -EOPNOTSUPP);
+	TEST_ASSERT(why && *why);
+	bad = caps;
+	bad.guest_memfd_flags &= ~GMEM_GUEST_MEMFD_MMAP;
+	why = NULL;
+	TEST_ASSERT_EQ(gmem_pick_guest_memfd_flags(&bad, GMEM_BACKEND_EMULATED,
+						   &flags, &why), -EOPNOTSUPP);
+	TEST_ASSERT(why && *why);
+	why = NULL;
+	TEST_ASSERT_EQ(gmem_pick_guest_memfd_flags(&bad,
+						   GMEM_BACKEND_GMEM_IN_PLACE,
+						   &flags, &why), -EOPNOTSUPP);
+	TEST_ASSERT(why && *why);
+	/* The native VM-attribute backend never maps private pages: no MMAP,
+	 * NO_DIRECT_MAP where offered. */
+	bad = caps;
+	bad.guest_memfd_flags = GMEM_GUEST_MEMFD_NO_DIRECT_MAP;
+	bad.memory_attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE;
+	TEST_ASSERT_EQ(gmem_pick_guest_memfd_flags(&bad,
+						   GMEM_BACKEND_VM_ATTRIBUTES,
+						   &flags, &why), 0);
+	TEST_ASSERT_EQ(flags, GMEM_GUEST_MEMFD_NO_DIRECT_MAP);
 
-		bad.guest_memfd = false;
-		why = NULL;
-		TEST_ASSERT_EQ(gmem_pick_gmem_flags(&bad, &flags, &why),
-			       -EOPNOTSUPP);
-		TEST_ASSERT(why && *why);
-		bad = caps;
-		bad.guest_memfd_flags &= ~GUEST_MEMFD_FLAG_MMAP;
-		why = NULL;
-		TEST_ASSERT_EQ(gmem_pick_gmem_flags(&bad, &flags, &why),
-			       -EOPNOTSUPP);
-		TEST_ASSERT(why && *why);
-	}
+	/* Backends: native where the capabilities offer them. */
+	bad = caps;
+	bad.memory_attributes = 0;
+	bad.gmem_conversion = false;
+	TEST_ASSERT_EQ(gmem_pick_backend(&bad, GMEM_MODE_DISCARD, &backend,
+					 &why), 0);
+	TEST_ASSERT_EQ(backend, GMEM_BACKEND_EMULATED);
+	TEST_ASSERT_EQ(gmem_pick_backend(&bad, GMEM_MODE_IN_PLACE, &backend,
+					 &why), 0);
+	TEST_ASSERT_EQ(backend, GMEM_BACKEND_EMULATED);
+	bad.memory_attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE;
+	TEST_ASSERT_EQ(gmem_pick_backend(&bad, GMEM_MODE_DISCARD, &backend,
+					 &why), 0);
+	TEST_ASSERT_EQ(backend, GMEM_BACKEND_VM_ATTRIBUTES);
+	bad.gmem_conversion = true;
+	bad.guest_memfd_flags |= GMEM_GUEST_MEMFD_MMAP;
+	TEST_ASSERT_EQ(gmem_pick_backend(&bad, GMEM_MODE_IN_PLACE, &backend,
+					 &why), 0);
+	TEST_ASSERT_EQ(backend, GMEM_BACKEND_GMEM_IN_PLACE);
+	TEST_ASSERT(why && *why);
 
 	layout = GMEM_LAYOUT_AUTO;
-	TEST_ASSERT_EQ(gmem_probe_gating(&layout), 0);
-	TEST_ASSERT(layout == GMEM_LAYOUT_GMEM_SLOT ||
-		    layout == GMEM_LAYOUT_PLAIN_SLOT);
-	TEST_ASSERT_EQ(gmem_probe_gating(&layout2), 0);	/* cached */
-	TEST_ASSERT_EQ(layout2, layout);
-	printf("layout: %s\n", gmem_layout_name(layout));
+	err = gmem_probe_gating(&layout);
+	if (vm_fd >= 0) {
+		TEST_ASSERT_EQ(err, 0);
+		TEST_ASSERT(layout == GMEM_LAYOUT_GMEM_SLOT ||
+			    layout == GMEM_LAYOUT_PLAIN_SLOT);
+		TEST_ASSERT_EQ(gmem_probe_gating(&layout2), 0);	/* cached */
+		TEST_ASSERT_EQ(layout2, layout);
+		printf("layout: %s\n", gmem_layout_name(layout));
+	} else {
+		/* Without a usable /dev/kvm: -ENOENT or -EACCES, cached. */
+		TEST_ASSERT(err == -ENOENT || err == -EACCES);
+		TEST_ASSERT_EQ(gmem_probe_gating(&layout2), err);
+	}
+	close(vm_fd);
 
 	TEST_ASSERT(!strcmp(gmem_state_name(GMEM_PRIVATE), "private"));
 	TEST_ASSERT(!strcmp(gmem_state_name(GMEM_SHARED), "shared"));
@@ -83,9 +170,12 @@ static void test_probes(void)
 	TEST_ASSERT(!strcmp(gmem_mode_name(GMEM_MODE_DISCARD), "discard"));
 	TEST_ASSERT(gmem_mode_name(GMEM_MODE_IN_PLACE) != NULL);
 	TEST_ASSERT(gmem_layout_name(GMEM_LAYOUT_AUTO) != NULL);
+	TEST_ASSERT(gmem_backend_name(GMEM_BACKEND_EMULATED) != NULL);
+	TEST_ASSERT(gmem_backend_name((enum gmem_backend)9) != NULL);
 	TEST_ASSERT(gmem_inval_reason_name(GMEM_INVAL_CONVERT) != NULL);
 	TEST_ASSERT(gmem_inval_reason_name(GMEM_INVAL_PUNCH) != NULL);
 	TEST_ASSERT(gmem_inval_reason_name(GMEM_INVAL_RELEASE) != NULL);
+	TEST_ASSERT_EQ(gmem_version(), GMEM_VERSION);
 }
 
 /* ---- the audit with a listener that maps nothing ------------------------------ */
@@ -125,28 +215,54 @@ static void test_audit_idle_listener(enum gmem_mode mode)
 
 /* ---- gmem_create ---------------------------------------------------------- */
 
+/*
+ * One region [0, ram_size); without KVM (vm_fd -1) a memfd stands in for
+ * the guest_memfd and the slots go to base_slots.  The memfd is ours:
+ * base_release() closes it (libgmem holds its own dup).
+ */
+static struct gmem_region_config base_rc[2];
+static struct slot_table base_slots;
+static int base_fd = -1;
+
+static void base_release(void)
+{
+	if (base_fd >= 0)
+		close(base_fd);
+	base_fd = -1;
+}
+
 static struct gmem_config base_config(int vm_fd, uint64_t ram_size,
 				      struct recorder *rec)
 {
-	struct gmem_config cfg = {
-		.vm_fd = vm_fd,
-		.ram_size = ram_size,
-		.mode = GMEM_MODE_DISCARD,
-		.initial_state = GMEM_PRIVATE,
-		.platform = rec ? &recorder_platform_ops : NULL,
-		.platform_data = rec,
-	};
+	struct gmem_config cfg;
 
+	base_release();
+	test_fill_config(&cfg, &base_rc[0], vm_fd, ram_size, GMEM_MODE_DISCARD,
+			 GMEM_PRIVATE);
+	if (vm_fd < 0) {
+		base_fd = base_rc[0].private_fd;
+		cfg.set_slot = slot_table_set;
+		cfg.slot_data = &base_slots;
+	}
+	cfg.platform = rec ? &recorder_platform_ops : NULL;
+	cfg.platform_data = rec;
 	return cfg;
 }
 
-static void expect_bad_config(const struct gmem_config *cfg, const char *what)
+static void expect_config_err(const struct gmem_config *cfg, int want,
+			      const char *what)
 {
 	struct gmem_vm *vm = NULL;
 	int err = gmem_create(cfg, &vm);
 
-	if (err != -EINVAL)
-		TEST_FAIL("gmem_create with %s: %d, want -EINVAL", what, err);
+	if (err != want)
+		TEST_FAIL("gmem_create with %s: %d, want %d", what, err, want);
+	TEST_ASSERT(vm == NULL);
+}
+
+static void expect_bad_config(const struct gmem_config *cfg, const char *what)
+{
+	expect_config_err(cfg, -EINVAL, what);
 }
 
 static void test_create_config(void)
@@ -154,9 +270,15 @@ static void test_create_config(void)
 	struct recorder rec;
 	struct gmem_config cfg;
 	struct gmem_vm *vm;
-	int vm_fd = test_create_vm();
+	int vm_fd = test_create_vm(), memfd;
+	struct {
+		struct gmem_config c;
+		uint64_t unknown[2];
+	} big;
 
 	recorder_init(&rec, 4 * MiB);
+	slot_table_init(&base_slots);
+	memfd = test_memfd(4 * MiB);
 
 	cfg = base_config(vm_fd, 0, &rec);
 	expect_bad_config(&cfg, "ram_size 0");
@@ -176,6 +298,12 @@ static void test_create_config(void)
 	cfg = base_config(vm_fd, MiB, &rec);
 	cfg.layout = (enum gmem_layout)9;
 	expect_bad_config(&cfg, "layout 9");
+	cfg = base_config(vm_fd, MiB, &rec);
+	cfg.backend = (enum gmem_backend)9;
+	expect_bad_config(&cfg, "backend 9");
+	cfg = base_config(vm_fd, MiB, &rec);
+	cfg.flags = 1u << 7;
+	expect_bad_config(&cfg, "unknown config flag");
 	cfg = base_config(vm_fd, 2 * MiB, &rec);
 	cfg.shared_base = MiB;
 	expect_bad_config(&cfg, "shared_base < ram_size");
@@ -185,10 +313,114 @@ static void test_create_config(void)
 	cfg = base_config(vm_fd, 2 * MiB, &rec);
 	cfg.shared_base = 4 * MiB + 0x800;
 	expect_bad_config(&cfg, "shared_base unaligned");
+	/* Without a VM, nobody could register the slots. */
 	cfg = base_config(-1, MiB, &rec);
-	expect_bad_config(&cfg, "vm_fd -1");
-	/* A rejected configuration calls no hook. */
+	cfg.set_slot = NULL;
+	expect_bad_config(&cfg, "vm_fd -1 without set_slot");
+	/* Without a VM, nothing can create a guest_memfd. */
+	cfg = base_config(-1, MiB, &rec);
+	base_rc[0].private_fd = -1;
+	expect_bad_config(&cfg, "vm_fd -1 without a private fd");
+	/* Extensible struct: size 0, and unknown non-zero bytes. */
+	cfg = base_config(vm_fd, MiB, &rec);
+	cfg.size = 0;
+	expect_bad_config(&cfg, "size 0");
+	cfg = base_config(vm_fd, MiB, &rec);
+	cfg.size = sizeof(uint32_t);
+	expect_bad_config(&cfg, "size 4");
+	memset(&big, 0, sizeof(big));
+	big.c = base_config(vm_fd, MiB, &rec);
+	big.c.size = sizeof(big);
+	big.unknown[1] = 1;
+	expect_config_err(&big.c, -E2BIG, "an unknown non-zero field");
+	/* Regions. */
+	cfg = base_config(vm_fd, MiB, &rec);
+	cfg.max_gpa = MiB - PG;
+	expect_bad_config(&cfg, "a region past max_gpa");
+	cfg = base_config(vm_fd, MiB, &rec);
+	cfg.max_gpa = 2 * MiB + 0x10;
+	expect_bad_config(&cfg, "max_gpa unaligned");
+	cfg = base_config(vm_fd, MiB, &rec);
+	cfg.regions = NULL;
+	expect_bad_config(&cfg, "nr_regions 1, regions NULL");
+	cfg = base_config(vm_fd, MiB, &rec);
+	cfg.nr_regions = 0;
+	expect_bad_config(&cfg, "no region and max_gpa 0");
+	cfg = base_config(vm_fd, MiB, &rec);
+	base_rc[0].gpa = 0x800;
+	cfg.max_gpa = 2 * MiB;
+	expect_bad_config(&cfg, "a region gpa unaligned");
+	cfg = base_config(vm_fd, MiB, &rec);
+	base_rc[0].flags = 1;
+	expect_bad_config(&cfg, "a region flag");
+	cfg = base_config(vm_fd, MiB, &rec);
+	base_rc[0].size = 0;
+	expect_bad_config(&cfg, "a region of size 0");
+	cfg = base_config(-1, MiB, &rec);
+	base_rc[0].private_offset = 0x800;
+	expect_bad_config(&cfg, "a private offset unaligned");
+	cfg = base_config(-1, MiB, &rec);
+	base_rc[0].private_offset = PG;
+	expect_bad_config(&cfg, "a private fd too small");
+	cfg = base_config(-1, MiB, &rec);
+	base_rc[0].shared_fd = memfd;
+	base_rc[0].shared_offset = 4 * MiB - MiB + PG;
+	expect_bad_config(&cfg, "a shared fd too small");
+	cfg = base_config(-1, MiB, &rec);
+	cfg.mode = GMEM_MODE_IN_PLACE;
+	base_rc[0].shared_fd = memfd;
+	expect_bad_config(&cfg, "a shared fd in place");
+	/* A rejected configuration calls no hook and registers no slot. */
 	TEST_ASSERT_EQ(rec.nr, 0);
+	TEST_ASSERT_EQ(base_slots.registers, 0);
+
+	/* Overlapping regions: -EINVAL; the first region was set up and is
+	 * undone (its prepare with an invalidate, its slots deleted). */
+	cfg = base_config(-1, MiB, &rec);
+	base_rc[1] = GMEM_INIT(struct gmem_region_config, .gpa = MiB / 2,
+			       .len = MiB, .private_fd = memfd,
+			       .shared_fd = -1);
+	cfg.nr_regions = 2;
+	cfg.max_gpa = 2 * MiB;
+	expect_bad_config(&cfg, "overlapping regions");
+	TEST_ASSERT_EQ(slot_table_nr_live(&base_slots), 0);
+	TEST_ASSERT_EQ(base_slots.registers, base_slots.deletes);
+	{
+		uint64_t p, prepares = 0;
+		size_t i;
+
+		for (p = 0; p < 4 * MiB / PG; p++)
+			TEST_ASSERT_EQ(rec.prepared[p], 0);
+		for (i = 0; i < rec.nr; i++)
+			prepares += rec.ev[i].kind == REC_PREPARE;
+		TEST_ASSERT_EQ(prepares, rec.nr - prepares);
+	}
+	recorder_reset_events(&rec);
+
+	/* A larger struct whose unknown bytes are zero is accepted. */
+	memset(&big, 0, sizeof(big));
+	big.c = base_config(-1, MiB, &rec);
+	big.c.size = sizeof(big);
+	TEST_ASSERT_EQ(gmem_create(&big.c, &vm), 0);
+	/* The memslots: two per region (private view, shared alias), ids
+	 * unique (the table checks), all deleted on destroy. */
+	TEST_ASSERT_EQ(slot_table_nr_live(&base_slots), 2);
+	TEST_ASSERT_EQ(slot_table_count_at(&base_slots, 0, MiB), 1);
+	TEST_ASSERT_EQ(slot_table_count_at(&base_slots, gmem_shared_base(vm),
+					   MiB), 1);
+	test_audit(vm);
+	gmem_destroy(vm);
+	TEST_ASSERT_EQ(slot_table_nr_live(&base_slots), 0);
+	TEST_ASSERT_EQ(base_slots.registers, base_slots.deletes);
+	/* Every prepare was invalidated. */
+	{
+		uint64_t p;
+
+		for (p = 0; p < 4 * MiB / PG; p++)
+			TEST_ASSERT_EQ(rec.prepared[p], 0);
+	}
+	base_release();
+	close(memfd);
 	recorder_free(&rec);
 	close(vm_fd);
 
@@ -216,6 +448,8 @@ static void test_create_config(void)
 					  gmem_shared_base(vm),
 					  (unsigned long long)cases[i].base);
 			TEST_ASSERT_EQ(gmem_ram_size(vm), cases[i].ram);
+			TEST_ASSERT_EQ(gmem_max_gpa(vm), cases[i].ram);
+			TEST_ASSERT_EQ(gmem_region_count(vm), 1);
 			test_audit(vm);
 			gmem_destroy(vm);
 			close(vm_fd);
@@ -238,16 +472,20 @@ static void test_create_config(void)
 			gmem_destroy(vm);
 			close(vm_fd);
 		}
+		base_release();
 	}
 
 	/*
-	 * A creation that fails late, when registering its memslots (their
-	 * GPAs or slot ids are taken by a first VM's memory in the same KVM
-	 * VM): it returns the error, undoes its prepare with an invalidate
-	 * and leaves the first VM's memory working.
+	 * A creation that fails late, when registering its memslots (the
+	 * VMM's slot table is full, at the first or the second slot; with
+	 * KVM also: their GPAs or slot ids are taken by a first VM's memory
+	 * in the same KVM VM): it returns the error, deletes the slots it
+	 * had registered, undoes its prepare with an invalidate and leaves
+	 * the first VM's memory working.
 	 */
 	{
-		static const uint32_t slots[] = { 0, 2 };
+		static const uint32_t slot_bases[] = { 0, 2 };
+		struct slot_table st;
 		struct gmem_vm *vm2;
 		unsigned int i;
 		uint64_t p;
@@ -257,15 +495,30 @@ static void test_create_config(void)
 		vm = test_create_gmem(vm_fd, MiB, GMEM_MODE_DISCARD,
 				      GMEM_PRIVATE, NULL, NULL);
 		TEST_ASSERT_EQ(gmem_convert(vm, 0, PG, GMEM_SHARED), 1);
-		for (i = 0; i < 2; i++) {
+		for (i = 0; i < 4; i++) {
+			if (i >= 2 && vm_fd < 0)
+				break;	/* the KVM half: no KVM here */
 			recorder_init(&rec, MiB);
-			cfg = base_config(vm_fd, MiB, &rec);
-			cfg.first_slot = slots[i];
+			slot_table_init(&st);
+			if (i < 2) {
+				cfg = base_config(-1, MiB, &rec);
+				cfg.slot_data = &st;
+				st.fail_register_nth = i + 1;
+			} else {
+				cfg = base_config(vm_fd, MiB, &rec);
+				cfg.slot_base = slot_bases[i - 2];
+			}
 			vm2 = NULL;
 			err = gmem_create(&cfg, &vm2);
 			if (err >= 0)
-				TEST_FAIL("second memory on slot %u: created",
-					  slots[i]);
+				TEST_FAIL("second memory (case %u): created",
+					  i);
+			if (i < 2) {
+				TEST_ASSERT_EQ(err, -ENOSPC);
+				TEST_ASSERT_EQ(st.registers, i);
+				TEST_ASSERT_EQ(st.deletes, i);
+				TEST_ASSERT_EQ(slot_table_nr_live(&st), 0);
+			}
 			pthread_mutex_lock(&rec.lock);
 			TEST_ASSERT_EQ(rec.nr, 2);
 			TEST_ASSERT_EQ(rec.ev[0].kind, REC_PREPARE);
@@ -275,6 +528,7 @@ static void test_create_config(void)
 			pthread_mutex_unlock(&rec.lock);
 			recorder_free(&rec);
 		}
+		base_release();
 		test_audit(vm);
 		TEST_ASSERT_EQ(gmem_convert(vm, 0, 2 * PG, GMEM_PRIVATE), 1);
 		test_audit(vm);
@@ -288,7 +542,14 @@ static void test_create_config(void)
 			      NULL, NULL);
 	TEST_ASSERT_EQ(gmem_get_mode(vm), GMEM_MODE_IN_PLACE);
 	TEST_ASSERT(gmem_get_layout(vm) != GMEM_LAYOUT_AUTO);
-	TEST_ASSERT(gmem_guest_memfd_flags(vm) & GUEST_MEMFD_FLAG_MMAP);
+	if (vm_fd >= 0) {
+		TEST_ASSERT(gmem_guest_memfd_flags(vm) & GUEST_MEMFD_FLAG_MMAP);
+	} else {
+		/* Without a VM: two plain views, no guest_memfd created. */
+		TEST_ASSERT_EQ(gmem_get_backend(vm), GMEM_BACKEND_EMULATED);
+		TEST_ASSERT_EQ(gmem_get_layout(vm), GMEM_LAYOUT_PLAIN_SLOT);
+		TEST_ASSERT_EQ(gmem_guest_memfd_flags(vm), 0);
+	}
 	TEST_ASSERT(test_backing_fd(vm, GMEM_BACKING_PRIVATE) >= 0);
 	/* In place, the shared view is backed by the guest_memfd too. */
 	TEST_ASSERT_EQ(test_backing_fd(vm, GMEM_BACKING_SHARED),

@@ -139,6 +139,76 @@ static int record_slot(void *data, const struct gmem_slot *slot)
 
 struct test_slots test_slots = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
+void slot_table_init(struct slot_table *t)
+{
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_init(&t->lock, NULL);
+	t->fail_err = -ENOSPC;
+}
+
+int slot_table_set(void *data, const struct gmem_slot *slot)
+{
+	struct slot_table *t = data;
+	int err = 0;
+
+	pthread_mutex_lock(&t->lock);
+	if (slot->size < sizeof(*slot))
+		TEST_FAIL("slot %u: size %u", slot->id, slot->size);
+	if (slot->id >= SLOT_TABLE_MAX)
+		TEST_FAIL("slot id %u: ids must stay small (lowest free)",
+			  slot->id);
+	if (slot->len) {
+		if ((slot->gpa | slot->len) % GMEM_PAGE_SIZE ||
+		    !slot->userspace_addr)
+			TEST_FAIL("slot %u [%#llx, +%#llx) at %p: bad",
+				  slot->id, (unsigned long long)slot->gpa,
+				  (unsigned long long)slot->len,
+				  slot->userspace_addr);
+		if (t->fail_register_nth && --t->fail_register_nth == 0) {
+			err = t->fail_err;
+		} else {
+			if (t->live[slot->id])
+				TEST_FAIL("slot id %u registered twice",
+					  slot->id);
+			t->live[slot->id] = true;
+			t->slot[slot->id] = *slot;
+			t->registers++;
+		}
+	} else {
+		if (!t->live[slot->id])
+			TEST_FAIL("slot id %u deleted but not live", slot->id);
+		t->live[slot->id] = false;
+		t->deletes++;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return err;
+}
+
+unsigned int slot_table_nr_live(struct slot_table *t)
+{
+	unsigned int i, n = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (i = 0; i < SLOT_TABLE_MAX; i++)
+		n += t->live[i];
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+unsigned int slot_table_count_at(struct slot_table *t, uint64_t gpa,
+				 uint64_t len)
+{
+	unsigned int i, n = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (i = 0; i < SLOT_TABLE_MAX; i++)
+		if (t->live[i] && t->slot[i].gpa == gpa &&
+		    t->slot[i].len == len)
+			n++;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
 int test_memfd(uint64_t size)
 {
 	int fd = memfd_create("test-private", MFD_CLOEXEC);
@@ -200,6 +270,8 @@ int test_backing_fd(struct gmem_vm *vm, enum gmem_backing_id id)
 {
 	struct gmem_region_info info = { .size = sizeof(info) };
 
+	if (id != GMEM_BACKING_PRIVATE && id != GMEM_BACKING_SHARED)
+		return -EINVAL;
 	if (gmem_region_get(vm, 0, &info))
 		TEST_FAIL("gmem_region_get");
 	return id == GMEM_BACKING_PRIVATE ? info.private_fd : info.shared_fd;

@@ -65,6 +65,28 @@ struct test_slots {
 };
 extern struct test_slots test_slots;
 
+/*
+ * A set_slot() callback that keeps the live slots by id and fails the test
+ * on a misuse: a registration of an id that is live, a delete of one that
+ * is not, a slot that is not page aligned or has no host address.  Knob:
+ * fail the nth registration with fail_err (a VMM whose slot table is full).
+ */
+#define SLOT_TABLE_MAX 64
+struct slot_table {
+	pthread_mutex_t lock;
+	bool live[SLOT_TABLE_MAX];
+	struct gmem_slot slot[SLOT_TABLE_MAX];	/* by id */
+	long registers, deletes;
+	unsigned int fail_register_nth;
+	int fail_err;
+};
+void slot_table_init(struct slot_table *t);
+int slot_table_set(void *data, const struct gmem_slot *slot);
+unsigned int slot_table_nr_live(struct slot_table *t);
+/* Live slots covering [gpa, gpa + len) exactly, whole. */
+unsigned int slot_table_count_at(struct slot_table *t, uint64_t gpa,
+				 uint64_t len);
+
 /* A memfd of @size bytes. */
 int test_memfd(uint64_t size);
 
