@@ -54,18 +54,15 @@ int main(void)
 		const char *name = m == 0 ? "discard" :
 				   m == 1 ? "discard, deferred reclaim" :
 					    "in-place";
-		struct gmem_config cfg = {
-			.ram_size = RAM, .mode = mode,
-			.initial_state = GMEM_PRIVATE,
-			.deferred_reclaim = m == 1,
-			.reclaim_max_pending = 2ULL << 30,
-		};
 		struct gmem_vm *vm;
 		struct raw raw;
 		unsigned int s;
+		int vm_fd;
 
-		cfg.vm_fd = test_create_vm();
-		if (gmem_create(&cfg, &vm)) {
+		vm_fd = test_create_vm();
+		if (bench_gmem_create(vm_fd, RAM, mode,
+				      m == 1 ? GMEM_CONFIG_DEFERRED_RECLAIM : 0,
+				      2ULL << 30, layout, &vm)) {
 			fprintf(stderr, "gmem_create failed\n");
 			return 1;
 		}
@@ -116,7 +113,7 @@ int main(void)
 		}
 		raw_destroy(&raw);
 		gmem_destroy(vm);
-		close(cfg.vm_fd);
+		close(vm_fd);
 	}
 	printf("\nMedians; memory is populated before every conversion. "
 	       "Floor: the same mprotect/fallocate calls issued directly on an "

@@ -71,18 +71,71 @@ static inline void bench_touch(uint8_t *p, uint64_t len)
 		p[off] = 1;
 }
 
-/* The guest_memfd flags and memslot layout libgmem would pick here. */
+/*
+ * The guest_memfd flags and memslot layout libgmem's emulated backend (the
+ * two gated views the floor reproduces) would pick here, from a VM of the
+ * default type (the benchmarks' VMs).
+ */
 static inline void raw_probe(uint64_t *gmem_flags, enum gmem_layout *layout)
 {
-	struct gmem_host_caps caps;
-	const char *why;
+	struct gmem_vm_caps caps = GMEM_INIT(struct gmem_vm_caps);
+	const char *why = "";
+	int vm = test_create_vm();
 
-	if (gmem_probe_host(&caps) ||
-	    gmem_pick_gmem_flags(&caps, gmem_flags, &why) ||
+	if (gmem_probe_vm(vm, &caps) ||
+	    gmem_pick_guest_memfd_flags(&caps, GMEM_BACKEND_EMULATED,
+					gmem_flags, &why) ||
 	    gmem_probe_gating(layout)) {
-		fprintf(stderr, "host probe failed after it passed\n");
+		fprintf(stderr, "host probe failed after it passed: %s\n",
+			why);
 		exit(1);
 	}
+	close(vm);
+}
+
+/* A shared mapping of all of @fd, or NULL. */
+static inline uint8_t *raw_map(int fd, uint64_t size, int prot)
+{
+	void *p;
+
+	if (fd < 0)
+		return NULL;
+	p = mmap(NULL, size, prot, MAP_SHARED, fd, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/*
+ * gmem_create() for the emulated backend with the probed layout, all
+ * of [0, ram) one region at GPA 0, shared alias at the default shared_base
+ * (the smallest power of two >= ram): what the floor reproduces.
+ */
+static inline int bench_gmem_create(int vm_fd, uint64_t ram,
+				    enum gmem_mode mode, uint32_t flags,
+				    uint64_t reclaim_max_pending,
+				    enum gmem_layout layout,
+				    struct gmem_vm **out)
+{
+	const struct gmem_region_config rc = {
+		.size = sizeof(rc),
+		.gpa = 0,
+		.len = ram,
+		.private_fd = -1,
+		.shared_fd = -1,
+	};
+	const struct gmem_config cfg = {
+		.size = sizeof(cfg),
+		.flags = flags,
+		.vm_fd = vm_fd,
+		.mode = mode,
+		.initial_state = GMEM_PRIVATE,
+		.backend = GMEM_BACKEND_EMULATED,
+		.layout = layout,
+		.regions = &rc,
+		.nr_regions = 1,
+		.reclaim_max_pending = reclaim_max_pending,
+	};
+
+	return gmem_create(&cfg, out);
 }
 
 /* All RAM private: private view RW, shared view closed. */
@@ -96,8 +149,8 @@ static inline void raw_create(struct raw *r, bool in_place, uint64_t ram,
 	r->vm = test_create_vm();
 	r->gfd = gmem_backing_create_gmem(r->vm, ram, gmem_flags);
 	r->sfd = in_place ? r->gfd : gmem_backing_create_memfd("floor", ram);
-	r->priv = gmem_backing_map(r->gfd, ram, PROT_READ | PROT_WRITE);
-	r->shared = gmem_backing_map(r->sfd, ram, PROT_NONE);
+	r->priv = raw_map(r->gfd, ram, PROT_READ | PROT_WRITE);
+	r->shared = raw_map(r->sfd, ram, PROT_NONE);
 	if (r->gfd < 0 || r->sfd < 0 || !r->priv || !r->shared ||
 	    gmem_set_memslot(r->vm, 0, layout == GMEM_LAYOUT_GMEM_SLOT ?
 			     KVM_MEM_GUEST_MEMFD : 0, 0, ram, r->priv, r->gfd,
