@@ -249,25 +249,29 @@ static int check_not_backed(struct audit *a, uint64_t start, uint64_t npages,
 		n = npages - done;
 		if (n > AUDIT_CHUNK_PAGES)
 			n = AUDIT_CHUNK_PAGES;
+		gmem_reclaim_lock(vm);
 		err = gmem_resident_pages(base + (start + done) *
 					  GMEM_PAGE_SIZE, n, a->vec);
+		for (i = 0; !err && i < n; i++)
+			if ((a->vec[i] & 1) &&
+			    !gmem_reclaim_pending_locked(vm,
+					gmem_backing_of(vm, view),
+					(start + done + i) * GMEM_PAGE_SIZE,
+					GMEM_PAGE_SIZE))
+				break;
+		gmem_reclaim_unlock(vm);
 		if (err)
 			return err;
-		for (i = 0; i < n; i++)
-			if ((a->vec[i] & 1) &&
-			    !gmem_reclaim_pending(vm, gmem_backing_of(vm, view),
-						  (start + done + i) *
-						  GMEM_PAGE_SIZE,
-						  GMEM_PAGE_SIZE))
-				return fail(a, "page %#llx is %s%s but "
-					    "backed in the %s backing",
-					    (unsigned long long)((start + done + i) *
-								 GMEM_PAGE_SIZE),
-					    gmem_state_name((enum gmem_state)
-						(value & GMEM_V_STATE)),
-					    (value & GMEM_V_UNPLUGGED) ?
-						" and unplugged" : "",
-					    gmem_state_name(view));
+		if (i < n)
+			return fail(a, "page %#llx is %s%s but "
+				    "backed in the %s backing",
+				    (unsigned long long)((start + done + i) *
+							 GMEM_PAGE_SIZE),
+				    gmem_state_name((enum gmem_state)
+					(value & GMEM_V_STATE)),
+				    (value & GMEM_V_UNPLUGGED) ?
+					" and unplugged" : "",
+				    gmem_state_name(view));
 	}
 	return 0;
 }

@@ -478,7 +478,9 @@ static int mapper_change(struct gmem_dma_mapper *m, uint64_t x0, uint64_t x1,
 		 * undoes).  gmem_range_map_set cannot fail while the
 		 * reservation is held.
 		 */
-		ret = gmem_range_map_reserve(m->mapped);
+		ret = gmem_fault_check(m->vm, GMEM_FAULT_ALLOC);
+		if (!ret)
+			ret = gmem_range_map_reserve(m->mapped);
 		if (ret) {
 			err = (int)ret;
 			break;

@@ -67,8 +67,12 @@ enum gmem_fault_point {
 	GMEM_FAULT_MPROTECT,	/* a backend revoke/grant */
 	GMEM_FAULT_FALLOCATE,	/* a punch */
 	GMEM_FAULT_SLOT,	/* a memslot registration */
+	GMEM_FAULT_ALLOC,	/* the DMA mapper's bookkeeping reservation */
 	GMEM_FAULT_NR,
 };
+
+/* gmem_fault_inject() nth flag: fail the nth call and every later one. */
+#define GMEM_FAULT_STICKY (1u << 31)
 
 #ifdef GMEM_TESTING
 /*
@@ -324,9 +328,13 @@ int gmem_reclaim_queue(struct gmem_vm *vm, enum gmem_backing_id backing,
 		       uint64_t gpa, uint64_t len, uint64_t discarded);
 int gmem_reclaim_flush_range(struct gmem_vm *vm, enum gmem_backing_id backing,
 			     uint64_t gpa, uint64_t len);
-/* Is any punch of [gpa, gpa+len) in @backing still queued? (audit) */
-bool gmem_reclaim_pending(struct gmem_vm *vm, enum gmem_backing_id backing,
-			  uint64_t gpa, uint64_t len);
+/* The audit: hold the queue still (see reclaim.c), and ask whether a
+ * punch of [gpa, gpa+len) in @backing is queued. */
+void gmem_reclaim_lock(struct gmem_vm *vm);
+void gmem_reclaim_unlock(struct gmem_vm *vm);
+bool gmem_reclaim_pending_locked(struct gmem_vm *vm,
+				 enum gmem_backing_id backing, uint64_t gpa,
+				 uint64_t len);
 void gmem_reclaim_stats(struct gmem_vm *vm, struct gmem_stats *stats);
 
 /* The layout gmem_probe_gating() found in this process, if it ran. */

@@ -237,21 +237,37 @@ free_entries:
 	return 1;
 }
 
-bool gmem_reclaim_pending(struct gmem_vm *vm, enum gmem_backing_id backing,
-			  uint64_t gpa, uint64_t len)
+/*
+ * The audit's view of the queue.  An entry is removed only under the mutex,
+ * after its punch: so while the audit holds it, a page found resident (by
+ * mincore) in a backing is excused exactly if a punch of it was still
+ * queued when it looked, even if the thread is punching it right now.
+ */
+void gmem_reclaim_lock(struct gmem_vm *vm)
 {
-	struct reclaim *rc = vm->reclaim;
-	struct reclaim_entry *e;
-	bool hit = false;
+	if (vm->reclaim)
+		pthread_mutex_lock(&vm->reclaim->mutex);
+}
 
-	if (!rc)
+void gmem_reclaim_unlock(struct gmem_vm *vm)
+{
+	if (vm->reclaim)
+		pthread_mutex_unlock(&vm->reclaim->mutex);
+}
+
+bool gmem_reclaim_pending_locked(struct gmem_vm *vm,
+				 enum gmem_backing_id backing, uint64_t gpa,
+				 uint64_t len)
+{
+	struct reclaim_entry *e;
+
+	if (!vm->reclaim)
 		return false;
-	pthread_mutex_lock(&rc->mutex);
-	for (e = rc->head; e && !hit; e = e->next)
-		hit = e->backing == backing && e->start < gpa + len &&
-		      gpa < e->end;
-	pthread_mutex_unlock(&rc->mutex);
-	return hit;
+	for (e = vm->reclaim->head; e; e = e->next)
+		if (e->backing == backing && e->start < gpa + len &&
+		    gpa < e->end)
+			return true;
+	return false;
 }
 
 /* Punch (or wait for) every entry of @backing overlapping the range; all

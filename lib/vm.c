@@ -40,11 +40,19 @@ void gmem_fault_inject(struct gmem_vm *vm, enum gmem_fault_point point,
 
 int gmem_fault_check(struct gmem_vm *vm, enum gmem_fault_point point)
 {
+	unsigned int c, n;
 	int err = 0;
 
 	pthread_mutex_lock(&vm->fault_lock);
-	if (vm->fault_countdown[point] && --vm->fault_countdown[point] == 0)
+	c = vm->fault_countdown[point];
+	n = c & ~GMEM_FAULT_STICKY;
+	if (n == 1) {
 		err = -vm->fault_err[point];
+		/* Sticky: stays at "the next call fails". */
+		vm->fault_countdown[point] = c & GMEM_FAULT_STICKY ? c : 0;
+	} else if (n) {
+		vm->fault_countdown[point] = c - 1;
+	}
 	pthread_mutex_unlock(&vm->fault_lock);
 	return err;
 }

@@ -6,7 +6,8 @@
  * around a hole, with a failure injected at a random step of about half of
  * them: an mprotect (revoke, grant), the punch, a memslot, a platform
  * prepare, a listener's populate or discard (veto), the DMA backend's map
- * or a pinned page refusing its unmap.  Meanwhile a "device" writes through
+ * or a pinned page refusing its unmap, or the DMA mapper's bookkeeping
+ * running out of memory.  Meanwhile a "device" writes through
  * every range it is given the moment it is given it (the first listener's
  * populate), i.e. through the new view inside the window in which a later
  * step can still fail - the write a rollback must not leave behind.
@@ -260,12 +261,12 @@ static void check_model(const char *what)
 
 enum fault {
 	F_NONE, F_MPROTECT, F_PUNCH, F_PREPARE, F_POPULATE, F_VETO, F_DMA_MAP,
-	F_PIN, F_NR,
+	F_PIN, F_ALLOC, F_NR,
 };
 
 static const char *const fault_names[F_NR] = {
 	"none", "mprotect", "punch", "prepare", "populate", "veto",
-	"dma map", "pin",
+	"dma map", "pin", "mapper alloc",
 };
 
 static uint64_t rnd(uint64_t n)
@@ -315,6 +316,9 @@ static void arm(enum fault f, uint64_t gpa, uint64_t len)
 		pthread_mutex_unlock(&c.iommu.lock);
 		break;
 	}
+	case F_ALLOC:
+		gmem_fault_inject(c.vm, GMEM_FAULT_ALLOC, nth, ENOMEM);
+		break;
 	case F_NR:
 		break;
 	}
@@ -324,6 +328,7 @@ static void disarm(void)
 {
 	gmem_fault_inject(c.vm, GMEM_FAULT_MPROTECT, 0, 0);
 	gmem_fault_inject(c.vm, GMEM_FAULT_FALLOCATE, 0, 0);
+	gmem_fault_inject(c.vm, GMEM_FAULT_ALLOC, 0, 0);
 	c.rec1.fail_prepare_nth = 0;
 	c.rec2.fail_populate_nth = 0;
 	c.rec2.fail_discard_nth = 0;
@@ -419,6 +424,8 @@ static void one_op(unsigned int i, unsigned int *failed)
 		 (unsigned long long)(start * PG),
 		 (unsigned long long)(npages * PG), to, fault_names[f]);
 
+	if (getenv("GMEM_ORACLE_TRACE"))
+		printf("%s\n", what);
 	c.gen++;
 	/*
 	 * The device writes on forward populates only: an op that makes
