@@ -21,11 +21,16 @@
 struct caps_backend {
 	enum gmem_mode mode;
 	int ret;			/* gmem_pick_backend() */
-	enum gmem_backend backend;
+	enum gmem_backend lib_backend;	/* libgmem's choice */
+	const char *lib_why;
+	enum gmem_backend backend;	/* what gmvm runs (vm_choose_backend) */
 	const char *why;
 	int flags_ret;			/* gmem_pick_guest_memfd_flags() */
 	uint64_t flags;
 	const char *flags_why;
+	int lib_flags_ret;		/* ... for libgmem's choice */
+	uint64_t lib_flags;
+	const char *lib_flags_why;
 };
 
 struct caps_report {
@@ -147,7 +152,7 @@ static void print_backend_text(const struct caps_backend *b)
 	char buf[128];
 
 	printf("backend (%s):%*s", gmem_mode_name(b->mode),
-	       b->mode == GMEM_MODE_DISCARD ? 4 : 3, "");
+	       b->mode == GMEM_MODE_DISCARD ? 3 : 2, "");
 	if (b->ret) {
 		printf("none: %s (%s)\n", b->why ? b->why : "unknown",
 		       strerror(-b->ret));
@@ -155,6 +160,16 @@ static void print_backend_text(const struct caps_backend *b)
 	}
 	printf("%s: %s\n", gmem_backend_name(b->backend),
 	       b->why ? b->why : "");
+	if (b->lib_backend != b->backend) {
+		printf("  libgmem would pick: %s: %s\n",
+		       gmem_backend_name(b->lib_backend),
+		       b->lib_why ? b->lib_why : "");
+		flag_names(b->lib_flags, buf, sizeof(buf));
+		printf("  with guest_memfd flags: %s%#llx (%s): %s\n",
+		       b->lib_flags_ret ? "none usable, " : "",
+		       (unsigned long long)b->lib_flags, buf,
+		       b->lib_flags_why ? b->lib_flags_why : "");
+	}
 	if (b->flags_ret) {
 		printf("  guest_memfd flags: none usable: %s (%s)\n",
 		       b->flags_why ? b->flags_why : "unknown",
@@ -250,6 +265,14 @@ static void print_backend_json(const struct caps_backend *b)
 	json_str(gmem_backend_name(b->backend));
 	printf(", \"why\": ");
 	json_str(b->why);
+	printf(", \"libgmem_backend\": \"%s\", \"libgmem_why\": ",
+	       backend_id(b->lib_backend));
+	json_str(b->lib_why);
+	if (b->lib_flags_ret)
+		printf(", \"libgmem_guest_memfd_flags\": null");
+	else
+		printf(", \"libgmem_guest_memfd_flags\": %llu",
+		       (unsigned long long)b->lib_flags);
 	if (b->flags_ret)
 		printf(", \"guest_memfd_flags\": null");
 	else
@@ -315,11 +338,15 @@ static void pick(const struct gmem_vm_caps *caps, enum gmem_mode mode,
 		 struct caps_backend *b)
 {
 	b->mode = mode;
-	b->ret = gmem_pick_backend(caps, mode, &b->backend, &b->why);
+	b->ret = vm_choose_backend(caps, mode, &b->lib_backend, &b->lib_why,
+				   &b->backend, &b->why);
 	if (b->ret)
 		return;
 	b->flags_ret = gmem_pick_guest_memfd_flags(caps, b->backend,
 						   &b->flags, &b->flags_why);
+	b->lib_flags_ret = gmem_pick_guest_memfd_flags(caps, b->lib_backend,
+						       &b->lib_flags,
+						       &b->lib_flags_why);
 }
 
 int caps_main(int argc, char **argv)

@@ -190,6 +190,9 @@ int vm_register_ports(struct vm *vm, const struct port_handler *h);
 void gmvm_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int kvm_open(int *fd, bool quiet);
 int vm_missing_caps(int fd, char *buf, size_t len);
+int vm_choose_backend(const struct gmem_vm_caps *caps, enum gmem_mode mode,
+		      enum gmem_backend *lib_backend, const char **lib_why,
+		      enum gmem_backend *backend, const char **why);
 uint64_t now_ns(void);
 
 /* vcpu.c */

@@ -232,16 +232,46 @@ static int vm_open_kvm(struct vm *vm)
 }
 
 /*
- * Which backend libgmem will run for this VM (from the VM's own
- * capabilities) and, for the emulated one, the memslot layout under which
- * gating stops a vCPU: gmem_create() takes the layout gmem_probe_gating()
- * found (the probe runs its own throwaway VM, once per process).
+ * The backend gmvm runs in @mode on a VM with @caps.  libgmem's choice
+ * (gmem_pick_backend(), *lib_backend / *lib_why) where gmvm can use it;
+ * but gmvm writes the image, boot structures and page tables into private
+ * memory from the host (gmem_access(..., GMEM_PRIVATE)), which the native
+ * backends do not allow (KVM alone reaches private pages there), so gmvm
+ * runs the emulated backend whatever libgmem prefers.  0 and *backend,
+ * *why; or libgmem's -errno (no guest_memfd) with *why.
+ */
+int vm_choose_backend(const struct gmem_vm_caps *caps, enum gmem_mode mode,
+		      enum gmem_backend *lib_backend, const char **lib_why,
+		      enum gmem_backend *backend, const char **why)
+{
+	int ret;
+
+	*lib_why = NULL;
+	ret = gmem_pick_backend(caps, mode, lib_backend, lib_why);
+	*why = *lib_why;
+	if (ret)
+		return ret;
+	*backend = *lib_backend;
+	if (*backend != GMEM_BACKEND_EMULATED) {
+		*backend = GMEM_BACKEND_EMULATED;
+		*why = "gmvm loads the guest through the host's private view, "
+		       "which a native backend does not offer";
+	}
+	return 0;
+}
+
+/*
+ * Which backend gmvm runs for this VM (from the VM's own capabilities)
+ * and, for the emulated one, the memslot layout under which gating stops
+ * a vCPU: gmem_create() takes the layout gmem_probe_gating() found (the
+ * probe runs its own throwaway VM, once per process).
  */
 static int vm_pick_backend(struct vm *vm, enum gmem_backend *backend,
 			   enum gmem_layout *layout)
 {
 	struct gmem_vm_caps caps = GMEM_INIT(struct gmem_vm_caps);
-	const char *why = NULL;
+	const char *why = NULL, *lib_why;
+	enum gmem_backend lib_backend;
 	int ret;
 
 	*layout = GMEM_LAYOUT_AUTO;
@@ -251,7 +281,8 @@ static int vm_pick_backend(struct vm *vm, enum gmem_backend *backend,
 			 strerror(-ret));
 		return ret;
 	}
-	ret = gmem_pick_backend(&caps, vm->cfg->mode, backend, &why);
+	ret = vm_choose_backend(&caps, vm->cfg->mode, &lib_backend, &lib_why,
+				backend, &why);
 	if (ret) {
 		gmvm_err("no libgmem backend for %s mode on this host: %s (%s)",
 			 gmem_mode_name(vm->cfg->mode), why ? why : "unknown",
