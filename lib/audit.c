@@ -126,10 +126,8 @@ static int audit_view(struct audit *a, FILE *maps, enum gmem_state view)
 
 /* ---- 3: listeners' mappings ------------------------------------------- */
 
-static int collect_mapping(void *arg, uint64_t offset, uint64_t len)
+static int push_mapping(struct audit *a, uint64_t start, uint64_t end)
 {
-	struct audit *a = arg;
-
 	if (a->nr == a->cap) {
 		size_t cap = a->cap ? a->cap * 2 : 64;
 		void *p = realloc(a->ranges, cap * sizeof(*a->ranges));
@@ -141,10 +139,34 @@ static int collect_mapping(void *arg, uint64_t offset, uint64_t len)
 		a->ranges = p;
 		a->cap = cap;
 	}
-	a->ranges[a->nr].start = offset;
-	a->ranges[a->nr].end = offset + len;
+	a->ranges[a->nr].start = start;
+	a->ranges[a->nr].end = end;
 	a->nr++;
 	return 0;
+}
+
+/*
+ * A listener may report a range across two adjacent regions (it maps what
+ * it was told, and may merge it): cut it at region boundaries, as the map's
+ * runs are cut, so that the two compare.
+ */
+static int collect_mapping(void *arg, uint64_t gpa, uint64_t len)
+{
+	struct audit *a = arg;
+	uint64_t end = gpa + len;
+
+	while (gpa < end && gpa < a->vm->max_gpa) {
+		const struct gmem_region *r = gmem_region_of(a->vm,
+							     gpa / GMEM_PAGE_SIZE);
+		uint64_t stop = r ? r->gpa + r->len : end;
+
+		if (stop > end || !r)
+			stop = end;
+		if (push_mapping(a, gpa, stop))
+			return 1;
+		gpa = stop;
+	}
+	return gpa < end ? push_mapping(a, gpa, end) : 0;
 }
 
 static int cmp_range(const void *x, const void *y)
@@ -189,6 +211,14 @@ static int compare_shared_run(void *arg, uint64_t start, uint64_t npages,
 	return 0;
 }
 
+static bool region_starts_at(const struct gmem_vm *vm, uint64_t gpa)
+{
+	const struct gmem_region *r = gpa < vm->max_gpa ?
+		gmem_region_of(vm, gpa / GMEM_PAGE_SIZE) : NULL;
+
+	return r && r->gpa == gpa;
+}
+
 static int audit_listener(struct audit *a, struct gmem_listener *l)
 {
 	struct shared_cursor c = { .a = a };
@@ -217,7 +247,8 @@ static int audit_listener(struct audit *a, struct gmem_listener *l)
 			return fail(a, "listener maps [%#llx, %#llx) twice",
 				    (unsigned long long)a->ranges[i].start,
 				    (unsigned long long)a->ranges[j - 1].end);
-		if (j && a->ranges[i].start == a->ranges[j - 1].end)
+		if (j && a->ranges[i].start == a->ranges[j - 1].end &&
+		    !region_starts_at(a->vm, a->ranges[i].start))
 			a->ranges[j - 1].end = a->ranges[i].end;
 		else
 			a->ranges[j++] = a->ranges[i];

@@ -104,7 +104,10 @@ int gmem_pick_guest_memfd_flags(const struct gmem_vm_caps *caps,
 	 */
 	if (caps->guest_memfd_flags & GUEST_MEMFD_FLAG_INIT_SHARED) {
 		*flags |= GUEST_MEMFD_FLAG_INIT_SHARED;
-		*why = "MMAP so views can be gated, INIT_SHARED because this "
+		*why = caps->memory_attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE ?
+		       "MMAP so views can be gated, INIT_SHARED so that KVM "
+		       "faults every page (the views decide what is private)" :
+		       "MMAP so views can be gated, INIT_SHARED because this "
 		       "VM type has no private memory attribute";
 	} else if (!(caps->memory_attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE)) {
 		*why = "guest_memfd flag INIT_SHARED is not offered and the VM "
