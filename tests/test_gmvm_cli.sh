@@ -328,13 +328,13 @@ _start:
 	IN(0x538)
 	cmpl	$0x5a000, %eax
 	jne	fail
-	movl	$64, %r13d		/* 64 pins fit, the 65th does not */
+	movl	$64, %r13d		/* 64 pins fit, the 65th does not: */
 1:	OUT(0x530, $3)
 	STATUS(0)
 	decl	%r13d
 	jnz	1b
 	OUT(0x530, $3)
-	STATUS(2)
+	STATUS(3)			/* no resources (ABI extension 2) */
 	MAP(0x10)			/* to private while pinned: busy */
 	cmpq	$-11, %rax
 	jne	fail

@@ -192,7 +192,7 @@ static void print_text(struct vm *vm, const struct stats_all *s)
 		(unsigned long long)s->v.hypercalls,
 		(unsigned long long)s->v.hypercalls_failed,
 		(double)s->p50 / 1e3, (double)s->p99 / 1e3);
-	fprintf(f, "dma device:   fill %llu, checksum %llu, pin %llu, unpin %llu, unknown %llu; fault %llu, bad %llu, bad accesses %llu, %.1f MiB moved\n",
+	fprintf(f, "dma device:   fill %llu, checksum %llu, pin %llu, unpin %llu, unknown %llu; fault %llu, bad %llu, no resources %llu, bad accesses %llu, %.1f MiB moved\n",
 		(unsigned long long)s->d.commands[1],
 		(unsigned long long)s->d.commands[2],
 		(unsigned long long)s->d.commands[3],
@@ -200,6 +200,7 @@ static void print_text(struct vm *vm, const struct stats_all *s)
 		(unsigned long long)s->d.commands[0],
 		(unsigned long long)s->d.faults,
 		(unsigned long long)s->d.bad,
+		(unsigned long long)s->d.no_resources,
 		(unsigned long long)s->d.bad_accesses, mib(s->d.bytes));
 	if (s->d.external)
 		fprintf(f, "dma backend:  external, device process pid %d, died %s\n",
@@ -281,7 +282,7 @@ static void print_json(struct vm *vm, const struct stats_all *s)
 		(unsigned long long)s->v.hypercalls,
 		(unsigned long long)s->v.hypercalls_failed,
 		(unsigned long long)s->p50, (unsigned long long)s->p99);
-	fprintf(f, ", \"dma\": {\"fill\": %llu, \"checksum\": %llu, \"pin\": %llu, \"unpin\": %llu, \"unknown\": %llu, \"fault\": %llu, \"bad\": %llu, \"bad_accesses\": %llu, \"bytes\": %llu",
+	fprintf(f, ", \"dma\": {\"fill\": %llu, \"checksum\": %llu, \"pin\": %llu, \"unpin\": %llu, \"unknown\": %llu, \"fault\": %llu, \"bad\": %llu, \"no_resources\": %llu, \"bad_accesses\": %llu, \"bytes\": %llu",
 		(unsigned long long)s->d.commands[1],
 		(unsigned long long)s->d.commands[2],
 		(unsigned long long)s->d.commands[3],
@@ -289,6 +290,7 @@ static void print_json(struct vm *vm, const struct stats_all *s)
 		(unsigned long long)s->d.commands[0],
 		(unsigned long long)s->d.faults,
 		(unsigned long long)s->d.bad,
+		(unsigned long long)s->d.no_resources,
 		(unsigned long long)s->d.bad_accesses,
 		(unsigned long long)s->d.bytes);
 	fprintf(f, ", \"backend\": \"%s\"",

@@ -89,8 +89,11 @@ _Static_assert(sizeof(struct gm_boot_info) == 48, "boot info");
 #define GM_DMA_OK		0	/* done */
 #define GM_DMA_FAULT		1	/* some page is not shared */
 #define GM_DMA_BAD		2	/* bad request */
+/* Extension 2: PIN with GM_DMA_MAX_PINS pins already held. */
+#define GM_DMA_NO_RESOURCES	3
 
 #define GM_DMA_MAX_LEN		0x1000000ULL	/* 16 MiB */
+#define GM_DMA_MAX_PINS		64	/* pins the device holds at once */
 
 /* Section 8: gmvm's own exit statuses, never written by a guest. */
 #define GM_EXIT_TIMEOUT		124

@@ -485,7 +485,7 @@ int dmadev_command(struct dmadev *c, uint32_t cmd, uint64_t addr,
 
 	pthread_mutex_lock(&c->lock);
 	if (rpc_locked(c, &m, -1, &ack) == 0) {
-		if (ack.err || ack.v0 > GM_DMA_BAD || ack.v1 > UINT32_MAX) {
+		if (ack.err || ack.v0 > GM_DMA_NO_RESOURCES || ack.v1 > UINT32_MAX) {
 			kill_locked(c, "it sent a malformed DMA result");
 		} else {
 			status = (int)ack.v0;
