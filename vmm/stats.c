@@ -103,6 +103,7 @@ static void gather(struct vm *vm, struct stats_all *s)
 			s->v.implicit_conv[k] += v->implicit_conv[k];
 			s->v.implicit_pages[k] += v->implicit_pages[k];
 		}
+		s->v.implicit_raced += v->implicit_raced;
 		for (k = 0; k < STATS_HIST_BUCKETS; k++)
 			s->v.hc_hist[k] += v->hc_hist[k];
 	}
@@ -170,6 +171,8 @@ static void print_text(struct vm *vm, const struct stats_all *s)
 			(unsigned long long)s->v.explicit_pages[k],
 			(unsigned long long)s->v.implicit_conv[k],
 			(unsigned long long)s->v.implicit_pages[k]);
+	fprintf(f, "%-14swrong-view exits that found the page already in the view used (a conversion raced them): %llu\n",
+		"", (unsigned long long)s->v.implicit_raced);
 	fprintf(f, "libgmem:      to private %llu (%llu pages), to shared %llu (%llu pages), failed %llu, discarded %.1f MiB; plugs %llu, unplugs %llu\n",
 		(unsigned long long)s->g.conversions_to_private,
 		(unsigned long long)s->g.pages_to_private,
@@ -256,7 +259,7 @@ static void print_json(struct vm *vm, const struct stats_all *s)
 		fprintf(f, "%s\"%s\": %llu", k ? ", " : "", vm->ports[k].name,
 			(unsigned long long)s->v.port_exits[k]);
 	fprintf(f, "}");
-	fprintf(f, ", \"conversions\": {\"explicit\": {\"to_private\": %llu, \"to_private_pages\": %llu, \"to_shared\": %llu, \"to_shared_pages\": %llu}, \"implicit\": {\"to_private\": %llu, \"to_private_pages\": %llu, \"to_shared\": %llu, \"to_shared_pages\": %llu}}",
+	fprintf(f, ", \"conversions\": {\"explicit\": {\"to_private\": %llu, \"to_private_pages\": %llu, \"to_shared\": %llu, \"to_shared_pages\": %llu}, \"implicit\": {\"to_private\": %llu, \"to_private_pages\": %llu, \"to_shared\": %llu, \"to_shared_pages\": %llu}, \"implicit_raced\": %llu}",
 		(unsigned long long)s->v.explicit_conv[GMEM_PRIVATE],
 		(unsigned long long)s->v.explicit_pages[GMEM_PRIVATE],
 		(unsigned long long)s->v.explicit_conv[GMEM_SHARED],
@@ -264,7 +267,8 @@ static void print_json(struct vm *vm, const struct stats_all *s)
 		(unsigned long long)s->v.implicit_conv[GMEM_PRIVATE],
 		(unsigned long long)s->v.implicit_pages[GMEM_PRIVATE],
 		(unsigned long long)s->v.implicit_conv[GMEM_SHARED],
-		(unsigned long long)s->v.implicit_pages[GMEM_SHARED]);
+		(unsigned long long)s->v.implicit_pages[GMEM_SHARED],
+		(unsigned long long)s->v.implicit_raced);
 	fprintf(f, ", \"libgmem\": {\"conversions_to_private\": %llu, \"pages_to_private\": %llu, \"conversions_to_shared\": %llu, \"pages_to_shared\": %llu, \"conversions_failed\": %llu, \"bytes_discarded\": %llu, \"plugs\": %llu, \"unplugs\": %llu, \"reclaim_pending_bytes\": %llu, \"reclaim_sync_punches\": %llu}",
 		(unsigned long long)s->g.conversions_to_private,
 		(unsigned long long)s->g.pages_to_private,

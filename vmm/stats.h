@@ -34,6 +34,10 @@ struct vcpu_stats {
 	uint64_t explicit_pages[2];
 	uint64_t implicit_conv[2];
 	uint64_t implicit_pages[2];
+	/* Wrong-view exits whose page was in the view used by the time gmvm
+	 * looked (a conversion raced the access): completed, not converted
+	 * or denied. */
+	uint64_t implicit_raced;
 	uint64_t hc_hist[STATS_HIST_BUCKETS];
 };
 
