@@ -10,7 +10,10 @@
 #    problem (checked before KVM is touched, so these run without KVM);
 #  - with KVM: caps, exit status pass-through, console, boot state and
 #    command line, doorbell results, undefined port, bad doorbell size,
-#    hlt, triple fault, --timeout, --stats=json, two vCPUs.
+#    hlt, triple fault, --timeout, --stats=json, two vCPUs;
+#  - with KVM, a closed stdout: `gmvm run ... | head -1` exits with the
+#    guest's status, not 141, and says once that the rest of the output
+#    was dropped.
 #
 # Run by tests/run-tests.sh with BUILD set and cwd = the repository root.
 # Exit 0 pass, 1 fail, 77 skip.
@@ -356,12 +359,28 @@ _start:
 	outl	%eax, $0xf4
 #elif V == 13		/* read of the exit port */
 	inl	$0xf4, %eax
+#elif V == 14		/* 128 KiB of console output, then exit 5 */
+	movl	$32, %r12d
+1:	leaq	lines(%rip), %rsi
+	movl	$lines_end - lines, %ecx
+	movw	$0x3f8, %dx
+	rep outsb
+	decl	%r12d
+	jnz	1b
+	movl	$5, %eax
+	outl	%eax, $0xf4
 #endif
 fail:
 	movl	$1, %eax
 	outl	%eax, $0xf4
 msg:	.ascii	"hello from the guest\n"
 msg_end:
+#if V == 14
+lines:	.rept	64			/* 4 KiB */
+	.ascii	"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\n"
+	.endr
+lines_end:
+#endif
 	/* Three PT_LOAD segments with contents, for the overlap test. */
 	.section .rodata
 	.quad	1
@@ -375,7 +394,7 @@ build_guest() {	# VARIANT OUT
 		-o "$2" "$tmp/guest.S" 2>"$tmp/cc.err" ||
 		{ echo "cannot build test guest $1: $(cat "$tmp/cc.err")"; exit 1; }
 }
-for v in 0 1 2 3 4 5 6 7 8 9 10 11 13; do
+for v in 0 1 2 3 4 5 6 7 8 9 10 11 13 14; do
 	build_guest $v "$tmp/g$v.elf"
 done
 ok=$tmp/g0.elf
@@ -478,6 +497,17 @@ expect 0 "" -- run $to --stats=json "$tmp/g7.elf"
 grep -q '"hypercalls": {"count": 9' "$tmp/out" || fail "--stats=json: $(cat "$tmp/out")"
 expect 42 "" -- run $to --stats "$tmp/g0.elf"
 grep -q '^--- gmvm stats ---' "$tmp/out" || fail "--stats: $(cat "$tmp/out")"
+
+# ---------------------------------------------------------------- stdout
+# A reader that goes away: no SIGPIPE death (141), the guest runs to its
+# own status, the rest of its output is dropped with one line saying so.
+"$GMVM" run $to "$tmp/g14.elf" 2>"$tmp/err" </dev/null | head -n 1 >"$tmp/out"
+st=${PIPESTATUS[0]}
+[ "$st" = 5 ] || fail "gmvm run | head -1 exited $st, expected 5 (the guest's); stderr: $(head -c 300 "$tmp/err")"
+grep -qx '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd' "$tmp/out" ||
+	fail "gmvm run | head -1 printed: $(head -c 100 "$tmp/out")"
+[ "$(grep -c 'the rest of it is dropped' "$tmp/err")" = 1 ] ||
+	fail "gmvm run | head -1: expected one line about the dropped output: $(head -c 300 "$tmp/err")"
 
 if [ "$fails" -gt 0 ]; then
 	echo "$fails failures"

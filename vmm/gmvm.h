@@ -220,4 +220,7 @@ void implicit_note_exit(struct vcpu *vcpu);
 /* caps.c */
 int caps_main(int argc, char **argv);
 
+/* signals.c: `gmvm run` only, before any thread exists: ignore SIGPIPE. */
+int signals_init(void);
+
 #endif /* GMVM_GMVM_H */

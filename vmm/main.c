@@ -80,7 +80,11 @@ static const char usage_run[] =
 	"  --stats[=text|json]   at exit, print statistics on stdout after the\n"
 	"                        guest's output: page states, conversions,\n"
 	"                        exits, hypercall latency\n"
-	"  -h, --help            this text\n";
+	"  -h, --help            this text\n"
+	"\n"
+	"The guest's console output goes to stdout.  If stdout stops taking it\n"
+	"(a reader such as `head` went away: EPIPE; SIGPIPE is ignored), gmvm\n"
+	"says so once on stderr, drops the rest and lets the guest run on.\n";
 
 static const char usage_caps[] =
 	"usage: gmvm caps [--json]\n"
@@ -388,6 +392,13 @@ static int run_main(int argc, char **argv)
 		cfg.cmdline = join_args(argc - i - 1, argv + i + 1);
 		if (!cfg.cmdline)
 			return bad_usage("out of memory for the command line");
+	}
+	/* Before vm_run() creates any thread. */
+	ret = signals_init();
+	if (ret) {
+		free(cfg.cmdline);
+		return bad_usage("setting up signal handling: %s",
+				 strerror(-ret));
 	}
 	ret = vm_run(&cfg);
 	free(cfg.cmdline);
