@@ -99,5 +99,7 @@ _Static_assert(sizeof(struct gm_boot_info) == 48, "boot info");
 #define GM_EXIT_TIMEOUT		124
 #define GM_EXIT_HOST_ERROR	125
 #define GM_EXIT_GUEST_FAULT	126
+#define GM_EXIT_SIGINT		130	/* 128 + SIGINT: stopped by SIGINT */
+#define GM_EXIT_SIGTERM		143	/* 128 + SIGTERM: stopped by SIGTERM */
 
 #endif /* GMVM_ABI_H */

@@ -17,7 +17,8 @@
  * the console says so once on stderr and drops the rest of the output.
  * The VM goes on, and its exit status is still the guest's.  (A reader
  * that stays but stops reading blocks the writing vCPU, as it would any
- * writer; the kick of vm_stop() interrupts that write.)
+ * writer; the kick of vm_stop(), for --timeout or a stop signal,
+ * interrupts that write.)
  */
 #include <errno.h>
 #include <stdio.h>
