@@ -322,6 +322,21 @@ int main(int argc, char **argv)
 	REFUSED(op(DMADEV_UNMAP, 2, 0, 4 * K4, 0, 0, NULL));
 	check_maps(base);
 
+	/* A full pin table is STATUS 3 (ABI extension 2), not a bad
+	 * request, and pins nothing more. */
+	for (i = 0; i < GM_DMA_MAX_PINS; i++)
+		CHECK(dma(GM_DMA_CMD_PIN, K4, 10, 0, NULL) == GM_DMA_OK,
+		      "PIN %d of %d", (int)i + 1, GM_DMA_MAX_PINS);
+	CHECK(dma(GM_DMA_CMD_PIN, 2 * K4, K4, 0, NULL) ==
+	      GM_DMA_NO_RESOURCES, "PIN with the pin table full");
+	CHECK(dma(GM_DMA_CMD_UNPIN, 2 * K4, K4, 0, NULL) == GM_DMA_BAD,
+	      "UNPIN of the pin that did not fit");
+	for (i = 0; i < GM_DMA_MAX_PINS; i++)
+		CHECK(dma(GM_DMA_CMD_UNPIN, K4, 10, 0, NULL) == GM_DMA_OK,
+		      "UNPIN %d of %d", (int)i + 1, GM_DMA_MAX_PINS);
+	CHECK(dma(GM_DMA_CMD_UNPIN, K4, 10, 0, NULL) == GM_DMA_BAD,
+	      "UNPIN after all were let go");
+
 	/* Random requests: answered one by one, and the device lives on. */
 	for (i = 0; i < 20000; i++) {
 		struct dmadev_msg m;

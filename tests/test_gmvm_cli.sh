@@ -10,7 +10,13 @@
 #    problem (checked before KVM is touched, so these run without KVM);
 #  - with KVM: caps, exit status pass-through, console, boot state and
 #    command line, doorbell results, undefined port, bad doorbell size,
-#    hlt, triple fault, --timeout, --stats=json, two vCPUs.
+#    hlt, triple fault, --timeout, --stats=json, two vCPUs;
+#  - with KVM, signals and a closed stdout: SIGTERM and SIGINT stop a
+#    running guest with 143 and 130, after --stats and the final audit
+#    (also with a second signal, and with the external DMA device getting
+#    the same SIGINT, as from a terminal's ^C); an ignored SIGINT stays
+#    ignored; `gmvm run ... | head -1` exits with the guest's status, not
+#    141, and says once that the rest of the output was dropped.
 #
 # Run by tests/run-tests.sh with BUILD set and cwd = the repository root.
 # Exit 0 pass, 1 fail, 77 skip.
@@ -20,7 +26,12 @@ GMVM=$BUILD/gmvm
 [ -x "$GMVM" ] || { echo "no $GMVM: build gmvm first"; exit 1; }
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+bg_pid=""	# a gmvm started in the background, until it is reaped
+cleanup() {
+	[ -n "$bg_pid" ] && kill -9 "$bg_pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
 fails=0
 
 fail() {
@@ -74,6 +85,9 @@ expect 0 "" -- help
 grep -q 'dma-device' "$tmp/out" || fail "gmvm help does not mention the internal dma-device"
 expect 0 "" -- run --help
 grep -q -- '--init-shared' "$tmp/out" || fail "gmvm run --help lacks --init-shared"
+grep -q '^  130     stopped by SIGINT' "$tmp/out" &&
+	grep -q '^  143     stopped by SIGTERM' "$tmp/out" ||
+	fail "gmvm run --help lacks the signal exit statuses"
 expect 0 "" -- run -h
 expect 0 "" -- caps --help
 grep -q -- '--json' "$tmp/out" || fail "gmvm caps --help lacks --json"
@@ -328,13 +342,13 @@ _start:
 	IN(0x538)
 	cmpl	$0x5a000, %eax
 	jne	fail
-	movl	$64, %r13d		/* 64 pins fit, the 65th does not */
+	movl	$64, %r13d		/* 64 pins fit, the 65th does not: */
 1:	OUT(0x530, $3)
 	STATUS(0)
 	decl	%r13d
 	jnz	1b
 	OUT(0x530, $3)
-	STATUS(2)
+	STATUS(3)			/* no resources (ABI extension 2) */
 	MAP(0x10)			/* to private while pinned: busy */
 	cmpq	$-11, %rax
 	jne	fail
@@ -356,12 +370,38 @@ _start:
 	outl	%eax, $0xf4
 #elif V == 13		/* read of the exit port */
 	inl	$0xf4, %eax
+#elif V == 14		/* 128 KiB of console output, then exit 5 */
+	movl	$32, %r12d
+1:	leaq	lines(%rip), %rsi
+	movl	$lines_end - lines, %ecx
+	movw	$0x3f8, %dx
+	rep outsb
+	decl	%r12d
+	jnz	1b
+	movl	$5, %eax
+	outl	%eax, $0xf4
+#elif V == 15		/* vCPU 0 says "ready", then every vCPU spins */
+	testl	%esi, %esi
+	jnz	2f
+	leaq	ready(%rip), %rsi
+	movl	$ready_end - ready, %ecx
+	movw	$0x3f8, %dx
+	rep outsb
+2:	jmp	2b
 #endif
 fail:
 	movl	$1, %eax
 	outl	%eax, $0xf4
 msg:	.ascii	"hello from the guest\n"
 msg_end:
+ready:	.ascii	"ready\n"
+ready_end:
+#if V == 14
+lines:	.rept	64			/* 4 KiB */
+	.ascii	"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\n"
+	.endr
+lines_end:
+#endif
 	/* Three PT_LOAD segments with contents, for the overlap test. */
 	.section .rodata
 	.quad	1
@@ -375,7 +415,7 @@ build_guest() {	# VARIANT OUT
 		-o "$2" "$tmp/guest.S" 2>"$tmp/cc.err" ||
 		{ echo "cannot build test guest $1: $(cat "$tmp/cc.err")"; exit 1; }
 }
-for v in 0 1 2 3 4 5 6 7 8 9 10 11 13; do
+for v in 0 1 2 3 4 5 6 7 8 9 10 11 13 14 15; do
 	build_guest $v "$tmp/g$v.elf"
 done
 ok=$tmp/g0.elf
@@ -478,6 +518,118 @@ expect 0 "" -- run $to --stats=json "$tmp/g7.elf"
 grep -q '"hypercalls": {"count": 9' "$tmp/out" || fail "--stats=json: $(cat "$tmp/out")"
 expect 42 "" -- run $to --stats "$tmp/g0.elf"
 grep -q '^--- gmvm stats ---' "$tmp/out" || fail "--stats: $(cat "$tmp/out")"
+
+# ---------------------------------------------------------------- signals
+# signalled SIGNAL STATUS PREFIX -- GMVM-RUN-OPTIONS: run the guest that
+# prints "ready" and spins (g15) as PREFIX gmvm run OPTIONS, send SIGNAL
+# once it is ready, and expect STATUS with the stop message and the
+# audit line on stderr.  PREFIX is a command that execs gmvm (so that $!
+# is gmvm's pid): env resetting SIGINT, which bash makes background jobs
+# of a non-interactive shell ignore (gmvm keeps an inherited ignore).
+# SIGNAL "group:SIG" sends SIG to gmvm's process group (PREFIX starts
+# with setsid), as a terminal's ^C does; "twice:SIG" sends SIG twice.
+signalled() {
+	local sig=$1 want=$2 prefix=$3 pid st i to_group=0 twice=0 name
+	shift 4
+	case "$sig" in
+	group:*) to_group=1; sig=${sig#group:} ;;
+	twice:*) twice=1; sig=${sig#twice:} ;;
+	esac
+	name="gmvm run $* with $sig"
+	$prefix "$GMVM" run --timeout 60 "$@" "$tmp/g15.elf" \
+		>"$tmp/out" 2>"$tmp/err" </dev/null &
+	pid=$!
+	bg_pid=$pid
+	for ((i = 0; i < 600; i++)); do
+		grep -q '^ready$' "$tmp/out" && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if ! grep -q '^ready$' "$tmp/out"; then
+		kill -9 "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		bg_pid=""
+		fail "$name: the guest never said ready; stderr: $(head -c 300 "$tmp/err")"
+		return 1
+	fi
+	if [ "$to_group" = 1 ]; then
+		# setsid runs gmvm in place as the leader of a new group,
+		# unless it already led one: then it forks, and $! is not it.
+		[ "$(awk '{ print $5 }' "/proc/$pid/stat")" = "$pid" ] ||
+			fail "$name: gmvm is not a process group leader"
+		kill -s "$sig" -- "-$pid"
+	else
+		kill -s "$sig" "$pid"
+		[ "$twice" = 1 ] && kill -s "$sig" "$pid" 2>/dev/null
+	fi
+	wait "$pid"
+	st=$?
+	bg_pid=""
+	if [ "$st" != "$want" ]; then
+		fail "$name exited $st, expected $want; stderr: $(head -c 400 "$tmp/err")"
+		return 1
+	fi
+	grep -q "^gmvm: stopped by $sig while the guest was running" "$tmp/err" ||
+		fail "$name: no stop message: $(head -c 400 "$tmp/err")"
+	grep -q '^gmvm: audit after the run: every invariant holds' "$tmp/err" ||
+		fail "$name: no audit line: $(head -c 400 "$tmp/err")"
+	if grep -v '^gmvm: stopped by\|^gmvm: audit after the run' "$tmp/err" |
+	   grep -q .; then
+		fail "$name: unexpected stderr: $(head -c 400 "$tmp/err")"
+	fi
+	return 0
+}
+
+dflt="env --default-signal=INT,TERM"
+signalled TERM 143 "$dflt" -- --vcpus 2 --stats &&
+	{ grep -q '^--- gmvm stats ---' "$tmp/out" &&
+	  grep -q '^run: .*2 vCPUs' "$tmp/out" ||
+	  fail "SIGTERM with --stats: $(cat "$tmp/out")"; }
+signalled INT 130 "$dflt" -- --stats=json &&
+	{ grep -q '^{"vcpus": 1,' "$tmp/out" ||
+	  fail "SIGINT with --stats=json: $(cat "$tmp/out")"; }
+signalled twice:TERM 143 "$dflt" -- --vcpus 2
+signalled twice:INT 130 "$dflt" --
+# A terminal's ^C reaches the external DMA device too: it must leave the
+# stop to gmvm, so the run ends with 130 and no device death.
+signalled group:INT 130 "setsid $dflt" -- --dmatest external --stats &&
+	{ grep -q '^dma backend:  external, device process pid [0-9]*, died no' \
+		"$tmp/out" || fail "^C with an external device: $(cat "$tmp/out")"; }
+
+# SIGINT ignored when gmvm starts stays ignored; SIGTERM still stops it.
+env --ignore-signal=INT --default-signal=TERM "$GMVM" run --timeout 60 \
+	"$tmp/g15.elf" >"$tmp/out" 2>"$tmp/err" </dev/null &
+pid=$!
+bg_pid=$pid
+for ((i = 0; i < 600; i++)); do
+	grep -q '^ready$' "$tmp/out" && break
+	sleep 0.05
+done
+kill -s INT "$pid"
+sleep 0.5
+if ! kill -0 "$pid" 2>/dev/null; then
+	wait "$pid"
+	st=$?
+	bg_pid=""
+	fail "an ignored SIGINT stopped gmvm (status $st)"
+else
+	kill -s TERM "$pid"
+	wait "$pid"
+	st=$?
+	bg_pid=""
+	[ "$st" = 143 ] || fail "SIGTERM after an ignored SIGINT: status $st, expected 143"
+fi
+
+# ---------------------------------------------------------------- stdout
+# A reader that goes away: no SIGPIPE death (141), the guest runs to its
+# own status, the rest of its output is dropped with one line saying so.
+"$GMVM" run $to "$tmp/g14.elf" 2>"$tmp/err" </dev/null | head -n 1 >"$tmp/out"
+st=${PIPESTATUS[0]}
+[ "$st" = 5 ] || fail "gmvm run | head -1 exited $st, expected 5 (the guest's); stderr: $(head -c 300 "$tmp/err")"
+grep -qx '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd' "$tmp/out" ||
+	fail "gmvm run | head -1 printed: $(head -c 100 "$tmp/out")"
+[ "$(grep -c 'the rest of it is dropped' "$tmp/err")" = 1 ] ||
+	fail "gmvm run | head -1: expected one line about the dropped output: $(head -c 300 "$tmp/err")"
 
 if [ "$fails" -gt 0 ]; then
 	echo "$fails failures"

@@ -3,9 +3,10 @@
  * gmvm: the VM, its vCPUs and the pieces that talk to each other.
  *
  * Threads: the main thread builds the VM, starts one thread per vCPU,
- * then waits for them (vm_run()).  An optional watchdog thread stops the
- * VM after --timeout.  Everything in struct vm is written by the main
- * thread before the vCPU threads start and is read-only afterwards, except:
+ * then waits for them (vm_run()), stopping the VM itself when --timeout
+ * expires or SIGINT/SIGTERM arrives (signals.c).  Everything in struct vm
+ * is written by the main thread before the vCPU threads start and is
+ * read-only afterwards, except:
  *  - the stop state (stopping, status, stop_msg), under stop_lock, and
  *    stop_flag, read without the lock by every vCPU thread before each
  *    KVM_RUN (atomic);
@@ -26,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "kvm_compat.h"
 #include <gmem/gmem.h>
@@ -161,14 +163,16 @@ struct vm {
 
 	/*
 	 * Start gate: vCPU threads wait here until every thread exists.
-	 * running counts the vCPU threads still in their loop; the main
-	 * thread waits on done_cond for it to reach 0.  All under gate_lock.
+	 * running counts the vCPU threads still in their loop; the thread
+	 * that takes it to 0 writes done_fd (an eventfd), which the main
+	 * thread polls together with the stop signals.  gate, running under
+	 * gate_lock; done_fd is set before the threads start.
 	 */
 	pthread_mutex_t gate_lock;
 	pthread_cond_t gate_cond;
-	pthread_cond_t done_cond;
 	int gate;		/* 0 wait, 1 go, -1 abort */
 	unsigned int running;
+	int done_fd;
 
 	/* Stop state: the first vm_stop() wins. */
 	pthread_mutex_t stop_lock;
@@ -176,6 +180,7 @@ struct vm {
 	int status;
 	char stop_msg[1024];
 	int stop_flag;		/* atomic mirror of stopping for the loops */
+	int stop_signal;	/* main thread only: the signal whose stop won */
 
 	uint64_t t_start;
 	uint64_t t_end;
@@ -222,5 +227,16 @@ void implicit_note_exit(struct vcpu *vcpu);
 
 /* caps.c */
 int caps_main(int argc, char **argv);
+
+/*
+ * signals.c: `gmvm run` only.  signals_init() (before any thread exists)
+ * ignores SIGPIPE and blocks SIGINT and SIGTERM; signals_wait() polls @fd
+ * for input with them unblocked, until @timeout (NULL: none), input, or a
+ * signal; signals_caught() is the first stop signal noted, or 0.
+ */
+int signals_init(void);
+int signals_wait(int fd, const struct timespec *timeout);
+int signals_caught(void);
+const char *signal_name(int sig);
 
 #endif /* GMVM_GMVM_H */

@@ -34,6 +34,9 @@
  * slow host can only make the answer "no", which is safe).
  */
 #define VMCALL_PROBE_MS 10
+/* For messages: the wait in words, so that they cannot drift from it. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /*
  * --audit each: after every change, check every invariant against the
@@ -386,7 +389,9 @@ static bool probe_vmcall(int kvm_fd, const char **why)
 		works = true;
 		*why = "a probe vmcall exited to userspace";
 	} else if (r < 0 && err == EINTR) {
-		*why = "a probe vmcall did not exit to userspace within 100 ms (KVM_RUN had to be interrupted)";
+		*why = "a probe vmcall did not exit to userspace within "
+		       STR(VMCALL_PROBE_MS)
+		       " ms (KVM_RUN had to be interrupted)";
 	} else if (r == 0 && run->exit_reason == KVM_EXIT_HLT) {
 		*why = "a probe vmcall returned to the guest without exiting to userspace";
 	} else {

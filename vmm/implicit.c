@@ -20,6 +20,17 @@
  * Another vCPU may convert the page back between our conversion and our
  * access: (a) then retries a bounded number of times; (b) counts repeated
  * faults on one page and gives up if the conversion makes no progress.
+ *
+ * The exit says what the page was when the vCPU touched it, not what it is
+ * now: another vCPU's MAP_GPA_RANGE may have been converting it to the
+ * view used (a conversion revokes the old view before it grants the new
+ * one, and commits the state last), or may have finished since.  Ordered
+ * after that conversion, the access was legal, so with --implicit=deny
+ * gmvm decides only on the page's state once any conversion in flight is
+ * done: gmem_access() in the view used takes libgmem's range lock, which
+ * waits for an overlapping conversion and then checks the committed
+ * state.  If every page is in the view used, (a) completes the access with
+ * it, and (b) re-enters so that the CPU retries; otherwise the VM stops.
  */
 #include <errno.h>
 #include <string.h>
@@ -101,6 +112,9 @@ static enum exit_action check_plugged(struct vcpu *vcpu,
 static enum exit_action deny(struct vcpu *vcpu, const struct wrong_view *wv,
 			     const char *access, uint64_t addr)
 {
+	/* The page may have been unplugged while we waited. */
+	if (check_plugged(vcpu, wv, access) != EXIT_RESUME)
+		return EXIT_STOP;
 	return vm_stop(vcpu->vm, GM_EXIT_GUEST_FAULT,
 		       "vcpu %u: implicit conversion denied (--implicit=deny): %s of GPA %#llx through the %s view (address %#llx), page is %s (RIP %#llx)",
 		       vcpu->index, access, (unsigned long long)wv->gpa,
@@ -147,6 +161,28 @@ static int64_t convert(struct vcpu *vcpu, const struct wrong_view *wv,
 	return ret;
 }
 
+/*
+ * --implicit=deny after a memory fault: 0 if every page under @wv is in
+ * wv->want once any conversion in flight is done (the CPU may retry),
+ * -EACCES if one is not, or another -errno.  A one-byte read through the
+ * view used, by gmem_access(), is what takes the range lock; it reads a
+ * page the guest is about to touch anyway.
+ */
+static int recheck(struct vcpu *vcpu, const struct wrong_view *wv)
+{
+	uint64_t p = wv->gpa, end = wv->gpa + wv->len;
+	uint8_t byte;
+	int ret;
+
+	for (; p < end; p = ALIGN_DOWN(p, SZ_4K) + SZ_4K) {
+		ret = gmem_access(vcpu->vm->gmem, p, &byte, 1, false,
+				  wv->want);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 enum exit_action implicit_mmio(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
@@ -157,6 +193,7 @@ enum exit_action implicit_mmio(struct vcpu *vcpu)
 	const char *access = write ? "write" : "read";
 	struct wrong_view wv;
 	unsigned int tries;
+	int64_t changed;
 	int ret = 0;
 
 	if (len == 0 || len > sizeof(run->mmio.data) ||
@@ -172,17 +209,33 @@ enum exit_action implicit_mmio(struct vcpu *vcpu)
 			       (unsigned long long)vcpu_rip(vcpu));
 	if (check_plugged(vcpu, &wv, access) != EXIT_RESUME)
 		return EXIT_STOP;
-	if (vm->cfg->implicit == IMPLICIT_DENY)
-		return deny(vcpu, &wv, access, addr);
+	if (vm->cfg->implicit == IMPLICIT_DENY) {
+		/* Serialised with conversions: see the top of the file. */
+		ret = gmem_access(vm->gmem, wv.gpa, run->mmio.data, len, write,
+				  wv.want);
+		if (ret == -EACCES)
+			return deny(vcpu, &wv, access, addr);
+		if (ret < 0)
+			return vm_stop(vm, GM_EXIT_HOST_ERROR,
+				       "vcpu %u: completing a %s of GPA %#llx through the %s view: gmem_access: %s",
+				       vcpu->index, access,
+				       (unsigned long long)wv.gpa,
+				       view_name(wv.want), strerror(-ret));
+		vcpu->stats.implicit_raced++;
+		return EXIT_RESUME;
+	}
 
 	for (tries = 0; tries < MMIO_RETRIES; tries++) {
 		/* Unplugged by another vCPU meanwhile? */
 		if (tries && check_plugged(vcpu, &wv, access) != EXIT_RESUME)
 			return EXIT_STOP;
-		if (convert(vcpu, &wv, access) < 0)
+		changed = convert(vcpu, &wv, access);
+		if (changed < 0)
 			return EXIT_STOP;
 		ret = gmem_access(vm->gmem, wv.gpa, run->mmio.data, len, write,
 				  wv.want);
+		if (ret == 0 && !tries && !changed)
+			vcpu->stats.implicit_raced++;
 		if (ret != -EACCES)
 			break;
 		/* Converted back by another vCPU meanwhile: again. */
@@ -223,9 +276,6 @@ enum exit_action implicit_memory_fault(struct vcpu *vcpu)
 			       (unsigned long long)vcpu_rip(vcpu));
 	if (check_plugged(vcpu, &wv, access) != EXIT_RESUME)
 		return EXIT_STOP;
-	if (vm->cfg->implicit == IMPLICIT_DENY)
-		return deny(vcpu, &wv, "access (read or write: the fault does not say)",
-			    gpa);
 
 	if (ALIGN_DOWN(wv.gpa, SZ_4K) == vcpu->fault_gpa) {
 		vcpu->fault_repeats++;
@@ -234,9 +284,24 @@ enum exit_action implicit_memory_fault(struct vcpu *vcpu)
 		vcpu->fault_repeats = 1;
 		vcpu->fault_stuck = 0;
 	}
-	changed = convert(vcpu, &wv, access);
-	if (changed < 0)
-		return EXIT_STOP;
+	if (vm->cfg->implicit == IMPLICIT_DENY) {
+		changed = recheck(vcpu, &wv);
+		if (changed == -EACCES)
+			return deny(vcpu, &wv, "access (read or write: the fault does not say)",
+				    gpa);
+		if (changed < 0)
+			return vm_stop(vm, GM_EXIT_HOST_ERROR,
+				       "vcpu %u: checking GPA %#llx in the %s view after a memory fault: gmem_access: %s",
+				       vcpu->index, (unsigned long long)wv.gpa,
+				       view_name(wv.want),
+				       strerror((int)-changed));
+	} else {
+		changed = convert(vcpu, &wv, access);
+		if (changed < 0)
+			return EXIT_STOP;
+	}
+	if (!changed)
+		vcpu->stats.implicit_raced++;
 	vcpu->fault_stuck = changed ? 0 : vcpu->fault_stuck + 1;
 	if (vcpu->fault_stuck >= FAULT_STUCK_MAX ||
 	    vcpu->fault_repeats >= FAULT_REPEAT_MAX)

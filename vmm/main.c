@@ -36,7 +36,8 @@ static const char usage_main[] =
 	"exit status of `run`: 0..123 the guest's own (exit port 0xf4),\n"
 	"124 --timeout fired, 125 gmvm or host error (bad option or image,\n"
 	"no KVM, resource failure), 126 guest fault (triple fault, denied\n"
-	"implicit access, unhandled exit, all vCPUs halted).\n";
+	"implicit access, unhandled exit, all vCPUs halted), 130 stopped by\n"
+	"SIGINT, 143 stopped by SIGTERM (`gmvm run --help` says more).\n";
 
 static const char usage_run[] =
 	"usage: gmvm run [OPTIONS] GUEST.elf [ARGS...]\n"
@@ -80,7 +81,28 @@ static const char usage_run[] =
 	"  --stats[=text|json]   at exit, print statistics on stdout after the\n"
 	"                        guest's output: page states, conversions,\n"
 	"                        exits, hypercall latency\n"
-	"  -h, --help            this text\n";
+	"  -h, --help            this text\n"
+	"\n"
+	"The guest's console output goes to stdout.  If stdout stops taking it\n"
+	"(a reader such as `head` went away: EPIPE; SIGPIPE is ignored), gmvm\n"
+	"says so once on stderr, drops the rest and lets the guest run on.\n"
+	"\n"
+	"SIGINT and SIGTERM stop the guest: every vCPU is taken out of the\n"
+	"guest, then gmvm prints --stats if asked, runs the final audit (one\n"
+	"line on stderr says it passed) and exits with 128 + the signal's\n"
+	"number.  A second signal while gmvm stops changes nothing.  If the\n"
+	"guest stopped first, its status stands.  A signal ignored when gmvm\n"
+	"started stays ignored.\n"
+	"\n"
+	"exit status:\n"
+	"  0..123  the guest's own (written to the exit port, 0xf4)\n"
+	"  124     --timeout fired\n"
+	"  125     gmvm or host error: bad option or image, no KVM, resource\n"
+	"          failure, a violated invariant in the final audit\n"
+	"  126     guest fault: triple fault, denied implicit access, unhandled\n"
+	"          exit, all vCPUs halted\n"
+	"  130     stopped by SIGINT (128 + 2)\n"
+	"  143     stopped by SIGTERM (128 + 15)\n";
 
 static const char usage_caps[] =
 	"usage: gmvm caps [--json]\n"
@@ -388,6 +410,13 @@ static int run_main(int argc, char **argv)
 		cfg.cmdline = join_args(argc - i - 1, argv + i + 1);
 		if (!cfg.cmdline)
 			return bad_usage("out of memory for the command line");
+	}
+	/* Before vm_run() creates any thread: they inherit the mask. */
+	ret = signals_init();
+	if (ret) {
+		free(cfg.cmdline);
+		return bad_usage("setting up signal handling: %s",
+				 strerror(-ret));
 	}
 	ret = vm_run(&cfg);
 	free(cfg.cmdline);

@@ -103,6 +103,7 @@ static void gather(struct vm *vm, struct stats_all *s)
 			s->v.implicit_conv[k] += v->implicit_conv[k];
 			s->v.implicit_pages[k] += v->implicit_pages[k];
 		}
+		s->v.implicit_raced += v->implicit_raced;
 		for (k = 0; k < STATS_HIST_BUCKETS; k++)
 			s->v.hc_hist[k] += v->hc_hist[k];
 		s->v.convert_busy += v->convert_busy;
@@ -176,6 +177,8 @@ static void print_text(struct vm *vm, const struct stats_all *s)
 			(unsigned long long)s->v.explicit_pages[k],
 			(unsigned long long)s->v.implicit_conv[k],
 			(unsigned long long)s->v.implicit_pages[k]);
+	fprintf(f, "%-14swrong-view exits that found the page already in the view used (a conversion raced them): %llu\n",
+		"", (unsigned long long)s->v.implicit_raced);
 	fprintf(f, "libgmem:      to private %llu (%llu pages), to shared %llu (%llu pages), failed %llu, discarded %.1f MiB; plugs %llu, unplugs %llu\n",
 		(unsigned long long)s->g.conversions_to_private,
 		(unsigned long long)s->g.pages_to_private,
@@ -206,7 +209,7 @@ static void print_text(struct vm *vm, const struct stats_all *s)
 	else
 		fprintf(f, "busy:         0 MAP_GPA_RANGE refused; libgmem counts %llu busy conversions\n",
 			(unsigned long long)s->g.conversions_busy);
-	fprintf(f, "dma device:   fill %llu, checksum %llu, pin %llu, unpin %llu, unknown %llu; fault %llu, bad %llu, bad accesses %llu, %.1f MiB moved\n",
+	fprintf(f, "dma device:   fill %llu, checksum %llu, pin %llu, unpin %llu, unknown %llu; fault %llu, bad %llu, no resources %llu, bad accesses %llu, %.1f MiB moved\n",
 		(unsigned long long)s->d.commands[1],
 		(unsigned long long)s->d.commands[2],
 		(unsigned long long)s->d.commands[3],
@@ -214,6 +217,7 @@ static void print_text(struct vm *vm, const struct stats_all *s)
 		(unsigned long long)s->d.commands[0],
 		(unsigned long long)s->d.faults,
 		(unsigned long long)s->d.bad,
+		(unsigned long long)s->d.no_resources,
 		(unsigned long long)s->d.bad_accesses, mib(s->d.bytes));
 	if (s->d.external)
 		fprintf(f, "dma backend:  external, device process pid %d, died %s\n",
@@ -269,7 +273,7 @@ static void print_json(struct vm *vm, const struct stats_all *s)
 		fprintf(f, "%s\"%s\": %llu", k ? ", " : "", vm->ports[k].name,
 			(unsigned long long)s->v.port_exits[k]);
 	fprintf(f, "}");
-	fprintf(f, ", \"conversions\": {\"explicit\": {\"to_private\": %llu, \"to_private_pages\": %llu, \"to_shared\": %llu, \"to_shared_pages\": %llu}, \"implicit\": {\"to_private\": %llu, \"to_private_pages\": %llu, \"to_shared\": %llu, \"to_shared_pages\": %llu}}",
+	fprintf(f, ", \"conversions\": {\"explicit\": {\"to_private\": %llu, \"to_private_pages\": %llu, \"to_shared\": %llu, \"to_shared_pages\": %llu}, \"implicit\": {\"to_private\": %llu, \"to_private_pages\": %llu, \"to_shared\": %llu, \"to_shared_pages\": %llu}, \"implicit_raced\": %llu}",
 		(unsigned long long)s->v.explicit_conv[GMEM_PRIVATE],
 		(unsigned long long)s->v.explicit_pages[GMEM_PRIVATE],
 		(unsigned long long)s->v.explicit_conv[GMEM_SHARED],
@@ -277,7 +281,8 @@ static void print_json(struct vm *vm, const struct stats_all *s)
 		(unsigned long long)s->v.implicit_conv[GMEM_PRIVATE],
 		(unsigned long long)s->v.implicit_pages[GMEM_PRIVATE],
 		(unsigned long long)s->v.implicit_conv[GMEM_SHARED],
-		(unsigned long long)s->v.implicit_pages[GMEM_SHARED]);
+		(unsigned long long)s->v.implicit_pages[GMEM_SHARED],
+		(unsigned long long)s->v.implicit_raced);
 	fprintf(f, ", \"libgmem\": {\"conversions_to_private\": %llu, \"pages_to_private\": %llu, \"conversions_to_shared\": %llu, \"pages_to_shared\": %llu, \"conversions_failed\": %llu, \"bytes_discarded\": %llu, \"plugs\": %llu, \"unplugs\": %llu, \"reclaim_pending_bytes\": %llu, \"reclaim_sync_punches\": %llu}",
 		(unsigned long long)s->g.conversions_to_private,
 		(unsigned long long)s->g.pages_to_private,
@@ -303,7 +308,7 @@ static void print_json(struct vm *vm, const struct stats_all *s)
 		fprintf(f, "null");
 	fprintf(f, ", \"libgmem_conversions_busy\": %llu}",
 		(unsigned long long)s->g.conversions_busy);
-	fprintf(f, ", \"dma\": {\"fill\": %llu, \"checksum\": %llu, \"pin\": %llu, \"unpin\": %llu, \"unknown\": %llu, \"fault\": %llu, \"bad\": %llu, \"bad_accesses\": %llu, \"bytes\": %llu",
+	fprintf(f, ", \"dma\": {\"fill\": %llu, \"checksum\": %llu, \"pin\": %llu, \"unpin\": %llu, \"unknown\": %llu, \"fault\": %llu, \"bad\": %llu, \"no_resources\": %llu, \"bad_accesses\": %llu, \"bytes\": %llu",
 		(unsigned long long)s->d.commands[1],
 		(unsigned long long)s->d.commands[2],
 		(unsigned long long)s->d.commands[3],
@@ -311,6 +316,7 @@ static void print_json(struct vm *vm, const struct stats_all *s)
 		(unsigned long long)s->d.commands[0],
 		(unsigned long long)s->d.faults,
 		(unsigned long long)s->d.bad,
+		(unsigned long long)s->d.no_resources,
 		(unsigned long long)s->d.bad_accesses,
 		(unsigned long long)s->d.bytes);
 	fprintf(f, ", \"backend\": \"%s\"",

@@ -39,6 +39,10 @@ struct vcpu_stats {
 	uint64_t convert_busy;
 	uint64_t busy_last_gpa;
 	uint64_t busy_last_ns;			/* when: the latest wins */
+	/* Wrong-view exits whose page was in the view used by the time gmvm
+	 * looked (a conversion raced the access): completed, not converted
+	 * or denied. */
+	uint64_t implicit_raced;
 	uint64_t hc_hist[STATS_HIST_BUCKETS];
 };
 

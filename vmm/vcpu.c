@@ -25,6 +25,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -220,13 +221,20 @@ void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
 	struct vm *vm = vcpu->vm;
+	bool last;
 
 	if (!gate_wait(vm))
 		return NULL;
 	vcpu_loop(vcpu);
 	pthread_mutex_lock(&vm->gate_lock);
-	vm->running--;
-	pthread_cond_signal(&vm->done_cond);
+	last = --vm->running == 0;
 	pthread_mutex_unlock(&vm->gate_lock);
+	/*
+	 * Wake the main thread, which waits in ppoll() so that a signal can
+	 * wake it too.  Adding 1 to a fresh eventfd cannot fail, and the
+	 * main thread closes it only after joining every vCPU thread.
+	 */
+	if (last)
+		eventfd_write(vm->done_fd, 1);
 	return NULL;
 }

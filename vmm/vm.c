@@ -22,23 +22,27 @@
  *      up starts shared); load the image and write boot info, GDT, command
  *      line and page tables into private memory;
  *   6. create the vCPUs, start their threads behind a gate so that they
- *      all enter KVM_RUN together, wait (with the --timeout deadline);
+ *      all enter KVM_RUN together, wait (with the --timeout deadline, and
+ *      for SIGINT/SIGTERM, which stop the VM with 130/143);
  *   7. exit status: the first vm_stop() wins; if none was called, every
  *      vCPU parked in hlt: 126;
  *   8. audit libgmem's invariants (a violation is 125: a bug never passes
  *      silently), check the DMA IOMMU, print --stats, tear down.
  *
  * Shared state and locking: see gmvm.h.  The main thread waits for the
- * vCPU threads on vm->done_cond (not pthread_join) so that it can fire the
- * timeout meanwhile; threads are joined only after all have left their
- * loops, so a kick never targets a joined thread.
+ * vCPU threads in ppoll() on vm->done_fd (not pthread_join) so that it can
+ * fire the timeout and act on a stop signal meanwhile (signals.c); threads
+ * are joined only after all have left their loops, so a kick never targets
+ * a joined thread.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -126,7 +130,8 @@ int vm_missing_caps(int fd, char *buf, size_t len)
 	return missing;
 }
 
-enum exit_action vm_stop(struct vm *vm, int status, const char *fmt, ...)
+/* vm_stop(), saying whether this call was the first (and so decided). */
+static bool stop_va(struct vm *vm, int status, const char *fmt, va_list ap)
 {
 	bool first;
 	unsigned int i;
@@ -136,17 +141,12 @@ enum exit_action vm_stop(struct vm *vm, int status, const char *fmt, ...)
 	if (first) {
 		vm->stopping = true;
 		vm->status = status;
-		if (fmt) {
-			va_list ap;
-
-			va_start(ap, fmt);
+		if (fmt)
 			vsnprintf(vm->stop_msg, sizeof(vm->stop_msg), fmt, ap);
-			va_end(ap);
-		}
 	}
 	pthread_mutex_unlock(&vm->stop_lock);
 	if (!first)
-		return EXIT_STOP;
+		return false;
 	__atomic_store_n(&vm->stop_flag, 1, __ATOMIC_RELEASE);
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
@@ -155,7 +155,46 @@ enum exit_action vm_stop(struct vm *vm, int status, const char *fmt, ...)
 		    !pthread_equal(v->thread, pthread_self()))
 			vcpu_kick(v);
 	}
+	return true;
+}
+
+enum exit_action vm_stop(struct vm *vm, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	stop_va(vm, status, fmt, ap);
+	va_end(ap);
 	return EXIT_STOP;
+}
+
+static bool vm_stop_first(struct vm *vm, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static bool vm_stop_first(struct vm *vm, int status, const char *fmt, ...)
+{
+	va_list ap;
+	bool first;
+
+	va_start(ap, fmt);
+	first = stop_va(vm, status, fmt, ap);
+	va_end(ap);
+	return first;
+}
+
+/*
+ * SIGINT or SIGTERM reached gmvm (main thread): stop the VM like the
+ * watchdog does.  If the guest or an error stopped it first, that status
+ * stands.
+ */
+static void vm_stop_by_signal(struct vm *vm, int sig)
+{
+	int status = sig == SIGINT ? GM_EXIT_SIGINT : GM_EXIT_SIGTERM;
+
+	if (vm_stop_first(vm, status,
+			  "stopped by %s while the guest was running: every vCPU was taken out of KVM_RUN (status %d)",
+			  signal_name(sig), status))
+		vm->stop_signal = sig;
 }
 
 bool vm_stopping(struct vm *vm)
@@ -405,14 +444,71 @@ static int vm_launch(struct vm *vm, const struct elf_image *img)
 	return boot_write(vm, cmdline);
 }
 
+/*
+ * Wait until every vCPU thread has left its loop, stopping the VM when the
+ * --timeout deadline passes or a stop signal arrives.  No wake-up is lost:
+ * the last vCPU thread writes done_fd after it takes running to 0, and the
+ * stop signals are blocked except inside ppoll().
+ */
+static void vm_wait_vcpus(struct vm *vm)
+{
+	bool timed = vm->cfg->timeout > 0, signalled = false;
+	uint64_t deadline = 0;
+	int ret;
+
+	if (timed)
+		deadline = vm->t_start + (uint64_t)(vm->cfg->timeout * 1e9);
+	for (;;) {
+		struct timespec left, *wait = NULL;
+		unsigned int running;
+		int sig;
+
+		pthread_mutex_lock(&vm->gate_lock);
+		running = vm->running;
+		pthread_mutex_unlock(&vm->gate_lock);
+		if (!running)
+			break;
+		sig = signals_caught();
+		if (sig && !signalled) {
+			signalled = true;
+			vm_stop_by_signal(vm, sig);
+		}
+		if (timed) {
+			uint64_t now = now_ns();
+
+			if (now >= deadline) {
+				timed = false;
+				vm_stop(vm, GM_EXIT_TIMEOUT,
+					"timeout: the guest was still running after %g s (--timeout)",
+					vm->cfg->timeout);
+				continue;
+			}
+			left.tv_sec = (time_t)((deadline - now) / 1000000000ULL);
+			left.tv_nsec = (long)((deadline - now) % 1000000000ULL);
+			wait = &left;
+		}
+		ret = signals_wait(vm->done_fd, wait);
+		if (ret) {
+			/* Cannot wait: stop, and poll until the vCPUs are out. */
+			vm_stop(vm, GM_EXIT_HOST_ERROR,
+				"waiting for the vCPUs: ppoll: %s",
+				strerror(-ret));
+			timed = false;
+		}
+	}
+}
+
 /* Start every vCPU thread, open the gate, wait for all, return status. */
 static int vm_run_vcpus(struct vm *vm)
 {
-	struct timespec deadline;
 	unsigned int i, started = 0;
-	bool timed = vm->cfg->timeout > 0;
 	int ret = 0;
 
+	vm->done_fd = eventfd(0, EFD_CLOEXEC);
+	if (vm->done_fd < 0) {
+		gmvm_err("eventfd: %s", strerror(errno));
+		return GM_EXIT_HOST_ERROR;
+	}
 	vcpu_signal_init();
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		ret = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread,
@@ -432,40 +528,14 @@ static int vm_run_vcpus(struct vm *vm)
 		goto join;
 	}
 	vm->t_start = now_ns();
-
-	if (timed) {
-		double whole = (double)(long)vm->cfg->timeout;
-
-		clock_gettime(CLOCK_MONOTONIC, &deadline);
-		deadline.tv_sec += (time_t)whole;
-		deadline.tv_nsec += (long)((vm->cfg->timeout - whole) * 1e9);
-		if (deadline.tv_nsec >= 1000000000L) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000L;
-		}
-	}
-	pthread_mutex_lock(&vm->gate_lock);
-	while (vm->running) {
-		if (!timed) {
-			pthread_cond_wait(&vm->done_cond, &vm->gate_lock);
-			continue;
-		}
-		if (pthread_cond_timedwait(&vm->done_cond, &vm->gate_lock,
-					   &deadline) == ETIMEDOUT) {
-			timed = false;
-			pthread_mutex_unlock(&vm->gate_lock);
-			vm_stop(vm, GM_EXIT_TIMEOUT,
-				"timeout: the guest was still running after %g s (--timeout)",
-				vm->cfg->timeout);
-			pthread_mutex_lock(&vm->gate_lock);
-		}
-	}
-	pthread_mutex_unlock(&vm->gate_lock);
+	vm_wait_vcpus(vm);
 	vm->t_end = now_ns();
 
 join:
 	for (i = 0; i < started; i++)
 		pthread_join(vm->vcpus[i].thread, NULL);
+	close(vm->done_fd);
+	vm->done_fd = -1;
 	if (ret)
 		return GM_EXIT_HOST_ERROR;
 	if (!vm->stopping) {
@@ -499,6 +569,9 @@ static int vm_finish(struct vm *vm, int status)
 	}
 	if (dmatest_check(vm))
 		status = GM_EXIT_HOST_ERROR;
+	/* A run the guest did not end: say that its memory was checked. */
+	if (vm->stop_signal && status != GM_EXIT_HOST_ERROR)
+		gmvm_err("audit after the run: every invariant holds (libgmem's page states, views and backings, and the DMA device's mappings)");
 	stats_print(vm);
 	if (dmatest_teardown(vm))
 		status = GM_EXIT_HOST_ERROR;
@@ -528,14 +601,7 @@ int vm_run(const struct vm_config *cfg)
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_mutex_init(&vm->gate_lock, NULL);
 	pthread_cond_init(&vm->gate_cond, NULL);
-	{
-		pthread_condattr_t ca;
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&vm->done_cond, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	vm->done_fd = -1;
 	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
 		gmvm_err("out of memory");
@@ -577,7 +643,6 @@ err_kvm:
 		close(vm->kvm_fd);
 	free(vm->vcpus);
 err_vm:
-	pthread_cond_destroy(&vm->done_cond);
 	pthread_cond_destroy(&vm->gate_cond);
 	pthread_mutex_destroy(&vm->gate_lock);
 	pthread_mutex_destroy(&vm->stop_lock);

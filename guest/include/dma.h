@@ -6,7 +6,9 @@
  *
  * Every function returns the device STATUS: GM_DMA_OK (0) done,
  * GM_DMA_FAULT (1) some page of the range is not shared (nothing was
- * written), GM_DMA_BAD (2) bad request.  Addresses are private-view GPAs.
+ * written), GM_DMA_BAD (2) bad request, GM_DMA_NO_RESOURCES (3, ABI
+ * extension 2) PIN with GM_DMA_MAX_PINS pins already held.  Addresses are
+ * private-view GPAs.
  */
 #ifndef GUEST_DMA_H
 #define GUEST_DMA_H

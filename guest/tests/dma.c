@@ -20,7 +20,9 @@
  *    UNPIN of a range that is not pinned;
  *  - PIN makes MAP_GPA_RANGE to private of any range containing a pinned
  *    page return -11 and change nothing, until UNPIN (same ADDR and LEN);
- *    PIN of a range with a private page gives STATUS 1 and pins nothing.
+ *    PIN of a range with a private page gives STATUS 1 and pins nothing;
+ *    with GM_DMA_MAX_PINS pins held, PIN gives STATUS 3 (extension 2)
+ *    and pins nothing.
  * With "touch-pinned", the guest touches a pinned shared page through the
  * private view: that implicit conversion must stop the VM (126).
  * The same holds whether the device runs in gmvm or as its own process
@@ -256,6 +258,34 @@ static void bad_requests(void)
 				 (long)(want));				\
 	} while (0)
 
+/*
+ * A full pin table (extension 2): the pin after GM_DMA_MAX_PINS is
+ * STATUS 3 and holds nothing, so @y, which only it would have pinned,
+ * converts; every pin that fitted still holds @x.  Both pages start
+ * private.
+ */
+static void pin_table_full(uint64_t x, uint64_t y)
+{
+	unsigned int i;
+
+	must_to_shared(x, PAGE_SIZE);
+	must_to_shared(y, PAGE_SIZE);
+	for (i = 0; i < GM_DMA_MAX_PINS; i++)
+		GUEST_ASSERT_EQ(dma_pin(x, PAGE_SIZE), GM_DMA_OK);
+	GUEST_ASSERT_EQ(dma_pin(y, PAGE_SIZE), GM_DMA_NO_RESOURCES);
+	GUEST_ASSERT_EQ(dma_unpin(y, PAGE_SIZE), GM_DMA_BAD);
+	EXPECT_PRIVATE_RC(y, 1, 0);
+	must_to_shared(y, PAGE_SIZE);
+	for (i = 0; i < GM_DMA_MAX_PINS; i++) {
+		EXPECT_PRIVATE_RC(x, 1, GM_HC_EAGAIN);
+		GUEST_ASSERT_EQ(dma_unpin(x, PAGE_SIZE), GM_DMA_OK);
+	}
+	GUEST_ASSERT_EQ(dma_unpin(x, PAGE_SIZE), GM_DMA_BAD);
+	EXPECT_PRIVATE_RC(x, 1, 0);
+	must_to_shared(x, PAGE_SIZE);
+	puts("dma: a full pin table gives STATUS 3 and pins nothing");
+}
+
 static void pinning(void)
 {
 	uint64_t r = S + 4 * PAGE_SIZE;	/* pinned: pages 4 and 5 */
@@ -315,6 +345,7 @@ static void pinning(void)
 	GUEST_ASSERT_EQ(dma_pin(P, PAGE_SIZE), GM_DMA_FAULT);
 	GUEST_ASSERT_EQ(dma_pin(S, 0), GM_DMA_BAD);
 	puts("dma: PIN of a private page faults and pins nothing");
+	pin_table_full(x, y);
 }
 
 /* Implicit conversion of a pinned page is a guest fault (126). */

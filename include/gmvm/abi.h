@@ -89,12 +89,17 @@ _Static_assert(sizeof(struct gm_boot_info) == 48, "boot info");
 #define GM_DMA_OK		0	/* done */
 #define GM_DMA_FAULT		1	/* some page is not shared */
 #define GM_DMA_BAD		2	/* bad request */
+/* Extension 2: PIN with GM_DMA_MAX_PINS pins already held. */
+#define GM_DMA_NO_RESOURCES	3
 
 #define GM_DMA_MAX_LEN		0x1000000ULL	/* 16 MiB */
+#define GM_DMA_MAX_PINS		64	/* pins the device holds at once */
 
 /* Section 8: gmvm's own exit statuses, never written by a guest. */
 #define GM_EXIT_TIMEOUT		124
 #define GM_EXIT_HOST_ERROR	125
 #define GM_EXIT_GUEST_FAULT	126
+#define GM_EXIT_SIGINT		130	/* 128 + SIGINT: stopped by SIGINT */
+#define GM_EXIT_SIGTERM		143	/* 128 + SIGTERM: stopped by SIGTERM */
 
 #endif /* GMVM_ABI_H */

@@ -50,6 +50,7 @@ struct dmatest_stats {
 	uint64_t commands[5];	/* by CMD 1..4; [0] unknown */
 	uint64_t faults;	/* STATUS 1 */
 	uint64_t bad;		/* STATUS 2 */
+	uint64_t no_resources;	/* STATUS 3: PIN with the pin table full */
 	uint64_t bytes;		/* FILLed or CHECKSUMed */
 	uint64_t bad_accesses;	/* wrong size or alignment */
 	bool external;		/* a device process */

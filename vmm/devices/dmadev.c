@@ -491,7 +491,7 @@ int dmadev_command(struct dmadev *c, uint32_t cmd, uint64_t addr,
 
 	pthread_mutex_lock(&c->lock);
 	if (rpc_locked(c, &m, -1, &ack) == 0) {
-		if (ack.err || ack.v0 > GM_DMA_BAD || ack.v1 > UINT32_MAX) {
+		if (ack.err || ack.v0 > GM_DMA_NO_RESOURCES || ack.v1 > UINT32_MAX) {
 			kill_locked(c, "it sent a malformed DMA result");
 		} else {
 			status = (int)ack.v0;
@@ -693,11 +693,21 @@ int dmadev_stop(struct dmadev *c)
 /*
  * The child: make the socket fd DMADEV_FD, close everything else but
  * stdio, die with gmvm, exec.  Only async-signal-safe calls.
+ *
+ * The device ignores SIGINT and SIGTERM: a ^C at the terminal, or a
+ * SIGTERM to the whole process group, reaches it together with gmvm, and
+ * gmvm answers those by stopping the VM, auditing (the device's mappings
+ * included) and then telling the device to exit (BYE).  A device that died
+ * first would turn that clean stop into a device death.  It still ends
+ * with gmvm whatever happens to gmvm (PR_SET_PDEATHSIG, and EOF on its
+ * socket), and SIGKILL still ends it.  SIGPIPE stays ignored, as gmvm run
+ * has it (signals.c): the device never needs it.
  */
 static void __attribute__((noreturn)) child(int sock, pid_t parent)
 {
 	char arg0[] = "gmvm", arg1[] = "dma-device";
 	char *argv[] = { arg0, arg1, NULL };
+	struct sigaction ign;
 	sigset_t none;
 
 	if (sock == DMADEV_FD) {
@@ -710,6 +720,13 @@ static void __attribute__((noreturn)) child(int sock, pid_t parent)
 		_exit(127);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
 		_exit(127);
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	sigemptyset(&ign.sa_mask);
+	if (sigaction(SIGINT, &ign, NULL) || sigaction(SIGTERM, &ign, NULL) ||
+	    sigaction(SIGPIPE, &ign, NULL))
+		_exit(127);
+	/* gmvm's threads run with the stop signals blocked (signals.c). */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	execv("/proc/self/exe", argv);

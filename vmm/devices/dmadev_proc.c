@@ -200,7 +200,8 @@ static void dma(struct dev *d, const struct dmadev_msg *m,
 	case GM_DMA_CMD_PIN:
 		ret = swiommu_pin(&d->iommu, addr, len);
 		ack->v0 = ret == -EFAULT ? GM_DMA_FAULT :
-			  ret ? GM_DMA_BAD : GM_DMA_OK;	/* table full */
+			  ret == -ENOSPC ? GM_DMA_NO_RESOURCES :
+			  ret ? GM_DMA_BAD : GM_DMA_OK;
 		return;
 	default:	/* GM_DMA_CMD_UNPIN */
 		ack->v0 = swiommu_unpin(&d->iommu, addr, len) ? GM_DMA_BAD :

@@ -232,7 +232,8 @@ static uint32_t dma_pin(struct dmatest *d, uint32_t cmd, uint64_t addr,
 	if (cmd == GM_DMA_CMD_PIN) {
 		ret = swiommu_pin(&d->iommu, addr, len);
 		return ret == -EFAULT ? GM_DMA_FAULT :
-		       ret ? GM_DMA_BAD : GM_DMA_OK;	/* pin table full */
+		       ret == -ENOSPC ? GM_DMA_NO_RESOURCES :
+		       ret ? GM_DMA_BAD : GM_DMA_OK;
 	}
 	return swiommu_unpin(&d->iommu, addr, len) ? GM_DMA_BAD : GM_DMA_OK;
 }
@@ -271,6 +272,8 @@ static enum exit_action dma_command(struct vcpu *vcpu, struct dmatest *d,
 		d->stats.faults++;
 	else if (d->status == GM_DMA_BAD)
 		d->stats.bad++;
+	else if (d->status == GM_DMA_NO_RESOURCES)
+		d->stats.no_resources++;
 	return EXIT_RESUME;
 }
 

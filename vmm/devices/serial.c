@@ -10,10 +10,20 @@
  * string from one vCPU is never interleaved with another's bytes; the
  * bytes themselves go through stdio's buffer (flushed at exit and before
  * gmvm prints a message of its own).
+ *
+ * A write error on stdout (EPIPE when its reader went away, as in
+ * `gmvm run ... | head -1`; gmvm ignores SIGPIPE, see signals.c) must
+ * neither kill nor stall the VM, and the guest has no way to learn of it:
+ * the console says so once on stderr and drops the rest of the output.
+ * The VM goes on, and its exit status is still the guest's.  (A reader
+ * that stays but stops reading blocks the writing vCPU, as it would any
+ * writer; the kick of vm_stop(), for --timeout or a stop signal,
+ * interrupts that write.)
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../gmvm.h"
 #include "devices.h"
@@ -21,7 +31,28 @@
 struct console {
 	pthread_mutex_t lock;
 	uint64_t bytes;
+	bool broken;		/* stdout failed: drop everything */
 };
+
+/* stdout failed (errno says how), with con->lock held. */
+static void console_broken(struct console *con)
+{
+	int err = errno;
+
+	/*
+	 * A vCPU kick (vm_stop()) interrupted a write blocked on a full
+	 * pipe: stdout itself is fine, the VM is stopping.
+	 */
+	if (err == EINTR) {
+		clearerr_unlocked(stdout);
+		return;
+	}
+	if (con->broken)
+		return;
+	con->broken = true;
+	gmvm_err("writing the guest's console output to stdout: %s; the rest of it is dropped (the guest runs on)",
+		 strerror(err));
+}
 
 static enum exit_action serial_port(struct vcpu *vcpu, void *opaque,
 				    uint16_t port, bool out,
@@ -39,13 +70,16 @@ static enum exit_action serial_port(struct vcpu *vcpu, void *opaque,
 		if (port + i != GM_PORT_COM1)
 			continue;
 		pthread_mutex_lock(&con->lock);
-		putc_unlocked(data[i], stdout);
+		con->bytes++;
+		if (con->broken)
+			goto next;
 		/* Line by line, so that whoever reads a pipe sees a guest's
 		 * progress while it runs (stdout to a file is block
 		 * buffered). */
-		if (data[i] == '\n')
-			fflush_unlocked(stdout);
-		con->bytes++;
+		if (putc_unlocked(data[i], stdout) == EOF ||
+		    (data[i] == '\n' && fflush_unlocked(stdout) == EOF))
+			console_broken(con);
+next:
 		pthread_mutex_unlock(&con->lock);
 	}
 	return EXIT_RESUME;
@@ -91,7 +125,8 @@ void console_flush(struct vm *vm)
 		return;
 	}
 	pthread_mutex_lock(&con->lock);
-	fflush(stdout);
+	if (!con->broken && fflush(stdout) == EOF)
+		console_broken(con);
 	pthread_mutex_unlock(&con->lock);
 }
 

@@ -19,7 +19,10 @@
 
 #include <gmem/gmem.h>
 
-#define SWIOMMU_MAX_PINS 64
+#include "gmvm/abi.h"
+
+/* The DMA test device's pin table, whose size the guest ABI states. */
+#define SWIOMMU_MAX_PINS GM_DMA_MAX_PINS
 
 /* Op flags: GMEM_DISCARD_FORCED (pins do not refuse), and: */
 #define SWIOMMU_CHECK (1u << 8)	/* validate only: change nothing, count
