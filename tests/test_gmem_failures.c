@@ -15,6 +15,7 @@
  *    held.
  * A deadlock shows as the runner's timeout.
  */
+//@ concurrency
 #include <unistd.h>
 
 #include "fake_iommu.h"
@@ -28,14 +29,14 @@
 
 static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct gmem_vm *lvm;
-static volatile int stop_querier;
+static int stop_querier;	/* atomic */
 static struct recorder lrec;
 
 static void *querier(void *arg)
 {
 	unsigned long n = 0;
 
-	while (!stop_querier) {
+	while (!__atomic_load_n(&stop_querier, __ATOMIC_ACQUIRE)) {
 		pthread_mutex_lock(&dev_lock);
 		/* The device asks libgmem about a page while holding its
 		 * own lock: allowed (gmem.h). */
@@ -108,7 +109,7 @@ static void test_lock_order(void)
 	extra.gpa = RAM / 2;
 	extra.private_fd = vm_fd < 0 ? test_memfd(RAM / 2) : -1;
 	recorder_init(&lrec, 2 * RAM);
-	stop_querier = 0;
+	__atomic_store_n(&stop_querier, 0, __ATOMIC_RELEASE);
 	TEST_ASSERT_EQ(pthread_create(&th, NULL, querier, NULL), 0);
 	for (i = 0; i < 200; i++) {
 		TEST_ASSERT_EQ(gmem_listener_register(lvm, &dev_ops, &lrec, &l),
@@ -120,7 +121,7 @@ static void test_lock_order(void)
 		TEST_ASSERT_EQ(gmem_region_remove(lvm, RAM / 2), 0);
 		gmem_listener_unregister(lvm, l);
 	}
-	stop_querier = 1;
+	__atomic_store_n(&stop_querier, 1, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
 	if (extra.private_fd >= 0)
 		close(extra.private_fd);
