@@ -7,6 +7,10 @@ need=()
 command -v gcc >/dev/null || need+=(gcc)
 command -v make >/dev/null || need+=(make)
 command -v timeout >/dev/null || need+=(coreutils)
+# The ABI and install tests: symbol tables, pkg-config, man page lint.
+command -v nm >/dev/null || need+=(binutils)
+command -v pkg-config >/dev/null || need+=(pkgconf)
+command -v groff >/dev/null || need+=(groff-base)
 # libasan/libubsan/libtsan come with gcc on Debian; check they link.
 if ! printf 'int main(void){return 0;}' | gcc -x c -fsanitize=address,undefined -o /dev/null - 2>/dev/null; then
 	need+=(libasan8 libubsan1)
