@@ -412,9 +412,18 @@ int gmem_region_add_locked(struct gmem_vm *vm,
 	bool reserved = false;
 	int err;
 
+	/* Every version has gpa and len; later fields read as zero... */
 	err = gmem_copy_in(&rc, sizeof(rc), rc_in,
-			   offsetof(struct gmem_region_config, shared_offset) +
-			   sizeof(rc.shared_offset));
+			   offsetof(struct gmem_region_config, len) +
+			   sizeof(rc.len));
+	/* ...but "no fd" is -1, not 0: a caller that did not have a field
+	 * asks for libgmem's own backing. */
+	if (!err && rc_in->size <= offsetof(struct gmem_region_config,
+					      private_fd))
+		rc.private_fd = -1;
+	if (!err && rc_in->size <= offsetof(struct gmem_region_config,
+					      shared_fd))
+		rc.shared_fd = -1;
 	if (err)
 		return err;
 	err = check_region(vm, &rc);
@@ -461,18 +470,35 @@ int gmem_region_add_locked(struct gmem_vm *vm,
 	err = register_slots(vm, &r);
 	if (err)
 		goto err_prepared;
-	err = listeners_region(vm, &r, true, NULL);
-	if (err)
-		goto err_slots;
-
+	/*
+	 * In the array before listeners hear of it (its pages are still
+	 * holes in the map): a listener that asks which region a page is in
+	 * (the DMA mapper clips its mappings to regions) must find it.
+	 */
 	pthread_mutex_lock(&vm->lock);
 	insert_region(vm, &r);		/* room reserved above */
+	pthread_mutex_unlock(&vm->lock);
+	err = listeners_region(vm, &r, true, NULL);
+	if (err)
+		goto err_inserted;
+
+	pthread_mutex_lock(&vm->lock);
 	gmem_range_map_set(vm->map, r.first, r.npages, value, NULL, NULL);
 	gmem_range_map_unreserve(vm->map);
 	pthread_mutex_unlock(&vm->lock);
 	return 0;
 
-err_slots:
+err_inserted:
+	pthread_mutex_lock(&vm->lock);
+	{
+		struct gmem_region *in = gmem_region_of(vm, r.first);
+		unsigned int idx = (unsigned int)(in - vm->regions);
+
+		memmove(&vm->regions[idx], &vm->regions[idx + 1],
+			(vm->nr_regions - idx - 1) * sizeof(*in));
+		vm->nr_regions--;
+	}
+	pthread_mutex_unlock(&vm->lock);
 	delete_slots(vm, &r);
 err_prepared:
 	if (value == GMEM_PRIVATE && vm->has_platform &&

@@ -204,9 +204,10 @@ int gmem_create(const struct gmem_config *cfg_in, struct gmem_vm **out)
 
 	if (!out)
 		return -EINVAL;
+	/* The fields up to the regions are what every version has. */
 	err = gmem_copy_in(&cfg, sizeof(cfg), cfg_in,
-			   offsetof(struct gmem_config, reclaim_max_pending) +
-			   sizeof(cfg.reclaim_max_pending));
+			   offsetof(struct gmem_config, nr_regions) +
+			   sizeof(cfg.nr_regions));
 	if (err)
 		return err;
 	err = check_config(&cfg);

@@ -197,15 +197,7 @@ static void test_config(int vm_fd)
 	cfg.size = offsetof(struct gmem_config, reclaim_max_pending);
 	cfg.flags = GMEM_CONFIG_DEFERRED_RECLAIM;
 	err = gmem_create(&cfg, &vm);
-	if (err == -EINVAL && !getenv("GMEM_TEST_KNOWN_BUGS")) {
-		/*
-		 * LIB BUG: gmem_create() (lib/vm.c) passes the whole struct
-		 * as copy_in's min_size, so an older, smaller config is
-		 * refused, against gmem.h.  Tolerated until fixed.
-		 */
-		printf("LIB BUG: a gmem_config of size offsetof("
-		       "reclaim_max_pending) is refused (-EINVAL)\n");
-	} else {
+	{
 		TEST_ASSERT_EQ(err, 0);
 		TEST_ASSERT_EQ(gmem_ram_size(vm), MiB);
 		TEST_ASSERT_EQ(gmem_convert(vm, 0, 16 * PG, GMEM_PRIVATE),

@@ -91,19 +91,12 @@ static struct gmem_vm *create(enum gmem_mode mode, enum gmem_state initial,
  * regions always "differs".  Counted and printed until the library is
  * fixed; any other violation fails.
  */
-static unsigned int audit_adjacent_bug;
 
 static void audit_at(struct gmem_vm *vm, int line)
 {
 	char msg[512];
 	int err = gmem_audit(vm, msg, sizeof(msg));
 
-	if (err == -EUCLEAN &&
-	    !strncmp(msg, "listener mappings differ from shared run", 40)) {
-		if (!audit_adjacent_bug++)
-			printf("LIB BUG: audit: %s\n", msg);
-		return;
-	}
 	if (err)
 		TEST_FAIL("audit after line %d: %s (%s)", line, msg,
 			  strerror(-err));
@@ -212,7 +205,6 @@ static void get_runs(struct gmem_vm *vm, struct runs *r)
  * walk at that page and says -EACCES instead (reported as a lib bug):
  * tolerated, counted and printed until the library is fixed.
  */
-static unsigned int access_hole_bug;
 
 static void expect_hole_access(struct gmem_vm *vm, uint64_t gpa, void *buf,
 			       uint64_t len, bool write, enum gmem_state view)
@@ -221,18 +213,6 @@ static void expect_hole_access(struct gmem_vm *vm, uint64_t gpa, void *buf,
 
 	if (err == -EINVAL)
 		return;
-	if (err == -EACCES && gmem_state_at(vm, gpa, NULL, NULL) >= 0 &&
-	    gmem_state_at(vm, gpa, NULL, NULL) != (int)view) {
-		if (!access_hole_bug++)
-			printf("LIB BUG: gmem_access(%#llx, %llu, %s) across "
-			       "a %s page into a hole: -EACCES, want -EINVAL\n",
-			       (unsigned long long)gpa,
-			       (unsigned long long)len, gmem_state_name(view),
-			       gmem_state_name((enum gmem_state)
-					       gmem_state_at(vm, gpa, NULL,
-							     NULL)));
-		return;
-	}
 	TEST_FAIL("gmem_access(%#llx, %llu) touching a hole: %d",
 		  (unsigned long long)gpa, (unsigned long long)len, err);
 }
@@ -568,7 +548,6 @@ static void test_hotplug(enum gmem_mode mode, enum gmem_state initial)
 	int shared_fd = -1;
 	uint8_t buf[PG], check[PG];
 	struct stat sst;
-	bool with_mapper;
 
 	printf("hot-plug (%s, initially %s)\n", gmem_mode_name(mode),
 	       gmem_state_name(initial));
@@ -582,24 +561,9 @@ static void test_hotplug(enum gmem_mode mode, enum gmem_state initial)
 	fake_init(&f, MAX_GPA, 0);
 	mcfg.ops = &fake_exact_ops;
 	mcfg.data = &f;
-	/*
-	 * LIB BUG: gmem_region_add_locked() (lib/region.c) calls the
-	 * listeners' populate before the region is in vm->regions, so the
-	 * DMA mapper's unit_of() sees a hole and maps the new region page by
-	 * page (512 maps; its live count then disagrees with its layout).
-	 * Until fixed, the mapper joins the shared hot-plug only with
-	 * GMEM_TEST_KNOWN_BUGS=1.
-	 */
-	with_mapper = initial == GMEM_PRIVATE ||
-		      getenv("GMEM_TEST_KNOWN_BUGS") != NULL;
-	if (with_mapper) {
-		TEST_ASSERT_EQ(gmem_dma_mapper_create(vm, &mcfg, &m), 0);
-	} else {
-		printf("  LIB BUG (region add populates before the region "
-		       "exists): DMA mapper left out, GMEM_TEST_KNOWN_BUGS=1 "
-		       "to include it\n");
-		m = NULL;
-	}
+	/* The mapper must see a hot-plugged region as one unit (listeners
+	 * are told once the region is in the array). */
+	TEST_ASSERT_EQ(gmem_dma_mapper_create(vm, &mcfg, &m), 0);
 	TEST_ASSERT_EQ(slot_table_nr_live(&slots), 2);
 	registers = slots.registers;
 
@@ -652,7 +616,7 @@ static void test_hotplug(enum gmem_mode mode, enum gmem_state initial)
 		TEST_ASSERT_EQ(rec.ev[0].kind, REC_POPULATE);
 		TEST_ASSERT_EQ(rec.ev[0].offset, 4 * MiB);
 		TEST_ASSERT_EQ(rec.ev[0].len, 2 * MiB);
-		TEST_ASSERT_EQ(f.nr, with_mapper ? 2 : 0);
+		TEST_ASSERT_EQ(f.nr, 2);
 	} else {
 		/* Private: prepared, nothing for listeners. */
 		TEST_ASSERT_EQ(rec.nr, 1);
@@ -881,10 +845,8 @@ static void test_random(enum gmem_mode mode, unsigned int ops)
 	struct rgn cur[4];
 	uint64_t seed = test_seed("GMEM_REGIONS_SEED", 0x5eed2);
 	unsigned int i, nr, einval = 0, done = 0;
-	/* Private: regions added back populate nothing (see the lib bug in
-	 * test_hotplug()); GMEM_TEST_KNOWN_BUGS=1 makes it shared. */
-	const uint8_t initial = getenv("GMEM_TEST_KNOWN_BUGS") ? GMEM_SHARED :
-								 GMEM_PRIVATE;
+	/* Shared: regions added back populate the listeners and mapper. */
+	const uint8_t initial = GMEM_SHARED;
 
 	printf("random (%s): %u ops\n", gmem_mode_name(mode), ops);
 	recorder_init(&rec, MAX_GPA);
@@ -1015,12 +977,6 @@ int main(int argc, char **argv)
 	}
 	if (vm_fd >= 0)
 		close(vm_fd);
-	if (audit_adjacent_bug)
-		printf("%u audits failed on adjacent shared regions (lib bug, "
-		       "see above)\n", audit_adjacent_bug);
-	if (access_hole_bug)
-		printf("%u accesses across a wrong-state page into a hole "
-		       "said -EACCES (lib bug, see above)\n", access_hole_bug);
 	printf("ok\n");
 	return T_EXIT_PASS;
 }
