@@ -95,16 +95,39 @@ bool test_kvm_available(void)
 	return have_kvm();
 }
 
+enum gmem_backend test_backend(void)
+{
+	const char *b = getenv("GMEM_TEST_BACKEND");
+
+	if (!b || !*b || !strcmp(b, "emulated"))
+		return GMEM_BACKEND_EMULATED;
+	if (!strcmp(b, "vm-attributes"))
+		return GMEM_BACKEND_VM_ATTRIBUTES;
+	if (!strcmp(b, "gmem-in-place"))
+		return GMEM_BACKEND_GMEM_IN_PLACE;
+	TEST_FAIL("GMEM_TEST_BACKEND=%s: emulated, vm-attributes or "
+		  "gmem-in-place", b);
+}
+
 int test_create_vm(void)
 {
 	int kvm, vm;
 
+	if (!have_kvm() && test_backend() != GMEM_BACKEND_EMULATED)
+		test_skip("%s selected: %s", gmem_backend_name(test_backend()),
+			  kvm_why);
 	if (!have_kvm())
 		return -1;	/* libgmem without a VM: see test_create_gmem() */
 	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm < 0)
 		test_skip("open /dev/kvm: %s", strerror(errno));
-	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	/* A native backend needs a VM type with private memory. */
+	vm = ioctl(kvm, KVM_CREATE_VM,
+		   test_backend() == GMEM_BACKEND_EMULATED ? 0UL :
+		   1UL /* KVM_X86_SW_PROTECTED_VM */);
+	if (vm < 0 && test_backend() != GMEM_BACKEND_EMULATED)
+		test_skip("%s selected, but no SW_PROTECTED VM here: %s",
+			  gmem_backend_name(test_backend()), strerror(errno));
 	if (vm < 0)
 		TEST_FAIL("KVM_CREATE_VM: %s", strerror(errno));
 	close(kvm);
@@ -234,6 +257,10 @@ void test_fill_config(struct gmem_config *cfg, struct gmem_region_config *rc,
 		rc->private_fd = test_memfd(ram_size);
 		cfg->set_slot = record_slot;
 		cfg->slot_data = &test_slots;
+	} else if (test_backend() != GMEM_BACKEND_EMULATED) {
+		/* The conformance suite on a native backend: one variable,
+		 * GMEM_TEST_BACKEND, selects it for every host test. */
+		cfg->backend = test_backend();
 	} else {
 		enum gmem_layout layout;
 
@@ -259,6 +286,10 @@ struct gmem_vm *test_create_gmem(int vm_fd, uint64_t ram_size,
 	err = gmem_create(&cfg, &vm);
 	if (rc.private_fd >= 0)
 		close(rc.private_fd);	/* libgmem holds its own dup */
+	if (err == -EOPNOTSUPP && cfg.backend != GMEM_BACKEND_AUTO &&
+	    cfg.backend != GMEM_BACKEND_EMULATED)
+		test_skip("%s is not offered by this VM",
+			  gmem_backend_name(cfg.backend));
 	if (err)
 		TEST_FAIL("gmem_create(%#llx, %s): %s",
 			  (unsigned long long)ram_size, gmem_mode_name(mode),

@@ -55,6 +55,10 @@ void test_skip(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 
  */
 void test_require_gmem(void);
 void test_require_kvm(void);
+/* GMEM_TEST_BACKEND=emulated (default) | vm-attributes | gmem-in-place:
+ * the backend every host test runs on (native ones skip where the host
+ * does not offer them). */
+enum gmem_backend test_backend(void);
 bool test_kvm_available(void);
 int test_create_vm(void);
 
