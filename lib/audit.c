@@ -128,16 +128,10 @@ static int audit_view(struct audit *a, FILE *maps, enum gmem_state view)
 
 static int push_mapping(struct audit *a, uint64_t start, uint64_t end)
 {
-	if (a->nr == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 64;
-		void *p = realloc(a->ranges, cap * sizeof(*a->ranges));
-
-		if (!p) {
-			a->err = -ENOMEM;
-			return 1;
-		}
-		a->ranges = p;
-		a->cap = cap;
+	if (gmem_array_reserve((void **)&a->ranges, &a->cap, a->nr,
+			       sizeof(*a->ranges))) {
+		a->err = -ENOMEM;
+		return 1;
 	}
 	a->ranges[a->nr].start = start;
 	a->ranges[a->nr].end = end;

@@ -115,15 +115,9 @@ static int collect_run(void *arg, uint64_t start, uint64_t npages,
 
 	if (!d->keep_all && (value & d->mask) == d->bits)
 		return 0;
-	if (d->nr == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 16;
-		struct run *runs = realloc(d->runs, cap * sizeof(*runs));
-
-		if (!runs)
-			return -ENOMEM;
-		d->runs = runs;
-		d->cap = cap;
-	}
+	if (gmem_array_reserve((void **)&d->runs, &d->cap, d->nr,
+			       sizeof(*d->runs)))
+		return -ENOMEM;
 	d->runs[d->nr].start = start;
 	d->runs[d->nr].npages = npages;
 	d->runs[d->nr].old = value;

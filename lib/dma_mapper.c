@@ -98,15 +98,8 @@ struct ivals {
 
 static int ivals_push(struct ivals *a, uint64_t start, uint64_t end)
 {
-	if (a->nr == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 8;
-		struct ival *v = realloc(a->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		a->v = v;
-		a->cap = cap;
-	}
+	if (gmem_array_reserve((void **)&a->v, &a->cap, a->nr, sizeof(*a->v)))
+		return -ENOMEM;
 	a->v[a->nr].start = start;
 	a->v[a->nr].end = end;
 	a->nr++;

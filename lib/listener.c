@@ -31,15 +31,9 @@ static int collect_reachable(void *arg, uint64_t start, uint64_t npages,
 
 	if (value != GMEM_SHARED)
 		return 0;
-	if (r->nr == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 16;
-		void *p = realloc(r->v, cap * sizeof(*r->v));
-
-		if (!p)
-			return -ENOMEM;
-		r->v = p;
-		r->cap = cap;
-	}
+	if (gmem_array_reserve((void **)&r->v, &r->cap, r->nr,
+			       sizeof(*r->v)))
+		return -ENOMEM;
 	r->v[r->nr].start = start;
 	r->v[r->nr].npages = npages;
 	r->nr++;

@@ -73,6 +73,22 @@ int gmem_copy_out(void *dst, const void *src, size_t src_size)
 	return 0;
 }
 
+int gmem_array_reserve(void **v, size_t *cap, size_t nr, size_t size)
+{
+	size_t n;
+	void *p;
+
+	if (nr < *cap)
+		return 0;
+	n = *cap ? *cap * 2 : 16;
+	p = realloc(*v, n * size);
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	*cap = n;
+	return 0;
+}
+
 /* ---- lookup and walks ----------------------------------------------------- */
 
 struct gmem_region *gmem_region_of(const struct gmem_vm *vm, uint64_t page)
@@ -561,15 +577,9 @@ static int list_run(void *arg, uint64_t start, uint64_t npages, uint8_t value)
 {
 	struct run_list *l = arg;
 
-	if (l->nr == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		void *p = realloc(l->v, cap * sizeof(*l->v));
-
-		if (!p)
-			return -ENOMEM;
-		l->v = p;
-		l->cap = cap;
-	}
+	if (gmem_array_reserve((void **)&l->v, &l->cap, l->nr,
+			       sizeof(*l->v)))
+		return -ENOMEM;
 	l->v[l->nr].start = start;
 	l->v[l->nr].npages = npages;
 	l->v[l->nr].value = value;
