@@ -98,7 +98,12 @@ $(GMVM): $(VMM_OBJS) $(LIBGMEM_A)
 
 $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(LIBGMEM_A)
 	@mkdir -p $(@D)
-	$(CC) $(HOST_CFLAGS) -Itests/lib -MMD -MP -o $@ $< $(TESTLIB_OBJS) $(LIBGMEM_A) $(HOST_LDFLAGS) -lm
+	$(CC) $(HOST_CFLAGS) -Itests/lib -MMD -MP -o $@ $< $(TEST_VMM_OBJS) $(TESTLIB_OBJS) $(LIBGMEM_A) $(HOST_LDFLAGS) -lm
+
+# Host tests of a part of gmvm link that part's objects (gmvm itself is no
+# library).
+$(BUILD)/tests/test_loader_truncate: TEST_VMM_OBJS = $(BUILD)/vmm/loader.o
+$(BUILD)/tests/test_loader_truncate: $(BUILD)/vmm/loader.o
 
 $(BUILD)/bench/%: bench/%.c $(TESTLIB_OBJS) $(LIBGMEM_A)
 	@mkdir -p $(@D)
