@@ -432,6 +432,8 @@ printf 'EL' >"$tmp/tiny"
 expect 125 "tiny: not an ELF file" -- run "$tmp/tiny"
 : >"$tmp/empty"
 expect 125 "empty: not an ELF file" -- run "$tmp/empty"
+truncate -s 65M "$tmp/huge"	# sparse: refused before it is read
+expect 125 "huge: too large: 68157440 bytes, the limit for a guest image is 64 MiB" -- run "$tmp/huge"
 head -c 6 $ok >"$tmp/six"
 expect 125 "six: truncated" -- run "$tmp/six"
 bad class; poke "$tmp/class" 4 1 1

@@ -2,10 +2,20 @@
 /*
  * ELF loader (guest ABI section 1).
  *
- * The file is mapped read-only and every field is checked before it is
- * used: an image is untrusted input, and a bad one must end in one line
- * naming the problem (status 125), never in a crash or a half-loaded
+ * The file is read once into memory of gmvm's own (at most
+ * ELF_MAX_FILE_SIZE bytes), and every field of that copy is checked before
+ * it is used: an image is untrusted input, and a bad one must end in one
+ * line naming the problem (status 125), never in a crash or a half-loaded
  * guest.  All arithmetic on header fields is overflow-checked.
+ *
+ * Why a copy and not a mapping: the file is validated at start-up and
+ * loaded after KVM and guest memory are set up, and a file that shrinks in
+ * between (a rebuild, a truncation) turns every access past its new end
+ * into SIGBUS, and one rewritten in place changes bytes that were already
+ * validated (a MAP_PRIVATE page reflects the file until it is written).
+ * A private copy is exactly what was checked, whatever happens to the
+ * file.  A file changing while it is read gives some mix of old and new
+ * bytes, which is then validated like any other image.
  *
  * Zero fill: guest RAM is fresh when the image is loaded (gmem_create made
  * new backings, and a launch-time conversion of --init-shared discards or
@@ -21,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -184,12 +193,86 @@ static int elf_check_segments(struct elf_image *img, const Elf64_Ehdr *eh,
 	return 0;
 }
 
-int elf_open(struct elf_image *img, const char *path, uint64_t ram_size)
+int elf_open_buffer(struct elf_image *img, const char *name, uint8_t *data,
+		    size_t size, uint64_t ram_size)
 {
 	Elf64_Ehdr eh;
+
+	memset(img, 0, sizeof(*img));
+	img->path = name;
+	img->data = data;
+	img->size = size;
+	/* elf_check_header() reads the magic before it looks at the size. */
+	if (size < SELFMAG) {
+		elf_fail(img, "not an ELF file (only %zu bytes)", size);
+		goto err;
+	}
+	memset(&eh, 0, sizeof(eh));
+	memcpy(&eh, data, size < sizeof(eh) ? size : sizeof(eh));
+	if (elf_check_header(img, &eh) ||
+	    elf_check_segments(img, &eh, ram_size))
+		goto err;
+	return 0;
+
+err:
+	elf_close(img);
+	return -1;
+}
+
+/*
+ * Read all of @fd, up to ELF_MAX_FILE_SIZE bytes, into *@out.  @hint is
+ * the size fstat saw; the file may have changed since, so read to EOF.
+ */
+static int read_file(struct elf_image *img, int fd, size_t hint,
+		     uint8_t **out, size_t *out_size)
+{
+	/* One spare byte: a file that did not change ends without a grow. */
+	size_t cap = hint + 1, have = 0;
+	uint8_t *buf = malloc(cap), *p;
+	ssize_t n;
+
+	if (!buf)
+		return elf_fail(img, "out of memory for a %zu-byte image", hint);
+	for (;;) {
+		if (have == cap) {
+			/* It grew since fstat. */
+			if (cap > ELF_MAX_FILE_SIZE) {
+				free(buf);
+				return elf_fail(img, "too large: more than %llu MiB, the limit for a guest image",
+						ELF_MAX_FILE_SIZE >> 20);
+			}
+			cap = cap > ELF_MAX_FILE_SIZE / 2 ?
+			      ELF_MAX_FILE_SIZE + 1 : cap * 2;
+			p = realloc(buf, cap);
+			if (!p) {
+				free(buf);
+				return elf_fail(img, "out of memory for a %zu-byte image",
+						cap);
+			}
+			buf = p;
+		}
+		n = read(fd, buf + have, cap - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			return elf_fail(img, "cannot read: %s", strerror(errno));
+		}
+		if (n == 0)
+			break;
+		have += (size_t)n;
+	}
+	*out = buf;
+	*out_size = have;
+	return 0;
+}
+
+int elf_open(struct elf_image *img, const char *path, uint64_t ram_size)
+{
 	struct stat st;
-	void *map;
-	int fd;
+	uint8_t *data = NULL;
+	size_t size = 0;
+	int fd, ret;
 
 	memset(img, 0, sizeof(*img));
 	img->path = path;
@@ -197,40 +280,25 @@ int elf_open(struct elf_image *img, const char *path, uint64_t ram_size)
 	if (fd < 0)
 		return elf_fail(img, "cannot open: %s", strerror(errno));
 	if (fstat(fd, &st)) {
-		elf_fail(img, "cannot stat: %s", strerror(errno));
-		goto err_fd;
+		ret = elf_fail(img, "cannot stat: %s", strerror(errno));
+		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		elf_fail(img, "not a regular file");
-		goto err_fd;
+		ret = elf_fail(img, "not a regular file");
+		goto out;
 	}
-	if (st.st_size < SELFMAG) {
-		elf_fail(img, "not an ELF file (only %lld bytes)",
-			 (long long)st.st_size);
-		goto err_fd;
+	if ((uint64_t)st.st_size > ELF_MAX_FILE_SIZE) {
+		ret = elf_fail(img, "too large: %lld bytes, the limit for a guest image is %llu MiB",
+			       (long long)st.st_size,
+			       ELF_MAX_FILE_SIZE >> 20);
+		goto out;
 	}
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (map == MAP_FAILED) {
-		elf_fail(img, "cannot map: %s", strerror(errno));
-		goto err_fd;
-	}
+	ret = read_file(img, fd, (size_t)st.st_size, &data, &size);
+	if (!ret)
+		ret = elf_open_buffer(img, path, data, size, ram_size);
+out:
 	close(fd);
-	img->data = map;
-	img->size = (size_t)st.st_size;
-
-	memset(&eh, 0, sizeof(eh));
-	memcpy(&eh, img->data,
-	       img->size < sizeof(eh) ? img->size : sizeof(eh));
-	if (elf_check_header(img, &eh) ||
-	    elf_check_segments(img, &eh, ram_size)) {
-		elf_close(img);
-		return -1;
-	}
-	return 0;
-
-err_fd:
-	close(fd);
-	return -1;
+	return ret;
 }
 
 int elf_load(struct vm *vm, const struct elf_image *img)
@@ -249,9 +317,8 @@ int elf_load(struct vm *vm, const struct elf_image *img)
 					  (void *)(img->data + s->offset),
 					  s->filesz, true, GMEM_PRIVATE);
 			if (ret < 0) {
-				gmvm_err("loading segment %u of %s at %#llx: %s",
-					 s->index, img->path,
-					 (unsigned long long)s->paddr,
+				elf_fail(img, "loading segment %u at %#llx: %s",
+					 s->index, (unsigned long long)s->paddr,
 					 strerror(-ret));
 				return ret;
 			}
@@ -263,9 +330,8 @@ int elf_load(struct vm *vm, const struct elf_image *img)
 			ret = gmem_access(vm->gmem, tail, zeros, zlen, true,
 					  GMEM_PRIVATE);
 			if (ret < 0) {
-				gmvm_err("zero-filling segment %u of %s at %#llx: %s",
-					 s->index, img->path,
-					 (unsigned long long)tail,
+				elf_fail(img, "zero-filling segment %u at %#llx: %s",
+					 s->index, (unsigned long long)tail,
 					 strerror(-ret));
 				return ret;
 			}
@@ -276,8 +342,7 @@ int elf_load(struct vm *vm, const struct elf_image *img)
 
 void elf_close(struct elf_image *img)
 {
-	if (img->data)
-		munmap((void *)img->data, img->size);
+	free((void *)img->data);
 	free(img->segs);
 	img->data = NULL;
 	img->segs = NULL;

@@ -1,12 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The guest image: a static ELF64 x86-64 executable (guest ABI section 1).
+ *
+ * The file is read once into private memory and only that copy is
+ * validated and loaded, so a file that is truncated or rewritten while
+ * gmvm runs can change nothing that was checked (and cannot SIGBUS gmvm,
+ * as a mapping of it could).
  */
 #ifndef GMVM_LOADER_H
 #define GMVM_LOADER_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/*
+ * Largest image file gmvm reads.  Guest programs are kilobytes; the bound
+ * keeps a wrong path (a disk image, /dev/zero's cousins) from filling
+ * gmvm's memory before it is refused.
+ */
+#define ELF_MAX_FILE_SIZE (64ULL << 20)
 
 struct elf_segment {
 	uint64_t paddr;
@@ -19,7 +31,7 @@ struct elf_segment {
 
 struct elf_image {
 	const char *path;
-	const uint8_t *data;	/* the whole file, read-only mapping */
+	const uint8_t *data;	/* the whole file, gmvm's own copy */
 	size_t size;
 	uint64_t entry;
 	struct elf_segment *segs;	/* PT_LOAD with p_memsz > 0, by paddr */
@@ -31,10 +43,19 @@ struct elf_image {
 struct vm;
 
 /*
- * Open and validate @path for a guest of @ram_size bytes.  On failure,
- * prints one line naming the problem and returns -1.
+ * Read @path (at most ELF_MAX_FILE_SIZE bytes) and validate it for a guest
+ * of @ram_size bytes.  On failure, prints one line naming the problem and
+ * returns -1.
  */
 int elf_open(struct elf_image *img, const char *path, uint64_t ram_size);
+
+/*
+ * Validate the image in @data (@size bytes, from malloc; the image owns it
+ * from now on, even on failure).  @name names it in messages.  elf_open()
+ * uses it after reading the file; the fuzzer calls it directly.
+ */
+int elf_open_buffer(struct elf_image *img, const char *name, uint8_t *data,
+		    size_t size, uint64_t ram_size);
 
 /* Copy every segment into private guest memory (zero-filling p_memsz). */
 int elf_load(struct vm *vm, const struct elf_image *img);

@@ -355,8 +355,13 @@ int dmadev_main(int argc, char **argv)
 		ssize_t n;
 
 		n = receive(d.sock, &m, fds, &nr_fds, &ctrunc);
-		if (n == 0 && peer_closed(d.sock))
-			break;	/* gmvm went away: nothing to serve */
+		if (n == 0 && peer_closed(d.sock)) {
+			/* gmvm went away: nothing to serve.  The empty
+			 * message may still have carried fds. */
+			for (k = 0; k < nr_fds; k++)
+				close(fds[k]);
+			break;
+		}
 		if (n < 0) {
 			dev_err("receiving: %s", strerror((int)-n));
 			dev_cleanup(&d);

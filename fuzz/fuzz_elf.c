@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fuzz the ELF loader (vmm/loader.c): the input is the image file.
+ *
+ * Each input is validated for three guest RAM sizes (the smallest gmvm
+ * allows, 256 MiB and the largest); whatever is accepted must satisfy
+ * everything the rest of gmvm relies on (segments sorted, disjoint, inside
+ * RAM and above 1 MiB, file bytes inside the image, the entry in an
+ * executable segment).  An image accepted for 256 MiB is then launched the
+ * way vm_launch() does it into a real libgmem VM of that size (boot_plan,
+ * elf_load, boot_write), and every segment must read back as its file
+ * bytes followed by zeros to the end of its last file page.
+ */
+#include <elf.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz_vm.h"
+#include "loader.h"
+
+#define LOAD_RAM (256ULL << 20)
+
+static struct fuzz_vm fvm;
+static uint8_t *readback;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct fuzz_vm_opts o = {
+		.ram_size = LOAD_RAM,
+		.mode = GMEM_MODE_DISCARD,
+	};
+
+	fuzz_quiet();	/* one line per refused image */
+	fuzz_vm_init(&fvm, &o, false);
+	readback = malloc(ELF_MAX_FILE_SIZE + SZ_4K);
+	FUZZ_ASSERT(readback);
+	return 0;
+}
+
+/* What vm.c, boot.c and elf_load() assume of an accepted image. */
+static void check_image(const struct elf_image *img, size_t size,
+			uint64_t ram_size)
+{
+	bool entry_ok = false;
+	unsigned int i;
+
+	FUZZ_ASSERT(img->nr_segs >= 1);
+	FUZZ_ASSERT(img->size == size);
+	FUZZ_ASSERT(img->start == img->segs[0].paddr);
+	for (i = 0; i < img->nr_segs; i++) {
+		const struct elf_segment *s = &img->segs[i];
+
+		FUZZ_ASSERT(s->memsz > 0 && s->filesz <= s->memsz);
+		FUZZ_ASSERT(s->paddr >= SZ_1M && s->paddr < ram_size &&
+			    s->memsz <= ram_size - s->paddr);
+		FUZZ_ASSERT(s->offset <= size && s->filesz <= size - s->offset);
+		if (i)
+			FUZZ_ASSERT(img->segs[i - 1].paddr +
+				    img->segs[i - 1].memsz <= s->paddr);
+		if ((s->flags & PF_X) && img->entry >= s->paddr &&
+		    img->entry - s->paddr < s->memsz)
+			entry_ok = true;
+	}
+	FUZZ_ASSERT(entry_ok);
+	FUZZ_ASSERT(img->end == img->segs[img->nr_segs - 1].paddr +
+				img->segs[img->nr_segs - 1].memsz);
+}
+
+static void check_loaded(const struct elf_image *img)
+{
+	struct gmem_vm *mem = fvm.vm.gmem;
+	unsigned int i;
+
+	for (i = 0; i < img->nr_segs; i++) {
+		const struct elf_segment *s = &img->segs[i];
+		uint64_t tail = s->paddr + s->filesz;
+		uint64_t zlen = ALIGN_UP(tail, SZ_4K) - tail, k;
+
+		if (zlen > s->memsz - s->filesz)
+			zlen = s->memsz - s->filesz;
+		FUZZ_ASSERT(s->filesz + zlen <= ELF_MAX_FILE_SIZE + SZ_4K);
+		if (s->filesz + zlen && gmem_access(mem, s->paddr, readback,
+						    s->filesz + zlen, false,
+						    GMEM_PRIVATE))
+			fuzz_fail("segment %u: cannot read it back", s->index);
+		if (memcmp(readback, img->data + s->offset, s->filesz))
+			fuzz_fail("segment %u: guest bytes differ from the file",
+				  s->index);
+		for (k = 0; k < zlen; k++)
+			if (readback[s->filesz + k])
+				fuzz_fail("segment %u: byte %#llx past p_filesz is not zero",
+					  s->index,
+					  (unsigned long long)(tail + k));
+	}
+}
+
+/* Load as vm_launch() does; the image was accepted for LOAD_RAM. */
+static void launch(const struct elf_image *img, const uint8_t *data,
+		   size_t size)
+{
+	struct vm *vm = &fvm.vm;
+	char cmdline[64];
+	size_t n;
+	int64_t r;
+
+	/* A command line from the last bytes, to vary the boot area. */
+	n = size < sizeof(cmdline) - 1 ? size : sizeof(cmdline) - 1;
+	n = n ? data[size - 1] % n : 0;
+	memcpy(cmdline, data, n);
+	cmdline[n] = '\0';
+
+	memset(&vm->boot, 0, sizeof(vm->boot));
+	vm->boot.image_start = img->start;
+	vm->boot.image_end = img->end;
+	vm->boot.entry = img->entry;
+	if (boot_plan(vm, n ? cmdline : NULL))
+		return;		/* -ENOSPC: gmvm's area does not fit */
+	FUZZ_ASSERT(vm->boot.free_start <= vm->ram_size);
+	FUZZ_ASSERT(!elf_load(vm, img));
+	FUZZ_ASSERT(!boot_write(vm, n ? cmdline : NULL));
+	check_loaded(img);
+	/* A fresh guest for the next input: discard everything. */
+	r = gmem_convert(vm->gmem, 0, vm->ram_size, GMEM_SHARED);
+	FUZZ_ASSERT(r >= 0);
+	r = gmem_convert(vm->gmem, 0, vm->ram_size, GMEM_PRIVATE);
+	FUZZ_ASSERT(r >= 0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const uint64_t rams[] = { GMVM_MIN_RAM, LOAD_RAM, GMVM_MAX_RAM };
+	unsigned int i;
+
+	if (size > ELF_MAX_FILE_SIZE)
+		return -1;	/* elf_open() refuses it before reading */
+	for (i = 0; i < ARRAY_SIZE(rams); i++) {
+		struct elf_image img;
+		uint8_t *copy = malloc(size ? size : 1);
+
+		FUZZ_ASSERT(copy);
+		memcpy(copy, data, size);
+		/* The image owns copy now, accepted or not. */
+		if (elf_open_buffer(&img, "fuzz.elf", copy, size, rams[i]))
+			continue;
+		check_image(&img, size, rams[i]);
+		if (rams[i] == LOAD_RAM)
+			launch(&img, data, size);
+		elf_close(&img);
+	}
+	return 0;
+}

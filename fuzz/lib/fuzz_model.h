@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What a guest should see, page by page: state, plug state, content, and
+ * the DMA test device's pins.  The fuzzers drive gmvm and this model with
+ * the same operations and compare every answer.
+ *
+ * The rules modelled (README, docs/GUEST_ABI.md, include/gmem/gmem.h):
+ *  - a conversion or plug change is all or nothing; it returns the pages
+ *    whose state changed, or -EAGAIN (nothing changed) when a page that
+ *    would stop being reachable (shared and plugged) lies in a page a PIN
+ *    holds;
+ *  - discard mode: a page whose state changes reads zeros; in-place mode
+ *    keeps content; a page unplugged reads zeros when plugged back;
+ *  - the device reaches exactly the reachable pages: FILL and CHECKSUM
+ *    fault (STATUS 1) unless every page they touch is reachable; PIN
+ *    likewise, and refuses a 65th pin; UNPIN needs the exact range.
+ */
+#ifndef GMVM_FUZZ_MODEL_H
+#define GMVM_FUZZ_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <gmem/gmem.h>
+
+#define FUZZ_MAX_PINS 64	/* SWIOMMU_MAX_PINS */
+
+struct fuzz_model {
+	uint64_t ram;
+	uint64_t npages;
+	bool in_place;
+	uint8_t *shared;	/* per page: 1 shared, 0 private */
+	uint8_t *unplugged;	/* per page */
+	uint8_t **mem;		/* content per page; NULL: zeros */
+	struct { uint64_t addr, len; } pins[FUZZ_MAX_PINS];
+	unsigned int nr_pins;
+};
+
+void model_init(struct fuzz_model *m, uint64_t ram, bool in_place,
+		bool init_shared);
+void model_free(struct fuzz_model *m);
+
+/* The expected return of gmem_convert() / gmem_set_plugged(), applied. */
+int64_t model_convert(struct fuzz_model *m, uint64_t off, uint64_t len,
+		      enum gmem_state to);
+int64_t model_plug(struct fuzz_model *m, uint64_t off, uint64_t len,
+		   bool plugged);
+
+/*
+ * A DMA command as the device gets it (registers already combined): the
+ * expected STATUS, and *sum for a CHECKSUM that succeeds.  Applied.
+ */
+uint32_t model_dma(struct fuzz_model *m, uint32_t cmd, uint64_t addr,
+		   uint64_t len, uint8_t pattern, uint32_t *sum);
+
+#endif /* GMVM_FUZZ_MODEL_H */
