@@ -186,9 +186,6 @@ FUZZERS := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/%)
 FUZZLIB_SRCS := $(sort $(wildcard fuzz/lib/*.c))
 FUZZLIB_OBJS := $(FUZZLIB_SRCS:%.c=$(BUILD)/%.o)
 FUZZ_VMM_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
-# Guest memory without KVM (fuzz/lib/fuzz_vm.c says why and how).
-FUZZ_WRAPS := -Wl,--wrap=gmem_probe_host -Wl,--wrap=gmem_probe_gating \
-	-Wl,--wrap=gmem_backing_create_gmem -Wl,--wrap=gmem_set_memslot
 
 fuzzers: $(FUZZERS)
 
@@ -198,8 +195,7 @@ $(BUILD)/fuzz/lib/%.o: fuzz/lib/%.c
 
 $(BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZLIB_OBJS) $(FUZZ_VMM_OBJS) $(LIBGMEM_A)
 	$(CC) $(HOST_CFLAGS) -Ivmm -Ifuzz/lib -MMD -MP -fsanitize=fuzzer -o $@ $< \
-		$(FUZZLIB_OBJS) $(FUZZ_VMM_OBJS) $(LIBGMEM_A) $(HOST_LDFLAGS) \
-		$(FUZZ_WRAPS) -lm
+		$(FUZZLIB_OBJS) $(FUZZ_VMM_OBJS) $(LIBGMEM_A) $(HOST_LDFLAGS) -lm
 
 fuzz:
 	scripts/install-deps.sh --fuzz

@@ -192,8 +192,8 @@ static int cmp_extent(void *arg, const struct gmem_extent *e)
 	struct fuzz_model *m = ((struct cmp *)arg)->m;
 	uint64_t p;
 
-	for (p = e->offset / GMEM_PAGE_SIZE;
-	     p < (e->offset + e->len) / GMEM_PAGE_SIZE; p++)
+	for (p = e->gpa / GMEM_PAGE_SIZE;
+	     p < (e->gpa + e->len) / GMEM_PAGE_SIZE; p++)
 		if (m->shared[p] != (e->state == GMEM_SHARED) ||
 		    m->unplugged[p] != !e->plugged)
 			fuzz_fail("page %#llx is %s and %s, the model says %s and %s",

@@ -4,104 +4,45 @@
  *
  * The harnesses fuzz what gmvm does with guest-controlled values (port
  * writes, hypercall registers) against real page states, so they need a
- * real libgmem VM.  libgmem today creates one only on a VM fd: it probes
- * /dev/kvm, makes a guest_memfd with KVM_CREATE_GUEST_MEMFD and registers
- * two memslots.  None of that matters to what is fuzzed (no vCPU ever
- * runs), so the fuzzers are linked with --wrap (see the Makefile) so that
- * inside gmem_create():
- *  - the host probe reports guest_memfd with MMAP, and the gating probe
- *    picks the plain-slot layout;
- *  - the "guest_memfd" is a memfd of the same size (mmap, mprotect and
- *    PUNCH_HOLE behave the same for the emulated backend);
- *  - memslot registration succeeds without doing anything.
- * Everything else (page-state map, views and their protections, the
- * conversion engine, listeners, the DMA mapper, gmem_audit() against
- * /proc/self/maps and mincore) is the real code.
- *
- * This stands in for libgmem's own no-KVM configuration (VMM-supplied
- * memfd backings); once that exists, fuzz_gmem_create() should use it and
- * the wraps go.  If libgmem's internal helpers change signature, the
- * static assertions below stop the build rather than let a wrap be called
- * with the wrong arguments.
+ * real libgmem VM, and no vCPU ever runs.  libgmem runs without KVM when
+ * the VMM owns the private backing and the memslots (vm_fd = -1): a memfd
+ * stands in for the guest_memfd (mmap, mprotect and PUNCH_HOLE behave the
+ * same for the emulated backend) and slots are accepted by a callback
+ * that registers nothing.  Everything is the real code: page-state map,
+ * views and their protections, the conversion engine, listeners, the DMA
+ * mapper, gmem_audit() against /proc/self/maps and mincore.
  */
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"	/* the wrapped internal helpers */
 #include "fuzz_vm.h"
 #include "devices/devices.h"
 
-int __wrap_gmem_probe_host(struct gmem_host_caps *caps);
-int __wrap_gmem_probe_gating(enum gmem_layout *layout);
-int __wrap_gmem_backing_create_gmem(int vm_fd, uint64_t size, uint64_t flags);
-int __wrap_gmem_set_memslot(int vm_fd, uint32_t slot, uint32_t flags,
-			    uint64_t gpa, uint64_t size, void *uaddr,
-			    int gmem_fd, uint64_t gmem_offset);
-
-#define SAME_TYPE(a, b) __builtin_types_compatible_p(__typeof__(a), __typeof__(b))
-_Static_assert(SAME_TYPE(&gmem_probe_host, &__wrap_gmem_probe_host),
-	       "gmem_probe_host changed: update the fuzzers' wrap");
-_Static_assert(SAME_TYPE(&gmem_probe_gating, &__wrap_gmem_probe_gating),
-	       "gmem_probe_gating changed: update the fuzzers' wrap");
-_Static_assert(SAME_TYPE(&gmem_backing_create_gmem,
-			 &__wrap_gmem_backing_create_gmem),
-	       "gmem_backing_create_gmem changed: update the fuzzers' wrap");
-_Static_assert(SAME_TYPE(&gmem_set_memslot, &__wrap_gmem_set_memslot),
-	       "gmem_set_memslot changed: update the fuzzers' wrap");
-
-int __wrap_gmem_probe_host(struct gmem_host_caps *caps)
-{
-	memset(caps, 0, sizeof(*caps));
-	caps->api_version = 12;
-	caps->guest_memfd = true;
-	/* What the project's hosts offer (gmvm caps in the README). */
-	caps->guest_memfd_flags = GUEST_MEMFD_FLAG_MMAP |
-				  GUEST_MEMFD_FLAG_INIT_SHARED;
-	caps->user_memory2 = true;
-	caps->nr_memslots = 32;
-	return 0;
-}
-
-int __wrap_gmem_probe_gating(enum gmem_layout *layout)
-{
-	*layout = GMEM_LAYOUT_PLAIN_SLOT;
-	return 0;
-}
-
-int __wrap_gmem_backing_create_gmem(int vm_fd, uint64_t size, uint64_t flags)
-{
-	return gmem_backing_create_memfd("fuzz-gmem", size);
-}
-
-int __wrap_gmem_set_memslot(int vm_fd, uint32_t slot, uint32_t flags,
-			    uint64_t gpa, uint64_t size, void *uaddr,
-			    int gmem_fd, uint64_t gmem_offset)
+static int accept_slot(void *data, const struct gmem_slot *slot)
 {
 	return 0;
 }
 
-/* gmem_create() wants a VM fd; any open fd will do, nothing uses it. */
-static int fake_vm_fd(void)
+int fuzz_gmem_create(const struct gmem_config *cfg_in, struct gmem_vm **out)
 {
-	static int fd = -1;
+	struct gmem_region_config rc = *cfg_in->regions;
+	struct gmem_config cfg = *cfg_in;
+	int fd, err;
 
-	if (fd < 0)
-		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	FUZZ_ASSERT(fd >= 0);
-	return fd;
-}
-
-int fuzz_gmem_create(const struct gmem_config *cfg, struct gmem_vm **out)
-{
-	struct gmem_config c = *cfg;
-
-	c.vm_fd = fake_vm_fd();
-	c.layout = GMEM_LAYOUT_AUTO;
-	return gmem_create(&c, out);
+	fd = memfd_create("fuzz-private", MFD_CLOEXEC);
+	FUZZ_ASSERT(fd >= 0 && ftruncate(fd, (off_t)rc.len) == 0);
+	rc.private_fd = fd;
+	cfg.regions = &rc;
+	cfg.vm_fd = -1;
+	cfg.set_slot = accept_slot;
+	err = gmem_create(&cfg, out);
+	close(fd);	/* libgmem holds its own dup */
+	return err;
 }
 
 /* Where fuzz_fail() writes once fuzz_quiet() has silenced stderr. */
@@ -148,12 +89,13 @@ static struct kvm_cpuid2 *fake_cpuid(bool gbpages)
 void fuzz_vm_init(struct fuzz_vm *f, const struct fuzz_vm_opts *o,
 		  bool dmatest)
 {
-	struct gmem_config gc = {
-		.ram_size = o->ram_size,
+	struct gmem_region_config ram = GMEM_INIT(struct gmem_region_config,
+		.gpa = 0, .len = o->ram_size, .shared_fd = -1);
+	struct gmem_config gc = GMEM_INIT(struct gmem_config,
 		.mode = o->mode,
 		.initial_state = o->init_shared ? GMEM_SHARED : GMEM_PRIVATE,
-		.deferred_reclaim = o->deferred_reclaim,
-	};
+		.flags = o->deferred_reclaim ? GMEM_CONFIG_DEFERRED_RECLAIM : 0,
+		.regions = &ram, .nr_regions = 1);
 	struct vm *vm = &f->vm;
 	int ret;
 
@@ -178,7 +120,7 @@ void fuzz_vm_init(struct fuzz_vm *f, const struct fuzz_vm_opts *o,
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_mutex_init(&vm->gate_lock, NULL);
 	pthread_cond_init(&vm->gate_cond, NULL);
-	pthread_cond_init(&vm->done_cond, NULL);
+	vm->done_fd = -1;	/* no vCPU threads to wait for */
 
 	f->run = calloc(1, sizeof(*f->run));
 	FUZZ_ASSERT(f->run);
@@ -205,7 +147,6 @@ void fuzz_vm_destroy(struct fuzz_vm *f)
 
 	dmatest_destroy(vm);
 	gmem_destroy(vm->gmem);
-	pthread_cond_destroy(&vm->done_cond);
 	pthread_cond_destroy(&vm->gate_cond);
 	pthread_mutex_destroy(&vm->gate_lock);
 	pthread_mutex_destroy(&vm->stop_lock);
