@@ -166,8 +166,9 @@ uint32_t model_dma(struct fuzz_model *m, uint32_t cmd, uint64_t addr,
 		*sum = s;
 		return GM_DMA_OK;
 	default:	/* PIN */
+		/* Guest ABI extension 2: a full pin table. */
 		if (m->nr_pins == FUZZ_MAX_PINS)
-			return GM_DMA_BAD;
+			return GM_DMA_NO_RESOURCES;
 		m->pins[m->nr_pins].addr = addr;
 		m->pins[m->nr_pins].len = len;
 		m->nr_pins++;

@@ -13,7 +13,8 @@
  *    keeps content; a page unplugged reads zeros when plugged back;
  *  - the device reaches exactly the reachable pages: FILL and CHECKSUM
  *    fault (STATUS 1) unless every page they touch is reachable; PIN
- *    likewise, and refuses a 65th pin; UNPIN needs the exact range.
+ *    likewise, and answers a 65th pin STATUS 3 (no resources, guest ABI
+ *    extension 2); UNPIN needs the exact range.
  */
 #ifndef GMVM_FUZZ_MODEL_H
 #define GMVM_FUZZ_MODEL_H
@@ -22,8 +23,9 @@
 #include <stdint.h>
 
 #include <gmem/gmem.h>
+#include <gmvm/abi.h>
 
-#define FUZZ_MAX_PINS 64	/* SWIOMMU_MAX_PINS */
+#define FUZZ_MAX_PINS GM_DMA_MAX_PINS
 
 struct fuzz_model {
 	uint64_t ram;
