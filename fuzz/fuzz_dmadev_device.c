@@ -82,6 +82,7 @@ struct sent {
 
 struct model {
 	uint64_t memfd_size;
+	uint64_t offset;	/* HELLO's file offset of IOVA 0 */
 	bool hello;
 	uint64_t ram;
 	uint8_t *mapped;	/* per page of ram, when ram <= MAX_MEMFD */
@@ -283,11 +284,11 @@ static void check_dma(struct model *md, const struct dmadev_msg *m,
 		if (want != GM_DMA_OK)
 			return;
 		if (cmd == GM_DMA_CMD_FILL) {
-			memset(shadow + addr, (int)m->c, len);
+			memset(shadow + md->offset + addr, (int)m->c, len);
 			return;
 		}
 		for (i = 0; i < len; i++)
-			sum += shadow[addr + i];
+			sum += shadow[md->offset + addr + i];
 		if (ack->v1 != sum)
 			fuzz_fail("CHECKSUM [%#llx, +%#llx) = %#llx, the shadow says %#x",
 				  (unsigned long long)addr,
@@ -339,8 +340,10 @@ static bool check_ack(struct model *md, const struct sent *s,
 	if (m->type == DMADEV_HELLO) {
 		int want = md->hello ? -EPROTO :
 			   s->nr_fds != 1 ? -EBADMSG :
-			   !m->a || m->a % PAGE || m->a > GMVM_MAX_RAM ? -EINVAL :
-			   !s->memfd || md->memfd_size < m->a ? -EBADF : 0;
+			   !m->a || m->a % PAGE || m->a > GMVM_MAX_RAM ||
+			   m->b % PAGE || m->b > INT64_MAX - m->a ? -EINVAL :
+			   !s->memfd || md->memfd_size < m->b ||
+			   md->memfd_size - m->b < m->a ? -EBADF : 0;
 
 		if (ack->err != want)
 			fuzz_fail("HELLO a=%#llx fds=%u: err %d, expected %d",
@@ -350,6 +353,7 @@ static bool check_ack(struct model *md, const struct sent *s,
 			FUZZ_ASSERT(ack->v0 && ack->v0 % PAGE == 0);
 			md->hello = true;
 			md->ram = m->a;
+			md->offset = m->b;
 			if (md->ram <= MAX_MEMFD)
 				md->mapped = calloc(md->ram / PAGE, 1);
 		}
