@@ -577,43 +577,6 @@ static void test_create_config(void)
 
 /* ---- gmem_convert ---------------------------------------------------------- */
 
-struct runs {
-	uint64_t off[64], len[64];
-	int state[64];
-	size_t nr;
-};
-
-static int collect(void *arg, uint64_t off, uint64_t len, enum gmem_state st)
-{
-	struct runs *r = arg;
-
-	if (r->nr == 64)
-		return -E2BIG;
-	r->off[r->nr] = off;
-	r->len[r->nr] = len;
-	r->state[r->nr] = (int)st;
-	r->nr++;
-	return 0;
-}
-
-static void get_runs(struct gmem_vm *vm, struct runs *r)
-{
-	memset(r, 0, sizeof(*r));
-	TEST_ASSERT_EQ(gmem_for_each_run(vm, 0, gmem_ram_size(vm), collect, r),
-		       0);
-}
-
-static void expect_same_runs(const struct runs *a, const struct runs *b)
-{
-	size_t i;
-
-	TEST_ASSERT_EQ(a->nr, b->nr);
-	for (i = 0; i < a->nr; i++) {
-		TEST_ASSERT_EQ(a->off[i], b->off[i]);
-		TEST_ASSERT_EQ(a->len[i], b->len[i]);
-		TEST_ASSERT_EQ(a->state[i], b->state[i]);
-	}
-}
 
 static void test_convert_edges(enum gmem_mode mode)
 {
@@ -622,7 +585,7 @@ static void test_convert_edges(enum gmem_mode mode)
 	struct gmem_listener *l;
 	struct gmem_subscription *sub;
 	struct gmem_stats s0 = { .size = sizeof(s0) }, s1 = { .size = sizeof(s1) };
-	struct runs r0, r1;
+	struct test_runs r0, r1;
 	struct gmem_vm *vm;
 	int vm_fd = test_create_vm();
 	static const struct {
@@ -661,7 +624,7 @@ static void test_convert_edges(enum gmem_mode mode)
 	TEST_ASSERT_EQ(gmem_convert(vm, 16 * PG, 16 * PG, GMEM_SHARED), 16);
 	recorder_reset_events(&rec);
 
-	get_runs(vm, &r0);
+	test_get_runs(vm, 0, gmem_ram_size(vm), &r0);
 	gmem_get_stats(vm, &s0);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int64_t ret = gmem_convert(vm, bad[i].off, bad[i].len,
@@ -673,8 +636,8 @@ static void test_convert_edges(enum gmem_mode mode)
 				  (unsigned long long)bad[i].off,
 				  (unsigned long long)bad[i].len, bad[i].to,
 				  (long long)ret);
-		get_runs(vm, &r1);
-		expect_same_runs(&r0, &r1);
+		test_get_runs(vm, 0, gmem_ram_size(vm), &r1);
+		test_expect_same_runs(&r0, &r1);
 		TEST_ASSERT_EQ(rec.nr, 0);
 	}
 	gmem_get_stats(vm, &s1);
@@ -744,7 +707,7 @@ static void test_access(enum gmem_mode mode)
 	const uint64_t ram = MiB;
 	static uint8_t buf[8 * PG], check[8 * PG];
 	uint64_t rs, rl, i;
-	struct runs r;
+	struct test_runs r;
 	struct gmem_vm *vm;
 	int vm_fd = test_create_vm(), n;
 
@@ -836,22 +799,21 @@ static void test_access(enum gmem_mode mode)
 	TEST_ASSERT_EQ(gmem_state_at(vm, ~0ULL, NULL, NULL), -EINVAL);
 
 	/* gmem_for_each_run: clipped to the range, stops on non-zero. */
-	memset(&r, 0, sizeof(r));
-	TEST_ASSERT_EQ(gmem_for_each_run(vm, 5 * PG, 10 * PG, collect, &r), 0);
+	test_get_runs(vm, 5 * PG, 10 * PG, &r);
 	TEST_ASSERT_EQ(r.nr, 2);
-	TEST_ASSERT_EQ(r.off[0], 5 * PG);
+	TEST_ASSERT_EQ(r.gpa[0], 5 * PG);
 	TEST_ASSERT_EQ(r.len[0], 5 * PG);
 	TEST_ASSERT_EQ(r.state[0], GMEM_PRIVATE);
-	TEST_ASSERT_EQ(r.off[1], 10 * PG);
+	TEST_ASSERT_EQ(r.gpa[1], 10 * PG);
 	TEST_ASSERT_EQ(r.len[1], 5 * PG);
 	TEST_ASSERT_EQ(r.state[1], GMEM_SHARED);
 	n = 0;
 	TEST_ASSERT_EQ(gmem_for_each_run(vm, 0, ram, stop_at_second, &n), 42);
 	TEST_ASSERT_EQ(n, 2);
-	TEST_ASSERT_EQ(gmem_for_each_run(vm, 0, 0, collect, &r), -EINVAL);
-	TEST_ASSERT_EQ(gmem_for_each_run(vm, 0, ram + PG, collect, &r),
+	TEST_ASSERT_EQ(gmem_for_each_run(vm, 0, 0, stop_at_second, &n), -EINVAL);
+	TEST_ASSERT_EQ(gmem_for_each_run(vm, 0, ram + PG, stop_at_second, &n),
 		       -EINVAL);
-	TEST_ASSERT_EQ(gmem_for_each_run(vm, 1, PG, collect, &r), -EINVAL);
+	TEST_ASSERT_EQ(gmem_for_each_run(vm, 1, PG, stop_at_second, &n), -EINVAL);
 	test_audit(vm);
 	gmem_destroy(vm);
 	close(vm_fd);
@@ -865,7 +827,7 @@ static void test_init_shared(enum gmem_mode mode)
 	struct recorder rec;
 	struct gmem_listener *l;
 	struct gmem_stats s = { .size = sizeof(s) };
-	struct runs r;
+	struct test_runs r;
 	struct gmem_vm *vm;
 	uint8_t *priv, *shared, v;
 	uint64_t p, rs, rl;
@@ -877,7 +839,7 @@ static void test_init_shared(enum gmem_mode mode)
 	TEST_ASSERT_EQ(rec.nr, 0);	/* nothing to prepare */
 	priv = gmem_private_view(vm);
 	shared = gmem_shared_view(vm);
-	get_runs(vm, &r);
+	test_get_runs(vm, 0, gmem_ram_size(vm), &r);
 	TEST_ASSERT_EQ(r.nr, 1);
 	TEST_ASSERT_EQ(r.state[0], GMEM_SHARED);
 	TEST_ASSERT_EQ(r.len[0], ram);

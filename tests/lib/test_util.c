@@ -297,6 +297,40 @@ struct gmem_vm *test_create_gmem(int vm_fd, uint64_t ram_size,
 	return vm;
 }
 
+static int collect_run(void *arg, uint64_t gpa, uint64_t len,
+		       enum gmem_state st)
+{
+	struct test_runs *r = arg;
+
+	if (r->nr == 64)
+		return -E2BIG;
+	r->gpa[r->nr] = gpa;
+	r->len[r->nr] = len;
+	r->state[r->nr] = (int)st;
+	r->nr++;
+	return 0;
+}
+
+void test_get_runs(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
+		   struct test_runs *r)
+{
+	memset(r, 0, sizeof(*r));
+	TEST_ASSERT_EQ(gmem_for_each_run(vm, gpa, len, collect_run, r), 0);
+}
+
+void test_expect_same_runs(const struct test_runs *a,
+			   const struct test_runs *b)
+{
+	size_t i;
+
+	TEST_ASSERT_EQ(a->nr, b->nr);
+	for (i = 0; i < a->nr; i++) {
+		TEST_ASSERT_EQ(a->gpa[i], b->gpa[i]);
+		TEST_ASSERT_EQ(a->len[i], b->len[i]);
+		TEST_ASSERT_EQ(a->state[i], b->state[i]);
+	}
+}
+
 int test_backing_fd(struct gmem_vm *vm, enum gmem_backing_id id)
 {
 	struct gmem_region_info info = { .size = sizeof(info) };

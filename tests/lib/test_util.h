@@ -99,6 +99,17 @@ void test_fill_config(struct gmem_config *cfg, struct gmem_region_config *rc,
 		      int vm_fd, uint64_t ram_size, enum gmem_mode mode,
 		      enum gmem_state initial);
 
+/* The runs of equal state of [gpa, gpa+len) (at most 64). */
+struct test_runs {
+	uint64_t gpa[64], len[64];
+	int state[64];
+	size_t nr;
+};
+void test_get_runs(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
+		   struct test_runs *r);
+void test_expect_same_runs(const struct test_runs *a,
+			   const struct test_runs *b);
+
 /* The fd of a backing of region 0. */
 int test_backing_fd(struct gmem_vm *vm, enum gmem_backing_id id);
 
