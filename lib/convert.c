@@ -96,6 +96,7 @@ struct run {
 	uint64_t start, npages;	/* pages */
 	uint8_t old, new;	/* map values (for walks: old only) */
 	bool region_start;	/* starts a region (walks merge across none) */
+	uint32_t seg;		/* batch: the (sorted) entry it belongs to */
 };
 
 struct delta {
@@ -106,6 +107,7 @@ struct delta {
 	bool keep_all;		/* walks: collect every run */
 	uint64_t busy_gpa;	/* -EAGAIN: the first page refused */
 	struct gmem_vm *vm;
+	uint32_t seg;		/* batch: the entry being collected */
 };
 
 static int collect_run(void *arg, uint64_t start, uint64_t npages,
@@ -124,6 +126,7 @@ static int collect_run(void *arg, uint64_t start, uint64_t npages,
 	d->runs[d->nr].new = (uint8_t)((value & ~d->mask) | d->bits);
 	d->runs[d->nr].region_start = d->vm &&
 				      gmem_region_of(d->vm, start)->first == start;
+	d->runs[d->nr].seg = d->seg;
 	d->nr++;
 	d->pages += npages;
 	return 0;
@@ -139,17 +142,25 @@ static inline uint64_t run_len(const struct run *r)
 	return r->npages * GMEM_PAGE_SIZE;
 }
 
-/* The delta's hull: from its first page to the end of its last run. */
-static inline uint64_t delta_off(const struct delta *d)
+/*
+ * Segments: the runs of one requested range (one entry of a batch; a
+ * plain change is one segment).  Punches and flushes work per segment,
+ * over its hull: pages between two entries of a batch are not part of the
+ * change, so a hull spanning them would punch memory that is in use.
+ */
+static size_t seg_end(const struct delta *d, size_t i)
 {
-	return run_off(&d->runs[0]);
+	size_t j = i + 1;
+
+	while (j < d->nr && d->runs[j].seg == d->runs[i].seg)
+		j++;
+	return j;
 }
 
-static inline uint64_t delta_hull(const struct delta *d)
+static uint64_t seg_hull(const struct delta *d, size_t i, size_t j)
 {
-	const struct run *last = &d->runs[d->nr - 1];
-
-	return run_off(last) + run_len(last) - delta_off(d);
+	return run_off(&d->runs[j - 1]) + run_len(&d->runs[j - 1]) -
+	       run_off(&d->runs[i]);
 }
 
 /* ---- what each step does to a run ----------------------------------------- */
@@ -474,12 +485,15 @@ static void plan_punches(const struct gmem_vm *vm, const struct delta *d,
 }
 
 /*
- * Punch (or queue) every backing of the plan.  With two backings (an
- * unplug of mixed runs in discard mode), the shared one goes first and a
- * failure of the second leaves the first punched: its pages were shared,
- * and the rollback maps them again zero-filled, which the failed call's
- * caller sees as content lost from shared pages only, never from private
- * ones.  A single backing is all or nothing.
+ * Punch (or queue) every backing of the plan, one fallocate per backing
+ * per segment (per region inside gmem_punch_range()).  With one backing
+ * and one segment (every plain conversion) this is all or nothing.  With
+ * two backings (an unplug of mixed runs, or a batch converting both ways,
+ * in discard mode) the shared one goes first, and with several segments
+ * (a batch) they go in order; a punch failing after another of the same
+ * call succeeded leaves that one done: its pages were leaving that
+ * backing, and the rollback hands them out again zero-filled - content
+ * lost from pages the call was giving up, never from any other page.
  */
 static int punch_backings(struct gmem_vm *vm, const struct delta *d,
 			  struct punch_plan *p)
@@ -487,6 +501,7 @@ static int punch_backings(struct gmem_vm *vm, const struct delta *d,
 	static const enum gmem_backing_id order[2] = { GMEM_BACKING_SHARED,
 						       GMEM_BACKING_PRIVATE };
 	unsigned int k;
+	size_t i, j, r;
 	int err;
 
 	for (k = 0; k < 2; k++) {
@@ -494,22 +509,39 @@ static int punch_backings(struct gmem_vm *vm, const struct delta *d,
 
 		if (!p->need[b])
 			continue;
-		if (vm->reclaim &&
-		    gmem_reclaim_queue(vm, b, delta_off(d), delta_hull(d),
-				       p->bytes[b]) == 0)
-			continue;
-		err = gmem_punch_range(vm, b, delta_off(d), delta_hull(d));
-		if (err) {
-			/* The rollback hands the first backing's pages out
-			 * again: a punch of it still queued must be done
-			 * first (reclaim.c invariant 1). */
-			if (k == 1 && p->need[order[0]] && !p->now[order[0]])
-				gmem_reclaim_flush_range(vm, order[0],
-							 delta_off(d),
-							 delta_hull(d));
-			return err;
-		}
 		p->now[b] = true;
+		for (i = 0; i < d->nr; i = j) {
+			uint64_t off = run_off(&d->runs[i]), bytes = 0;
+
+			j = seg_end(d, i);
+			for (r = i; r < j; r++)
+				if (run_gives_up(vm, &d->runs[r], b))
+					bytes += run_len(&d->runs[r]);
+			if (!bytes)
+				continue;
+			if (vm->reclaim &&
+			    gmem_reclaim_queue(vm, b, off, seg_hull(d, i, j),
+					       bytes) == 0) {
+				p->now[b] = false;
+				continue;
+			}
+			err = gmem_punch_range(vm, b, off, seg_hull(d, i, j));
+			if (err) {
+				/* The rollback hands pages of this change out
+				 * again: what is still queued for them must
+				 * be punched first (reclaim.c invariant 1). */
+				for (i = 0; i < d->nr; i = j) {
+					j = seg_end(d, i);
+					gmem_reclaim_flush_range(vm, order[0],
+						run_off(&d->runs[i]),
+						seg_hull(d, i, j));
+					gmem_reclaim_flush_range(vm, order[1],
+						run_off(&d->runs[i]),
+						seg_hull(d, i, j));
+				}
+				return err;
+			}
+		}
 	}
 	for (k = 0; k < 2; k++)
 		if (p->need[order[k]])
@@ -534,12 +566,19 @@ static int flush_granted(struct gmem_vm *vm, const struct delta *d)
 			need[gmem_backing_of(vm,
 				step_view(&d->runs[i], STEP_GRANT))] = true;
 	for (b = 0; b < 2; b++) {
+		size_t i2, j;
+
 		if (!need[b])
 			continue;
-		err = gmem_reclaim_flush_range(vm, (enum gmem_backing_id)b,
-					       delta_off(d), delta_hull(d));
-		if (err)
-			return err;
+		for (i2 = 0; i2 < d->nr; i2 = j) {
+			j = seg_end(d, i2);
+			err = gmem_reclaim_flush_range(vm,
+					(enum gmem_backing_id)b,
+					run_off(&d->runs[i2]),
+					seg_hull(d, i2, j));
+			if (err)
+				return err;
+		}
 	}
 	return 0;
 }
@@ -611,12 +650,17 @@ static int64_t change_locked(struct gmem_vm *vm, struct delta *d)
 	/* 9. Commit. */
 	pthread_mutex_lock(&vm->lock);
 	commit_runs(vm, d);
-	if (d->mask == GMEM_V_STATE && d->bits == GMEM_PRIVATE) {
-		vm->stats.conversions_to_private++;
-		vm->stats.pages_to_private += d->pages;
-	} else if (d->mask == GMEM_V_STATE) {
-		vm->stats.conversions_to_shared++;
-		vm->stats.pages_to_shared += d->pages;
+	if (d->mask == GMEM_V_STATE) {
+		/* A batch may convert both ways: count each direction. */
+		uint64_t to[2] = { 0, 0 };
+		size_t i;
+
+		for (i = 0; i < d->nr; i++)
+			to[d->runs[i].new & GMEM_V_STATE] += d->runs[i].npages;
+		vm->stats.conversions_to_private += !!to[GMEM_PRIVATE];
+		vm->stats.pages_to_private += to[GMEM_PRIVATE];
+		vm->stats.conversions_to_shared += !!to[GMEM_SHARED];
+		vm->stats.pages_to_shared += to[GMEM_SHARED];
 	} else if (d->bits) {
 		vm->stats.unplugs++;
 	} else {
@@ -715,6 +759,123 @@ int64_t gmem_set_plugged(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
 {
 	return change_range(vm, gpa, len, GMEM_V_UNPLUGGED,
 			    plugged ? 0 : GMEM_V_UNPLUGGED, NULL);
+}
+
+/* ---- batches -------------------------------------------------------------- */
+
+struct sorted_entry {
+	uint64_t gpa, len;
+	uint8_t to;
+	unsigned int idx;	/* in the caller's array */
+};
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct sorted_entry *x = a, *y = b;
+
+	return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
+}
+
+/* The caller's index of the entry holding @gpa, or -1. */
+static int entry_of(const struct sorted_entry *e, unsigned int n, uint64_t gpa)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (gpa >= e[i].gpa && gpa - e[i].gpa < e[i].len)
+			return (int)e[i].idx;
+	return -1;
+}
+
+int64_t gmem_convert_batch(struct gmem_vm *vm,
+			   const struct gmem_batch_entry *entries,
+			   unsigned int n, int *failed_entry,
+			   uint64_t *busy_gpa)
+{
+	struct delta d = { .mask = GMEM_V_STATE, .vm = vm };
+	struct sorted_entry *e;
+	struct range_lock_waiter w;
+	unsigned int i, reserved = 0;
+	int failed = -1;
+	int64_t ret;
+
+	if (failed_entry)
+		*failed_entry = -1;
+	if (!vm || (!entries && n))
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	if (n > GMEM_BATCH_MAX)
+		return -E2BIG;
+	e = malloc(n * sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	/* Every entry is checked before anything happens. */
+	for (i = 0; i < n; i++) {
+		const struct gmem_batch_entry *x = &entries[i];
+
+		if (x->flags || (x->to != GMEM_PRIVATE && x->to != GMEM_SHARED) ||
+		    gmem_check_range(vm, x->gpa, x->len)) {
+			failed = (int)i;
+			ret = -EINVAL;
+			goto out_free;
+		}
+		e[i] = (struct sorted_entry){ .gpa = x->gpa, .len = x->len,
+					      .to = (uint8_t)x->to, .idx = i };
+	}
+	qsort(e, n, sizeof(*e), cmp_entry);
+	/* Overlapping entries are refused whatever their targets, so that
+	 * the result never depends on the order of the list. */
+	for (i = 1; i < n; i++)
+		if (e[i].gpa < e[i - 1].gpa + e[i - 1].len) {
+			failed = (int)e[i].idx;
+			ret = -EINVAL;
+			goto out_free;
+		}
+
+	/* One range lock over the hull: the batch is one change. */
+	gmem_range_lock_acquire(&vm->rlock, &w, e[0].gpa / GMEM_PAGE_SIZE,
+				(e[n - 1].gpa + e[n - 1].len) / GMEM_PAGE_SIZE);
+	pthread_mutex_lock(&vm->lock);
+	ret = vm->broken ? -EIO : 0;
+	for (i = 0; !ret && i < n; i++) {
+		d.seg = i;
+		d.bits = e[i].to;
+		ret = gmem_walk_ex(vm, e[i].gpa / GMEM_PAGE_SIZE,
+				   e[i].len / GMEM_PAGE_SIZE, collect_run, &d,
+				   -EINVAL);
+		if (ret == -EINVAL)
+			failed = (int)e[i].idx;	/* touches a hole */
+	}
+	/* Each entry's sets may clip two runs: one reservation each. */
+	for (i = 0; !ret && d.nr && i < n; i++) {
+		ret = gmem_range_map_reserve(vm->map);
+		if (!ret)
+			reserved++;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (!ret && d.nr)
+		ret = change_locked(vm, &d);
+	pthread_mutex_lock(&vm->lock);
+	while (reserved--)
+		gmem_range_map_unreserve(vm->map);
+	if (ret < 0)
+		vm->stats.conversions_failed++;
+	if (ret == -EAGAIN)
+		vm->stats.conversions_busy++;
+	pthread_mutex_unlock(&vm->lock);
+	gmem_range_lock_release(&vm->rlock, &w);
+	if (ret == -EAGAIN) {
+		failed = entry_of(e, n, d.busy_gpa);
+		if (busy_gpa)
+			*busy_gpa = d.busy_gpa;
+	}
+	free(d.runs);
+out_free:
+	free(e);
+	if (ret < 0 && failed_entry)
+		*failed_entry = failed;
+	return ret;
 }
 
 /* ---- accessors ------------------------------------------------------------ */

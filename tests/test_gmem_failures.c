@@ -209,9 +209,81 @@ static void test_mapper_enomem(void)
 	printf("mapper ENOMEM: nothing mapped behind the mapper's back\n");
 }
 
+/* ---- the batch API's own contract ---------------------------------------- */
+
+static void test_batch_api(void)
+{
+	struct gmem_dma_mapper_config mcfg = { .size = sizeof(mcfg) };
+	struct gmem_dma_mapper *m;
+	struct gmem_batch_entry e[3];
+	struct gmem_vm *vm;
+	struct fake f;
+	uint64_t busy = 0;
+	int vm_fd = test_create_vm(), failed;
+
+	vm = test_create_gmem(vm_fd, RAM, GMEM_MODE_DISCARD, GMEM_PRIVATE,
+			      NULL, NULL);
+	fake_init(&f, RAM, 0);
+	mcfg.ops = &fake_exact_ops;
+	mcfg.data = &f;
+	TEST_ASSERT_EQ(gmem_dma_mapper_create(vm, &mcfg, &m), 0);
+
+	/* Nothing to do. */
+	TEST_ASSERT_EQ(gmem_convert_batch(vm, NULL, 0, &failed, NULL), 0);
+	TEST_ASSERT_EQ(failed, -1);
+	/* Bad entries are named and change nothing. */
+	e[0] = (struct gmem_batch_entry){ .gpa = 0, .len = PG, .to = 1 };
+	e[1] = (struct gmem_batch_entry){ .gpa = 8 * PG, .len = 4 * PG,
+					  .to = 1 };
+	e[2] = (struct gmem_batch_entry){ .gpa = 10 * PG, .len = PG,
+					  .to = 0 };
+	TEST_ASSERT_EQ(gmem_convert_batch(vm, e, 3, &failed, NULL), -EINVAL);
+	TEST_ASSERT_EQ(failed, 2);	/* overlaps e[1], whatever its target */
+	e[2].gpa = 20 * PG;
+	e[2].flags = 1;
+	TEST_ASSERT_EQ(gmem_convert_batch(vm, e, 3, &failed, NULL), -EINVAL);
+	TEST_ASSERT_EQ(failed, 2);
+	e[2].flags = 0;
+	e[2].to = 7;
+	TEST_ASSERT_EQ(gmem_convert_batch(vm, e, 3, &failed, NULL), -EINVAL);
+	TEST_ASSERT_EQ(failed, 2);
+	e[2].to = 0;
+	e[1].len = RAM;		/* past the end */
+	TEST_ASSERT_EQ(gmem_convert_batch(vm, e, 3, &failed, NULL), -EINVAL);
+	TEST_ASSERT_EQ(failed, 1);
+	e[1].len = 4 * PG;
+	TEST_ASSERT_EQ(gmem_convert_batch(vm, e, GMEM_BATCH_MAX + 1, &failed,
+					  NULL), -E2BIG);
+	TEST_ASSERT_EQ(gmem_state_at(vm, 0, NULL, NULL), GMEM_PRIVATE);
+	/* A valid batch: 5 pages to shared (e[2] is already private). */
+	TEST_ASSERT_EQ(gmem_convert_batch(vm, e, 3, &failed, NULL), 5);
+	TEST_ASSERT_EQ(gmem_state_at(vm, 9 * PG, NULL, NULL), GMEM_SHARED);
+	test_audit(vm);
+	/* A pinned page refuses; the entry holding it and the page named. */
+	f.pinned[10] = 1;
+	e[0] = (struct gmem_batch_entry){ .gpa = 0, .len = PG, .to = 0 };
+	e[1] = (struct gmem_batch_entry){ .gpa = 9 * PG, .len = 3 * PG,
+					  .to = 0 };
+	TEST_ASSERT_EQ(gmem_convert_batch(vm, e, 2, &failed, &busy), -EAGAIN);
+	TEST_ASSERT_EQ(failed, 1);
+	TEST_ASSERT_EQ(busy, 10 * PG);
+	TEST_ASSERT_EQ(gmem_state_at(vm, 0, NULL, NULL), GMEM_SHARED);
+	f.pinned[10] = 0;
+	TEST_ASSERT_EQ(gmem_convert_batch(vm, e, 2, &failed, &busy), 4);
+	test_audit(vm);
+	check_backend(&f);
+	gmem_dma_mapper_destroy(vm, m);
+	fake_free(&f);
+	gmem_destroy(vm);
+	if (vm_fd >= 0)
+		close(vm_fd);
+	printf("batch API: validation, failed entry and busy GPA\n");
+}
+
 int main(void)
 {
 	test_require_gmem();
+	test_batch_api();
 	test_lock_order();
 	test_broken();
 	test_mapper_enomem();

@@ -2,7 +2,9 @@
 /*
  * The state-diff oracle: a failing change leaves nothing behind.
  *
- * Thousands of random conversions and plug changes, over two regions
+ * Thousands of random conversions (a quarter of them batches of disjoint
+ * ranges converting both ways, gmem_convert_batch()) and plug changes, over
+ * two regions
  * around a hole, with a failure injected at a random step of about half of
  * them: an mprotect (revoke, grant), the punch, a memslot, a platform
  * prepare, a listener's populate or discard (veto), the DMA backend's map
@@ -192,6 +194,8 @@ static void take(struct snap *s)
  * that: those pages, and nothing else, may read zeros and hold no memory.
  */
 static bool zeroed_ok;
+/* A batch whose punch failed after another of its punches: its pages. */
+static uint8_t batch_zero_ok[NPAGES];
 
 static void compare(const char *what)
 {
@@ -199,8 +203,8 @@ static void compare(const char *what)
 	size_t i;
 
 	for (p = 0; p < NPAGES; p++) {
-		if (zeroed_ok && c.m.in_ram[p] && before.plugged[p] &&
-		    before.state[p] == GMEM_SHARED &&
+		if (((zeroed_ok && before.state[p] == GMEM_SHARED) ||
+		     batch_zero_ok[p]) && c.m.in_ram[p] && before.plugged[p] &&
 		    after.hash[p] == zero_hash && !after.resident[p]) {
 			after.hash[p] = before.hash[p];
 			after.resident[p] = before.resident[p];
@@ -397,10 +401,16 @@ static void teardown(void)
 	recorder_free(&c.rec2);
 }
 
+#define MAX_ENTRIES 6
+
 static void one_op(unsigned int i, unsigned int *failed)
 {
+	struct gmem_batch_entry ent[MAX_ENTRIES];
+	unsigned int nent = 0, k;
 	uint64_t start, npages, p;
-	bool hole = false, plug_op = rnd(3) == 0;
+	bool hole = false, plug_op = rnd(3) == 0, batch = false;
+	bool all_shared = true;
+	int failed_entry = -2;
 	enum fault f = rnd(2) ? F_NONE : (enum fault)(1 + rnd(F_NR - 1));
 	uint8_t to = (uint8_t)rnd(2);
 	char what[160];
@@ -417,10 +427,44 @@ static void one_op(unsigned int i, unsigned int *failed)
 		start = B_FIRST + rnd(NPAGES - B_FIRST);
 		npages = 1 + rnd(NPAGES - start);
 	}
-	for (p = start; p < start + npages; p++)
-		hole |= !c.m.in_ram[p];
+	/*
+	 * A quarter of the conversions are batches: disjoint pieces of the
+	 * range, in shuffled order, each converting either way.
+	 */
+	if (!plug_op && rnd(4) == 0 && npages >= 2) {
+		uint64_t q = start, end = start + npages;
+
+		batch = true;
+		while (q < end && nent < MAX_ENTRIES) {
+			uint64_t len = 1 + rnd(end - q);
+
+			if (len > 1 + npages / 3)
+				len = 1 + npages / 3;
+			ent[nent] = (struct gmem_batch_entry){
+				.gpa = q * PG, .len = len * PG,
+				.to = (uint32_t)rnd(2) };
+			all_shared &= ent[nent].to == GMEM_SHARED;
+			nent++;
+			q += len + rnd(3);	/* sometimes a gap */
+		}
+		for (k = nent; k > 1; k--) {	/* shuffle */
+			unsigned int j = (unsigned int)rnd(k);
+			struct gmem_batch_entry t = ent[k - 1];
+
+			ent[k - 1] = ent[j];
+			ent[j] = t;
+		}
+		hole = false;
+		for (k = 0; k < nent; k++)
+			for (p = ent[k].gpa / PG;
+			     p < (ent[k].gpa + ent[k].len) / PG; p++)
+				hole |= !c.m.in_ram[p];
+	} else {
+		for (p = start; p < start + npages; p++)
+			hole |= !c.m.in_ram[p];
+	}
 	snprintf(what, sizeof(what), "op %u: %s [%#llx, +%#llx) -> %u, fault %s",
-		 i, plug_op ? "plug" : "convert",
+		 i, batch ? "batch" : plug_op ? "plug" : "convert",
 		 (unsigned long long)(start * PG),
 		 (unsigned long long)(npages * PG), to, fault_names[f]);
 
@@ -433,7 +477,8 @@ static void one_op(unsigned int i, unsigned int *failed)
 	 * forward (an op that drops pages re-populates only to undo, and a
 	 * device writing then writes after the call, legitimately).
 	 */
-	c.device_writes = c.mode == GMEM_MODE_DISCARD && to == 1;
+	c.device_writes = c.mode == GMEM_MODE_DISCARD &&
+			  (batch ? all_shared : to == 1);
 	take(&before);
 	/* The strict IOMMU checks that nothing outside the range (or its
 	 * blocks) is ever unmapped. */
@@ -442,7 +487,9 @@ static void one_op(unsigned int i, unsigned int *failed)
 	c.iommu.x1 = (start + npages) * PG;
 	pthread_mutex_unlock(&c.iommu.lock);
 	arm(f, start * PG, npages * PG);
-	if (plug_op)
+	if (batch)
+		ret = gmem_convert_batch(c.vm, ent, nent, &failed_entry, NULL);
+	else if (plug_op)
 		ret = gmem_set_plugged(c.vm, start * PG, npages * PG, to);
 	else
 		ret = gmem_convert(c.vm, start * PG, npages * PG, to);
@@ -459,6 +506,18 @@ static void one_op(unsigned int i, unsigned int *failed)
 		if (ret != -EINVAL)
 			TEST_FAIL("%s: touching the hole gave %lld", what,
 				  (long long)ret);
+		if (batch) {
+			/* The entry to blame touches the hole. */
+			bool touches = false;
+
+			TEST_ASSERT(failed_entry >= 0 &&
+				    failed_entry < (int)nent);
+			for (p = ent[failed_entry].gpa / PG;
+			     p < (ent[failed_entry].gpa +
+				  ent[failed_entry].len) / PG; p++)
+				touches |= !c.m.in_ram[p];
+			TEST_ASSERT(touches);
+		}
 		compare(what);
 		return;
 	}
@@ -468,11 +527,22 @@ static void one_op(unsigned int i, unsigned int *failed)
 		(*failed)++;
 		zeroed_ok = plug_op && !to && f == F_PUNCH &&
 			    c.mode == GMEM_MODE_DISCARD;
+		if (batch && f == F_PUNCH && c.mode == GMEM_MODE_DISCARD)
+			for (k = 0; k < nent; k++)
+				memset(batch_zero_ok + ent[k].gpa / PG, 1,
+				       ent[k].len / PG);
 		compare(what);
 		zeroed_ok = false;
+		memset(batch_zero_ok, 0, sizeof(batch_zero_ok));
 		return;
 	}
-	for (p = start; p < start + npages; p++) {
+	if (batch) {
+		for (k = 0; k < nent; k++)
+			for (p = ent[k].gpa / PG;
+			     p < (ent[k].gpa + ent[k].len) / PG; p++)
+				c.m.state[p] = (uint8_t)ent[k].to;
+	}
+	for (p = start; !batch && p < start + npages; p++) {
 		if (plug_op)
 			c.m.plugged[p] = to;
 		else

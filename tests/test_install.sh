@@ -24,8 +24,9 @@ case "$build" in /*) ;; *) build=$src/$build ;; esac
 CC=${CC:-cc}
 
 fail() { echo "FAIL: $*"; exit 1; }
-so=$(ls "$build"/libgmem.so.[0-9]*.[0-9]*.[0-9]* 2>/dev/null | head -n 1)
-[ -n "$so" ] && [ -f "$build/libgmem.a" ] ||
+# The shared object of the header's version (a build tree may keep older).
+so=$build/libgmem.so.$(awk '/^#define GMEM_VERSION_(MAJOR|MINOR|PATCH) / { print $3 }' include/gmem/gmem.h | paste -sd.)
+[ -f "$so" ] && [ -f "$build/libgmem.a" ] ||
 	fail "no libgmem.so.X.Y.Z or libgmem.a in $build (run make BUILD=$build lib)"
 real=$(basename "$so")
 command -v make >/dev/null || { echo "skipped: make is not installed"; exit 77; }

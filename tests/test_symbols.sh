@@ -3,8 +3,10 @@
 #
 # libgmem's ABI surface, checked on an existing build tree (builds nothing):
 #  (a) the dynamic symbols libgmem.so defines are exactly the functions
-#      declared in include/gmem/gmem.h and exactly the LIBGMEM_2.0 list of
-#      lib/libgmem.map, each a function with default version LIBGMEM_2.0;
+#      declared in include/gmem/gmem.h and exactly the symbols listed in the
+#      version nodes of lib/libgmem.map (LIBGMEM_2.0, LIBGMEM_2.1, ...),
+#      each a function whose default version is the node that lists it,
+#      and the .so defines exactly those nodes;
 #  (b) every global symbol libgmem.a defines starts with gmem_;
 #  (c) every exported function has a page man/man3/NAME.3 (a ".so" stub
 #      must point at a page that exists and names the function), and every
@@ -21,8 +23,9 @@ cd "$src" || exit 1
 
 header=include/gmem/gmem.h
 map=lib/libgmem.map
-node=LIBGMEM_2.0
-so=$(ls "$build"/libgmem.so.[0-9]*.[0-9]*.[0-9]* 2>/dev/null | head -n 1)
+# The shared object of the header's version (a build tree may keep older).
+so=$build/libgmem.so.$(awk '/^#define GMEM_VERSION_(MAJOR|MINOR|PATCH) / { print $3 }' "$header" | paste -sd.)
+[ -f "$so" ] || so=
 ar=$build/libgmem.a
 CC=${CC:-gcc}
 
@@ -44,23 +47,28 @@ bad() { echo "FAIL: $*"; fail=1; }
 grep -oE '\bgmem_[a-z0-9_]+[[:space:]]*\(' "$tmp/h.i" | sed 's/[[:space:]]*($//' |
 	sort -u >"$tmp/header"
 
-# The map's $node node: the names between "global:" and "local:".
-awk -v node="$node" '
-	$0 ~ "^" node "[[:space:]]*\\{" { in_node = 1; next }
-	in_node && /global:/ { in_global = 1; next }
-	in_node && /local:/ { in_global = 0; next }
-	in_node && /^\}/ { in_node = 0; in_global = 0; next }
-	in_global { gsub(/[[:space:];]/, ""); if ($0 != "") print }
-' "$map" | sort >"$tmp/map"
+# The map's nodes and their names: "SYMBOL NODE" for each name between a
+# node's "global:" and its "local:" or closing brace.
+awk '
+	/^LIBGMEM_[0-9.]+[[:space:]]*\{/ { node = $1; sub(/\{.*/, "", node); in_global = 0; next }
+	node != "" && /global:/ { in_global = 1; next }
+	node != "" && /local:/ { in_global = 0; next }
+	node != "" && /^\}/ { node = ""; in_global = 0; next }
+	in_global { gsub(/[[:space:];]/, ""); if ($0 != "") print $0, node }
+' "$map" | sort >"$tmp/map.nodes"
+cut -d' ' -f1 "$tmp/map.nodes" >"$tmp/map"
+cut -d' ' -f2 "$tmp/map.nodes" | sort -u >"$tmp/nodes"
+node="lib/libgmem.map's nodes"
 sort -u "$tmp/map" | cmp -s - "$tmp/map" || bad "$map lists a symbol twice: $(uniq -d "$tmp/map" | tr '\n' ' ')"
 
 # What the shared object defines.  The version node itself shows up as an
 # absolute symbol (type A) named after the node; it is not a function.
 nm -D --defined-only "$so" >"$tmp/nm.so" || { echo "FAIL: nm -D $so"; exit 1; }
 awk '$2 != "A" { n = $3; sub(/@.*/, "", n); print n }' "$tmp/nm.so" | sort -u >"$tmp/so"
-while read -r v; do
-	[ "$v" = "$node" ] || bad "$so defines version node $v, expected only $node"
-done < <(awk '$2 == "A" { print $3 }' "$tmp/nm.so")
+awk '$2 == "A" { print $3 }' "$tmp/nm.so" | sort -u >"$tmp/so.nodes"
+cmp -s "$tmp/so.nodes" "$tmp/nodes" ||
+	bad "$so defines version nodes $(tr '\n' ' ' <"$tmp/so.nodes")but the map has $(tr '\n' ' ' <"$tmp/nodes")"
+
 while read -r l; do
 	bad "$so exports a non-function: $l"
 done < <(awk '$2 != "A" && $2 != "T" { print $3 " (type " $2 ")" }' "$tmp/nm.so")
@@ -78,13 +86,14 @@ diff_lists "$header" "$tmp/header" "the dynamic symbols of $so" "$tmp/so"
 # (non-default) version would read "(VERSION)".
 objdump -T "$so" | awk '$4 != "*UND*" && $NF ~ /^gmem_/ { print $NF, $(NF-1) }' >"$tmp/versions"
 while read -r sym ver; do
-	[ "$ver" = "$node" ] || bad "$sym has version $ver in $so, expected $node"
+	want=$(awk -v s="$sym" '$1 == s { print $2 }' "$tmp/map.nodes")
+	[ "$ver" = "$want" ] || bad "$sym has version $ver in $so, expected ${want:-none (not in the map)}"
 done <"$tmp/versions"
 while read -r sym; do
 	grep -q "^$sym " "$tmp/versions" || bad "$sym has no version in objdump -T $so"
 done <"$tmp/so"
 while read -r s; do
-	bad "$s is not the default version (@@$node) in $so"
+	bad "$s is not the default version (@@NODE) in $so"
 done < <(awk '$2 != "A" && $3 !~ /@@/ { print $3 }' "$tmp/nm.so")
 
 # (b) the static library: only gmem_ names.  ASan adds an ODR indicator

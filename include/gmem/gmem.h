@@ -49,7 +49,7 @@ extern "C" {
 
 /* The version of this header; gmem_version() gives the library's. */
 #define GMEM_VERSION_MAJOR 2
-#define GMEM_VERSION_MINOR 0
+#define GMEM_VERSION_MINOR 1
 #define GMEM_VERSION_PATCH 0
 #define GMEM_VERSION_CODE(major, minor, patch)                               \
 	(((major) << 16) | ((minor) << 8) | (patch))
@@ -434,6 +434,37 @@ int64_t gmem_convert(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
  */
 int64_t gmem_convert_ex(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
 			enum gmem_state to, uint64_t *busy_gpa);
+
+/*
+ * Many conversions as ONE all-or-nothing change (as SEV-SNP's GHCB Page
+ * State Change request): one range-lock pass over the hull of the
+ * entries, one listener/DMA round, one mprotect per merged run and one
+ * punch per entry (per region) where content rules allow.  Entries may
+ * come in any order and convert either way; they must not overlap (an
+ * overlap is -EINVAL whatever the targets, so the result never depends on
+ * the order).  @flags of every entry must be 0.  Returns the pages whose
+ * state changed, or -errno as gmem_convert(), -E2BIG for more than
+ * GMEM_BATCH_MAX entries; *failed_entry (if non-NULL) is then the index of
+ * the entry that failed (a bad or overlapping entry, one touching a hole,
+ * the one holding the busy page), or -1 when no entry is to blame, and on
+ * -EAGAIN *busy_gpa the first refusing GPA.  All or nothing, with
+ * gmem_set_plugged()'s exception: in discard mode, a punch that fails
+ * after another punch of the same batch succeeded leaves the pages of the
+ * first one (which the batch was giving up) zero-filled.
+ */
+#define GMEM_BATCH_MAX 4096
+
+struct gmem_batch_entry {
+	uint64_t gpa;
+	uint64_t len;
+	uint32_t to;		/* enum gmem_state */
+	uint32_t flags;		/* must be 0 */
+};
+
+int64_t gmem_convert_batch(struct gmem_vm *vm,
+			   const struct gmem_batch_entry *entries,
+			   unsigned int n, int *failed_entry,
+			   uint64_t *busy_gpa);
 
 /*
  * Called by a listener's discard (or a DMA backend's unmap/cut) just

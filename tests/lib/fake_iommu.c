@@ -55,13 +55,17 @@ static void del(struct fake *f, size_t i)
 	f->nr--;
 }
 
+/* Is a page of [s, e) pinned?  Names the first one to libgmem, as a
+ * refusing backend should (gmem_report_busy()). */
 static bool pinned(struct fake *f, uint64_t s, uint64_t e)
 {
 	uint64_t p;
 
 	for (p = s / PG; p < e / PG; p++)
-		if (f->pinned[p])
+		if (f->pinned[p]) {
+			gmem_report_busy(p * PG);
 			return true;
+		}
 	return false;
 }
 
