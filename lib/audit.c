@@ -266,17 +266,23 @@ static int check_not_backed(struct audit *a, uint64_t start, uint64_t npages,
 			    uint8_t value, enum gmem_state view)
 {
 	struct gmem_vm *vm = a->vm;
-	const uint8_t *base = gmem_view(vm, view);
 	uint64_t done, n, i;
 	int err;
 
 	for (done = 0; done < npages; done += n) {
+		/* Where the backend maps that backing (a run never crosses a
+		 * region, so one address serves the chunk); a backing the
+		 * host cannot map (native private memory) is not checked. */
+		const uint8_t *p = vm->backend->host_addr(vm, view,
+							  start + done);
+
 		n = npages - done;
 		if (n > AUDIT_CHUNK_PAGES)
 			n = AUDIT_CHUNK_PAGES;
+		if (!p)
+			continue;
 		gmem_reclaim_lock(vm);
-		err = gmem_resident_pages(base + (start + done) *
-					  GMEM_PAGE_SIZE, n, a->vec);
+		err = gmem_resident_pages(p, n, a->vec);
 		for (i = 0; !err && i < n; i++)
 			if ((a->vec[i] & 1) &&
 			    !gmem_reclaim_pending_locked(vm,

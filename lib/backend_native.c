@@ -207,10 +207,11 @@ const struct gmem_backend_ops gmem_backend_vm_attributes = {
 
 /* ---- guest_memfd in place --------------------------------------------- */
 
-static int gmem_set_attributes(struct gmem_vm *vm, uint64_t page,
+/* @r: the region of @page (a region being added is not in the array). */
+static int gmem_set_attributes(struct gmem_vm *vm,
+			       const struct gmem_region *r, uint64_t page,
 			       uint64_t npages, bool private_attr)
 {
-	struct gmem_region *r = gmem_region_of(vm, page);
 	struct kvm_memory_attributes2 a;
 	uint64_t off;
 	int fd, err;
@@ -240,7 +241,8 @@ static int inplace_revoke(struct gmem_vm *vm, uint64_t page, uint64_t npages,
 {
 	if (is_private(old) == is_private(new_value))
 		return 0;
-	return gmem_set_attributes(vm, page, npages, is_private(new_value));
+	return gmem_set_attributes(vm, gmem_region_of(vm, page), page, npages,
+				   is_private(new_value));
 }
 
 static int inplace_unrevoke(struct gmem_vm *vm, uint64_t page, uint64_t npages,
@@ -248,7 +250,8 @@ static int inplace_unrevoke(struct gmem_vm *vm, uint64_t page, uint64_t npages,
 {
 	if (is_private(old) == is_private(new_value))
 		return 0;
-	return gmem_set_attributes(vm, page, npages, is_private(old));
+	return gmem_set_attributes(vm, gmem_region_of(vm, page), page, npages,
+				   is_private(old));
 }
 
 static int inplace_nop(struct gmem_vm *vm, uint64_t page, uint64_t npages,
@@ -264,7 +267,7 @@ static int inplace_map_region(struct gmem_vm *vm, struct gmem_region *r,
 
 	if (err)
 		return err;
-	err = gmem_set_attributes(vm, r->first, r->npages,
+	err = gmem_set_attributes(vm, r, r->first, r->npages,
 				  value == GMEM_PRIVATE);
 	if (err)
 		unmap_at(vm, r);

@@ -8,6 +8,7 @@
  * a vCPU in a throwaway VM.
  */
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -30,14 +31,30 @@ static uint64_t check_ext(int fd, long cap)
 	return r > 0 ? (uint64_t)r : 0;
 }
 
+/*
+ * A KVM VM fd, not /dev/kvm (whose KVM_CHECK_EXTENSION answers for the
+ * host, not for a VM type) nor anything else.
+ */
+static bool is_kvm_vm(int fd)
+{
+	char path[64], link[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return false;
+	link[n] = '\0';
+	return !strcmp(link, "anon_inode:kvm-vm");
+}
+
 int gmem_probe_vm(int vm_fd, struct gmem_vm_caps *out)
 {
 	struct gmem_vm_caps caps = { .size = sizeof(caps) };
 	int r;
 
-	if (vm_fd < 0)
+	if (vm_fd < 0 || !is_kvm_vm(vm_fd))
 		return -EBADF;
-	/* Any VM ioctl tells a VM fd from something else: ENOTTY. */
 	r = ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY);
 	if (r < 0)
 		return errno == ENOTTY ? -EBADF : -errno;
@@ -53,7 +70,10 @@ int gmem_probe_vm(int vm_fd, struct gmem_vm_caps *out)
 	caps.exit_hypercall = check_ext(vm_fd, KVM_CAP_EXIT_HYPERCALL);
 	caps.nr_memslots = (uint32_t)check_ext(vm_fd, KVM_CAP_NR_MEMSLOTS);
 	caps.sync_regs = (uint32_t)check_ext(vm_fd, KVM_CAP_SYNC_REGS);
-	caps.gmem_conversion = check_ext(vm_fd, KVM_CAP_GMEM_CONVERSION) != 0;
+	/* The series' capability answers an attribute mask with PRIVATE;
+	 * its number is not final, so anything else is not it. */
+	caps.gmem_conversion = (check_ext(vm_fd, KVM_CAP_GMEM_CONVERSION) &
+				KVM_MEMORY_ATTRIBUTE_PRIVATE) != 0;
 	return gmem_copy_out(out, &caps, sizeof(caps));
 }
 

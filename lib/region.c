@@ -361,9 +361,6 @@ static int check_region(const struct gmem_vm *vm,
 		return -EINVAL;
 	if (vm->mode == GMEM_MODE_IN_PLACE && rc->shared_fd >= 0)
 		return -EINVAL;
-	if (vm->backend_id != GMEM_BACKEND_EMULATED &&
-	    vm->layout == GMEM_LAYOUT_PLAIN_SLOT)
-		return -EINVAL;
 	if (overlaps_region(vm, rc->gpa, rc->len))
 		return -EINVAL;
 	return 0;

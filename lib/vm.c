@@ -159,7 +159,10 @@ static int pick_backend(struct gmem_vm *vm, const struct gmem_config *cfg)
 		vm->backend = &gmem_backend_emulated;
 		break;
 	case GMEM_BACKEND_VM_ATTRIBUTES:
-		if (!(caps.memory_attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE))
+		/* Discard mode only: shared pages come from their own
+		 * backing, which in-place mode does not have. */
+		if (!(caps.memory_attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE) ||
+		    vm->mode != GMEM_MODE_DISCARD)
 			return -EOPNOTSUPP;
 		vm->backend = &gmem_backend_vm_attributes;
 		break;
@@ -177,6 +180,9 @@ static int pick_backend(struct gmem_vm *vm, const struct gmem_config *cfg)
 		if (err)
 			return err;
 	}
+	/* The layout is the emulated backend's business only. */
+	if (vm->backend_id != GMEM_BACKEND_EMULATED)
+		vm->layout = GMEM_LAYOUT_AUTO;
 	if (vm->backend_id == GMEM_BACKEND_EMULATED &&
 	    vm->layout == GMEM_LAYOUT_AUTO) {
 		/* The probe result cached in this process, if it ran;
