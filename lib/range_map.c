@@ -1,95 +1,145 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * range_map: page number -> uint8_t value, stored as maximal runs in an AVL
- * tree keyed by run start.  Interface and contract: range_map.h.
+ * range_map: page number -> uint8_t value, stored as maximal runs in a
+ * B+-tree of 256-byte nodes keyed by run start.  Interface and contract:
+ * range_map.h.
+ *
+ * Why a B+-tree
+ * -------------
+ * The map used to be an AVL tree with one 24-byte node per run.  A point
+ * lookup in it chases ~1.44 log2(n) dependent pointers, each to a random
+ * cache line: at 10^6 runs that is ~30 cache misses and about 50 times the
+ * cost of a per-page bitmap lookup.  Here a lookup reads one node per
+ * level, and a level has 13 to 27 times fewer nodes than the one below it,
+ * so 10^6 runs take 5 or 6 levels of which only the last one or two miss
+ * the cache; the search inside a node is a branch-free, vectorised count
+ * over a fixed number of slots, so it costs no mispredicted branch and
+ * consecutive lookups overlap in the CPU.  Same idea as the kernel's maple tree.
  *
  * Representation
  * --------------
- * Each run is one node holding only its first page and its value; its end
- * is the start of the next run in key order, or npages for the last one.
- * Storing no length means coverage cannot be broken by an update that
- * forgets to adjust a neighbour: it follows from the key set alone.
+ * A leaf holds up to LEAF_MAX runs as sorted starts (keys) with their
+ * values.  A run's end is the next key in key order, or npages for the
+ * last run; storing no length means coverage cannot be broken by an update
+ * that forgets to adjust a neighbour: it follows from the key set alone.
+ * An inner node holds up to INNER_MAX children and one pivot fewer:
+ * child i holds the keys in [pivot[i - 1], pivot[i]), and pivot[i - 1] is
+ * *exactly* the smallest key of child i (invariant 3).  So a descent by a
+ * page lands in the leaf whose first key is <= page, and the run holding
+ * the page is in that leaf, never in the one before.
+ *
+ * Unused key and pivot slots hold KEY_NONE (INT64_MAX, above any page,
+ * since pages are < npages <= INT64_MAX), and both arrays have one extra
+ * slot that is always KEY_NONE.  Then "how many keys are <= page" can be
+ * counted over all slots without looking at the fill, and the slot after
+ * the found one can always be read: it is the next key or KEY_NONE.
  *
  * Nodes live in chunks owned by the map and are named by a 32-bit index
- * (chunk = index >> CHUNK_SHIFT, slot = index & CHUNK_MASK), which halves
- * the cost of links compared with pointers.  Chunk 0 starts small and is
- * doubled by realloc() up to CHUNK_NODES, so that a map of a few runs costs
- * a few hundred bytes; later chunks are always CHUNK_NODES nodes.
+ * (chunk = index >> CHUNK_SHIFT, slot = index & CHUNK_MASK), half the size
+ * of a pointer, which is what lets an inner node hold 21 children.  Chunks
+ * are 64-byte aligned so that a node spans exactly four cache lines.
+ * Chunk 0 starts with one node and doubles up to CHUNK_NODES, so that a
+ * map of a few runs costs a few hundred bytes; later chunks are always
+ * CHUNK_NODES nodes.
  *
- * Memory layout of a node (24 bytes on LP64 and ILP32, see the static
- * assertion below):
+ * Memory layout of a node (256 bytes, 64-byte aligned; static assertions
+ * below check the offsets):
  *
- *	 0  start   u64   first page of the run
- *	 8  left    u32   index of the left child, or NIL
- *	12  right   u32   index of the right child, or NIL
- *	16  parent  u32   index of the parent, or NIL for the root
- *	20  value   u8    value of every page in the run
- *	21  height  u8    AVL height (a leaf is 1); 0 marks a node being freed
- *	22  (2 bytes of padding)
+ *	leaf                               inner
+ *	  0 key[28]    u64 (27 + KEY_NONE)   0 pivot[21] u64 (20 + KEY_NONE)
+ *	224 value[27]  u8                  168 child[21] u32
+ *	251 (pad)                          252 nr        u8  (children)
+ *	252 nr         u8  (keys)          253 kind      u8
+ *	253 kind       u8  (KIND_LEAF, KIND_INNER, KIND_FREE)
  *
- * A run therefore costs 24 bytes, plus 8 bytes of chunk table per
- * CHUNK_NODES runs, plus at most 1.5 chunks of unused nodes (see invariant
- * 8), plus the 40-byte map and one malloc header per allocation.  With
- * 10^6 runs that is 24.09 bytes per run (tests/test_range_map_scale.c).
+ * A leaf holds 13 to 27 runs, so a run costs 256 / 27 = 9.5 to
+ * 256 / 13 = 19.7 bytes of leaf, plus inner nodes (one per 13 to 21
+ * nodes below, under 8% more), plus 8 bytes of chunk table per
+ * CHUNK_NODES nodes, plus at most 1.5 chunks of unused nodes
+ * (invariant 9), plus the map itself and one malloc header per
+ * allocation: at most ~22 bytes per run for large maps, under the 64-byte
+ * budget; tests/test_range_map_scale.c prints the figure for 10^6 runs.
  *
  * Invariants (checked, all of them, by gmem_range_map_validate())
  * ----------
- *  1. Ordering: an in-order walk of the tree visits strictly increasing
- *     starts.  Starts are unique, so they are the keys.
- *  2. Balance: every node's height is 1 + the larger of its children's
- *     heights (NIL has height 0) and those heights differ by at most 1.
- *     Hence the height is at most 1.44 log2(n + 2), below 47 for any n the
- *     32-bit indices allow, and MAX_HEIGHT bounds every recursion.
- *  3. Links: each child's parent field names its parent; the root's is NIL.
- *  4. Coverage: the smallest start is 0 and every start is < npages.  With
- *     lengths implied by the next start, the runs then cover [0, npages)
- *     with no gap and no overlap.
- *  5. Merging: two runs adjacent in key order have different values, so
- *     every run is maximal and the representation of a given page->value
- *     function is unique.  That uniqueness is what lets gmem_range_map_set()
- *     compute the new key set directly instead of splitting then merging.
- *  6. Density: the live nodes are exactly indices [0, nr_nodes), and
- *     nr_nodes is the number of runs (the cached count gmem_range_map_nr_runs()
- *     returns).  A node freed by an update is filled by moving the last
- *     node into it (parent links make the move O(1)), so there is no free
- *     list between calls and memory follows the run count.
- *  7. Chunks: chunks[0 .. nr_chunks) are allocated; chunk 0 holds
- *     chunk0_nodes nodes, a power of two in [MIN_CHUNK0_NODES, CHUNK_NODES]
+ *  1. Shape: every leaf is at depth levels - 1 (levels >= 1 counts the
+ *     leaf level); a node is a leaf iff it is at that depth
+ *     (kind == KIND_LEAF); levels <= MAX_LEVELS.
+ *  2. Fill: a leaf holds [LEAF_MIN, LEAF_MAX] keys and an inner node
+ *     [INNER_MIN, INNER_MAX] children, except the root: a root leaf holds
+ *     >= 1 key, a root inner node >= 2 children.  Unused key and pivot
+ *     slots, and the extra last slot, hold KEY_NONE; unused child slots NIL.
+ *  3. Ordering: keys and pivots strictly increase within a node; every key
+ *     under child i of an inner node lies in [lo, hi), where lo is
+ *     pivot[i - 1] (the parent's lo for i = 0) and hi is pivot[i] (the
+ *     parent's hi for the last child); and the smallest key under each
+ *     child is exactly its lo (exact pivots).  The root's [lo, hi) is
+ *     [0, npages).  Hence an in-order walk of the leaves visits strictly
+ *     increasing keys, and keys are unique.
+ *  4. Coverage: the smallest key is 0 (from 3: the root's lo is 0 and is
+ *     exact) and every key is < npages.  With lengths implied by the next
+ *     key, the runs cover [0, npages) with no gap and no overlap.
+ *  5. Merging: two runs adjacent in key order (also across leaves) have
+ *     different values, so every run is maximal and the representation of
+ *     a given page->value function is unique.  That uniqueness is what
+ *     lets gmem_range_map_set() compute the new key set directly.
+ *  6. Counts: nr_runs is the number of keys in the leaves; the live nodes
+ *     are exactly indices [0, nr_nodes), each reached once from the root
+ *     (validate counts the nodes it reaches and relies on 3 to rule out a
+ *     node reached twice: its keys would repeat); free_list is NIL
+ *     between calls (a set chains the nodes it frees on it, reuses them
+ *     first, then fills the rest of the holes by moving the last nodes in,
+ *     so memory follows the node count).
+ *  7. Chunks: chunks[0 .. nr_chunks) are allocated and 64-byte aligned;
+ *     chunk 0 holds chunk0_nodes nodes, a power of two in [1, CHUNK_NODES]
  *     and equal to CHUNK_NODES when there is more than one chunk;
- *     nr_nodes <= capacity.
- *  8. Spare nodes: a set needs at most SET_MAX_NEW_NODES new nodes.  While
- *     k reservations are held, capacity >= nr_nodes + k * SET_MAX_NEW_NODES
- *     (nodes_promised()), so k sets by the holders cannot fail whatever
- *     other sets run in between.  Nodes are made available before the
- *     update starts (by gmem_range_map_reserve()
- *     or at the top of gmem_range_map_set()), so the update itself never
- *     allocates and cannot fail half-way.  Unused capacity is bounded:
- *     with more than one chunk, (nr_chunks - 1) * CHUNK_NODES <
- *     nr_nodes + CHUNK_NODES / 2 + SET_MAX_NEW_NODES; i.e. a chunk is
- *     released once half a chunk of spares would remain without it.  The
- *     gap between the grow point (< 2 spares) and the release point
- *     (> CHUNK_NODES / 2 spares) keeps an update pattern that oscillates
- *     around a chunk boundary from calling malloc()/free() every time.
+ *     nr_chunks <= chunk_slots.
+ *  8. Reservations: promised <= reserved * SET_MAX_NEW_NODES (0 when no
+ *     reservation is held) and capacity >= nr_nodes + promised.
+ *     promised is what the holders may still need: a reservation adds
+ *     SET_MAX_NEW_NODES, a set takes off the nodes it added, and giving a
+ *     reservation back caps it at reserved * SET_MAX_NEW_NODES.  A set
+ *     adds nodes only by inserting keys; each insert adds at most
+ *     levels + 1 <= MAX_LEVELS nodes (a split per level and a new root),
+ *     and a set inserts at most two keys, at its start and at its end,
+ *     so 2 * MAX_LEVELS + 1 nodes (the +1: the first insert may add a
+ *     level) cover one set, and also the several sets libgmem's engine
+ *     commits under one reservation, which insert at most two keys in
+ *     all (a set that only rewrites whole runs keeps or drops keys, never
+ *     inserts).  Every node a set may need is there before it changes
+ *     anything, so an update never allocates and cannot fail half-way.
+ *  9. Unused capacity is bounded: with more than one chunk,
+ *     (nr_chunks - 1) * CHUNK_NODES < nr_nodes + promised + CHUNK_NODES / 2
+ *     + SET_MAX_NEW_NODES; i.e. a chunk is released once half a chunk of
+ *     spares would remain without it.  The gap between the grow point and
+ *     the release point keeps an update pattern that oscillates around a
+ *     chunk boundary from calling malloc()/free() every time.
  *
- * Complexity (n runs before the call, k runs the call touches)
+ * MAX_LEVELS: a tree of h >= 2 levels has a root with >= 2 children and
+ * inner nodes with >= INNER_MIN = 11 children, so >= 2 * 11^(h - 2)
+ * leaves; with fewer than 2^32 nodes (32-bit indices) h <= 10.
+ *
+ * Complexity (n runs before the call, k runs the call touches, B = 13 the
+ * least fill of a leaf)
  * ----------
- *  gmem_range_map_get()       O(log n)
+ *  gmem_range_map_get()       O(log n): levels <= log_11(n) + 2
  *  gmem_range_map_for_each()  O(log n + k)
- *  gmem_range_map_set()       O(log n + k): two in-order walks over the k runs,
- *                        two splits and a constant number of joins
- *                        (each O(log n), Blelloch et al., "Just Join for
- *                        Parallel Ordered Sets", SPAA 2016), then O(k) to
- *                        free the runs that disappeared and compact.
- *  gmem_range_map_validate()  O(n), recursion depth O(log n)
+ *  gmem_range_map_set()       O(log n + k) to plan and report; removing
+ *                        the k keys takes one descent per leaf they
+ *                        touch, O((k / B + 1) log n); inserting the at most
+ *                        two new keys O(log n) each; moving nodes into the
+ *                        holes O(log n) per node freed.
+ *  gmem_range_map_validate()  O(n), recursion depth <= MAX_LEVELS
  *
  * Limits and callbacks
  * --------------------
  *  - npages is in [1, INT64_MAX], so that the page count a set returns
- *    fits its int64_t; gmem_range_map_create() fails with EINVAL otherwise.
- *  - At most MAX_CHUNKS * CHUNK_NODES (2^32 - 4096) runs: past that a set
- *    that adds runs returns -ENOMEM, like any other allocation failure.
- *  - A set allocates only when it adds more runs than it removes and the
- *    spares do not cover that; a failing set has changed nothing and
+ *    fits its int64_t and KEY_NONE is above every key;
+ *    gmem_range_map_create() fails with EINVAL otherwise.
+ *  - At most MAX_CHUNKS * CHUNK_NODES nodes: past that a set that adds
+ *    runs returns -ENOMEM, like any other allocation failure.
+ *  - A set allocates only when it inserts keys and the spares do not
+ *    cover what that may need; a failing set has changed nothing and
  *    reported nothing.
  *  - Callbacks may read the map but must not modify it.  The changed
  *    callback of a set sees the map still in its old state, and is called
@@ -100,65 +150,96 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "range_map.h"
 
 #define NIL UINT32_MAX
+#define KEY_NONE ((uint64_t)INT64_MAX)
 
-#define CHUNK_SHIFT 12
+#define NODE_BYTES 256
+#define LEAF_MAX 27u
+#define LEAF_MIN 13u		/* LEAF_MAX / 2: a split of 28 gives 14 + 14 */
+#define INNER_MAX 21u		/* children */
+#define INNER_MIN 11u		/* (INNER_MAX + 1) / 2: a split of 22 gives 11 + 11 */
+
+#define KIND_FREE 0
+#define KIND_LEAF 1
+#define KIND_INNER 2
+
+#define MAX_LEVELS 10
+#define SET_MAX_NEW_NODES (2u * MAX_LEVELS + 1)
+
+#define CHUNK_SHIFT 10
 #define CHUNK_NODES (1u << CHUNK_SHIFT)
 #define CHUNK_MASK (CHUNK_NODES - 1)
-#define MIN_CHUNK0_NODES 8u
 /* Keeps every index of every chunk below NIL. */
 #define MAX_CHUNKS ((1u << (32 - CHUNK_SHIFT)) - 1)
-
-/* A set keeps the run before it and the one after it and adds at most the
- * run it writes and the tail of the run it cut: two keys. */
-#define SET_MAX_NEW_NODES 2u
-
-/* Bound on the height of any valid tree (see invariant 2), used to stop a
- * walk of a corrupted tree that loops. */
-#define MAX_HEIGHT 64
 
 /* What glibc's malloc adds to each block; only used to make
  * gmem_range_map_bytes() honest about small maps. */
 #define MALLOC_OVERHEAD 16u
 
-struct range_node {
-	uint64_t start;
-	uint32_t left;
-	uint32_t right;
-	uint32_t parent;
-	uint8_t value;
-	uint8_t height;
+struct bt_leaf {
+	uint64_t key[LEAF_MAX + 1];
+	uint8_t value[LEAF_MAX];
+	uint8_t pad;
+	uint8_t nr;
+	uint8_t kind;
 };
 
-_Static_assert(sizeof(struct range_node) == 24,
-	       "range_node layout documented at the top of the file");
+struct bt_inner {
+	uint64_t pivot[INNER_MAX];
+	uint32_t child[INNER_MAX];
+	uint8_t nr;
+	uint8_t kind;
+};
+
+union bt_node {
+	struct bt_leaf leaf;
+	struct bt_inner inner;
+	uint8_t bytes[NODE_BYTES];
+} __attribute__((aligned(64)));
+
+_Static_assert(sizeof(union bt_node) == NODE_BYTES,
+	       "node layout documented at the top of the file");
+_Static_assert(offsetof(struct bt_leaf, value) == 224 &&
+	       offsetof(struct bt_leaf, nr) == 252 &&
+	       offsetof(struct bt_leaf, kind) == 253 &&
+	       offsetof(struct bt_inner, child) == 168 &&
+	       offsetof(struct bt_inner, nr) == 252 &&
+	       offsetof(struct bt_inner, kind) == 253,
+	       "node layout documented at the top of the file");
 
 struct range_map {
 	uint64_t npages;
-	struct range_node **chunks;
+	uint64_t nr_runs;	/* keys in the leaves */
+	union bt_node **chunks;
 	uint32_t nr_chunks;
 	uint32_t chunk_slots;	/* length of the chunks[] table */
 	uint32_t chunk0_nodes;	/* capacity of chunks[0] */
-	uint32_t nr_nodes;	/* live nodes == runs: [0, nr_nodes) */
+	uint32_t nr_nodes;	/* live nodes: [0, nr_nodes) */
 	uint32_t root;
+	uint32_t levels;	/* 1: the root is a leaf */
 	uint32_t reserved;	/* reservations held (gmem_range_map_reserve) */
+	uint32_t promised;	/* nodes the holders may still need */
+	uint32_t free_list;	/* nodes freed by the running set */
 };
 
-static inline struct range_node *node(const struct range_map *map,
-				      uint32_t idx)
+/* A root-to-leaf path: node[d] at depth d, and the child (or, at the leaf,
+ * the key) slot taken there. */
+struct path {
+	uint32_t node[MAX_LEVELS];
+	unsigned int slot[MAX_LEVELS];
+};
+
+static inline union bt_node *node(const struct range_map *map, uint32_t idx)
 {
 	assert(idx != NIL);
 	return &map->chunks[idx >> CHUNK_SHIFT][idx & CHUNK_MASK];
-}
-
-static inline int height(const struct range_map *map, uint32_t idx)
-{
-	return idx == NIL ? 0 : node(map, idx)->height;
 }
 
 static inline uint64_t max_u64(uint64_t a, uint64_t b)
@@ -171,6 +252,33 @@ static inline uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
+typedef uint64_t u64x2 __attribute__((vector_size(16)));
+
+/*
+ * How many of the @n slots of @a are <= @x (@n a multiple of 4).  Keys,
+ * pages and KEY_NONE are all below 2^63, so a[i] <= x iff x - a[i] has no
+ * sign bit: a subtraction and a shift per slot, two lanes at a time, summed
+ * in two accumulators.  A plain count (cmp, sbb) is one serial chain of @n
+ * flag dependencies, which made a lookup cost ~57 ns even in L1.  GCC's
+ * vector extension keeps this portable; on x86-64 it is baseline SSE2.
+ */
+static inline __attribute__((always_inline)) unsigned int
+count_le(const uint64_t *a, unsigned int n, uint64_t x)
+{
+	u64x2 xv = { x, x }, acc0 = { 0, 0 }, acc1 = { 0, 0 }, a0, a1;
+	unsigned int i;
+
+#pragma GCC unroll 8
+	for (i = 0; i < n; i += 4) {
+		memcpy(&a0, a + i, sizeof(a0));
+		memcpy(&a1, a + i + 2, sizeof(a1));
+		acc0 += (xv - a0) >> 63;
+		acc1 += (xv - a1) >> 63;
+	}
+	acc0 += acc1;
+	return n - (unsigned int)(acc0[0] + acc0[1]);
+}
+
 static uint64_t capacity(const struct range_map *map)
 {
 	if (map->nr_chunks == 1)
@@ -180,26 +288,39 @@ static uint64_t capacity(const struct range_map *map)
 
 /* ---- Memory: growing and shrinking the node chunks ---- */
 
+static union bt_node *chunk_alloc(uint32_t nodes)
+{
+	return aligned_alloc(64, (size_t)nodes * sizeof(union bt_node));
+}
+
+/* Chunk 0 to @nodes nodes, keeping the first @keep (realloc() would not
+ * keep the 64-byte alignment). */
+static int chunk0_resize(struct range_map *map, uint32_t nodes, uint32_t keep)
+{
+	union bt_node *chunk = chunk_alloc(nodes);
+
+	if (!chunk)
+		return -ENOMEM;
+	memcpy(chunk, map->chunks[0], (size_t)keep * sizeof(*chunk));
+	free(map->chunks[0]);
+	map->chunks[0] = chunk;
+	map->chunk0_nodes = nodes;
+	return 0;
+}
+
 static int grow_once(struct range_map *map)
 {
-	struct range_node *chunk;
+	union bt_node *chunk;
 
-	if (map->nr_chunks == 1 && map->chunk0_nodes < CHUNK_NODES) {
-		uint32_t nodes = map->chunk0_nodes * 2;
-
-		chunk = realloc(map->chunks[0], nodes * sizeof(*chunk));
-		if (!chunk)
-			return -ENOMEM;
-		map->chunks[0] = chunk;
-		map->chunk0_nodes = nodes;
-		return 0;
-	}
+	if (map->nr_chunks == 1 && map->chunk0_nodes < CHUNK_NODES)
+		return chunk0_resize(map, map->chunk0_nodes * 2,
+				     map->chunk0_nodes);
 
 	if (map->nr_chunks >= MAX_CHUNKS)
 		return -ENOMEM;
 	if (map->nr_chunks == map->chunk_slots) {
 		uint32_t slots = map->chunk_slots * 2;
-		struct range_node **table;
+		union bt_node **table;
 
 		if (slots > MAX_CHUNKS)
 			slots = MAX_CHUNKS;
@@ -209,7 +330,7 @@ static int grow_once(struct range_map *map)
 		map->chunks = table;
 		map->chunk_slots = slots;
 	}
-	chunk = malloc(CHUNK_NODES * sizeof(*chunk));
+	chunk = chunk_alloc(CHUNK_NODES);
 	if (!chunk)
 		return -ENOMEM;
 	map->chunks[map->nr_chunks++] = chunk;
@@ -229,14 +350,13 @@ static int ensure_capacity(struct range_map *map, uint64_t nodes)
 	return 0;
 }
 
-/* Give memory back once the runs have shrunk well below the capacity. */
+/* Live nodes plus what the reservations held may still need. */
 static uint64_t nodes_promised(const struct range_map *map)
 {
-	/* Live nodes plus what every reservation held may still need. */
-	return (uint64_t)map->nr_nodes +
-	       (uint64_t)map->reserved * SET_MAX_NEW_NODES;
+	return (uint64_t)map->nr_nodes + map->promised;
 }
 
+/* Give memory back once the nodes have shrunk well below the capacity. */
 static void shrink(struct range_map *map)
 {
 	while (map->nr_chunks > 1 &&
@@ -246,7 +366,7 @@ static void shrink(struct range_map *map)
 
 	while (map->chunk_slots > 1 && map->nr_chunks * 4 <= map->chunk_slots) {
 		uint32_t slots = map->chunk_slots / 2;
-		struct range_node **table;
+		union bt_node **table;
 
 		table = realloc(map->chunks, slots * sizeof(*table));
 		if (!table)
@@ -255,88 +375,126 @@ static void shrink(struct range_map *map)
 		map->chunk_slots = slots;
 	}
 
-	while (map->nr_chunks == 1 && map->chunk0_nodes > MIN_CHUNK0_NODES &&
-	       nodes_promised(map) + SET_MAX_NEW_NODES <=
-	       map->chunk0_nodes / 4) {
-		uint32_t nodes = map->chunk0_nodes / 2;
-		struct range_node *chunk;
-
-		chunk = realloc(map->chunks[0], nodes * sizeof(*chunk));
-		if (!chunk)
+	/* Chunk 0 halves at a quarter full (hysteresis against doubling),
+	 * and a map down to its one root leaf gets its one-node chunk back:
+	 * that is the idle state of most maps. */
+	while (map->nr_chunks == 1 && map->chunk0_nodes > 1 &&
+	       (nodes_promised(map) * 4 <= map->chunk0_nodes ||
+		nodes_promised(map) == 1)) {
+		if (chunk0_resize(map, map->chunk0_nodes / 2, map->nr_nodes))
 			break;
-		map->chunks[0] = chunk;
-		map->chunk0_nodes = nodes;
 	}
 }
 
-/*
- * During a set, nodes of runs that disappear are chained through ->left
- * (height 0 marks them) on a "spare" list.  They are reused first for the
- * new runs; the rest are holes that compact() fills.
- */
-static uint32_t node_take(struct range_map *map, uint32_t *spare)
+/* A node for the running set: one it freed, else a fresh index (capacity
+ * was ensured before the set changed anything). */
+static uint32_t node_take(struct range_map *map)
 {
-	uint32_t idx = *spare;
+	uint32_t idx = map->free_list;
 
 	if (idx != NIL) {
-		*spare = node(map, idx)->left;
+		map->free_list = node(map, idx)->inner.child[0];
 		return idx;
 	}
 	assert(map->nr_nodes < capacity(map));
 	return map->nr_nodes++;
 }
 
-static void node_release_subtree(struct range_map *map, uint32_t idx,
-				 uint32_t *spare)
+static void node_free(struct range_map *map, uint32_t idx)
 {
-	struct range_node *n;
+	union bt_node *n = node(map, idx);
 
-	if (idx == NIL)
-		return;
-	n = node(map, idx);
-	node_release_subtree(map, n->left, spare);
-	node_release_subtree(map, n->right, spare);
-	n->height = 0;
-	n->left = *spare;
-	*spare = idx;
+	n->inner.kind = KIND_FREE;
+	n->inner.child[0] = map->free_list;
+	map->free_list = idx;
 }
 
-/* Move live node @from to free slot @to, fixing the three links to it. */
-static void node_move(struct range_map *map, uint32_t from, uint32_t to)
+/* Store @n keys and values in @lf, KEY_NONE after them. */
+static void leaf_fill(struct bt_leaf *lf, const uint64_t *key,
+		      const uint8_t *value, unsigned int n)
 {
-	struct range_node *dst = node(map, to);
+	unsigned int i;
 
-	*dst = *node(map, from);
-	if (dst->parent == NIL) {
-		map->root = to;
-	} else {
-		struct range_node *p = node(map, dst->parent);
+	assert(n <= LEAF_MAX);
+	memmove(lf->key, key, n * sizeof(*key));
+	memmove(lf->value, value, n);
+	for (i = n; i <= LEAF_MAX; i++)
+		lf->key[i] = KEY_NONE;
+	for (i = n; i < LEAF_MAX; i++)
+		lf->value[i] = 0;
+	lf->pad = 0;
+	lf->nr = (uint8_t)n;
+	lf->kind = KIND_LEAF;
+}
 
-		if (p->left == from) {
-			p->left = to;
-		} else {
-			assert(p->right == from);
-			p->right = to;
-		}
-	}
-	if (dst->left != NIL)
-		node(map, dst->left)->parent = to;
-	if (dst->right != NIL)
-		node(map, dst->right)->parent = to;
+/* Store @n children and the n - 1 pivots between them in @in. */
+static void inner_fill(struct bt_inner *in, const uint64_t *pivot,
+		       const uint32_t *child, unsigned int n)
+{
+	unsigned int i;
+
+	assert(n >= 1 && n <= INNER_MAX);
+	memmove(in->pivot, pivot, (n - 1) * sizeof(*pivot));
+	memmove(in->child, child, n * sizeof(*child));
+	for (i = n - 1; i < INNER_MAX; i++)
+		in->pivot[i] = KEY_NONE;
+	for (i = n; i < INNER_MAX; i++)
+		in->child[i] = NIL;
+	in->nr = (uint8_t)n;
+	in->kind = KIND_INNER;
+}
+
+/* The smallest key under @idx. */
+static uint64_t subtree_min(const struct range_map *map, uint32_t idx)
+{
+	const union bt_node *n = node(map, idx);
+
+	while (n->inner.kind == KIND_INNER)
+		n = node(map, n->inner.child[0]);
+	return n->leaf.key[0];
 }
 
 /*
- * Restore density (invariant 6) after a set freed the nodes on @holes.
- * Chunks are released only afterwards, by shrink(), because the list
- * links of holes past the new end are still read here.
+ * Move live node @from to free slot @to and repoint its parent, found by a
+ * descent by the node's smallest key (exact pivots, invariant 3, make that
+ * descent pass through it).
  */
-static void compact(struct range_map *map, uint32_t holes)
+static void node_move(struct range_map *map, uint32_t from, uint32_t to)
 {
-	while (holes != NIL) {
-		uint32_t hole = holes;
+	uint32_t x = map->root;
+	uint64_t key;
 
-		holes = node(map, hole)->left;
-		while (node(map, map->nr_nodes - 1)->height == 0)
+	*node(map, to) = *node(map, from);
+	if (x == from) {
+		map->root = to;
+		return;
+	}
+	key = subtree_min(map, to);
+	for (;;) {
+		struct bt_inner *in = &node(map, x)->inner;
+		unsigned int c;
+
+		assert(in->kind == KIND_INNER);
+		c = count_le(in->pivot, INNER_MAX - 1, key);
+		if (in->child[c] == from) {
+			in->child[c] = to;
+			return;
+		}
+		x = in->child[c];
+	}
+}
+
+/*
+ * Restore density (invariant 6) after a set: move the last live nodes into
+ * the holes it left.  Chunks are released only afterwards, by shrink().
+ */
+static void compact(struct range_map *map)
+{
+	while (map->free_list != NIL) {
+		uint32_t hole = map->free_list;
+
+		map->free_list = node(map, hole)->inner.child[0];
+		while (node(map, map->nr_nodes - 1)->inner.kind == KIND_FREE)
 			map->nr_nodes--;
 		if (hole >= map->nr_nodes)
 			continue;
@@ -345,220 +503,90 @@ static void compact(struct range_map *map, uint32_t holes)
 	}
 }
 
-/* ---- AVL primitives on indices ---- */
-
-/* Make @l and @r the children of @x and recompute its height. */
-static void node_link(struct range_map *map, uint32_t x, uint32_t l,
-		      uint32_t r)
-{
-	struct range_node *n = node(map, x);
-	int hl = height(map, l), hr = height(map, r);
-
-	n->left = l;
-	n->right = r;
-	n->height = (uint8_t)(1 + (hl > hr ? hl : hr));
-	if (l != NIL)
-		node(map, l)->parent = x;
-	if (r != NIL)
-		node(map, r)->parent = x;
-}
-
-static uint32_t rotate_left(struct range_map *map, uint32_t x)
-{
-	uint32_t r = node(map, x)->right;
-
-	node_link(map, x, node(map, x)->left, node(map, r)->left);
-	node_link(map, r, x, node(map, r)->right);
-	return r;
-}
-
-static uint32_t rotate_right(struct range_map *map, uint32_t x)
-{
-	uint32_t l = node(map, x)->left;
-
-	node_link(map, x, node(map, l)->right, node(map, x)->right);
-	node_link(map, l, node(map, l)->left, x);
-	return l;
-}
-
-/* join() when @tl is more than one level taller than @tr. */
-static uint32_t join_right(struct range_map *map, uint32_t tl, uint32_t k,
-			   uint32_t tr)
-{
-	uint32_t l = node(map, tl)->left, c = node(map, tl)->right;
-	uint32_t t;
-
-	if (height(map, c) <= height(map, tr) + 1) {
-		node_link(map, k, c, tr);
-		if (height(map, k) <= height(map, l) + 1) {
-			node_link(map, tl, l, k);
-			return tl;
-		}
-		node_link(map, tl, l, rotate_right(map, k));
-		return rotate_left(map, tl);
-	}
-	t = join_right(map, c, k, tr);
-	node_link(map, tl, l, t);
-	if (height(map, t) <= height(map, l) + 1)
-		return tl;
-	return rotate_left(map, tl);
-}
-
-/* join() when @tr is more than one level taller than @tl. */
-static uint32_t join_left(struct range_map *map, uint32_t tl, uint32_t k,
-			  uint32_t tr)
-{
-	uint32_t r = node(map, tr)->right, c = node(map, tr)->left;
-	uint32_t t;
-
-	if (height(map, c) <= height(map, tl) + 1) {
-		node_link(map, k, tl, c);
-		if (height(map, k) <= height(map, r) + 1) {
-			node_link(map, tr, k, r);
-			return tr;
-		}
-		node_link(map, tr, rotate_left(map, k), r);
-		return rotate_right(map, tr);
-	}
-	t = join_left(map, tl, k, c);
-	node_link(map, tr, t, r);
-	if (height(map, t) <= height(map, r) + 1)
-		return tr;
-	return rotate_right(map, tr);
-}
+/* ---- Descents ---- */
 
 /*
- * A balanced tree of @tl, node @k, then @tr, where every key of @tl is
- * below k's and every key of @tr above.  O(|height(tl) - height(tr)| + 1).
- * Parent links of the returned root are left for the caller.
+ * Descend to the leaf whose key range holds @key, recording the path; the
+ * leaf slot is the number of its keys <= @key (>= 1, by exact pivots).
  */
-static uint32_t join(struct range_map *map, uint32_t tl, uint32_t k,
-		     uint32_t tr)
+static void descend(const struct range_map *map, uint64_t key, struct path *p)
 {
-	int hl = height(map, tl), hr = height(map, tr);
+	uint32_t x = map->root, d;
 
-	if (hl > hr + 1)
-		return join_right(map, tl, k, tr);
-	if (hr > hl + 1)
-		return join_left(map, tl, k, tr);
-	node_link(map, k, tl, tr);
-	return k;
-}
+	for (d = 0; d + 1 < map->levels; d++) {
+		const struct bt_inner *in = &node(map, x)->inner;
+		unsigned int c = count_le(in->pivot, INNER_MAX - 1, key);
 
-/* Detach the largest node of @t (returned); the rest goes to @rest. */
-static uint32_t split_last(struct range_map *map, uint32_t t, uint32_t *rest)
-{
-	uint32_t l = node(map, t)->left, r = node(map, t)->right;
-	uint32_t last;
-
-	if (r == NIL) {
-		*rest = l;
-		return t;
+		p->node[d] = x;
+		p->slot[d] = c;
+		x = in->child[c];
 	}
-	last = split_last(map, r, &r);
-	*rest = join(map, l, t, r);
-	return last;
+	p->node[d] = x;
+	p->slot[d] = count_le(node(map, x)->leaf.key, LEAF_MAX + 1, key);
 }
 
-/* join() without a middle node. */
-static uint32_t join2(struct range_map *map, uint32_t tl, uint32_t tr)
+/* Move @p to the first key of the next leaf; false at the last leaf. */
+static bool path_next_leaf(const struct range_map *map, struct path *p)
 {
-	uint32_t last;
+	int d;
 
-	if (tl == NIL)
-		return tr;
-	if (tr == NIL)
-		return tl;
-	last = split_last(map, tl, &tl);
-	return join(map, tl, last, tr);
-}
+	for (d = (int)map->levels - 2; d >= 0; d--) {
+		const struct bt_inner *in = &node(map, p->node[d])->inner;
 
-/* Split @t into the keys below @key (@below) and the others (@rest). */
-static void split(struct range_map *map, uint32_t t, uint64_t key,
-		  uint32_t *below, uint32_t *rest)
-{
-	uint32_t l, r, a, b;
+		if (p->slot[d] + 1 < in->nr) {
+			uint32_t x = in->child[++p->slot[d]];
 
-	if (t == NIL) {
-		*below = NIL;
-		*rest = NIL;
-		return;
-	}
-	l = node(map, t)->left;
-	r = node(map, t)->right;
-	if (node(map, t)->start < key) {
-		split(map, r, key, &a, &b);
-		*below = join(map, l, t, a);
-		*rest = b;
-	} else {
-		split(map, l, key, &a, &b);
-		*below = a;
-		*rest = join(map, b, t, r);
-	}
-}
-
-/* ---- Lookups ---- */
-
-/* The run containing @page (< npages): the node with the largest start
- * <= page.  Node 0's start is 0, so there always is one. */
-static uint32_t find_run(const struct range_map *map, uint64_t page)
-{
-	uint32_t x = map->root, best = NIL;
-
-	while (x != NIL) {
-		const struct range_node *n = node(map, x);
-
-		if (n->start <= page) {
-			best = x;
-			x = n->right;
-		} else {
-			x = n->left;
+			for (d++; d < (int)map->levels; d++) {
+				p->node[d] = x;
+				p->slot[d] = 0;
+				if (d + 1 < (int)map->levels)
+					x = node(map, x)->inner.child[0];
+			}
+			return true;
 		}
 	}
-	assert(best != NIL);
-	return best;
+	return false;
 }
 
-static uint32_t next_run(const struct range_map *map, uint32_t x)
-{
-	uint32_t p;
+/* A cursor over the runs: the path with the leaf slot at the current key. */
+struct cursor {
+	struct path p;
+	const struct bt_leaf *leaf;
+};
 
-	if (node(map, x)->right != NIL) {
-		x = node(map, x)->right;
-		while (node(map, x)->left != NIL)
-			x = node(map, x)->left;
-		return x;
-	}
-	p = node(map, x)->parent;
-	while (p != NIL && node(map, p)->right == x) {
-		x = p;
-		p = node(map, p)->parent;
-	}
-	return p;
+static void cursor_at(const struct range_map *map, uint64_t page,
+		      struct cursor *c)
+{
+	uint32_t leaf_depth = map->levels - 1;
+
+	descend(map, page, &c->p);
+	c->p.slot[leaf_depth]--;	/* the run holding page */
+	c->leaf = &node(map, c->p.node[leaf_depth])->leaf;
 }
 
-static uint32_t prev_run(const struct range_map *map, uint32_t x)
+static inline uint64_t cursor_key(const struct range_map *map,
+				  const struct cursor *c)
 {
-	uint32_t p;
-
-	if (node(map, x)->left != NIL) {
-		x = node(map, x)->left;
-		while (node(map, x)->right != NIL)
-			x = node(map, x)->right;
-		return x;
-	}
-	p = node(map, x)->parent;
-	while (p != NIL && node(map, p)->left == x) {
-		x = p;
-		p = node(map, p)->parent;
-	}
-	return p;
+	return c->leaf->key[c->p.slot[map->levels - 1]];
 }
 
-/* The end of a run whose successor is @next. */
-static uint64_t run_end(const struct range_map *map, uint32_t next)
+static inline uint8_t cursor_value(const struct range_map *map,
+				   const struct cursor *c)
 {
-	return next == NIL ? map->npages : node(map, next)->start;
+	return c->leaf->value[c->p.slot[map->levels - 1]];
+}
+
+/* Advance to the next run; false (cursor unusable) after the last one. */
+static bool cursor_next(const struct range_map *map, struct cursor *c)
+{
+	uint32_t leaf_depth = map->levels - 1;
+
+	if (++c->p.slot[leaf_depth] < c->leaf->nr)
+		return true;
+	if (!path_next_leaf(map, &c->p))
+		return false;
+	c->leaf = &node(map, c->p.node[leaf_depth])->leaf;
+	return true;
 }
 
 static bool range_ok(const struct range_map *map, uint64_t start,
@@ -568,12 +596,247 @@ static bool range_ok(const struct range_map *map, uint64_t start,
 	       npages <= map->npages - start;
 }
 
+/* ---- Updates ---- */
+
+/*
+ * The smallest key under path node @d became @min: the pivot that names it
+ * is in the nearest ancestor where the path did not take child 0.  There
+ * always is one: the leftmost subtree's smallest key is 0, never removed.
+ */
+static void fix_min(struct range_map *map, const struct path *p, int d,
+		    uint64_t min)
+{
+	for (d--; d >= 0; d--) {
+		if (p->slot[d] > 0) {
+			node(map, p->node[d])->inner.pivot[p->slot[d] - 1] = min;
+			return;
+		}
+	}
+	assert(min == 0);
+}
+
+/* Add child @child, whose smallest key is @pivot, right after the child the
+ * path took at depth @d; splits cascade up and may add a root. */
+static void inner_insert(struct range_map *map, const struct path *p, int d,
+			 uint64_t pivot, uint32_t child)
+{
+	uint64_t q[INNER_MAX];
+	uint32_t c[INNER_MAX + 1];
+	struct bt_inner *in;
+	unsigned int s, n, a;
+	uint32_t right;
+
+	if (d < 0) {
+		uint32_t root = node_take(map);
+
+		c[0] = map->root;
+		c[1] = child;
+		inner_fill(&node(map, root)->inner, &pivot, c, 2);
+		map->root = root;
+		map->levels++;
+		assert(map->levels <= MAX_LEVELS);
+		return;
+	}
+	in = &node(map, p->node[d])->inner;
+	s = p->slot[d];
+	n = in->nr;
+	memcpy(q, in->pivot, s * sizeof(*q));
+	q[s] = pivot;
+	memcpy(q + s + 1, in->pivot + s, (n - 1 - s) * sizeof(*q));
+	memcpy(c, in->child, (s + 1) * sizeof(*c));
+	c[s + 1] = child;
+	memcpy(c + s + 2, in->child + s + 1, (n - 1 - s) * sizeof(*c));
+	n++;
+	if (n <= INNER_MAX) {
+		inner_fill(in, q, c, n);
+		return;
+	}
+	a = n / 2;
+	right = node_take(map);
+	in = &node(map, p->node[d])->inner;
+	inner_fill(in, q, c, a);
+	inner_fill(&node(map, right)->inner, q + a, c + a, n - a);
+	inner_insert(map, p, d - 1, q[a - 1], right);
+}
+
+/* Insert @key (not present, > 0) with @value. */
+static void insert_key(struct range_map *map, uint64_t key, uint8_t value)
+{
+	uint64_t k[LEAF_MAX + 1];
+	uint8_t v[LEAF_MAX + 1];
+	int d = (int)map->levels - 1;
+	struct bt_leaf *lf;
+	unsigned int pos, n, a;
+	struct path p;
+	uint32_t right;
+
+	descend(map, key, &p);
+	lf = &node(map, p.node[d])->leaf;
+	pos = p.slot[d];
+	n = lf->nr;
+	assert(pos >= 1 && lf->key[pos - 1] < key);
+	memcpy(k, lf->key, pos * sizeof(*k));
+	memcpy(v, lf->value, pos);
+	k[pos] = key;
+	v[pos] = value;
+	memcpy(k + pos + 1, lf->key + pos, (n - pos) * sizeof(*k));
+	memcpy(v + pos + 1, lf->value + pos, n - pos);
+	n++;
+	map->nr_runs++;
+	if (n <= LEAF_MAX) {
+		leaf_fill(lf, k, v, n);
+		return;
+	}
+	a = n / 2;
+	right = node_take(map);
+	lf = &node(map, p.node[d])->leaf;
+	leaf_fill(lf, k, v, a);
+	leaf_fill(&node(map, right)->leaf, k + a, v + a, n - a);
+	inner_insert(map, &p, d - 1, k[a], right);
+}
+
+/* Drop child @s + 1 of @in and the pivot before it. */
+static void inner_remove(struct bt_inner *in, unsigned int s)
+{
+	uint64_t q[INNER_MAX];
+	uint32_t c[INNER_MAX];
+	unsigned int n = in->nr;
+
+	memcpy(q, in->pivot, s * sizeof(*q));
+	memcpy(q + s, in->pivot + s + 1, (n - 2 - s) * sizeof(*q));
+	memcpy(c, in->child, (s + 1) * sizeof(*c));
+	memcpy(c + s + 1, in->child + s + 2, (n - 2 - s) * sizeof(*c));
+	inner_fill(in, q, c, n - 1);
+}
+
+/*
+ * Path node @d may be under-full: merge it with a sibling or even the two
+ * out, then fix the parent the same way.  A root inner node left with one
+ * child gives way to it.
+ */
+static void rebalance(struct range_map *map, const struct path *p, int d)
+{
+	union bt_node *n = node(map, p->node[d]), *l, *r;
+	struct bt_inner *parent;
+	unsigned int s, ls, nl, nr;
+	uint32_t li, ri;
+
+	if (d == 0) {
+		if (n->inner.kind == KIND_INNER && n->inner.nr == 1) {
+			map->root = n->inner.child[0];
+			node_free(map, p->node[0]);
+			map->levels--;
+		}
+		return;
+	}
+	if (n->inner.nr >= (n->inner.kind == KIND_LEAF ? LEAF_MIN : INNER_MIN))
+		return;
+
+	parent = &node(map, p->node[d - 1])->inner;
+	s = p->slot[d - 1];
+	ls = s > 0 ? s - 1 : s;		/* the pair is children ls, ls + 1 */
+	li = parent->child[ls];
+	ri = parent->child[ls + 1];
+	l = node(map, li);
+	r = node(map, ri);
+	nl = l->inner.nr;
+	nr = r->inner.nr;
+
+	if (n->inner.kind == KIND_LEAF) {
+		uint64_t k[2 * LEAF_MAX];
+		uint8_t v[2 * LEAF_MAX];
+		unsigned int t = nl + nr;
+
+		memcpy(k, l->leaf.key, nl * sizeof(*k));
+		memcpy(v, l->leaf.value, nl);
+		memcpy(k + nl, r->leaf.key, nr * sizeof(*k));
+		memcpy(v + nl, r->leaf.value, nr);
+		if (t <= LEAF_MAX) {
+			leaf_fill(&l->leaf, k, v, t);
+			node_free(map, ri);
+			inner_remove(parent, ls);
+			/* Only an emptied leaf merged with its right sibling
+			 * gets a new smallest key. */
+			if (nl == 0)
+				fix_min(map, p, d, k[0]);
+			rebalance(map, p, d - 1);
+			return;
+		}
+		/* Both keep >= LEAF_MIN; an empty leaf always merges, so
+		 * the left one keeps its smallest key. */
+		leaf_fill(&l->leaf, k, v, t / 2);
+		leaf_fill(&r->leaf, k + t / 2, v + t / 2, t - t / 2);
+		parent->pivot[ls] = k[t / 2];
+	} else {
+		uint64_t q[2 * INNER_MAX];
+		uint32_t c[2 * INNER_MAX];
+		unsigned int t = nl + nr;
+
+		memcpy(q, l->inner.pivot, (nl - 1) * sizeof(*q));
+		q[nl - 1] = parent->pivot[ls];
+		memcpy(q + nl, r->inner.pivot, (nr - 1) * sizeof(*q));
+		memcpy(c, l->inner.child, nl * sizeof(*c));
+		memcpy(c + nl, r->inner.child, nr * sizeof(*c));
+		if (t <= INNER_MAX) {
+			inner_fill(&l->inner, q, c, t);
+			node_free(map, ri);
+			inner_remove(parent, ls);
+			rebalance(map, p, d - 1);
+			return;
+		}
+		inner_fill(&l->inner, q, c, t / 2);
+		inner_fill(&r->inner, q + t / 2, c + t / 2, t - t / 2);
+		parent->pivot[ls] = q[t / 2 - 1];
+	}
+}
+
+/*
+ * Remove every key in [lo, hi] (lo >= 1, so key 0 stays and the tree never
+ * empties): one leaf at a time, each followed by a rebalance, then a new
+ * descent, since the rebalance may have moved keys between leaves.
+ */
+static void delete_range(struct range_map *map, uint64_t lo, uint64_t hi)
+{
+	struct path p;
+
+	assert(lo >= 1 && lo <= hi);
+	for (;;) {
+		int d = (int)map->levels - 1;
+		struct bt_leaf *lf;
+		unsigned int i, j, n;
+
+		descend(map, lo, &p);
+		lf = &node(map, p.node[d])->leaf;
+		i = p.slot[d];
+		if (i > 0 && lf->key[i - 1] == lo)
+			i--;		/* first key >= lo */
+		if (i == lf->nr) {
+			if (!path_next_leaf(map, &p))
+				return;
+			lf = &node(map, p.node[d])->leaf;
+			i = 0;
+		}
+		n = lf->nr;
+		for (j = i; j < n && lf->key[j] <= hi; j++)
+			;
+		if (j == i)
+			return;
+		memmove(lf->key + i, lf->key + j, (n - j) * sizeof(*lf->key));
+		memmove(lf->value + i, lf->value + j, n - j);
+		leaf_fill(lf, lf->key, lf->value, n - (j - i));
+		map->nr_runs -= j - i;
+		if (i == 0 && lf->nr > 0)
+			fix_min(map, &p, d, lf->key[0]);
+		rebalance(map, &p, d);
+	}
+}
+
 /* ---- Public interface ---- */
 
 struct range_map *gmem_range_map_create(uint64_t npages, uint8_t initial)
 {
 	struct range_map *map;
-	struct range_node *n;
+	uint64_t key = 0;
 
 	/* The page count set() returns must fit its int64_t. */
 	if (npages == 0 || npages > (uint64_t)INT64_MAX) {
@@ -586,23 +849,21 @@ struct range_map *gmem_range_map_create(uint64_t npages, uint8_t initial)
 	map->chunks = malloc(sizeof(*map->chunks));
 	if (!map->chunks)
 		goto err_map;
-	map->chunks[0] = malloc(MIN_CHUNK0_NODES * sizeof(*map->chunks[0]));
+	map->chunks[0] = chunk_alloc(1);
 	if (!map->chunks[0])
 		goto err_table;
 	map->npages = npages;
+	map->nr_runs = 1;
 	map->nr_chunks = 1;
 	map->chunk_slots = 1;
-	map->chunk0_nodes = MIN_CHUNK0_NODES;
+	map->chunk0_nodes = 1;
 	map->nr_nodes = 1;
 	map->root = 0;
+	map->levels = 1;
 	map->reserved = 0;
-	n = node(map, 0);
-	n->start = 0;
-	n->value = initial;
-	n->left = NIL;
-	n->right = NIL;
-	n->parent = NIL;
-	n->height = 1;
+	map->promised = 0;
+	map->free_list = NIL;
+	leaf_fill(&node(map, 0)->leaf, &key, &initial, 1);
 	return map;
 
 err_table:
@@ -629,31 +890,37 @@ uint64_t gmem_range_map_npages(const struct range_map *map)
 	return map->npages;
 }
 
+/*
+ * The hot path: per level one node, a fixed-length count and no branch
+ * that depends on the data, so consecutive lookups overlap in the CPU.
+ * The run's end is the next key in the leaf, else the pivot after the
+ * child taken at the deepest level that did not take its last child: the
+ * smallest such pivot, KEY_NONE filling the rest.
+ */
 uint8_t gmem_range_map_get(const struct range_map *map, uint64_t page,
 		      uint64_t *run_start, uint64_t *run_npages)
 {
-	uint32_t x = map->root, best = NIL, succ = NIL;
-	const struct range_node *n;
+	uint32_t x = map->root, l;
+	uint64_t next = KEY_NONE;
+	const struct bt_leaf *lf;
+	unsigned int c;
 
 	assert(page < map->npages);
-	/* One descent finds both the run and its successor, which is the
-	 * last node at which the descent turned left. */
-	while (x != NIL) {
-		n = node(map, x);
-		if (n->start <= page) {
-			best = x;
-			x = n->right;
-		} else {
-			succ = x;
-			x = n->left;
-		}
+	for (l = map->levels; l > 1; l--) {
+		const struct bt_inner *in = &node(map, x)->inner;
+
+		c = count_le(in->pivot, INNER_MAX - 1, page);
+		next = min_u64(next, in->pivot[c]);
+		x = in->child[c];
 	}
-	n = node(map, best);
+	lf = &node(map, x)->leaf;
+	c = count_le(lf->key, LEAF_MAX + 1, page) - 1;
 	if (run_start)
-		*run_start = n->start;
+		*run_start = lf->key[c];
 	if (run_npages)
-		*run_npages = run_end(map, succ) - n->start;
-	return n->value;
+		*run_npages = min_u64(min_u64(lf->key[c + 1], next),
+				      map->npages) - lf->key[c];
+	return lf->value[c];
 }
 
 /*
@@ -662,144 +929,57 @@ uint8_t gmem_range_map_get(const struct range_map *map, uint64_t page,
 int gmem_range_map_for_each(const struct range_map *map, uint64_t start,
 		       uint64_t npages, range_map_run_fn fn, void *arg)
 {
-	uint64_t end = start + npages;
-	uint32_t x, next;
+	uint64_t end = start + npages, run, run_end;
+	struct cursor c;
+	bool more;
 
 	if (!range_ok(map, start, npages))
 		return -EINVAL;
-	for (x = find_run(map, start); x != NIL && node(map, x)->start < end;
-	     x = next) {
-		const struct range_node *n = node(map, x);
-		uint64_t lo = max_u64(n->start, start);
+	cursor_at(map, start, &c);
+	do {
+		uint8_t value = cursor_value(map, &c);
 		int ret;
 
-		next = next_run(map, x);
-		ret = fn(arg, lo, min_u64(run_end(map, next), end) - lo,
-			 n->value);
+		run = max_u64(cursor_key(map, &c), start);
+		more = cursor_next(map, &c);
+		run_end = more ? cursor_key(map, &c) : map->npages;
+		ret = fn(arg, run, min_u64(run_end, end) - run, value);
 		if (ret)
 			return ret;
-	}
+	} while (more && run_end < end);
 	return 0;
 }
 
 /*
- * Reservations are counted: while k are held, capacity stays at least
- * nr_nodes + k * SET_MAX_NEW_NODES (shrink() keeps that margin), so each of
- * the next k sets finds its nodes, whichever order they come in.  A holder
- * gives its reservation back with gmem_range_map_unreserve() after its set (or
- * instead of it).
+ * Reservations are counted: each adds SET_MAX_NEW_NODES to promised, and
+ * capacity stays at least nr_nodes + promised (invariant 8), so the sets of
+ * every holder find their nodes, whichever order they come in.  A holder
+ * gives its reservation back with gmem_range_map_unreserve() after its set
+ * (or instead of it).
  */
 int gmem_range_map_reserve(struct range_map *map)
 {
 	int err = ensure_capacity(map, nodes_promised(map) +
 					SET_MAX_NEW_NODES);
 
-	if (!err)
+	if (!err) {
 		map->reserved++;
+		map->promised += SET_MAX_NEW_NODES;
+	}
 	return err;
 }
 
 void gmem_range_map_unreserve(struct range_map *map)
 {
+	uint32_t cap;
+
 	assert(map->reserved > 0);
 	map->reserved--;
+	/* What the others may still need is at most their full share. */
+	cap = map->reserved * SET_MAX_NEW_NODES;
+	if (map->promised > cap)
+		map->promised = cap;
 	shrink(map);
-}
-
-/*
- * Everything a set needs to know about the current map, gathered by one
- * walk over the runs it touches before anything is modified.
- */
-struct set_plan {
-	uint64_t pages_changed;
-	uint32_t keys_inside;	/* keys in [start, end]: nodes to free */
-	bool need_start_key;	/* a run must begin at start */
-	bool need_end_key;	/* a run must begin at end... */
-	uint8_t end_value;	/* ...with this value */
-};
-
-static void plan_set(const struct range_map *map, uint32_t first,
-		     uint64_t start, uint64_t end, uint8_t value,
-		     struct set_plan *plan)
-{
-	uint32_t x = first, last, next;
-
-	plan->pages_changed = 0;
-	plan->keys_inside = 0;
-	do {
-		const struct range_node *n = node(map, x);
-
-		next = next_run(map, x);
-		if (n->value != value)
-			plan->pages_changed +=
-				min_u64(run_end(map, next), end) -
-				max_u64(n->start, start);
-		if (n->start >= start)
-			plan->keys_inside++;
-		last = x;
-		x = next;
-	} while (x != NIL && node(map, x)->start < end);
-
-	/*
-	 * By invariant 5 the result is unique: a key at start iff the page
-	 * before differs from @value (or start is 0), a key at end iff the
-	 * page at end keeps a value other than @value.  Every other key in
-	 * [start, end] goes.
-	 */
-	plan->need_end_key = false;
-	plan->end_value = 0;
-	if (end < map->npages) {
-		if (x != NIL && node(map, x)->start == end) {
-			plan->keys_inside++;
-			plan->end_value = node(map, x)->value;
-		} else {
-			plan->end_value = node(map, last)->value;
-		}
-		plan->need_end_key = plan->end_value != value;
-	}
-	plan->need_start_key = true;
-	if (start > 0) {
-		uint32_t before = first;
-
-		if (node(map, first)->start == start)
-			before = prev_run(map, first);
-		plan->need_start_key = node(map, before)->value != value;
-	}
-}
-
-static void report_changes(const struct range_map *map, uint32_t first,
-			   uint64_t start, uint64_t end, uint8_t value,
-			   range_map_run_fn changed, void *arg)
-{
-	uint32_t x, next;
-
-	for (x = first; x != NIL && node(map, x)->start < end; x = next) {
-		const struct range_node *n = node(map, x);
-		uint64_t lo = max_u64(n->start, start);
-
-		next = next_run(map, x);
-		/* Every change is reported whatever the callback returns:
-		 * the update goes ahead regardless (see range_map.h). */
-		if (n->value != value)
-			(void)changed(arg, lo,
-				      min_u64(run_end(map, next), end) - lo,
-				      n->value);
-	}
-}
-
-static uint32_t node_init(struct range_map *map, uint32_t *spare,
-			  uint64_t start, uint8_t value)
-{
-	uint32_t idx = node_take(map, spare);
-	struct range_node *n = node(map, idx);
-
-	n->start = start;
-	n->value = value;
-	n->left = NIL;
-	n->right = NIL;
-	n->parent = NIL;
-	n->height = 1;
-	return idx;
 }
 
 /*
@@ -809,65 +989,108 @@ static uint32_t node_init(struct range_map *map, uint32_t *spare,
 int64_t gmem_range_map_set(struct range_map *map, uint64_t start, uint64_t npages,
 		      uint8_t value, range_map_run_fn changed, void *arg)
 {
-	uint64_t end = start + npages;
-	uint32_t first, below, rest, inside, above, spare = NIL;
-	uint32_t start_node = NIL, end_node = NIL, root;
-	struct set_plan plan;
-	uint32_t new_nodes;
+	uint64_t end = start + npages, changed_pages = 0, rs, run, run_end;
+	bool need_start, need_end = false, key_at_start, key_at_end = false;
+	uint8_t end_value = 0, old;
+	unsigned int inserts, new_nodes;
+	uint32_t nodes_before;
+	struct cursor c;
+	bool more;
 
 	if (!range_ok(map, start, npages))
 		return -EINVAL;
-	first = find_run(map, start);
-	plan_set(map, first, start, end, value, &plan);
-	if (plan.pages_changed == 0)
-		return 0;	/* unique representation: nothing to do */
 
-	/* The only allocation, before any change: after it nothing fails. */
-	new_nodes = plan.need_start_key + plan.need_end_key;
-	if (new_nodes > plan.keys_inside &&
-	    ensure_capacity(map, (uint64_t)map->nr_nodes + new_nodes -
-				 plan.keys_inside))
+	/*
+	 * By invariant 5 the result is unique: a key at start iff start is 0
+	 * or the page before keeps a value other than @value, a key at end
+	 * iff the page at end keeps a value other than @value.  Every other
+	 * key in [start, end] goes.  Keys already there are kept in place,
+	 * so only a key that is new is inserted.
+	 */
+	gmem_range_map_get(map, start, &rs, NULL);
+	key_at_start = rs == start;
+	need_start = start == 0 ||
+		     gmem_range_map_get(map, start - 1, NULL, NULL) != value;
+	if (end < map->npages) {
+		end_value = gmem_range_map_get(map, end, &rs, NULL);
+		key_at_end = rs == end;
+		need_end = end_value != value;
+	}
+	inserts = (need_start && !key_at_start) + (need_end && !key_at_end);
+
+	/*
+	 * The only allocation, before any change: after it nothing fails.
+	 * Each insert adds at most levels + 1 nodes, and the first may add a
+	 * level.  A lone root leaf (most maps, most of the time) is exact
+	 * instead: removals only empty it, and it splits, into two leaves
+	 * and a root, only if the new keys overflow it; without that a map
+	 * of one leaf would grow and shrink its chunk on every set.  A
+	 * holder's promise covers either bound: no allocation.
+	 */
+	if (map->levels == 1)
+		new_nodes = node(map, map->root)->leaf.nr + inserts > LEAF_MAX ?
+			    2 : 0;
+	else
+		new_nodes = inserts ? inserts * (map->levels + 1) +
+				      (inserts - 1) : 0;
+	if (new_nodes && ensure_capacity(map, (uint64_t)map->nr_nodes +
+					 new_nodes))
 		return -ENOMEM;
 
-	if (changed)
-		report_changes(map, first, start, end, value, changed, arg);
+	/* One walk, before anything changes: count and report. */
+	cursor_at(map, start, &c);
+	do {
+		old = cursor_value(map, &c);
+		run = max_u64(cursor_key(map, &c), start);
+		more = cursor_next(map, &c);
+		run_end = min_u64(more ? cursor_key(map, &c) : map->npages,
+				  end);
+		if (old != value) {
+			changed_pages += run_end - run;
+			/* Every change is reported whatever the callback
+			 * returns: the update goes ahead regardless. */
+			if (changed)
+				(void)changed(arg, run, run_end - run, old);
+		}
+	} while (more && run_end < end);
+	if (changed_pages == 0)
+		return 0;	/* unique representation: nothing to do */
 
-	/* Cut out the keys in [start, end], recycle their nodes for the at
-	 * most two new keys, and join the pieces back together. */
-	split(map, map->root, start, &below, &rest);
-	if (end < map->npages) {
-		split(map, rest, end + 1, &inside, &above);
-	} else {
-		inside = rest;
-		above = NIL;
+	nodes_before = map->nr_nodes;
+	if (need_start && key_at_start) {
+		struct path p;
+		int d = (int)map->levels - 1;
+
+		descend(map, start, &p);
+		node(map, p.node[d])->leaf.value[p.slot[d] - 1] = value;
 	}
-	node_release_subtree(map, inside, &spare);
+	{
+		uint64_t lo = need_start ? start + 1 : start;
+		uint64_t hi = need_end ? end - 1 : end;
 
-	if (plan.need_start_key)
-		start_node = node_init(map, &spare, start, value);
-	if (plan.need_end_key)
-		end_node = node_init(map, &spare, end, plan.end_value);
+		if (lo <= hi)
+			delete_range(map, lo, hi);
+	}
+	if (need_start && !key_at_start)
+		insert_key(map, start, value);
+	if (need_end && !key_at_end)
+		insert_key(map, end, end_value);
 
-	if (start_node != NIL && end_node != NIL)
-		root = join(map, below, start_node,
-			    join(map, NIL, end_node, above));
-	else if (start_node != NIL)
-		root = join(map, below, start_node, above);
-	else if (end_node != NIL)
-		root = join(map, below, end_node, above);
-	else
-		root = join2(map, below, above);
-	map->root = root;
-	node(map, root)->parent = NIL;
+	/* Nodes taken from the free list were counted in nodes_before; the
+	 * rest of the list is about to go. */
+	compact(map);
+	if (map->nr_nodes > nodes_before) {
+		uint32_t added = map->nr_nodes - nodes_before;
 
-	compact(map, spare);
+		map->promised -= added < map->promised ? added : map->promised;
+	}
 	shrink(map);
-	return (int64_t)plan.pages_changed;
+	return (int64_t)changed_pages;
 }
 
 uint64_t gmem_range_map_nr_runs(const struct range_map *map)
 {
-	return map->nr_nodes;
+	return map->nr_runs;
 }
 
 size_t gmem_range_map_bytes(const struct range_map *map)
@@ -875,10 +1098,9 @@ size_t gmem_range_map_bytes(const struct range_map *map)
 	size_t bytes = sizeof(*map) + MALLOC_OVERHEAD;
 
 	bytes += map->chunk_slots * sizeof(*map->chunks) + MALLOC_OVERHEAD;
-	bytes += map->chunk0_nodes * sizeof(struct range_node) +
-		 MALLOC_OVERHEAD;
+	bytes += map->chunk0_nodes * sizeof(union bt_node) + MALLOC_OVERHEAD;
 	bytes += (size_t)(map->nr_chunks - 1) *
-		 (CHUNK_NODES * sizeof(struct range_node) + MALLOC_OVERHEAD);
+		 (CHUNK_NODES * sizeof(union bt_node) + MALLOC_OVERHEAD);
 	return bytes;
 }
 
@@ -888,8 +1110,9 @@ struct validate_walk {
 	const struct range_map *map;
 	char *msg;
 	size_t msg_len;
+	uint64_t keys_seen;
 	uint64_t nodes_seen;
-	uint64_t prev_start;
+	uint64_t prev_key;
 	uint8_t prev_value;
 };
 
@@ -907,72 +1130,106 @@ static int violation(struct validate_walk *w, const char *fmt, ...)
 	return -EUCLEAN;
 }
 
-/*
- * In-order check of the subtree at @idx (invariants 1 to 6); its height
- * goes to @h.  The depth bound stops a corrupted tree that loops.
- */
-static int validate_subtree(struct validate_walk *w, uint32_t idx,
-			    uint32_t parent, int depth, int *h)
+/* Invariants 2 and 3 for a leaf, 4 and 5 across leaves in key order. */
+static int validate_leaf(struct validate_walk *w, uint32_t idx,
+			 const struct bt_leaf *lf, bool is_root, uint64_t lo,
+			 uint64_t hi)
 {
-	const struct range_map *map = w->map;
-	const struct range_node *n;
-	int hl, hr, ret;
+	unsigned int i;
 
-	if (idx == NIL) {
-		*h = 0;
-		return 0;
+	if (lf->nr < (is_root ? 1 : LEAF_MIN) || lf->nr > LEAF_MAX)
+		return violation(w, "leaf %" PRIu32 " holds %u keys", idx,
+				 lf->nr);
+	for (i = lf->nr; i <= LEAF_MAX; i++)
+		if (lf->key[i] != KEY_NONE)
+			return violation(w, "leaf %" PRIu32 ": unused key slot "
+					 "%u is %" PRIu64, idx, i, lf->key[i]);
+	if (lf->key[0] != lo)
+		return violation(w, "leaf %" PRIu32 " starts at %" PRIu64
+				 ", its pivot says %" PRIu64, idx, lf->key[0],
+				 lo);
+	for (i = 0; i < lf->nr; i++) {
+		uint64_t key = lf->key[i];
+
+		if (key >= hi)
+			return violation(w, "leaf %" PRIu32 ": key %" PRIu64
+					 " not below %" PRIu64, idx, key, hi);
+		if (w->keys_seen > 0 && key <= w->prev_key)
+			return violation(w, "run at %" PRIu64 " after run at %"
+					 PRIu64, key, w->prev_key);
+		if (w->keys_seen > 0 && lf->value[i] == w->prev_value)
+			return violation(w, "runs at %" PRIu64 " and %" PRIu64
+					 " both have value %u", w->prev_key,
+					 key, lf->value[i]);
+		w->keys_seen++;
+		w->prev_key = key;
+		w->prev_value = lf->value[i];
 	}
-	if (depth > MAX_HEIGHT)
-		return violation(w, "tree deeper than %d at node %" PRIu32,
-				 MAX_HEIGHT, idx);
-	if (idx >= map->nr_nodes)
-		return violation(w, "node %" PRIu32 " in the tree, nr_nodes %"
-				 PRIu32, idx, map->nr_nodes);
-	n = node(map, idx);
-	if (n->parent != parent)
-		return violation(w, "node %" PRIu32 " (start %" PRIu64
-				 "): parent %" PRIu32 ", expected %" PRIu32,
-				 idx, n->start, n->parent, parent);
-
-	ret = validate_subtree(w, n->left, idx, depth + 1, &hl);
-	if (ret)
-		return ret;
-
-	if (w->nodes_seen == 0 && n->start != 0)
-		return violation(w, "first run starts at %" PRIu64, n->start);
-	if (w->nodes_seen > 0 && n->start <= w->prev_start)
-		return violation(w, "run at %" PRIu64 " after run at %" PRIu64,
-				 n->start, w->prev_start);
-	if (w->nodes_seen > 0 && n->value == w->prev_value)
-		return violation(w, "runs at %" PRIu64 " and %" PRIu64
-				 " both have value %u", w->prev_start,
-				 n->start, n->value);
-	if (n->start >= map->npages)
-		return violation(w, "run at %" PRIu64 " beyond npages %" PRIu64,
-				 n->start, map->npages);
-	if (++w->nodes_seen > map->nr_nodes)
-		return violation(w, "more than nr_nodes=%" PRIu32
-				 " nodes in the tree", map->nr_nodes);
-	w->prev_start = n->start;
-	w->prev_value = n->value;
-
-	ret = validate_subtree(w, n->right, idx, depth + 1, &hr);
-	if (ret)
-		return ret;
-
-	if (hl - hr > 1 || hr - hl > 1)
-		return violation(w, "node %" PRIu32 " (start %" PRIu64
-				 ") unbalanced: heights %d and %d", idx,
-				 n->start, hl, hr);
-	*h = 1 + (hl > hr ? hl : hr);
-	if (n->height != *h)
-		return violation(w, "node %" PRIu32 " (start %" PRIu64
-				 "): height %u, expected %d", idx, n->start,
-				 n->height, *h);
 	return 0;
 }
 
-/* Invariants 7 and 8: the chunks and the spare nodes. */
+/*
+ * In-order check of the subtree at @idx, at @depth, whose keys must lie in
+ * [lo, hi) with lo exact (invariants 1 to 6).
+ */
+static int validate_subtree(struct validate_walk *w, uint32_t idx,
+			    uint32_t depth, uint64_t lo, uint64_t hi)
+{
+	const struct range_map *map = w->map;
+	const union bt_node *n;
+	const struct bt_inner *in;
+	bool leaf_depth = depth + 1 == map->levels;
+	unsigned int i;
+	int ret;
+
+	if (idx >= map->nr_nodes)
+		return violation(w, "node %" PRIu32 " in the tree, nr_nodes %"
+				 PRIu32, idx, map->nr_nodes);
+	if (++w->nodes_seen > map->nr_nodes)
+		return violation(w, "more than nr_nodes=%" PRIu32
+				 " nodes in the tree", map->nr_nodes);
+	n = node(map, idx);
+	if (n->inner.kind != (leaf_depth ? KIND_LEAF : KIND_INNER))
+		return violation(w, "node %" PRIu32 " at depth %" PRIu32
+				 " of %" PRIu32 " has kind %u", idx, depth,
+				 map->levels, n->inner.kind);
+	if (leaf_depth)
+		return validate_leaf(w, idx, &n->leaf, depth == 0, lo, hi);
+
+	in = &n->inner;
+	if (in->nr < (depth == 0 ? 2 : INNER_MIN) || in->nr > INNER_MAX)
+		return violation(w, "inner node %" PRIu32 " has %u children",
+				 idx, in->nr);
+	for (i = in->nr - 1; i < INNER_MAX; i++)
+		if (in->pivot[i] != KEY_NONE)
+			return violation(w, "inner node %" PRIu32 ": unused "
+					 "pivot slot %u is %" PRIu64, idx, i,
+					 in->pivot[i]);
+	for (i = in->nr; i < INNER_MAX; i++)
+		if (in->child[i] != NIL)
+			return violation(w, "inner node %" PRIu32 ": unused "
+					 "child slot %u is %" PRIu32, idx, i,
+					 in->child[i]);
+	for (i = 0; i + 1 < in->nr; i++) {
+		uint64_t below = i ? in->pivot[i - 1] : lo;
+
+		if (in->pivot[i] <= below || in->pivot[i] >= hi)
+			return violation(w, "inner node %" PRIu32 ": pivot %u "
+					 "is %" PRIu64 ", outside (%" PRIu64
+					 ", %" PRIu64 ")", idx, i,
+					 in->pivot[i], below, hi);
+	}
+	for (i = 0; i < in->nr; i++) {
+		ret = validate_subtree(w, in->child[i], depth + 1,
+				       i ? in->pivot[i - 1] : lo,
+				       i + 1 < in->nr ? in->pivot[i] : hi);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Invariants 7 to 9: the chunks, reservations and spare nodes. */
 static int validate_memory(struct validate_walk *w)
 {
 	const struct range_map *map = w->map;
@@ -983,11 +1240,11 @@ static int validate_memory(struct validate_walk *w)
 		return violation(w, "nr_chunks %" PRIu32 ", chunk_slots %"
 				 PRIu32, map->nr_chunks, map->chunk_slots);
 	for (i = 0; i < map->nr_chunks; i++)
-		if (!map->chunks[i])
+		if (!map->chunks[i] || (uintptr_t)map->chunks[i] % 64)
 			return violation(w, "chunk %" PRIu32 " of %" PRIu32
-					 " missing", i, map->nr_chunks);
-	if (map->chunk0_nodes < MIN_CHUNK0_NODES ||
-	    map->chunk0_nodes > CHUNK_NODES ||
+					 " missing or misaligned", i,
+					 map->nr_chunks);
+	if (map->chunk0_nodes < 1 || map->chunk0_nodes > CHUNK_NODES ||
 	    (map->chunk0_nodes & (map->chunk0_nodes - 1)))
 		return violation(w, "chunk 0 holds %" PRIu32 " nodes",
 				 map->chunk0_nodes);
@@ -998,16 +1255,23 @@ static int validate_memory(struct validate_walk *w)
 	if (map->nr_nodes == 0 || map->nr_nodes > capacity(map))
 		return violation(w, "nr_nodes %" PRIu32 ", capacity %" PRIu64,
 				 map->nr_nodes, capacity(map));
+	if ((uint64_t)map->promised >
+	    (uint64_t)map->reserved * SET_MAX_NEW_NODES)
+		return violation(w, "%" PRIu32 " nodes promised to %" PRIu32
+				 " reservations", map->promised,
+				 map->reserved);
 	if (nodes_promised(map) > capacity(map))
-		return violation(w, "%" PRIu32 " reservations held but only %"
+		return violation(w, "%" PRIu32 " nodes promised but only %"
 				 PRIu64 " nodes of capacity for %" PRIu32
-				 " runs", map->reserved, capacity(map),
+				 " nodes", map->promised, capacity(map),
 				 map->nr_nodes);
 	if (map->nr_chunks > 1 &&
 	    (uint64_t)(map->nr_chunks - 1) * CHUNK_NODES >=
 	    nodes_promised(map) + CHUNK_NODES / 2 + SET_MAX_NEW_NODES)
 		return violation(w, "%" PRIu32 " chunks kept for %" PRIu32
 				 " nodes", map->nr_chunks, map->nr_nodes);
+	if (map->free_list != NIL)
+		return violation(w, "free list not empty between calls");
 	return 0;
 }
 
@@ -1017,7 +1281,7 @@ int gmem_range_map_validate(const struct range_map *map, char *msg,
 	struct validate_walk w = {
 		.map = map, .msg = msg, .msg_len = msg_len,
 	};
-	int h, ret;
+	int ret;
 
 	if (map->npages == 0 || map->npages > (uint64_t)INT64_MAX)
 		return violation(&w, "npages %" PRIu64 " out of range",
@@ -1025,13 +1289,16 @@ int gmem_range_map_validate(const struct range_map *map, char *msg,
 	ret = validate_memory(&w);
 	if (ret)
 		return ret;
-	if (map->root == NIL)
-		return violation(&w, "empty tree");
-	ret = validate_subtree(&w, map->root, NIL, 1, &h);
+	if (map->levels < 1 || map->levels > MAX_LEVELS)
+		return violation(&w, "%" PRIu32 " levels", map->levels);
+	ret = validate_subtree(&w, map->root, 0, 0, map->npages);
 	if (ret)
 		return ret;
 	if (w.nodes_seen != map->nr_nodes)
 		return violation(&w, "%" PRIu64 " nodes in the tree, nr_nodes %"
 				 PRIu32, w.nodes_seen, map->nr_nodes);
+	if (w.keys_seen != map->nr_runs)
+		return violation(&w, "%" PRIu64 " keys in the leaves, nr_runs %"
+				 PRIu64, w.keys_seen, map->nr_runs);
 	return 0;
 }

@@ -47,7 +47,7 @@ int gmem_range_map_for_each(const struct range_map *map, uint64_t start,
  * Take a reservation: until it is given back with gmem_range_map_unreserve(),
  * one gmem_range_map_set() by its holder cannot fail for lack of memory, even
  * if other sets run first (reservations are counted; each keeps room for
- * the at most two nodes a set adds).  The guarantee assumes that every
+ * the nodes a set may add).  The guarantee assumes that every
  * set made while reservations are held is made by a holder (libgmem's
  * engine reserves for every conversion).  0 or -ENOMEM (nothing taken).
  */
