@@ -318,12 +318,16 @@ static int listeners_all(struct gmem_vm *vm, struct delta *d,
 typedef int (*backend_fn)(struct gmem_vm *vm, uint64_t page, uint64_t npages,
 			  uint8_t old, uint8_t new_value);
 
+#define RESTORE_VIEW "restore the view"
+
 /*
- * Undo @fn on the runs of @step among the first @n runs.  An undo that
- * fails leaves a view the map does not describe: mark the memory broken.
+ * Undo on the runs of @step among the first @n runs.  An undo that fails
+ * leaves memory the map does not describe (@what it could not do): mark
+ * the memory broken.
  */
 static int undo_runs(struct gmem_vm *vm, const struct delta *d,
-		     enum step step, size_t n, backend_fn undo)
+		     enum step step, size_t n, backend_fn undo,
+		     const char *what)
 {
 	size_t i;
 	int err, ret = 0;
@@ -335,8 +339,8 @@ static int undo_runs(struct gmem_vm *vm, const struct delta *d,
 			continue;
 		err = undo(vm, r->start, r->npages, r->old, r->new);
 		if (err && !ret) {
-			gmem_mark_broken(vm, "rollback could not restore the "
-					 "view of [%#llx, +%#llx): %d",
+			gmem_mark_broken(vm, "rollback could not %s of "
+					 "[%#llx, +%#llx): %d", what,
 					 (unsigned long long)run_off(r),
 					 (unsigned long long)run_len(r), err);
 			ret = -EIO;
@@ -358,7 +362,7 @@ static int backend_runs(struct gmem_vm *vm, const struct delta *d,
 			continue;
 		err = fn(vm, r->start, r->npages, r->old, r->new);
 		if (err) {
-			if (undo_runs(vm, d, step, i, undo))
+			if (undo_runs(vm, d, step, i, undo, RESTORE_VIEW))
 				return -EIO;
 			return err;
 		}
@@ -372,30 +376,20 @@ static int backend_runs(struct gmem_vm *vm, const struct delta *d,
  * go back to the state whose view was just closed, and they must read as
  * before (nothing) if granted again.
  */
+static int punch_granted(struct gmem_vm *vm, uint64_t page, uint64_t npages,
+			 uint8_t old, uint8_t new_value)
+{
+	return gmem_punch_range(vm, gmem_backing_of(vm,
+				(enum gmem_state)value_view(new_value)),
+				page * GMEM_PAGE_SIZE, npages * GMEM_PAGE_SIZE);
+}
+
 static int unwrite_granted(struct gmem_vm *vm, const struct delta *d)
 {
-	size_t i;
-	int err, ret = 0;
-
 	if (vm->mode != GMEM_MODE_DISCARD)
 		return 0;
-	for (i = 0; i < d->nr; i++) {
-		const struct run *r = &d->runs[i];
-
-		if (!run_in_step(r, STEP_GRANT))
-			continue;
-		err = gmem_punch_range(vm, gmem_backing_of(vm,
-				       step_view(r, STEP_GRANT)), run_off(r),
-				       run_len(r));
-		if (err && !ret) {
-			gmem_mark_broken(vm, "rollback could not empty the "
-					 "new view of [%#llx, +%#llx): %d",
-					 (unsigned long long)run_off(r),
-					 (unsigned long long)run_len(r), err);
-			ret = -EIO;
-		}
-	}
-	return ret;
+	return undo_runs(vm, d, STEP_GRANT, d->nr, punch_granted,
+			 "empty the new view");
 }
 
 /* ---- platform hooks: steps 4 and 7 -------------------------------------- */
@@ -680,13 +674,15 @@ err_invalidated:
 err_granted:
 	/* Close the new views first, then empty what was written through
 	 * them meanwhile (nothing can write once they are closed). */
-	if (undo_runs(vm, d, STEP_GRANT, d->nr, vm->backend->ungrant) ||
+	if (undo_runs(vm, d, STEP_GRANT, d->nr, vm->backend->ungrant,
+		      RESTORE_VIEW) ||
 	    unwrite_granted(vm, d))
 		err = -EIO;
 err_prepared:
 	invalidate_runs(vm, d, STEP_PREPARE, d->nr);
 err_revoked:
-	if (undo_runs(vm, d, STEP_REVOKE, d->nr, vm->backend->unrevoke))
+	if (undo_runs(vm, d, STEP_REVOKE, d->nr, vm->backend->unrevoke,
+		      RESTORE_VIEW))
 		err = -EIO;
 err_listeners_dropped:
 	listeners_undo(vm, d, NULL, 0, false);

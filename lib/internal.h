@@ -151,7 +151,8 @@ struct gmem_vm {
 	uint32_t slot_base;
 
 	struct gmem_region *regions;	/* sorted by gpa, see above */
-	unsigned int nr_regions, cap_regions;
+	unsigned int nr_regions;
+	size_t cap_regions;
 
 	/* Emulated backend: each view is one reservation of max_gpa bytes;
 	 * a region's backing is mapped over it at its gpa. */
@@ -253,6 +254,20 @@ int gmem_walk_ex(struct gmem_vm *vm, uint64_t start, uint64_t npages,
 		 int (*fn)(void *arg, uint64_t start, uint64_t npages,
 			   uint8_t value),
 		 void *arg, int hole_err);
+
+/*
+ * Snapshot the runs of pages [start, start + npages) as gmem_walk() sees
+ * them (all values, or only those equal to @only), taking vm->lock for the
+ * walk only: callers then call back without it.  The caller holds the
+ * range and frees l->v.
+ */
+struct gmem_run_list {
+	struct { uint64_t start, npages; uint8_t value; } *v;
+	size_t nr, cap;
+	int only;	/* -1: every value */
+};
+int gmem_snapshot_runs(struct gmem_vm *vm, uint64_t start, uint64_t npages,
+		       struct gmem_run_list *l);
 
 /* The fd and file offset of page @page's memory in @backing of @r. */
 static inline int gmem_region_fd(const struct gmem_region *r,

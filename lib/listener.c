@@ -18,45 +18,21 @@
 
 #include "internal.h"
 
-/* The reachable runs of the whole space, per region, in order. */
-struct runs {
-	struct { uint64_t start, npages; } *v;
-	size_t nr, cap;
-};
-
-static int collect_reachable(void *arg, uint64_t start, uint64_t npages,
-			     uint8_t value)
-{
-	struct runs *r = arg;
-
-	if (value != GMEM_SHARED)
-		return 0;
-	if (gmem_array_reserve((void **)&r->v, &r->cap, r->nr,
-			       sizeof(*r->v)))
-		return -ENOMEM;
-	r->v[r->nr].start = start;
-	r->v[r->nr].npages = npages;
-	r->nr++;
-	return 0;
-}
-
 /*
- * Snapshot under vm->lock, call back without it: the whole space is held
- * in the range lock, so the map cannot change, and a listener may take its
- * own locks in its callbacks while another of its threads queries libgmem
+ * The reachable runs of the whole space, per region, in order: a snapshot
+ * under vm->lock, called back without it.  The whole space is held in the
+ * range lock, so the map cannot change, and a listener may take its own
+ * locks in its callbacks while another of its threads queries libgmem
  * (gmem_state_at() takes vm->lock): no lock-order inversion.
  */
-static int reachable_runs(struct gmem_vm *vm, struct runs *r)
+static int reachable_runs(struct gmem_vm *vm, struct gmem_run_list *r)
 {
-	int err;
-
-	pthread_mutex_lock(&vm->lock);
-	err = gmem_walk(vm, 0, vm->npages, collect_reachable, r);
-	pthread_mutex_unlock(&vm->lock);
-	return err;
+	*r = (struct gmem_run_list){ .only = GMEM_SHARED };
+	return gmem_snapshot_runs(vm, 0, vm->npages, r);
 }
 
-static void discard_runs(struct gmem_listener *l, const struct runs *r,
+static void discard_runs(struct gmem_listener *l,
+			 const struct gmem_run_list *r,
 			 size_t n)
 {
 	size_t i;
@@ -76,7 +52,7 @@ int gmem_listener_register_internal(struct gmem_vm *vm,
 {
 	struct range_lock_waiter w;
 	struct gmem_listener *l, **pp;
-	struct runs runs = { 0 };
+	struct gmem_run_list runs = { 0 };
 	size_t i;
 	int err;
 
@@ -134,7 +110,7 @@ void gmem_listener_unregister(struct gmem_vm *vm, struct gmem_listener *l)
 {
 	struct range_lock_waiter w;
 	struct gmem_listener **pp;
-	struct runs runs = { 0 };
+	struct gmem_run_list runs = { 0 };
 
 	if (!vm || !l)
 		return;

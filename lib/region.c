@@ -390,24 +390,15 @@ static int listeners_region(struct gmem_vm *vm, const struct gmem_region *r,
 	return 0;
 }
 
-static int insert_region(struct gmem_vm *vm, const struct gmem_region *r)
+/* Insert @r in GPA order; room was reserved (gmem_array_reserve()). */
+static void insert_region(struct gmem_vm *vm, const struct gmem_region *r)
 {
 	unsigned int i;
 
-	if (vm->nr_regions == vm->cap_regions) {
-		unsigned int cap = vm->cap_regions ? vm->cap_regions * 2 : 4;
-		struct gmem_region *a = realloc(vm->regions, cap * sizeof(*a));
-
-		if (!a)
-			return -ENOMEM;
-		vm->regions = a;
-		vm->cap_regions = cap;
-	}
 	for (i = vm->nr_regions; i > 0 && vm->regions[i - 1].gpa > r->gpa; i--)
 		vm->regions[i] = vm->regions[i - 1];
 	vm->regions[i] = *r;
 	vm->nr_regions++;
-	return 0;
 }
 
 /*
@@ -454,17 +445,10 @@ int gmem_region_add_locked(struct gmem_vm *vm,
 	pthread_mutex_lock(&vm->lock);
 	err = gmem_range_map_reserve(vm->map);
 	reserved = !err;
-	if (!err && vm->nr_regions == vm->cap_regions) {
-		unsigned int cap = vm->cap_regions ? vm->cap_regions * 2 : 4;
-		struct gmem_region *a = realloc(vm->regions, cap * sizeof(*a));
-
-		if (a) {
-			vm->regions = a;
-			vm->cap_regions = cap;
-		} else {
-			err = -ENOMEM;
-		}
-	}
+	if (!err)
+		err = gmem_array_reserve((void **)&vm->regions,
+					 &vm->cap_regions, vm->nr_regions,
+					 sizeof(*vm->regions));
 	pthread_mutex_unlock(&vm->lock);
 	if (err)
 		goto err_reserved;
@@ -565,15 +549,12 @@ static void release_run(struct gmem_vm *vm, uint64_t start, uint64_t npages,
 	}
 }
 
-struct run_list {
-	struct { uint64_t start, npages; uint8_t value; } *v;
-	size_t nr, cap;
-};
-
 static int list_run(void *arg, uint64_t start, uint64_t npages, uint8_t value)
 {
-	struct run_list *l = arg;
+	struct gmem_run_list *l = arg;
 
+	if (l->only >= 0 && value != l->only)
+		return 0;
 	if (gmem_array_reserve((void **)&l->v, &l->cap, l->nr,
 			       sizeof(*l->v)))
 		return -ENOMEM;
@@ -584,6 +565,17 @@ static int list_run(void *arg, uint64_t start, uint64_t npages, uint8_t value)
 	return 0;
 }
 
+int gmem_snapshot_runs(struct gmem_vm *vm, uint64_t start, uint64_t npages,
+		       struct gmem_run_list *l)
+{
+	int err;
+
+	pthread_mutex_lock(&vm->lock);
+	err = gmem_walk(vm, start, npages, list_run, l);
+	pthread_mutex_unlock(&vm->lock);
+	return err;
+}
+
 /*
  * Callbacks run without vm->lock: snapshot the runs, then call.  Out of
  * memory for the snapshot, walk the region page run by page run under no
@@ -591,15 +583,11 @@ static int list_run(void *arg, uint64_t start, uint64_t npages, uint8_t value)
  */
 static void release_region_runs(struct gmem_vm *vm, const struct gmem_region *r)
 {
-	struct run_list l = { 0 };
+	struct gmem_run_list l = { .only = -1 };
 	uint64_t p, rs, rn;
 	size_t i;
-	int err;
 
-	pthread_mutex_lock(&vm->lock);
-	err = gmem_walk(vm, r->first, r->npages, list_run, &l);
-	pthread_mutex_unlock(&vm->lock);
-	if (!err) {
+	if (!gmem_snapshot_runs(vm, r->first, r->npages, &l)) {
 		for (i = 0; i < l.nr; i++)
 			release_run(vm, l.v[i].start, l.v[i].npages,
 				    l.v[i].value);
