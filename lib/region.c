@@ -50,7 +50,8 @@ int gmem_copy_in(void *dst, size_t dst_size, const void *src, size_t min_size)
 			return -E2BIG;
 	memset(dst, 0, dst_size);
 	memcpy(dst, src, size < dst_size ? size : dst_size);
-	memcpy(dst, &dst_size, sizeof(uint32_t));
+	size = (uint32_t)dst_size;	/* our copy is of our own size */
+	memcpy(dst, &size, sizeof(size));
 	return 0;
 }
 
