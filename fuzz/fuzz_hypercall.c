@@ -215,11 +215,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned int ops = 0;
 	uint8_t cfg;
 
-	o.ram_size = (uint64_t)(fuzz_u8(&in) % 16 + 1) * SZ_2M;
-	cfg = fuzz_u8(&in);
-	o.mode = cfg & 1 ? GMEM_MODE_IN_PLACE : GMEM_MODE_DISCARD;
-	o.init_shared = cfg & 2;
-	o.deferred_reclaim = (cfg & 4) && o.mode == GMEM_MODE_DISCARD;
+	cfg = fuzz_vm_opts_read(&in, &o);
 	/* Reads /proc/self/maps after every change: rare, it is slow. */
 	o.audit_each = (cfg & 0x38) == 0x38;
 	fuzz_vm_init(&f, &o, true);

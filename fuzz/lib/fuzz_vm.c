@@ -252,3 +252,15 @@ void fuzz_vm_check(struct fuzz_vm *f)
 	if (dmatest_check(&f->vm))
 		fuzz_fail("dmatest_check failed (see above)");
 }
+
+uint8_t fuzz_vm_opts_read(struct fuzz_in *in, struct fuzz_vm_opts *o)
+{
+	uint8_t cfg;
+
+	o->ram_size = (uint64_t)(fuzz_u8(in) % 16 + 1) * SZ_2M;
+	cfg = fuzz_u8(in);
+	o->mode = cfg & 1 ? GMEM_MODE_IN_PLACE : GMEM_MODE_DISCARD;
+	o->init_shared = cfg & 2;
+	o->deferred_reclaim = (cfg & 4) && o->mode == GMEM_MODE_DISCARD;
+	return cfg;
+}

@@ -81,6 +81,13 @@ uint32_t fuzz_u32(struct fuzz_in *in);
 uint64_t fuzz_u64(struct fuzz_in *in);
 
 /*
+ * The VM a harness input asks for, from its first two bytes: RAM of 2..32
+ * MiB, mode, initial state, deferred reclaim.  Returns the second byte,
+ * whose higher bits a harness may read for options of its own.
+ */
+uint8_t fuzz_vm_opts_read(struct fuzz_in *in, struct fuzz_vm_opts *o);
+
+/*
  * Send what gmvm prints on stderr (one line per refused input) to
  * /dev/null; fuzz_fail(), libFuzzer and the sanitizers still reach the real
  * stderr.
