@@ -29,7 +29,10 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wformat=2 \
 	-Wold-style-definition -Wundef -Wvla -Wwrite-strings -Wcast-align \
 	-Wimplicit-fallthrough -Wno-unused-parameter -Wno-missing-field-initializers
 
-CFLAGS_COMMON := -std=gnu11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude -Ilib -pthread
+# Layering: everything sees the public header (include/) and the internal
+# helper layer (util/, header-only, never installed); only libgmem itself and
+# the white-box tests below see lib/'s internal headers (-Ilib).
+CFLAGS_COMMON := -std=gnu11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude -Iutil -pthread
 ifneq ($(SAN),)
 CFLAGS_COMMON += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS_SAN := -fsanitize=$(SAN)
@@ -96,7 +99,7 @@ benches: $(BENCHES)
 
 $(BUILD)/lib/%.o: lib/%.c
 	@mkdir -p $(@D)
-	$(CC) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(HOST_CFLAGS) -Ilib -MMD -MP -c $< -o $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -108,7 +111,7 @@ $(LIBGMEM_A): $(LIB_OBJS)
 
 $(BUILD)/lib-test/lib/%.o: lib/%.c
 	@mkdir -p $(@D)
-	$(CC) $(HOST_CFLAGS) -DGMEM_TESTING -MMD -MP -c $< -o $@
+	$(CC) $(HOST_CFLAGS) -Ilib -DGMEM_TESTING -MMD -MP -c $< -o $@
 
 $(LIBGMEM_TEST_A): $(LIB_TEST_OBJS)
 	@rm -f $@
@@ -124,9 +127,15 @@ $(LIBGMEM_SO_LINKS): $(LIBGMEM_SO)
 $(GMVM): $(VMM_OBJS) $(LIBGMEM_A)
 	$(CC) -o $@ $(VMM_OBJS) $(LIBGMEM_A) $(HOST_LDFLAGS) -lm
 
+# White-box tests look inside libgmem (its internal headers and symbols);
+# every other test uses the public API only.
+WHITEBOX_TESTS := test_gmem_failures test_gmem_faults test_gmem_oracle \
+	test_gmem_plug test_range_map test_range_map_scale
+$(patsubst %,$(BUILD)/tests/%,$(WHITEBOX_TESTS)): TEST_CFLAGS = -Ilib
+
 $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(LIBGMEM_TEST_A)
 	@mkdir -p $(@D)
-	$(CC) $(HOST_CFLAGS) -DGMEM_TESTING -Itests/lib -MMD -MP -o $@ $< $(TEST_VMM_OBJS) $(TESTLIB_OBJS) $(LIBGMEM_TEST_A) $(HOST_LDFLAGS) -lm
+	$(CC) $(HOST_CFLAGS) $(TEST_CFLAGS) -DGMEM_TESTING -Itests/lib -MMD -MP -o $@ $< $(TEST_VMM_OBJS) $(TESTLIB_OBJS) $(LIBGMEM_TEST_A) $(HOST_LDFLAGS) -lm
 
 # Host tests of a part of gmvm link that part's objects (gmvm itself is no
 # library).
@@ -135,7 +144,7 @@ $(BUILD)/tests/test_loader_truncate: $(BUILD)/vmm/loader.o
 
 $(BUILD)/bench/%: bench/%.c $(TESTLIB_OBJS) $(LIBGMEM_A)
 	@mkdir -p $(@D)
-	$(CC) $(HOST_CFLAGS) -Itests/lib -MMD -MP -o $@ $< $(TESTLIB_OBJS) $(LIBGMEM_A) $(HOST_LDFLAGS) -lm
+	$(CC) $(HOST_CFLAGS) -Ilib -Itests/lib -MMD -MP -o $@ $< $(TESTLIB_OBJS) $(LIBGMEM_A) $(HOST_LDFLAGS) -lm
 
 $(BUILD)/guest/%.c.o: guest/%.c
 	@mkdir -p $(@D)
