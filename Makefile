@@ -85,7 +85,7 @@ LIBGMEM_SO_LINKS := $(BUILD)/$(LIBGMEM_SONAME) $(BUILD)/libgmem.so
 GMVM := $(BUILD)/gmvm
 
 .PHONY: all lib gmvm guests guest-benches tests benches check check-tsan bench \
-	fuzz fuzzers run clean help install uninstall
+	fuzz fuzzers soak soaks run clean help install uninstall
 # Keep guest objects: they are intermediates of a pattern chain.
 .SECONDARY:
 all: lib gmvm guests tests benches
@@ -268,3 +268,22 @@ uninstall:
 	rm -f $(patsubst man/%,$(DESTDIR)$(MANDIR)/%,$(MAN3_PAGES) $(MAN7_PAGES))
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---------------------------------------------------------------------------
+# Soak (issue 10): soak/soak_*.c, built like the tests (libgmem-test.a with
+# its fault points, tests/lib, ASan+UBSan) into build/soak; soak/run-soak.sh
+# runs each for SOAK_TIME seconds and, where /dev/kvm works, gmvm itself.
+SOAK_TIME ?= 600
+SOAK_SRCS := $(sort $(wildcard soak/soak_*.c))
+SOAKS := $(SOAK_SRCS:soak/%.c=$(BUILD)/soak/%)
+
+soaks: $(SOAKS)
+
+$(BUILD)/soak/%: soak/%.c $(TESTLIB_OBJS) $(LIBGMEM_TEST_A)
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -Ilib -Itests/lib -DGMEM_TESTING -MMD -MP -o $@ $< \
+		$(TESTLIB_OBJS) $(LIBGMEM_TEST_A) $(HOST_LDFLAGS) -lm
+
+soak:
+	$(MAKE) BUILD=build/soak SAN=address,undefined soaks gmvm guests
+	SOAK_TIME=$(SOAK_TIME) soak/run-soak.sh build/soak
