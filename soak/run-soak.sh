@@ -50,7 +50,7 @@ else
 			"--vcpus 4 --dmatest=external --reclaim deferred --audit each $G/dma_smp.elf rounds=40" \
 			"--dmatest=external --reclaim deferred --audit each $G/plug.elf iters=1500 seed=$seed" \
 			"--vcpus 4 --reclaim deferred --audit each $G/multi_vcpu.elf seed=$seed" \
-			"--vcpus 4 --dmatest=external --audit each $G/fuzz.elf seed=$seed calls=20000"; do
+			"--dmatest=external --audit each $G/fuzz.elf seed=$seed calls=20000"; do
 			# shellcheck disable=SC2086 # the words are options
 			if ! timeout 600 "$GMVM" run --timeout 500 $run \
 				>"$LOGS/gmvm.log" 2>&1; then
