@@ -17,7 +17,8 @@
 # Conventions: lib/*.c is libgmem; vmm/**/*.c is gmvm; guest/lib/* is the
 # freestanding guest runtime and every guest/tests/*.c one guest program;
 # every tests/test_*.c one host test program (tests/lib/*.c is shared by
-# them); every bench/bench_*.c one benchmark.
+# them); every bench/bench_*.c one benchmark (bench/lib/*.c is shared by
+# them).
 
 CC ?= gcc
 BUILD ?= build
@@ -58,6 +59,9 @@ TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(sort $(wildcard bench/bench_*.c))
 BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+BENCHLIB_SRCS := $(sort $(wildcard bench/lib/*.c))
+BENCHLIB_OBJS := $(BENCHLIB_SRCS:%.c=$(BUILD)/%.o)
+BENCHLIB_A := $(BUILD)/bench/lib/libbench.a
 GUEST_RT_SRCS := $(sort $(wildcard guest/lib/*.c guest/lib/*.S))
 GUEST_RT_OBJS := $(patsubst %,$(BUILD)/%.o,$(GUEST_RT_SRCS))
 GUEST_SRCS := $(sort $(wildcard guest/tests/*.c))
@@ -142,9 +146,23 @@ $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(LIBGMEM_TEST_A)
 $(BUILD)/tests/test_loader_truncate: TEST_VMM_OBJS = $(BUILD)/vmm/loader.o
 $(BUILD)/tests/test_loader_truncate: $(BUILD)/vmm/loader.o
 
-$(BUILD)/bench/%: bench/%.c $(TESTLIB_OBJS) $(LIBGMEM_A)
+# Benchmarks link the bench library (bench/lib), an archive so that each
+# takes only what it uses, and the production libgmem; they see the public
+# header and util/ only, except bench_range_map, which measures lib/'s
+# internal map.
+$(BUILD)/bench/lib/%.o: bench/lib/%.c
 	@mkdir -p $(@D)
-	$(CC) $(HOST_CFLAGS) -Ilib -Itests/lib -MMD -MP -o $@ $< $(TESTLIB_OBJS) $(LIBGMEM_A) $(HOST_LDFLAGS) -lm
+	$(CC) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BENCHLIB_A): $(BENCHLIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/bench/bench_range_map: BENCH_CFLAGS = -Ilib
+
+$(BUILD)/bench/%: bench/%.c $(BENCHLIB_A) $(LIBGMEM_A)
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) $(BENCH_CFLAGS) -Ibench/lib -MMD -MP -o $@ $< $(BENCHLIB_A) $(LIBGMEM_A) $(HOST_LDFLAGS) -lm
 
 $(BUILD)/guest/%.c.o: guest/%.c
 	@mkdir -p $(@D)

@@ -13,14 +13,11 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
-#include "bench_raw.h"
+#include "bench.h"
 
 #define RAM ((1ULL << 30) + (64ULL << 20))
-
-#define now_us bench_now_us
-#define median bench_median
-#define touch bench_touch
 
 struct size_case {
 	const char *name;
@@ -36,12 +33,10 @@ int main(void)
 		{ "64 MiB", 64ULL << 20, 6 },
 		{ "1 GiB", 1ULL << 30, 3 },
 	};
-	enum gmem_layout layout;
-	uint64_t flags;
+	struct bench_host host;
 	int m;
 
-	test_require_gmem();	/* exits 77 with the reason */
-	raw_probe(&flags, &layout);
+	bench_require_kvm(&host);	/* exits 77 with the reason */
 	printf("## gmem_convert() against the syscall floor (host side)\n\n");
 	printf("| mode | size | direction | gmem_convert us | floor us | "
 	       "ratio |\n|---|---|---|---|---|---|\n");
@@ -54,19 +49,22 @@ int main(void)
 		const char *name = m == 0 ? "discard" :
 				   m == 1 ? "discard, deferred reclaim" :
 					    "in-place";
+		struct gmem_region_config rc;
+		struct gmem_config cfg;
+		struct floor_vm floor;
 		struct gmem_vm *vm;
-		struct raw raw;
 		unsigned int s;
 		int vm_fd;
 
-		vm_fd = test_create_vm();
-		if (bench_gmem_create(vm_fd, RAM, mode,
-				      m == 1 ? GMEM_CONFIG_DEFERRED_RECLAIM : 0,
-				      2ULL << 30, layout, &vm)) {
-			fprintf(stderr, "gmem_create failed\n");
-			return 1;
-		}
-		raw_create(&raw, m == 2, RAM, 1ULL << 31, flags, layout);
+		/* What the floor reproduces: the emulated backend, the
+		 * default shared_base (the power of two >= RAM, 2 GiB). */
+		vm_fd = bench_create_vm();
+		bench_gmem_config(&cfg, &rc, vm_fd, RAM, mode, GMEM_PRIVATE);
+		cfg.backend = GMEM_BACKEND_EMULATED;
+		cfg.flags = m == 1 ? GMEM_CONFIG_DEFERRED_RECLAIM : 0;
+		cfg.reclaim_max_pending = 2ULL << 30;
+		vm = bench_gmem_create(&cfg);
+		floor_vm_create(&floor, m == 2, RAM, 1ULL << 31, &host);
 		for (s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
 			const struct size_case *sc = &sizes[s];
 			double g[2][300], f[2][300];
@@ -75,30 +73,30 @@ int main(void)
 			for (i = 0; i < sc->iters; i++) {
 				double t0;
 
-				touch(gmem_private_view(vm), sc->len);
+				bench_touch(gmem_private_view(vm), sc->len);
 				/* Deferred: reclaim has caught up (untimed). */
 				gmem_reclaim_drain(vm);
-				t0 = now_us();
+				t0 = bench_now_us();
 				gmem_convert(vm, 0, sc->len, GMEM_SHARED);
-				g[0][i] = now_us() - t0;
-				touch(gmem_shared_view(vm), sc->len);
+				g[0][i] = bench_now_us() - t0;
+				bench_touch(gmem_shared_view(vm), sc->len);
 				gmem_reclaim_drain(vm);
-				t0 = now_us();
+				t0 = bench_now_us();
 				gmem_convert(vm, 0, sc->len, GMEM_PRIVATE);
-				g[1][i] = now_us() - t0;
+				g[1][i] = bench_now_us() - t0;
 
-				touch(raw.priv, sc->len);
-				t0 = now_us();
-				raw_convert(&raw, 0, sc->len, true);
-				f[0][i] = now_us() - t0;
-				touch(raw.shared, sc->len);
-				t0 = now_us();
-				raw_convert(&raw, 0, sc->len, false);
-				f[1][i] = now_us() - t0;
+				bench_touch(floor.priv, sc->len);
+				t0 = bench_now_us();
+				floor_vm_convert(&floor, 0, sc->len, true);
+				f[0][i] = bench_now_us() - t0;
+				bench_touch(floor.shared, sc->len);
+				t0 = bench_now_us();
+				floor_vm_convert(&floor, 0, sc->len, false);
+				f[1][i] = bench_now_us() - t0;
 			}
 			for (d = 0; d < 2; d++) {
-				double gm = median(g[d], sc->iters);
-				double fm = median(f[d], sc->iters);
+				double gm = bench_median(g[d], sc->iters);
+				double fm = bench_median(f[d], sc->iters);
 
 				printf("| %s | %s | to %s | %.1f | %.1f | %.2f |\n",
 				       name, sc->name,
@@ -111,7 +109,7 @@ int main(void)
 				fflush(stdout);
 			}
 		}
-		raw_destroy(&raw);
+		floor_vm_destroy(&floor);
 		gmem_destroy(vm);
 		close(vm_fd);
 	}

@@ -15,20 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "range_map.h"
+#include "bench.h"
+#include "range_map.h"	/* lib/'s internal map: the one -Ilib benchmark */
 
 #define TIB_PAGES (1ULL << 28)		/* 1 TiB of 4 KiB pages */
 #define GIB_PAGES (1ULL << 18)
-
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
 
 /* ---- the baseline ------------------------------------------------------ */
 
@@ -119,23 +111,23 @@ static inline uint64_t next_page(uint64_t *seed)
 static double time_map_lookups(const struct range_map *m)
 {
 	uint64_t seed = LOOKUP_SEED;
-	double t0 = now_ns();
+	double t0 = bench_now_ns();
 	int i;
 
 	for (i = 0; i < LOOKUPS; i++)
 		sink += gmem_range_map_get(m, next_page(&seed), NULL, NULL);
-	return (now_ns() - t0) / LOOKUPS;
+	return (bench_now_ns() - t0) / LOOKUPS;
 }
 
 static double time_bitmap_lookups(const struct bitmap *b)
 {
 	uint64_t seed = LOOKUP_SEED;
-	double t0 = now_ns();
+	double t0 = bench_now_ns();
 	int i;
 
 	for (i = 0; i < LOOKUPS; i++)
 		sink += (uint64_t)bitmap_get(b, next_page(&seed));
-	return (now_ns() - t0) / LOOKUPS;
+	return (bench_now_ns() - t0) / LOOKUPS;
 }
 
 static double min_d(double a, double b)
@@ -180,14 +172,14 @@ static void bench(uint64_t runs, struct row *row)
 	}
 
 	/* Mixed 1 GiB update: the window holds both states (runs > 1). */
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	gmem_range_map_set(m, win, GIB_PAGES, 1, run_changed, NULL);
 	gmem_range_map_set(m, win, GIB_PAGES, 0, run_changed, NULL);
-	row->map_update = (now_ns() - t0) / 2;
-	t0 = now_ns();
+	row->map_update = (bench_now_ns() - t0) / 2;
+	t0 = bench_now_ns();
 	bitmap_set_range(&b, win, GIB_PAGES, 1);
 	bitmap_set_range(&b, win, GIB_PAGES, 0);
-	row->bm_update = (now_ns() - t0) / 2;
+	row->bm_update = (bench_now_ns() - t0) / 2;
 
 	printf("BENCH map runs=%llu bytes=%zu bitmap_bytes=%zu lookup_ns=%.1f "
 	       "bitmap_lookup_ns=%.2f update_1g_us=%.1f bitmap_update_1g_us=%.1f\n",

@@ -5,7 +5,7 @@
  *
  * Timing: the guest reads its TSC around one port instruction.  On the
  * project's hosts the guest TSC is the host TSC (no offset, no scaling;
- * bench/bench_guest.c checks this on every run), so the host converts
+ * bench/lib/tsc.c checks this on every run), so the host converts
  * cycles to ns with its own calibrated TSC rate.  rdtscp is not available
  * to guests here (it ends the VM), so the reads are lfence; rdtsc.
  *
@@ -31,6 +31,43 @@ static inline uint64_t tsc_now(void)
 }
 
 /*
+ * The timed sequence, around @port_insn: TSC, RAX = MAP_GPA_RANGE, RDX =
+ * the "rdx" operand, the port instruction, TSC; the cycles end in RAX and
+ * what RAX held after the port instruction in the "res" operand.  Both
+ * users expand this one string, so the instructions around the port
+ * access are the same by construction.
+ */
+#define TIMED_PORT_ASM(port_insn)		\
+	"lfence\n\t"				\
+	"rdtsc\n\t"				\
+	"shlq $32, %%rdx\n\t"			\
+	"orq %%rdx, %%rax\n\t"			\
+	"movq %%rax, %[t0]\n\t"			\
+	"movl %[nr], %%eax\n\t"			\
+	"movq %[rdx], %%rdx\n\t"		\
+	port_insn "\n\t"			\
+	"movq %%rax, %[res]\n\t"		\
+	"rdtsc\n\t"				\
+	"shlq $32, %%rdx\n\t"			\
+	"orq %%rdx, %%rax\n\t"			\
+	"subq %[t0], %%rax\n\t"
+
+/* RBX, RCX and RDX are the hypercall's arguments (GPA, pages, attrs). */
+#define TIMED_PORT(port_insn, cycles, res, gpa, npages, rdx_val)	\
+	do {								\
+		uint64_t t0_;						\
+									\
+		asm volatile(TIMED_PORT_ASM(port_insn)			\
+			     : "=&a"(cycles), [t0] "=&r"(t0_),		\
+			       [res] "=&r"(res)				\
+			     : "b"(gpa), "c"(npages),			\
+			       [rdx] "r"((uint64_t)(rdx_val)),		\
+			       [nr] "i"(GM_HC_MAP_GPA_RANGE),		\
+			       [port] "i"(GM_PORT_DOORBELL)		\
+			     : "rdx", "memory");			\
+	} while (0)
+
+/*
  * MAP_GPA_RANGE through the doorbell (outb %al, $0xf5), timed: TSC cycles
  * from just before the `out` to just after the guest resumes.  *@ret gets
  * the hypercall's result.
@@ -38,26 +75,9 @@ static inline uint64_t tsc_now(void)
 static inline uint64_t timed_doorbell(uint64_t gpa, uint64_t npages,
 				      uint64_t attrs, long *ret)
 {
-	uint64_t cycles, t0, res;
+	uint64_t cycles, res;
 
-	asm volatile("lfence\n\t"
-		     "rdtsc\n\t"
-		     "shlq $32, %%rdx\n\t"
-		     "orq %%rdx, %%rax\n\t"
-		     "movq %%rax, %[t0]\n\t"
-		     "movl %[nr], %%eax\n\t"
-		     "movq %[attrs], %%rdx\n\t"
-		     "outb %%al, %[port]\n\t"
-		     "movq %%rax, %[res]\n\t"
-		     "rdtsc\n\t"
-		     "shlq $32, %%rdx\n\t"
-		     "orq %%rdx, %%rax\n\t"
-		     "subq %[t0], %%rax\n\t"
-		     : "=&a"(cycles), [t0] "=&r"(t0), [res] "=&r"(res)
-		     : "b"(gpa), "c"(npages), [attrs] "r"(attrs),
-		       [nr] "i"(GM_HC_MAP_GPA_RANGE),
-		       [port] "i"(GM_PORT_DOORBELL)
-		     : "rdx", "memory");
+	TIMED_PORT("outb %%al, %[port]", cycles, res, gpa, npages, attrs);
 	*ret = (long)res;
 	return cycles;
 }
@@ -69,26 +89,10 @@ static inline uint64_t timed_doorbell(uint64_t gpa, uint64_t npages,
  */
 static inline uint64_t timed_bare_exit(uint64_t gpa, uint64_t npages)
 {
-	uint64_t cycles, t0, res;
+	uint64_t cycles, res;
 
-	asm volatile("lfence\n\t"
-		     "rdtsc\n\t"
-		     "shlq $32, %%rdx\n\t"
-		     "orq %%rdx, %%rax\n\t"
-		     "movq %%rax, %[t0]\n\t"
-		     "movl %[nr], %%eax\n\t"
-		     "movq %[lsr], %%rdx\n\t"
-		     "inb %%dx, %%al\n\t"
-		     "movq %%rax, %[res]\n\t"
-		     "rdtsc\n\t"
-		     "shlq $32, %%rdx\n\t"
-		     "orq %%rdx, %%rax\n\t"
-		     "subq %[t0], %%rax\n\t"
-		     : "=&a"(cycles), [t0] "=&r"(t0), [res] "=&r"(res)
-		     : "b"(gpa), "c"(npages),
-		       [lsr] "r"((uint64_t)GM_PORT_COM1_LSR),
-		       [nr] "i"(GM_HC_MAP_GPA_RANGE)
-		     : "rdx", "memory");
+	TIMED_PORT("inb %%dx, %%al", cycles, res, gpa, npages,
+		   GM_PORT_COM1_LSR);
 	(void)res;
 	return cycles;
 }

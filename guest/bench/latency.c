@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Guest-visible conversion latency, exit overhead and the bare exit floor
- * (run by bench/bench_guest.c, which parses the "@" lines).
+ * (run by bench/bench_guest_latency.c, which parses the "@" lines).
  *
  * For each size (4 KiB, 2 MiB, 64 MiB, 1 GiB, up to max=SIZE): two
  * disjoint ranges A and B take turns; one round on a range is

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Conversion throughput with every vCPU converting its own range (run by
- * bench/bench_guest.c with --vcpus 1 and --vcpus 2).
+ * bench/bench_guest_scaling.c with --vcpus 1 and --vcpus 2).
  *
  * vCPU i owns pages=N pages at test_area_start() + i * 2 MiB (disjoint,
  * never adjacent) and converts them to shared and back rounds=R times.

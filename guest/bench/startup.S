@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Start-up benchmark guest (bench/bench_guest.c): its first instruction
+ * Start-up benchmark guest (bench/bench_guest_startup.c): its first instruction
  * reads the TSC, then it prints "@ start HEX" on COM1, spins for 2^27 TSC
  * cycles (~50 ms: the harness samples gmvm's RSS meanwhile) and exits
  * with 0.  No runtime: nothing may run before the first rdtsc.

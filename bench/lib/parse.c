@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The output of the benchmark guests (guest/bench/bench.h): lines
+ * "@ TAG v1 v2 ...", the values in hex, among whatever else gmvm prints.
+ * The guests print numbers only, as cheaply as they can; names, units and
+ * medians are the host's business.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+const char *bench_find_tag(const char *from, const char *tag)
+{
+	size_t n = strlen(tag);
+	const char *p = from;
+
+	while ((p = strstr(p, "@ ")) != NULL) {
+		if ((p == from || p[-1] == '\n') && !strncmp(p + 2, tag, n) &&
+		    (p[2 + n] == ' ' || p[2 + n] == '\n'))
+			return p + 2 + n;
+		p += 2;
+	}
+	return NULL;
+}
+
+int bench_parse_hex(const char *p, uint64_t *v, int max)
+{
+	int n = 0;
+
+	while (n < max) {
+		char *end;
+
+		while (*p == ' ')
+			p++;
+		if (*p == '\n' || !*p)
+			break;
+		v[n] = strtoull(p, &end, 16);
+		if (end == p)
+			break;
+		n++;
+		p = end;
+	}
+	return n;
+}
