@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "vec.h"
 
 struct audit {
 	struct gmem_vm *vm;
@@ -128,8 +129,8 @@ static int audit_view(struct audit *a, FILE *maps, enum gmem_state view)
 
 static int push_mapping(struct audit *a, uint64_t start, uint64_t end)
 {
-	if (gmem_array_reserve((void **)&a->ranges, &a->cap, a->nr,
-			       sizeof(*a->ranges))) {
+	if (vec_reserve((void **)&a->ranges, &a->cap, a->nr,
+			sizeof(*a->ranges))) {
 		a->err = -ENOMEM;
 		return 1;
 	}

@@ -79,6 +79,7 @@
 #include <sys/mman.h>
 
 #include "internal.h"
+#include "vec.h"
 
 #define VIEW_NONE (-1)		/* an unplugged page's view */
 
@@ -117,8 +118,7 @@ static int collect_run(void *arg, uint64_t start, uint64_t npages,
 
 	if (!d->keep_all && (value & d->mask) == d->bits)
 		return 0;
-	if (gmem_array_reserve((void **)&d->runs, &d->cap, d->nr,
-			       sizeof(*d->runs)))
+	if (vec_reserve((void **)&d->runs, &d->cap, d->nr, sizeof(*d->runs)))
 		return -ENOMEM;
 	d->runs[d->nr].start = start;
 	d->runs[d->nr].npages = npages;

@@ -67,6 +67,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "vec.h"
 
 #define DEFAULT_BLOCK_SIZE (2ULL << 20)
 
@@ -98,7 +99,7 @@ struct ivals {
 
 static int ivals_push(struct ivals *a, uint64_t start, uint64_t end)
 {
-	if (gmem_array_reserve((void **)&a->v, &a->cap, a->nr, sizeof(*a->v)))
+	if (vec_reserve((void **)&a->v, &a->cap, a->nr, sizeof(*a->v)))
 		return -ENOMEM;
 	a->v[a->nr].start = start;
 	a->v[a->nr].end = end;

@@ -294,12 +294,6 @@ int gmem_punch_range(struct gmem_vm *vm, enum gmem_backing_id backing,
 /* Register (or, with len 0, delete) a memslot through the VMM or KVM. */
 int gmem_slot_apply(struct gmem_vm *vm, const struct gmem_slot *slot);
 
-/*
- * Make room for one more element in a growable array (*v holding *nr of
- * *cap elements of @size bytes): 0, or -ENOMEM with the array unchanged.
- */
-int gmem_array_reserve(void **v, size_t *cap, size_t nr, size_t size);
-
 /* Copy an extensible struct in: 0, -EINVAL (size too small) or -E2BIG. */
 int gmem_copy_in(void *dst, size_t dst_size, const void *src,
 		 size_t min_size);

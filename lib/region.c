@@ -30,6 +30,7 @@
 
 #include "internal.h"
 #include "kvm_compat.h"
+#include "vec.h"
 
 /* ---- extensible structs --------------------------------------------------- */
 
@@ -71,22 +72,6 @@ int gmem_copy_out(void *dst, const void *src, size_t src_size)
 	memcpy((uint8_t *)dst + sizeof(uint32_t),
 	       (const uint8_t *)src + sizeof(uint32_t),
 	       size - sizeof(uint32_t));
-	return 0;
-}
-
-int gmem_array_reserve(void **v, size_t *cap, size_t nr, size_t size)
-{
-	size_t n;
-	void *p;
-
-	if (nr < *cap)
-		return 0;
-	n = *cap ? *cap * 2 : 16;
-	p = realloc(*v, n * size);
-	if (!p)
-		return -ENOMEM;
-	*v = p;
-	*cap = n;
 	return 0;
 }
 
@@ -391,7 +376,7 @@ static int listeners_region(struct gmem_vm *vm, const struct gmem_region *r,
 	return 0;
 }
 
-/* Insert @r in GPA order; room was reserved (gmem_array_reserve()). */
+/* Insert @r in GPA order; room was reserved (vec_reserve()). */
 static void insert_region(struct gmem_vm *vm, const struct gmem_region *r)
 {
 	unsigned int i;
@@ -447,9 +432,8 @@ int gmem_region_add_locked(struct gmem_vm *vm,
 	err = gmem_range_map_reserve(vm->map);
 	reserved = !err;
 	if (!err)
-		err = gmem_array_reserve((void **)&vm->regions,
-					 &vm->cap_regions, vm->nr_regions,
-					 sizeof(*vm->regions));
+		err = vec_reserve((void **)&vm->regions, &vm->cap_regions,
+				  vm->nr_regions, sizeof(*vm->regions));
 	pthread_mutex_unlock(&vm->lock);
 	if (err)
 		goto err_reserved;
@@ -556,8 +540,7 @@ static int list_run(void *arg, uint64_t start, uint64_t npages, uint8_t value)
 
 	if (l->only >= 0 && value != l->only)
 		return 0;
-	if (gmem_array_reserve((void **)&l->v, &l->cap, l->nr,
-			       sizeof(*l->v)))
+	if (vec_reserve((void **)&l->v, &l->cap, l->nr, sizeof(*l->v)))
 		return -ENOMEM;
 	l->v[l->nr].start = start;
 	l->v[l->nr].npages = npages;
