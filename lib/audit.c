@@ -22,13 +22,13 @@
  * flight and the kernel's state is stable (the reclaim thread only ever
  * removes memory).
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 #include "vec.h"
+#include "violation.h"
 
 struct audit {
 	struct gmem_vm *vm;
@@ -45,17 +45,8 @@ struct audit {
 	unsigned char *vec;
 };
 
-static int fail(struct audit *a, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (a->msg && a->msg_len) {
-		va_start(ap, fmt);
-		vsnprintf(a->msg, a->msg_len, fmt, ap);
-		va_end(ap);
-	}
-	return -EUCLEAN;
-}
+/* Describe the first violation found in the caller's buffer: -EUCLEAN. */
+#define fail(a, ...) gmem_violation((a)->msg, (a)->msg_len, __VA_ARGS__)
 
 /* ---- 2: view protections ---------------------------------------------- */
 

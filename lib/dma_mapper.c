@@ -61,13 +61,12 @@
  * m->lock; ops never call back into libgmem.
  */
 #include <assert.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 #include "vec.h"
+#include "violation.h"
 
 #define DEFAULT_BLOCK_SIZE (2ULL << 20)
 
@@ -699,21 +698,6 @@ int gmem_dma_mapper_for_each(struct gmem_dma_mapper *m,
 
 /* ---- validate --------------------------------------------------------- */
 
-static int vfail(char *msg, size_t msg_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int vfail(char *msg, size_t msg_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (msg && msg_len) {
-		va_start(ap, fmt);
-		vsnprintf(msg, msg_len, fmt, ap);
-		va_end(ap);
-	}
-	return -EUCLEAN;
-}
-
 static int push_reported(void *arg, uint64_t iova, uint64_t len)
 {
 	struct ivals *a = arg;
@@ -767,7 +751,7 @@ int gmem_dma_mapper_validate(struct gmem_dma_mapper *m, char *msg,
 	/* The backend's report is a callback: no vm->lock across it. */
 	pthread_mutex_unlock(&m->vm->lock);
 	if (!err && lay.nr != m->st.live)
-		err = vfail(msg, msg_len,
+		err = gmem_violation(msg, msg_len,
 			    "DMA mapper counts %llu live mappings but its layout has %zu",
 			    (unsigned long long)m->st.live, lay.nr);
 	if (!err && m->ops->report) {
@@ -775,10 +759,10 @@ int gmem_dma_mapper_validate(struct gmem_dma_mapper *m, char *msg,
 		if (err > 0)
 			err = -EIO;
 		if (!err && ivals_union(&rep))
-			err = vfail(msg, msg_len,
+			err = gmem_violation(msg, msg_len,
 				    "DMA backend reports overlapping mappings");
 		if (!err && ivals_union(&lay))
-			err = vfail(msg, msg_len,
+			err = gmem_violation(msg, msg_len,
 				    "DMA mapper layout overlaps itself");
 		for (i = 0; !err && i < lay.nr && i < rep.nr; i++)
 			if (lay.v[i].start != rep.v[i].start ||
@@ -790,7 +774,7 @@ int gmem_dma_mapper_validate(struct gmem_dma_mapper *m, char *msg,
 			struct ival got = i < rep.nr ? rep.v[i] :
 						       (struct ival){ 0, 0 };
 
-			err = vfail(msg, msg_len,
+			err = gmem_violation(msg, msg_len,
 				    "DMA backend maps [%#llx, %#llx) where the mapper has [%#llx, %#llx) (range %zu of the union)",
 				    (unsigned long long)pg2b(got.start),
 				    (unsigned long long)pg2b(got.end),

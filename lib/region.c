@@ -21,8 +21,6 @@
  * every reader of the array (a range holder) is excluded.
  */
 #include <fcntl.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,6 +29,7 @@
 #include "internal.h"
 #include "kvm_compat.h"
 #include "vec.h"
+#include "violation.h"
 
 /* ---- extensible structs --------------------------------------------------- */
 
@@ -757,18 +756,14 @@ static int check_hole_run(void *arg, uint64_t start, uint64_t npages,
 			if (next > start + npages)
 				next = start + npages;
 		}
-		if (!r != !!(value & GMEM_V_HOLE)) {
-			if (h->msg && h->msg_len)
-				snprintf(h->msg, h->msg_len,
-					 "page-state map: pages [%#llx, %#llx) "
-					 "are %s but %s a region",
-					 (unsigned long long)(p * GMEM_PAGE_SIZE),
-					 (unsigned long long)(next * GMEM_PAGE_SIZE),
-					 value & GMEM_V_HOLE ? "a hole" :
-							       "RAM",
-					 r ? "inside" : "outside");
-			return -EUCLEAN;
-		}
+		if (!r != !!(value & GMEM_V_HOLE))
+			return gmem_violation(h->msg, h->msg_len,
+				"page-state map: pages [%#llx, %#llx) are %s "
+				"but %s a region",
+				(unsigned long long)(p * GMEM_PAGE_SIZE),
+				(unsigned long long)(next * GMEM_PAGE_SIZE),
+				value & GMEM_V_HOLE ? "a hole" : "RAM",
+				r ? "inside" : "outside");
 		p = next;
 	}
 	return 0;
@@ -787,15 +782,12 @@ int gmem_regions_validate(struct gmem_vm *vm, char *msg, size_t msg_len)
 		if (!r->len || (r->gpa | r->len) & GMEM_PAGE_MASK ||
 		    r->gpa + r->len > vm->max_gpa ||
 		    (i && vm->regions[i - 1].gpa + vm->regions[i - 1].len >
-			  r->gpa)) {
-			if (msg && msg_len)
-				snprintf(msg, msg_len,
-					 "region %u [%#llx, +%#llx) is "
-					 "misplaced", i,
-					 (unsigned long long)r->gpa,
-					 (unsigned long long)r->len);
-			return -EUCLEAN;
-		}
+			  r->gpa))
+			return gmem_violation(msg, msg_len,
+					      "region %u [%#llx, +%#llx) is "
+					      "misplaced", i,
+					      (unsigned long long)r->gpa,
+					      (unsigned long long)r->len);
 		for (k = 0; k < GMEM_SLOTS_PER_REGION; k++) {
 			if (!r->slot_live[k])
 				continue;
@@ -807,14 +799,12 @@ int gmem_regions_validate(struct gmem_vm *vm, char *msg, size_t msg_len)
 					if ((j != i || kk != k) &&
 					    vm->regions[j].slot_live[kk] &&
 					    vm->regions[j].slot_id[kk] ==
-						    r->slot_id[k]) {
-						if (msg && msg_len)
-							snprintf(msg, msg_len,
-								 "memslot id %u "
-								 "used twice",
-								 r->slot_id[k]);
-						return -EUCLEAN;
-					}
+						    r->slot_id[k])
+						return gmem_violation(msg,
+							msg_len,
+							"memslot id %u used "
+							"twice",
+							r->slot_id[k]);
 		}
 	}
 	return gmem_range_map_for_each(vm->map, 0, vm->npages, check_hole_run,
