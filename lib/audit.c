@@ -22,11 +22,11 @@
  * flight and the kernel's state is stable (the reclaim thread only ever
  * removes memory).
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+#include "proc_maps.h"
 #include "vec.h"
 #include "violation.h"
 
@@ -68,51 +68,59 @@ static int check_prot_run(void *arg, uint64_t start, uint64_t npages,
 	return 0;
 }
 
-static int audit_view(struct audit *a, FILE *maps, enum gmem_state view)
+/* One view's walk of /proc/self/maps. */
+struct view_walk {
+	struct audit *a;
+	enum gmem_state view;
+	uintptr_t base, end;	/* the view's reservation */
+	uintptr_t covered;	/* checked up to here */
+};
+
+static int check_view_mapping(const struct proc_map *m, void *arg)
+{
+	struct view_walk *w = arg;
+	struct audit *a = w->a;
+	unsigned long lo = (unsigned long)m->start, hi = (unsigned long)m->end;
+	int err;
+
+	if (hi <= w->base || lo >= w->end)
+		return 0;
+	if (lo > w->covered)
+		return fail(a, "%s view: hole in the mapping at %#lx",
+			    gmem_state_name(w->view), (unsigned long)w->covered);
+	if (lo < w->base)
+		lo = w->base;
+	if (hi > w->end)
+		hi = w->end;
+	a->view = w->view;
+	if (!strncmp(m->perms, "rw-", 3))
+		a->accessible = true;
+	else if (!strncmp(m->perms, "---", 3))
+		a->accessible = false;
+	else
+		return fail(a, "%s view: unexpected protection %s at %#lx",
+			    gmem_state_name(w->view), m->perms, lo);
+	err = gmem_range_map_for_each(a->vm->map,
+				      (lo - w->base) / GMEM_PAGE_SIZE,
+				      (hi - lo) / GMEM_PAGE_SIZE,
+				      check_prot_run, a);
+	w->covered = hi;
+	return err;
+}
+
+static int audit_view(struct audit *a, enum gmem_state view)
 {
 	struct gmem_vm *vm = a->vm;
-	uintptr_t base = (uintptr_t)gmem_view(vm, view);
-	uintptr_t end = base + vm->max_gpa, covered = base;
-	unsigned long lo, hi;
-	char perms[8];
-	char *line = NULL;
-	size_t cap = 0;
-	int err = 0;
+	struct view_walk w = { .a = a, .view = view };
+	int err;
 
-	rewind(maps);
-	while (!err && getline(&line, &cap, maps) > 0) {
-		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3)
-			continue;
-		if (hi <= base || lo >= end)
-			continue;
-		if (lo > covered) {
-			err = fail(a, "%s view: hole in the mapping at %#lx",
-				   gmem_state_name(view), (unsigned long)covered);
-			break;
-		}
-		if (lo < base)
-			lo = base;
-		if (hi > end)
-			hi = end;
-		a->view = view;
-		if (!strncmp(perms, "rw-", 3)) {
-			a->accessible = true;
-		} else if (!strncmp(perms, "---", 3)) {
-			a->accessible = false;
-		} else {
-			err = fail(a, "%s view: unexpected protection %s at "
-				   "%#lx", gmem_state_name(view), perms, lo);
-			break;
-		}
-		err = gmem_range_map_for_each(vm->map, (lo - base) / GMEM_PAGE_SIZE,
-					 (hi - lo) / GMEM_PAGE_SIZE,
-					 check_prot_run, a);
-		covered = hi;
-	}
-	if (!err && covered < end)
+	w.base = (uintptr_t)gmem_view(vm, view);
+	w.end = w.base + vm->max_gpa;
+	w.covered = w.base;
+	err = proc_maps_for_each(0, check_view_mapping, &w);
+	if (!err && w.covered < w.end)
 		err = fail(a, "%s view: mapping ends early at %#lx",
-			   gmem_state_name(view), (unsigned long)covered);
-	free(line);
+			   gmem_state_name(view), (unsigned long)w.covered);
 	return err;
 }
 
@@ -328,16 +336,11 @@ static int check_backing_run(void *arg, uint64_t start, uint64_t npages,
 int gmem_audit_views(struct gmem_vm *vm, char *msg, size_t msg_len)
 {
 	struct audit a = { .vm = vm, .msg = msg, .msg_len = msg_len };
-	FILE *maps;
 	int err;
 
-	maps = fopen("/proc/self/maps", "re");
-	if (!maps)
-		return -errno;
-	err = audit_view(&a, maps, GMEM_PRIVATE);
+	err = audit_view(&a, GMEM_PRIVATE);
 	if (!err)
-		err = audit_view(&a, maps, GMEM_SHARED);
-	fclose(maps);
+		err = audit_view(&a, GMEM_SHARED);
 	return err;
 }
 
