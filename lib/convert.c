@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The engine: gmem_convert(), gmem_set_plugged() and the accessors that
- * must not race with them.
+ * The engine: gmem_convert(), gmem_convert_batch() and gmem_set_plugged(),
+ * the only code that changes a page's value once its region exists.  (What
+ * the map says is read in accessors.c.)
  *
  * A page's value in the map has two independent bits (internal.h):
  * its state (private or shared) and whether it is unplugged.  What a page
@@ -95,8 +96,7 @@ void gmem_report_busy(uint64_t gpa)
 
 struct run {
 	uint64_t start, npages;	/* pages */
-	uint8_t old, new;	/* map values (for walks: old only) */
-	bool region_start;	/* starts a region (walks merge across none) */
+	uint8_t old, new;	/* map values */
 	uint32_t seg;		/* batch: the (sorted) entry it belongs to */
 };
 
@@ -105,9 +105,7 @@ struct delta {
 	size_t nr, cap;
 	uint64_t pages;		/* pages in the delta */
 	uint8_t mask, bits;	/* new value = (old & ~mask) | bits */
-	bool keep_all;		/* walks: collect every run */
 	uint64_t busy_gpa;	/* -EAGAIN: the first page refused */
-	struct gmem_vm *vm;
 	uint32_t seg;		/* batch: the entry being collected */
 };
 
@@ -116,7 +114,7 @@ static int collect_run(void *arg, uint64_t start, uint64_t npages,
 {
 	struct delta *d = arg;
 
-	if (!d->keep_all && (value & d->mask) == d->bits)
+	if ((value & d->mask) == d->bits)
 		return 0;
 	if (vec_reserve((void **)&d->runs, &d->cap, d->nr, sizeof(*d->runs)))
 		return -ENOMEM;
@@ -124,8 +122,6 @@ static int collect_run(void *arg, uint64_t start, uint64_t npages,
 	d->runs[d->nr].npages = npages;
 	d->runs[d->nr].old = value;
 	d->runs[d->nr].new = (uint8_t)((value & ~d->mask) | d->bits);
-	d->runs[d->nr].region_start = d->vm &&
-				      gmem_region_of(d->vm, start)->first == start;
 	d->runs[d->nr].seg = d->seg;
 	d->nr++;
 	d->pages += npages;
@@ -694,7 +690,7 @@ static int64_t change_range(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
 			    uint8_t mask, uint8_t bits, uint64_t *busy)
 {
 	struct range_lock_waiter w;
-	struct delta d = { .mask = mask, .bits = bits, .vm = vm };
+	struct delta d = { .mask = mask, .bits = bits };
 	uint64_t start, npages;
 	bool reserved = false;
 	int64_t ret;
@@ -788,7 +784,7 @@ int64_t gmem_convert_batch(struct gmem_vm *vm,
 			   unsigned int n, int *failed_entry,
 			   uint64_t *busy_gpa)
 {
-	struct delta d = { .mask = GMEM_V_STATE, .vm = vm };
+	struct delta d = { .mask = GMEM_V_STATE };
 	struct sorted_entry *e;
 	struct range_lock_waiter w;
 	unsigned int i, reserved = 0;
@@ -872,187 +868,4 @@ out_free:
 	if (ret < 0 && failed_entry)
 		*failed_entry = failed;
 	return ret;
-}
-
-/* ---- accessors ------------------------------------------------------------ */
-
-struct all_in_state {
-	uint8_t value;		/* in that view's state and plugged */
-	bool ok;
-};
-
-static int check_state(void *arg, uint64_t start, uint64_t npages,
-		       uint8_t value)
-{
-	struct all_in_state *a = arg;
-
-	/* Keep walking: a hole further on is -EINVAL, not -EACCES. */
-	if (value != a->value)
-		a->ok = false;
-	return 0;
-}
-
-int gmem_access(struct gmem_vm *vm, uint64_t gpa, void *buf, uint64_t len,
-		bool write, enum gmem_state view)
-{
-	struct all_in_state a = { .value = (uint8_t)view, .ok = true };
-	struct range_lock_waiter w;
-	uint64_t first, last;
-	uint8_t *p = NULL;
-	int err;
-
-	if (len == 0 || gpa >= vm->max_gpa || len > vm->max_gpa - gpa)
-		return -EINVAL;
-	if (view != GMEM_PRIVATE && view != GMEM_SHARED)
-		return -EINVAL;
-	first = gpa / GMEM_PAGE_SIZE;
-	last = (gpa + len - 1) / GMEM_PAGE_SIZE;
-
-	gmem_range_lock_acquire(&vm->rlock, &w, first, last + 1);
-	pthread_mutex_lock(&vm->lock);
-	/* A hole fails the walk itself (-EINVAL), a page in another state
-	 * or unplugged stops it (-EACCES). */
-	err = gmem_walk_ex(vm, first, last - first + 1, check_state, &a,
-			   -EINVAL);
-	pthread_mutex_unlock(&vm->lock);
-	if (!err && a.ok) {
-		p = vm->backend->host_addr(vm, view, first);
-		if (!p)
-			err = -EPERM;
-	}
-	if (!err && a.ok) {
-		p += gpa % GMEM_PAGE_SIZE;
-		if (write)
-			memcpy(p, buf, len);
-		else
-			memcpy(buf, p, len);
-	}
-	gmem_range_lock_release(&vm->rlock, &w);
-	if (err < 0)
-		return err;
-	return a.ok ? 0 : -EACCES;
-}
-
-/* The value of the page at @gpa and its run (clipped to its region), or
- * -EINVAL in a hole. */
-static int value_at(struct gmem_vm *vm, uint64_t gpa, uint64_t *run_start,
-		    uint64_t *run_len)
-{
-	uint64_t start, npages, page = gpa / GMEM_PAGE_SIZE;
-	struct gmem_region *r;
-	uint8_t v;
-
-	if (gpa >= vm->max_gpa)
-		return -EINVAL;
-	pthread_mutex_lock(&vm->lock);
-	v = gmem_range_map_get(vm->map, page, &start, &npages);
-	r = gmem_region_of(vm, page);
-	if (r) {
-		uint64_t end = start + npages;
-
-		if (start < r->first)
-			start = r->first;
-		if (end > r->first + r->npages)
-			end = r->first + r->npages;
-		npages = end - start;
-	}
-	pthread_mutex_unlock(&vm->lock);
-	if (!r)
-		return -EINVAL;
-	if (run_start)
-		*run_start = start * GMEM_PAGE_SIZE;
-	if (run_len)
-		*run_len = npages * GMEM_PAGE_SIZE;
-	return v;
-}
-
-int gmem_state_at(struct gmem_vm *vm, uint64_t gpa, uint64_t *run_start,
-		  uint64_t *run_len)
-{
-	int v = value_at(vm, gpa, run_start, run_len);
-
-	return v < 0 ? v : (int)(v & GMEM_V_STATE);
-}
-
-int gmem_plugged_at(struct gmem_vm *vm, uint64_t gpa, uint64_t *run_start,
-		    uint64_t *run_len)
-{
-	int v = value_at(vm, gpa, run_start, run_len);
-
-	return v < 0 ? v : !(v & (int)GMEM_V_UNPLUGGED);
-}
-
-/*
- * Snapshot the runs of [gpa, gpa+len) under the map mutex (other threads
- * rebalance the tree while converting other ranges), so that the caller's
- * callback runs without any lock held and may take as long as it likes.
- * Holes are skipped; runs are cut at region boundaries.
- */
-static int snapshot(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
-		    struct delta *d)
-{
-	int err;
-
-	err = gmem_check_range(vm, gpa, len);
-	if (err)
-		return err;
-	d->keep_all = true;
-	pthread_mutex_lock(&vm->lock);
-	err = gmem_walk(vm, gpa / GMEM_PAGE_SIZE, len / GMEM_PAGE_SIZE,
-			collect_run, d);
-	pthread_mutex_unlock(&vm->lock);
-	return err;
-}
-
-int gmem_for_each_run(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
-		      int (*fn)(void *arg, uint64_t gpa, uint64_t len,
-				enum gmem_state state),
-		      void *arg)
-{
-	struct delta d = { .vm = vm };
-	size_t i, j;
-	int err;
-
-	if (!fn)
-		return -EINVAL;
-	err = snapshot(vm, gpa, len, &d);
-	/* Runs of equal state differing only in plug state are one, as long
-	 * as they are contiguous and in one region. */
-	for (i = 0; !err && i < d.nr; i = j) {
-		uint8_t st = d.runs[i].old & GMEM_V_STATE;
-		uint64_t pages = d.runs[i].npages;
-
-		for (j = i + 1; j < d.nr &&
-		     (d.runs[j].old & GMEM_V_STATE) == st &&
-		     d.runs[j].start == d.runs[i].start + pages &&
-		     !d.runs[j].region_start; j++)
-			pages += d.runs[j].npages;
-		err = fn(arg, run_off(&d.runs[i]), pages * GMEM_PAGE_SIZE,
-			 (enum gmem_state)st);
-	}
-	free(d.runs);
-	return err;
-}
-
-int gmem_for_each_extent(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
-			 int (*fn)(void *arg, const struct gmem_extent *e),
-			 void *arg)
-{
-	struct delta d = { .vm = vm };
-	struct gmem_extent e;
-	size_t i;
-	int err;
-
-	if (!fn)
-		return -EINVAL;
-	err = snapshot(vm, gpa, len, &d);
-	for (i = 0; !err && i < d.nr; i++) {
-		e.gpa = run_off(&d.runs[i]);
-		e.len = run_len(&d.runs[i]);
-		e.state = (enum gmem_state)(d.runs[i].old & GMEM_V_STATE);
-		e.plugged = !(d.runs[i].old & GMEM_V_UNPLUGGED);
-		err = fn(arg, &e);
-	}
-	free(d.runs);
-	return err;
 }

@@ -258,13 +258,17 @@ int gmem_walk_ex(struct gmem_vm *vm, uint64_t start, uint64_t npages,
 /*
  * Snapshot the runs of pages [start, start + npages) as gmem_walk() sees
  * them (all values, or only those equal to @only), taking vm->lock for the
- * walk only: callers then call back without it.  The caller holds the
- * range and frees l->v.
+ * walk only: callers then call back without it.  The caller frees l->v.
  */
 struct gmem_run_list {
-	struct { uint64_t start, npages; uint8_t value; } *v;
+	struct {
+		uint64_t start, npages;
+		uint8_t value;
+		bool region_start;	/* its first page starts a region */
+	} *v;
 	size_t nr, cap;
-	int only;	/* -1: every value */
+	int only;			/* -1: every value */
+	const struct gmem_vm *vm;	/* set by gmem_snapshot_runs() */
 };
 int gmem_snapshot_runs(struct gmem_vm *vm, uint64_t start, uint64_t npages,
 		       struct gmem_run_list *l);

@@ -544,6 +544,7 @@ static int list_run(void *arg, uint64_t start, uint64_t npages, uint8_t value)
 	l->v[l->nr].start = start;
 	l->v[l->nr].npages = npages;
 	l->v[l->nr].value = value;
+	l->v[l->nr].region_start = gmem_region_of(l->vm, start)->first == start;
 	l->nr++;
 	return 0;
 }
@@ -553,6 +554,7 @@ int gmem_snapshot_runs(struct gmem_vm *vm, uint64_t start, uint64_t npages,
 {
 	int err;
 
+	l->vm = vm;
 	pthread_mutex_lock(&vm->lock);
 	err = gmem_walk(vm, start, npages, list_run, l);
 	pthread_mutex_unlock(&vm->lock);
