@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The engine: gmem_convert(), gmem_convert_batch() and gmem_set_plugged(),
- * the only code that changes a page's value once its region exists.  (What
- * the map says is read in accessors.c.)
+ * The engine: the only code that changes a page's value once its region
+ * exists.  Its front ends are gmem_convert() and gmem_set_plugged() (here)
+ * and gmem_convert_batch() (batch.c), through engine.h; what the map says
+ * is read in accessors.c.
  *
  * A page's value in the map has two independent bits (internal.h):
  * its state (private or shared) and whether it is unplugged.  What a page
@@ -79,6 +80,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "engine.h"
 #include "internal.h"
 #include "vec.h"
 
@@ -94,22 +96,7 @@ void gmem_report_busy(uint64_t gpa)
 	tls_busy_named = true;
 }
 
-struct run {
-	uint64_t start, npages;	/* pages */
-	uint8_t old, new;	/* map values */
-	uint32_t seg;		/* batch: the (sorted) entry it belongs to */
-};
-
-struct delta {
-	struct run *runs;
-	size_t nr, cap;
-	uint64_t pages;		/* pages in the delta */
-	uint8_t mask, bits;	/* new value = (old & ~mask) | bits */
-	uint64_t busy_gpa;	/* -EAGAIN: the first page refused */
-	uint32_t seg;		/* batch: the entry being collected */
-};
-
-static int collect_run(void *arg, uint64_t start, uint64_t npages,
+int gmem_delta_collect(void *arg, uint64_t start, uint64_t npages,
 		       uint8_t value)
 {
 	struct delta *d = arg;
@@ -685,6 +672,32 @@ err_listeners_dropped:
 	return err;
 }
 
+int64_t gmem_delta_apply(struct gmem_vm *vm, struct delta *d, int64_t ret,
+			 unsigned int n_reserve)
+{
+	unsigned int reserved = 0;
+
+	/* Held until the commit: other conversions commit in between, and
+	 * their sets must not use the nodes this one's sets need. */
+	while (!ret && d->nr && reserved < n_reserve) {
+		ret = gmem_range_map_reserve(vm->map);
+		if (!ret)
+			reserved++;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (!ret && d->nr)
+		ret = change_locked(vm, d);
+	pthread_mutex_lock(&vm->lock);
+	while (reserved--)
+		gmem_range_map_unreserve(vm->map);
+	if (ret < 0)
+		vm->stats.conversions_failed++;
+	if (ret == -EAGAIN)
+		vm->stats.conversions_busy++;
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
+}
+
 /* Change the bits @mask of every page of the range to @bits. */
 static int64_t change_range(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
 			    uint8_t mask, uint8_t bits, uint64_t *busy)
@@ -692,7 +705,6 @@ static int64_t change_range(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
 	struct range_lock_waiter w;
 	struct delta d = { .mask = mask, .bits = bits };
 	uint64_t start, npages;
-	bool reserved = false;
 	int64_t ret;
 	int err;
 
@@ -707,24 +719,9 @@ static int64_t change_range(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
 	if (vm->broken)
 		ret = -EIO;
 	else
-		ret = gmem_walk_ex(vm, start, npages, collect_run, &d, -EINVAL);
-	/* Held until the commit: other conversions commit in between, and
-	 * their sets must not use the nodes this one's sets need. */
-	if (!ret && d.nr) {
-		ret = gmem_range_map_reserve(vm->map);
-		reserved = ret == 0;
-	}
-	pthread_mutex_unlock(&vm->lock);
-	if (reserved)
-		ret = change_locked(vm, &d);
-	pthread_mutex_lock(&vm->lock);
-	if (reserved)
-		gmem_range_map_unreserve(vm->map);
-	if (ret < 0)
-		vm->stats.conversions_failed++;
-	if (ret == -EAGAIN)
-		vm->stats.conversions_busy++;
-	pthread_mutex_unlock(&vm->lock);
+		ret = gmem_walk_ex(vm, start, npages, gmem_delta_collect, &d,
+				   -EINVAL);
+	ret = gmem_delta_apply(vm, &d, ret, 1);
 	gmem_range_lock_release(&vm->rlock, &w);
 	if (ret == -EAGAIN && busy)
 		*busy = d.busy_gpa;
@@ -751,121 +748,4 @@ int64_t gmem_set_plugged(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
 {
 	return change_range(vm, gpa, len, GMEM_V_UNPLUGGED,
 			    plugged ? 0 : GMEM_V_UNPLUGGED, NULL);
-}
-
-/* ---- batches -------------------------------------------------------------- */
-
-struct sorted_entry {
-	uint64_t gpa, len;
-	uint8_t to;
-	unsigned int idx;	/* in the caller's array */
-};
-
-static int cmp_entry(const void *a, const void *b)
-{
-	const struct sorted_entry *x = a, *y = b;
-
-	return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
-}
-
-/* The caller's index of the entry holding @gpa, or -1. */
-static int entry_of(const struct sorted_entry *e, unsigned int n, uint64_t gpa)
-{
-	unsigned int i;
-
-	for (i = 0; i < n; i++)
-		if (gpa >= e[i].gpa && gpa - e[i].gpa < e[i].len)
-			return (int)e[i].idx;
-	return -1;
-}
-
-int64_t gmem_convert_batch(struct gmem_vm *vm,
-			   const struct gmem_batch_entry *entries,
-			   unsigned int n, int *failed_entry,
-			   uint64_t *busy_gpa)
-{
-	struct delta d = { .mask = GMEM_V_STATE };
-	struct sorted_entry *e;
-	struct range_lock_waiter w;
-	unsigned int i, reserved = 0;
-	int failed = -1;
-	int64_t ret;
-
-	if (failed_entry)
-		*failed_entry = -1;
-	if (!vm || (!entries && n))
-		return -EINVAL;
-	if (n == 0)
-		return 0;
-	if (n > GMEM_BATCH_MAX)
-		return -E2BIG;
-	e = malloc(n * sizeof(*e));
-	if (!e)
-		return -ENOMEM;
-	/* Every entry is checked before anything happens. */
-	for (i = 0; i < n; i++) {
-		const struct gmem_batch_entry *x = &entries[i];
-
-		if (x->flags || (x->to != GMEM_PRIVATE && x->to != GMEM_SHARED) ||
-		    gmem_check_range(vm, x->gpa, x->len)) {
-			failed = (int)i;
-			ret = -EINVAL;
-			goto out_free;
-		}
-		e[i] = (struct sorted_entry){ .gpa = x->gpa, .len = x->len,
-					      .to = (uint8_t)x->to, .idx = i };
-	}
-	qsort(e, n, sizeof(*e), cmp_entry);
-	/* Overlapping entries are refused whatever their targets, so that
-	 * the result never depends on the order of the list. */
-	for (i = 1; i < n; i++)
-		if (e[i].gpa < e[i - 1].gpa + e[i - 1].len) {
-			failed = (int)e[i].idx;
-			ret = -EINVAL;
-			goto out_free;
-		}
-
-	/* One range lock over the hull: the batch is one change. */
-	gmem_range_lock_acquire(&vm->rlock, &w, e[0].gpa / GMEM_PAGE_SIZE,
-				(e[n - 1].gpa + e[n - 1].len) / GMEM_PAGE_SIZE);
-	pthread_mutex_lock(&vm->lock);
-	ret = vm->broken ? -EIO : 0;
-	for (i = 0; !ret && i < n; i++) {
-		d.seg = i;
-		d.bits = e[i].to;
-		ret = gmem_walk_ex(vm, e[i].gpa / GMEM_PAGE_SIZE,
-				   e[i].len / GMEM_PAGE_SIZE, collect_run, &d,
-				   -EINVAL);
-		if (ret == -EINVAL)
-			failed = (int)e[i].idx;	/* touches a hole */
-	}
-	/* Each entry's sets may clip two runs: one reservation each. */
-	for (i = 0; !ret && d.nr && i < n; i++) {
-		ret = gmem_range_map_reserve(vm->map);
-		if (!ret)
-			reserved++;
-	}
-	pthread_mutex_unlock(&vm->lock);
-	if (!ret && d.nr)
-		ret = change_locked(vm, &d);
-	pthread_mutex_lock(&vm->lock);
-	while (reserved--)
-		gmem_range_map_unreserve(vm->map);
-	if (ret < 0)
-		vm->stats.conversions_failed++;
-	if (ret == -EAGAIN)
-		vm->stats.conversions_busy++;
-	pthread_mutex_unlock(&vm->lock);
-	gmem_range_lock_release(&vm->rlock, &w);
-	if (ret == -EAGAIN) {
-		failed = entry_of(e, n, d.busy_gpa);
-		if (busy_gpa)
-			*busy_gpa = d.busy_gpa;
-	}
-	free(d.runs);
-out_free:
-	free(e);
-	if (ret < 0 && failed_entry)
-		*failed_entry = failed;
-	return ret;
 }
