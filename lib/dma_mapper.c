@@ -600,8 +600,8 @@ int gmem_dma_mapper_create(struct gmem_vm *vm,
 	if (!vm || !cfg_in || !out)
 		return -EINVAL;
 	err = gmem_copy_in(&cfg, sizeof(cfg), cfg_in,
-			   offsetof(struct gmem_dma_mapper_config, data) +
-			   sizeof(cfg.data));
+			   gmem_offsetofend(struct gmem_dma_mapper_config,
+					    data));
 	if (err)
 		return err;
 	bs = cfg.block_size ? cfg.block_size : DEFAULT_BLOCK_SIZE;
@@ -611,8 +611,7 @@ int gmem_dma_mapper_create(struct gmem_vm *vm,
 	if (!m)
 		return -ENOMEM;
 	err = gmem_copy_in(&m->ops_copy, sizeof(m->ops_copy), cfg.ops,
-			   offsetof(struct gmem_dma_ops, unmap) +
-			   sizeof(cfg.ops->unmap));
+			   gmem_offsetofend(struct gmem_dma_ops, unmap));
 	if (err || !m->ops_copy.map || !m->ops_copy.unmap) {
 		free(m);
 		return err ? err : -EINVAL;

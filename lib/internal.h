@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "gmem/gmem.h"
@@ -298,7 +299,14 @@ int gmem_punch_range(struct gmem_vm *vm, enum gmem_backing_id backing,
 /* Register (or, with len 0, delete) a memslot through the VMM or KVM. */
 int gmem_slot_apply(struct gmem_vm *vm, const struct gmem_slot *slot);
 
-/* Copy an extensible struct in: 0, -EINVAL (size too small) or -E2BIG. */
+/*
+ * Where member @m of struct @T ends: the smallest size a caller's version
+ * of an extensible struct that has @m can have (gmem_copy_in()'s min_size).
+ */
+#define gmem_offsetofend(T, m) (offsetof(T, m) + sizeof(((T *)0)->m))
+
+/* Copy an extensible struct in (abi.c): 0, -EINVAL (size too small) or
+ * -E2BIG. */
 int gmem_copy_in(void *dst, size_t dst_size, const void *src,
 		 size_t min_size);
 /* Copy out: min(caller's size, ours) bytes, keeping the caller's size. */

@@ -31,49 +31,6 @@
 #include "vec.h"
 #include "violation.h"
 
-/* ---- extensible structs --------------------------------------------------- */
-
-int gmem_copy_in(void *dst, size_t dst_size, const void *src, size_t min_size)
-{
-	uint32_t size;
-	size_t i;
-
-	if (!src)
-		return -EINVAL;
-	memcpy(&size, src, sizeof(size));
-	if (size < min_size)
-		return -EINVAL;
-	/* Bytes we do not know must be zero: a newer caller asking for
-	 * something this library cannot do must not be silently ignored. */
-	for (i = dst_size; i < size; i++)
-		if (((const uint8_t *)src)[i])
-			return -E2BIG;
-	memset(dst, 0, dst_size);
-	memcpy(dst, src, size < dst_size ? size : dst_size);
-	size = (uint32_t)dst_size;	/* our copy is of our own size */
-	memcpy(dst, &size, sizeof(size));
-	return 0;
-}
-
-int gmem_copy_out(void *dst, const void *src, size_t src_size)
-{
-	uint32_t size;
-
-	if (!dst)
-		return -EINVAL;
-	memcpy(&size, dst, sizeof(size));
-	if (size < sizeof(uint32_t))
-		return -EINVAL;
-	if (size > src_size) {
-		memset((uint8_t *)dst + src_size, 0, size - src_size);
-		size = (uint32_t)src_size;
-	}
-	memcpy((uint8_t *)dst + sizeof(uint32_t),
-	       (const uint8_t *)src + sizeof(uint32_t),
-	       size - sizeof(uint32_t));
-	return 0;
-}
-
 /* ---- lookup and walks ----------------------------------------------------- */
 
 struct gmem_region *gmem_region_of(const struct gmem_vm *vm, uint64_t page)
@@ -403,8 +360,7 @@ int gmem_region_add_locked(struct gmem_vm *vm,
 
 	/* Every version has gpa and len; later fields read as zero... */
 	err = gmem_copy_in(&rc, sizeof(rc), rc_in,
-			   offsetof(struct gmem_region_config, len) +
-			   sizeof(rc.len));
+			   gmem_offsetofend(struct gmem_region_config, len));
 	/* ...but "no fd" is -1, not 0: a caller that did not have a field
 	 * asks for libgmem's own backing. */
 	if (!err && rc_in->size <= offsetof(struct gmem_region_config,
