@@ -2,7 +2,7 @@
 /*
  * The one way libgmem's checkers report a broken invariant: the audit
  * (audit.c), the validation of the page-state map (range_map.c), of the
- * regions (region.c) and of the DMA mapper (dma_validate.c).  The first
+ * regions (region.c) and of the DMA mapper (dma_mapper.c).  The first
  * violation found is described in the caller's buffer, if it gave one
  * (libgmem never prints), and the check fails with -EUCLEAN ("structure
  * needs cleaning").

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Creating and destroying a VM's memory, and what it says about itself.
+ * A VM's guest memory (struct gmem_vm, see gmem.h for why it bears that
+ * name): creating and destroying it, and what it says about itself (its
+ * configuration getters, gmem_ram_size(), gmem_backing_resident()); the
+ * test build's fault injection and gmem_mark_broken() too.
  *
  * gmem_create() checks the config, picks the backend (from the VM's own
  * capabilities, never a throwaway VM), reserves the emulated backend's two
