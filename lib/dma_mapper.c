@@ -751,18 +751,18 @@ int gmem_dma_mapper_validate(struct gmem_dma_mapper *m, char *msg,
 	pthread_mutex_unlock(&m->vm->lock);
 	if (!err && lay.nr != m->st.live)
 		err = gmem_violation(msg, msg_len,
-			    "DMA mapper counts %llu live mappings but its layout has %zu",
-			    (unsigned long long)m->st.live, lay.nr);
+				     "DMA mapper counts %llu live mappings but its layout has %zu",
+				     (unsigned long long)m->st.live, lay.nr);
 	if (!err && m->ops->report) {
 		err = m->ops->report(m->data, push_reported, &rep);
 		if (err > 0)
 			err = -EIO;
 		if (!err && ivals_union(&rep))
 			err = gmem_violation(msg, msg_len,
-				    "DMA backend reports overlapping mappings");
+					     "DMA backend reports overlapping mappings");
 		if (!err && ivals_union(&lay))
 			err = gmem_violation(msg, msg_len,
-				    "DMA mapper layout overlaps itself");
+					     "DMA mapper layout overlaps itself");
 		for (i = 0; !err && i < lay.nr && i < rep.nr; i++)
 			if (lay.v[i].start != rep.v[i].start ||
 			    lay.v[i].end != rep.v[i].end)
@@ -774,11 +774,11 @@ int gmem_dma_mapper_validate(struct gmem_dma_mapper *m, char *msg,
 						       (struct ival){ 0, 0 };
 
 			err = gmem_violation(msg, msg_len,
-				    "DMA backend maps [%#llx, %#llx) where the mapper has [%#llx, %#llx) (range %zu of the union)",
-				    (unsigned long long)pg2b(got.start),
-				    (unsigned long long)pg2b(got.end),
-				    (unsigned long long)pg2b(want.start),
-				    (unsigned long long)pg2b(want.end), i);
+					     "DMA backend maps [%#llx, %#llx) where the mapper has [%#llx, %#llx) (range %zu of the union)",
+					     (unsigned long long)pg2b(got.start),
+					     (unsigned long long)pg2b(got.end),
+					     (unsigned long long)pg2b(want.start),
+					     (unsigned long long)pg2b(want.end), i);
 		}
 	}
 	pthread_mutex_unlock(&m->lock);
