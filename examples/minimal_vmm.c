@@ -31,20 +31,20 @@
 
 #include <gmem/gmem.h>
 
-/* The KVM UAPI this example needs, for kernel headers older than 6.8. */
-#ifndef KVM_MEM_GUEST_MEMFD
-#define KVM_MEM_GUEST_MEMFD (1u << 2)
-#endif
+/*
+ * The two pieces of guest_memfd-era KVM UAPI this example uses, for
+ * kernel headers older than Linux 6.8 (Debian 12 ships 6.1).  An outside
+ * VMM has no access to libgmem's private kvm_compat.h, and libgmem's
+ * public header defines no KVM UAPI (it would clash with the caller's
+ * <linux/kvm.h>), so it carries what its headers lack, as QEMU carries its
+ * own copy of the kernel headers.  Layouts as in Linux 6.8 <linux/kvm.h>;
+ * newer system headers win.
+ */
 #ifndef KVM_SET_USER_MEMORY_REGION2
 struct kvm_userspace_memory_region2 {
-	__u32 slot;
-	__u32 flags;
-	__u64 guest_phys_addr;
-	__u64 memory_size;
-	__u64 userspace_addr;
-	__u64 guest_memfd_offset;
-	__u32 guest_memfd;
-	__u32 pad1;
+	__u32 slot, flags;
+	__u64 guest_phys_addr, memory_size, userspace_addr, guest_memfd_offset;
+	__u32 guest_memfd, pad1;
 	__u64 pad2[14];
 };
 #define KVM_SET_USER_MEMORY_REGION2 \
@@ -52,9 +52,7 @@ struct kvm_userspace_memory_region2 {
 #endif
 #ifndef KVM_CREATE_GUEST_MEMFD
 struct kvm_create_guest_memfd {
-	__u64 size;
-	__u64 flags;
-	__u64 reserved[6];
+	__u64 size, flags, reserved[6];
 };
 #define KVM_CREATE_GUEST_MEMFD \
 	_IOWR(KVMIO, 0xd4, struct kvm_create_guest_memfd)

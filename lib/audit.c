@@ -22,12 +22,13 @@
  * flight and the kernel's state is stable (the reclaim thread only ever
  * removes memory).
  */
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+#include "proc_maps.h"
+#include "vec.h"
+#include "violation.h"
 
 struct audit {
 	struct gmem_vm *vm;
@@ -44,17 +45,8 @@ struct audit {
 	unsigned char *vec;
 };
 
-static int fail(struct audit *a, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (a->msg && a->msg_len) {
-		va_start(ap, fmt);
-		vsnprintf(a->msg, a->msg_len, fmt, ap);
-		va_end(ap);
-	}
-	return -EUCLEAN;
-}
+/* Describe the first violation found in the caller's buffer: -EUCLEAN. */
+#define fail(a, ...) gmem_violation((a)->msg, (a)->msg_len, __VA_ARGS__)
 
 /* ---- 2: view protections ---------------------------------------------- */
 
@@ -76,51 +68,59 @@ static int check_prot_run(void *arg, uint64_t start, uint64_t npages,
 	return 0;
 }
 
-static int audit_view(struct audit *a, FILE *maps, enum gmem_state view)
+/* One view's walk of /proc/self/maps. */
+struct view_walk {
+	struct audit *a;
+	enum gmem_state view;
+	uintptr_t base, end;	/* the view's reservation */
+	uintptr_t covered;	/* checked up to here */
+};
+
+static int check_view_mapping(const struct proc_map *m, void *arg)
+{
+	struct view_walk *w = arg;
+	struct audit *a = w->a;
+	unsigned long lo = (unsigned long)m->start, hi = (unsigned long)m->end;
+	int err;
+
+	if (hi <= w->base || lo >= w->end)
+		return 0;
+	if (lo > w->covered)
+		return fail(a, "%s view: hole in the mapping at %#lx",
+			    gmem_state_name(w->view), (unsigned long)w->covered);
+	if (lo < w->base)
+		lo = w->base;
+	if (hi > w->end)
+		hi = w->end;
+	a->view = w->view;
+	if (!strncmp(m->perms, "rw-", 3))
+		a->accessible = true;
+	else if (!strncmp(m->perms, "---", 3))
+		a->accessible = false;
+	else
+		return fail(a, "%s view: unexpected protection %s at %#lx",
+			    gmem_state_name(w->view), m->perms, lo);
+	err = gmem_range_map_for_each(a->vm->map,
+				      (lo - w->base) / GMEM_PAGE_SIZE,
+				      (hi - lo) / GMEM_PAGE_SIZE,
+				      check_prot_run, a);
+	w->covered = hi;
+	return err;
+}
+
+static int audit_view(struct audit *a, enum gmem_state view)
 {
 	struct gmem_vm *vm = a->vm;
-	uintptr_t base = (uintptr_t)gmem_view(vm, view);
-	uintptr_t end = base + vm->max_gpa, covered = base;
-	unsigned long lo, hi;
-	char perms[8];
-	char *line = NULL;
-	size_t cap = 0;
-	int err = 0;
+	struct view_walk w = { .a = a, .view = view };
+	int err;
 
-	rewind(maps);
-	while (!err && getline(&line, &cap, maps) > 0) {
-		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3)
-			continue;
-		if (hi <= base || lo >= end)
-			continue;
-		if (lo > covered) {
-			err = fail(a, "%s view: hole in the mapping at %#lx",
-				   gmem_state_name(view), (unsigned long)covered);
-			break;
-		}
-		if (lo < base)
-			lo = base;
-		if (hi > end)
-			hi = end;
-		a->view = view;
-		if (!strncmp(perms, "rw-", 3)) {
-			a->accessible = true;
-		} else if (!strncmp(perms, "---", 3)) {
-			a->accessible = false;
-		} else {
-			err = fail(a, "%s view: unexpected protection %s at "
-				   "%#lx", gmem_state_name(view), perms, lo);
-			break;
-		}
-		err = gmem_range_map_for_each(vm->map, (lo - base) / GMEM_PAGE_SIZE,
-					 (hi - lo) / GMEM_PAGE_SIZE,
-					 check_prot_run, a);
-		covered = hi;
-	}
-	if (!err && covered < end)
+	w.base = (uintptr_t)gmem_view(vm, view);
+	w.end = w.base + vm->max_gpa;
+	w.covered = w.base;
+	err = proc_maps_for_each(0, check_view_mapping, &w);
+	if (!err && w.covered < w.end)
 		err = fail(a, "%s view: mapping ends early at %#lx",
-			   gmem_state_name(view), (unsigned long)covered);
-	free(line);
+			   gmem_state_name(view), (unsigned long)w.covered);
 	return err;
 }
 
@@ -128,8 +128,8 @@ static int audit_view(struct audit *a, FILE *maps, enum gmem_state view)
 
 static int push_mapping(struct audit *a, uint64_t start, uint64_t end)
 {
-	if (gmem_array_reserve((void **)&a->ranges, &a->cap, a->nr,
-			       sizeof(*a->ranges))) {
+	if (vec_reserve((void **)&a->ranges, &a->cap, a->nr,
+			sizeof(*a->ranges))) {
 		a->err = -ENOMEM;
 		return 1;
 	}
@@ -336,16 +336,11 @@ static int check_backing_run(void *arg, uint64_t start, uint64_t npages,
 int gmem_audit_views(struct gmem_vm *vm, char *msg, size_t msg_len)
 {
 	struct audit a = { .vm = vm, .msg = msg, .msg_len = msg_len };
-	FILE *maps;
 	int err;
 
-	maps = fopen("/proc/self/maps", "re");
-	if (!maps)
-		return -errno;
-	err = audit_view(&a, maps, GMEM_PRIVATE);
+	err = audit_view(&a, GMEM_PRIVATE);
 	if (!err)
-		err = audit_view(&a, maps, GMEM_SHARED);
-	fclose(maps);
+		err = audit_view(&a, GMEM_SHARED);
 	return err;
 }
 
@@ -401,38 +396,4 @@ out:
 	free(a.ranges);
 	free(a.vec);
 	return err;
-}
-
-/* ---- counters --------------------------------------------------------- */
-
-static int count_run(void *arg, uint64_t start, uint64_t npages, uint8_t value)
-{
-	struct gmem_stats *s = arg;
-
-	if ((value & GMEM_V_STATE) == GMEM_PRIVATE)
-		s->pages_private += npages;
-	else
-		s->pages_shared += npages;
-	if (value & GMEM_V_UNPLUGGED)
-		s->pages_unplugged += npages;
-	return 0;
-}
-
-int gmem_get_stats(struct gmem_vm *vm, struct gmem_stats *out)
-{
-	struct gmem_stats st;
-
-	pthread_mutex_lock(&vm->lock);
-	st = vm->stats;
-	st.size = sizeof(st);
-	st.pages_private = 0;
-	st.pages_shared = 0;
-	st.pages_unplugged = 0;
-	gmem_walk(vm, 0, vm->npages, count_run, &st);
-	st.nr_runs = gmem_range_map_nr_runs(vm->map);
-	st.map_bytes = gmem_range_map_bytes(vm->map);
-	st.nr_regions = vm->nr_regions;
-	pthread_mutex_unlock(&vm->lock);
-	gmem_reclaim_stats(vm, &st);
-	return gmem_copy_out(out, &st, sizeof(st));
 }

@@ -236,22 +236,26 @@ static int gmem_set_attributes(struct gmem_vm *vm,
 	return err;
 }
 
-static int inplace_revoke(struct gmem_vm *vm, uint64_t page, uint64_t npages,
-			  uint8_t old, uint8_t new_value)
+/* A conversion (not a plug change) sets the file's attribute to @to. */
+static int inplace_convert(struct gmem_vm *vm, uint64_t page, uint64_t npages,
+			   uint8_t old, uint8_t new_value, uint8_t to)
 {
 	if (is_private(old) == is_private(new_value))
 		return 0;
 	return gmem_set_attributes(vm, gmem_region_of(vm, page), page, npages,
-				   is_private(new_value));
+				   is_private(to));
+}
+
+static int inplace_revoke(struct gmem_vm *vm, uint64_t page, uint64_t npages,
+			  uint8_t old, uint8_t new_value)
+{
+	return inplace_convert(vm, page, npages, old, new_value, new_value);
 }
 
 static int inplace_unrevoke(struct gmem_vm *vm, uint64_t page, uint64_t npages,
 			    uint8_t old, uint8_t new_value)
 {
-	if (is_private(old) == is_private(new_value))
-		return 0;
-	return gmem_set_attributes(vm, gmem_region_of(vm, page), page, npages,
-				   is_private(old));
+	return inplace_convert(vm, page, npages, old, new_value, old);
 }
 
 static int inplace_nop(struct gmem_vm *vm, uint64_t page, uint64_t npages,

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The engine: gmem_convert(), gmem_set_plugged() and the accessors that
- * must not race with them.
+ * The engine: the only code that changes a page's value once its region
+ * exists.  Its front ends are gmem_convert() and gmem_set_plugged() (here)
+ * and gmem_convert_batch() (batch.c), through engine.h; what the map says
+ * is read in accessors.c.
  *
  * A page's value in the map has two independent bits (internal.h):
  * its state (private or shared) and whether it is unplugged.  What a page
@@ -78,7 +80,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "engine.h"
 #include "internal.h"
+#include "vec.h"
 
 #define VIEW_NONE (-1)		/* an unplugged page's view */
 
@@ -92,40 +96,19 @@ void gmem_report_busy(uint64_t gpa)
 	tls_busy_named = true;
 }
 
-struct run {
-	uint64_t start, npages;	/* pages */
-	uint8_t old, new;	/* map values (for walks: old only) */
-	bool region_start;	/* starts a region (walks merge across none) */
-	uint32_t seg;		/* batch: the (sorted) entry it belongs to */
-};
-
-struct delta {
-	struct run *runs;
-	size_t nr, cap;
-	uint64_t pages;		/* pages in the delta */
-	uint8_t mask, bits;	/* new value = (old & ~mask) | bits */
-	bool keep_all;		/* walks: collect every run */
-	uint64_t busy_gpa;	/* -EAGAIN: the first page refused */
-	struct gmem_vm *vm;
-	uint32_t seg;		/* batch: the entry being collected */
-};
-
-static int collect_run(void *arg, uint64_t start, uint64_t npages,
+int gmem_delta_collect(void *arg, uint64_t start, uint64_t npages,
 		       uint8_t value)
 {
 	struct delta *d = arg;
 
-	if (!d->keep_all && (value & d->mask) == d->bits)
+	if ((value & d->mask) == d->bits)
 		return 0;
-	if (gmem_array_reserve((void **)&d->runs, &d->cap, d->nr,
-			       sizeof(*d->runs)))
+	if (vec_reserve((void **)&d->runs, &d->cap, d->nr, sizeof(*d->runs)))
 		return -ENOMEM;
 	d->runs[d->nr].start = start;
 	d->runs[d->nr].npages = npages;
 	d->runs[d->nr].old = value;
 	d->runs[d->nr].new = (uint8_t)((value & ~d->mask) | d->bits);
-	d->runs[d->nr].region_start = d->vm &&
-				      gmem_region_of(d->vm, start)->first == start;
 	d->runs[d->nr].seg = d->seg;
 	d->nr++;
 	d->pages += npages;
@@ -689,14 +672,39 @@ err_listeners_dropped:
 	return err;
 }
 
+int64_t gmem_delta_apply(struct gmem_vm *vm, struct delta *d, int64_t ret,
+			 unsigned int n_reserve)
+{
+	unsigned int reserved = 0;
+
+	/* Held until the commit: other conversions commit in between, and
+	 * their sets must not use the nodes this one's sets need. */
+	while (!ret && d->nr && reserved < n_reserve) {
+		ret = gmem_range_map_reserve(vm->map);
+		if (!ret)
+			reserved++;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (!ret && d->nr)
+		ret = change_locked(vm, d);
+	pthread_mutex_lock(&vm->lock);
+	while (reserved--)
+		gmem_range_map_unreserve(vm->map);
+	if (ret < 0)
+		vm->stats.conversions_failed++;
+	if (ret == -EAGAIN)
+		vm->stats.conversions_busy++;
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
+}
+
 /* Change the bits @mask of every page of the range to @bits. */
 static int64_t change_range(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
 			    uint8_t mask, uint8_t bits, uint64_t *busy)
 {
 	struct range_lock_waiter w;
-	struct delta d = { .mask = mask, .bits = bits, .vm = vm };
+	struct delta d = { .mask = mask, .bits = bits };
 	uint64_t start, npages;
-	bool reserved = false;
 	int64_t ret;
 	int err;
 
@@ -711,24 +719,9 @@ static int64_t change_range(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
 	if (vm->broken)
 		ret = -EIO;
 	else
-		ret = gmem_walk_ex(vm, start, npages, collect_run, &d, -EINVAL);
-	/* Held until the commit: other conversions commit in between, and
-	 * their sets must not use the nodes this one's sets need. */
-	if (!ret && d.nr) {
-		ret = gmem_range_map_reserve(vm->map);
-		reserved = ret == 0;
-	}
-	pthread_mutex_unlock(&vm->lock);
-	if (reserved)
-		ret = change_locked(vm, &d);
-	pthread_mutex_lock(&vm->lock);
-	if (reserved)
-		gmem_range_map_unreserve(vm->map);
-	if (ret < 0)
-		vm->stats.conversions_failed++;
-	if (ret == -EAGAIN)
-		vm->stats.conversions_busy++;
-	pthread_mutex_unlock(&vm->lock);
+		ret = gmem_walk_ex(vm, start, npages, gmem_delta_collect, &d,
+				   -EINVAL);
+	ret = gmem_delta_apply(vm, &d, ret, 1);
 	gmem_range_lock_release(&vm->rlock, &w);
 	if (ret == -EAGAIN && busy)
 		*busy = d.busy_gpa;
@@ -755,304 +748,4 @@ int64_t gmem_set_plugged(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
 {
 	return change_range(vm, gpa, len, GMEM_V_UNPLUGGED,
 			    plugged ? 0 : GMEM_V_UNPLUGGED, NULL);
-}
-
-/* ---- batches -------------------------------------------------------------- */
-
-struct sorted_entry {
-	uint64_t gpa, len;
-	uint8_t to;
-	unsigned int idx;	/* in the caller's array */
-};
-
-static int cmp_entry(const void *a, const void *b)
-{
-	const struct sorted_entry *x = a, *y = b;
-
-	return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
-}
-
-/* The caller's index of the entry holding @gpa, or -1. */
-static int entry_of(const struct sorted_entry *e, unsigned int n, uint64_t gpa)
-{
-	unsigned int i;
-
-	for (i = 0; i < n; i++)
-		if (gpa >= e[i].gpa && gpa - e[i].gpa < e[i].len)
-			return (int)e[i].idx;
-	return -1;
-}
-
-int64_t gmem_convert_batch(struct gmem_vm *vm,
-			   const struct gmem_batch_entry *entries,
-			   unsigned int n, int *failed_entry,
-			   uint64_t *busy_gpa)
-{
-	struct delta d = { .mask = GMEM_V_STATE, .vm = vm };
-	struct sorted_entry *e;
-	struct range_lock_waiter w;
-	unsigned int i, reserved = 0;
-	int failed = -1;
-	int64_t ret;
-
-	if (failed_entry)
-		*failed_entry = -1;
-	if (!vm || (!entries && n))
-		return -EINVAL;
-	if (n == 0)
-		return 0;
-	if (n > GMEM_BATCH_MAX)
-		return -E2BIG;
-	e = malloc(n * sizeof(*e));
-	if (!e)
-		return -ENOMEM;
-	/* Every entry is checked before anything happens. */
-	for (i = 0; i < n; i++) {
-		const struct gmem_batch_entry *x = &entries[i];
-
-		if (x->flags || (x->to != GMEM_PRIVATE && x->to != GMEM_SHARED) ||
-		    gmem_check_range(vm, x->gpa, x->len)) {
-			failed = (int)i;
-			ret = -EINVAL;
-			goto out_free;
-		}
-		e[i] = (struct sorted_entry){ .gpa = x->gpa, .len = x->len,
-					      .to = (uint8_t)x->to, .idx = i };
-	}
-	qsort(e, n, sizeof(*e), cmp_entry);
-	/* Overlapping entries are refused whatever their targets, so that
-	 * the result never depends on the order of the list. */
-	for (i = 1; i < n; i++)
-		if (e[i].gpa < e[i - 1].gpa + e[i - 1].len) {
-			failed = (int)e[i].idx;
-			ret = -EINVAL;
-			goto out_free;
-		}
-
-	/* One range lock over the hull: the batch is one change. */
-	gmem_range_lock_acquire(&vm->rlock, &w, e[0].gpa / GMEM_PAGE_SIZE,
-				(e[n - 1].gpa + e[n - 1].len) / GMEM_PAGE_SIZE);
-	pthread_mutex_lock(&vm->lock);
-	ret = vm->broken ? -EIO : 0;
-	for (i = 0; !ret && i < n; i++) {
-		d.seg = i;
-		d.bits = e[i].to;
-		ret = gmem_walk_ex(vm, e[i].gpa / GMEM_PAGE_SIZE,
-				   e[i].len / GMEM_PAGE_SIZE, collect_run, &d,
-				   -EINVAL);
-		if (ret == -EINVAL)
-			failed = (int)e[i].idx;	/* touches a hole */
-	}
-	/* Each entry's sets may clip two runs: one reservation each. */
-	for (i = 0; !ret && d.nr && i < n; i++) {
-		ret = gmem_range_map_reserve(vm->map);
-		if (!ret)
-			reserved++;
-	}
-	pthread_mutex_unlock(&vm->lock);
-	if (!ret && d.nr)
-		ret = change_locked(vm, &d);
-	pthread_mutex_lock(&vm->lock);
-	while (reserved--)
-		gmem_range_map_unreserve(vm->map);
-	if (ret < 0)
-		vm->stats.conversions_failed++;
-	if (ret == -EAGAIN)
-		vm->stats.conversions_busy++;
-	pthread_mutex_unlock(&vm->lock);
-	gmem_range_lock_release(&vm->rlock, &w);
-	if (ret == -EAGAIN) {
-		failed = entry_of(e, n, d.busy_gpa);
-		if (busy_gpa)
-			*busy_gpa = d.busy_gpa;
-	}
-	free(d.runs);
-out_free:
-	free(e);
-	if (ret < 0 && failed_entry)
-		*failed_entry = failed;
-	return ret;
-}
-
-/* ---- accessors ------------------------------------------------------------ */
-
-struct all_in_state {
-	uint8_t value;		/* in that view's state and plugged */
-	bool ok;
-};
-
-static int check_state(void *arg, uint64_t start, uint64_t npages,
-		       uint8_t value)
-{
-	struct all_in_state *a = arg;
-
-	/* Keep walking: a hole further on is -EINVAL, not -EACCES. */
-	if (value != a->value)
-		a->ok = false;
-	return 0;
-}
-
-int gmem_access(struct gmem_vm *vm, uint64_t gpa, void *buf, uint64_t len,
-		bool write, enum gmem_state view)
-{
-	struct all_in_state a = { .value = (uint8_t)view, .ok = true };
-	struct range_lock_waiter w;
-	uint64_t first, last;
-	uint8_t *p = NULL;
-	int err;
-
-	if (len == 0 || gpa >= vm->max_gpa || len > vm->max_gpa - gpa)
-		return -EINVAL;
-	if (view != GMEM_PRIVATE && view != GMEM_SHARED)
-		return -EINVAL;
-	first = gpa / GMEM_PAGE_SIZE;
-	last = (gpa + len - 1) / GMEM_PAGE_SIZE;
-
-	gmem_range_lock_acquire(&vm->rlock, &w, first, last + 1);
-	pthread_mutex_lock(&vm->lock);
-	/* A hole fails the walk itself (-EINVAL), a page in another state
-	 * or unplugged stops it (-EACCES). */
-	err = gmem_walk_ex(vm, first, last - first + 1, check_state, &a,
-			   -EINVAL);
-	pthread_mutex_unlock(&vm->lock);
-	if (!err && a.ok) {
-		p = vm->backend->host_addr(vm, view, first);
-		if (!p)
-			err = -EPERM;
-	}
-	if (!err && a.ok) {
-		p += gpa % GMEM_PAGE_SIZE;
-		if (write)
-			memcpy(p, buf, len);
-		else
-			memcpy(buf, p, len);
-	}
-	gmem_range_lock_release(&vm->rlock, &w);
-	if (err < 0)
-		return err;
-	return a.ok ? 0 : -EACCES;
-}
-
-/* The value of the page at @gpa and its run (clipped to its region), or
- * -EINVAL in a hole. */
-static int value_at(struct gmem_vm *vm, uint64_t gpa, uint64_t *run_start,
-		    uint64_t *run_len)
-{
-	uint64_t start, npages, page = gpa / GMEM_PAGE_SIZE;
-	struct gmem_region *r;
-	uint8_t v;
-
-	if (gpa >= vm->max_gpa)
-		return -EINVAL;
-	pthread_mutex_lock(&vm->lock);
-	v = gmem_range_map_get(vm->map, page, &start, &npages);
-	r = gmem_region_of(vm, page);
-	if (r) {
-		uint64_t end = start + npages;
-
-		if (start < r->first)
-			start = r->first;
-		if (end > r->first + r->npages)
-			end = r->first + r->npages;
-		npages = end - start;
-	}
-	pthread_mutex_unlock(&vm->lock);
-	if (!r)
-		return -EINVAL;
-	if (run_start)
-		*run_start = start * GMEM_PAGE_SIZE;
-	if (run_len)
-		*run_len = npages * GMEM_PAGE_SIZE;
-	return v;
-}
-
-int gmem_state_at(struct gmem_vm *vm, uint64_t gpa, uint64_t *run_start,
-		  uint64_t *run_len)
-{
-	int v = value_at(vm, gpa, run_start, run_len);
-
-	return v < 0 ? v : (int)(v & GMEM_V_STATE);
-}
-
-int gmem_plugged_at(struct gmem_vm *vm, uint64_t gpa, uint64_t *run_start,
-		    uint64_t *run_len)
-{
-	int v = value_at(vm, gpa, run_start, run_len);
-
-	return v < 0 ? v : !(v & (int)GMEM_V_UNPLUGGED);
-}
-
-/*
- * Snapshot the runs of [gpa, gpa+len) under the map mutex (other threads
- * rebalance the tree while converting other ranges), so that the caller's
- * callback runs without any lock held and may take as long as it likes.
- * Holes are skipped; runs are cut at region boundaries.
- */
-static int snapshot(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
-		    struct delta *d)
-{
-	int err;
-
-	err = gmem_check_range(vm, gpa, len);
-	if (err)
-		return err;
-	d->keep_all = true;
-	pthread_mutex_lock(&vm->lock);
-	err = gmem_walk(vm, gpa / GMEM_PAGE_SIZE, len / GMEM_PAGE_SIZE,
-			collect_run, d);
-	pthread_mutex_unlock(&vm->lock);
-	return err;
-}
-
-int gmem_for_each_run(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
-		      int (*fn)(void *arg, uint64_t gpa, uint64_t len,
-				enum gmem_state state),
-		      void *arg)
-{
-	struct delta d = { .vm = vm };
-	size_t i, j;
-	int err;
-
-	if (!fn)
-		return -EINVAL;
-	err = snapshot(vm, gpa, len, &d);
-	/* Runs of equal state differing only in plug state are one, as long
-	 * as they are contiguous and in one region. */
-	for (i = 0; !err && i < d.nr; i = j) {
-		uint8_t st = d.runs[i].old & GMEM_V_STATE;
-		uint64_t pages = d.runs[i].npages;
-
-		for (j = i + 1; j < d.nr &&
-		     (d.runs[j].old & GMEM_V_STATE) == st &&
-		     d.runs[j].start == d.runs[i].start + pages &&
-		     !d.runs[j].region_start; j++)
-			pages += d.runs[j].npages;
-		err = fn(arg, run_off(&d.runs[i]), pages * GMEM_PAGE_SIZE,
-			 (enum gmem_state)st);
-	}
-	free(d.runs);
-	return err;
-}
-
-int gmem_for_each_extent(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
-			 int (*fn)(void *arg, const struct gmem_extent *e),
-			 void *arg)
-{
-	struct delta d = { .vm = vm };
-	struct gmem_extent e;
-	size_t i;
-	int err;
-
-	if (!fn)
-		return -EINVAL;
-	err = snapshot(vm, gpa, len, &d);
-	for (i = 0; !err && i < d.nr; i++) {
-		e.gpa = run_off(&d.runs[i]);
-		e.len = run_len(&d.runs[i]);
-		e.state = (enum gmem_state)(d.runs[i].old & GMEM_V_STATE);
-		e.plugged = !(d.runs[i].old & GMEM_V_UNPLUGGED);
-		err = fn(arg, &e);
-	}
-	free(d.runs);
-	return err;
 }

@@ -61,12 +61,12 @@
  * m->lock; ops never call back into libgmem.
  */
 #include <assert.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+#include "vec.h"
+#include "violation.h"
 
 #define DEFAULT_BLOCK_SIZE (2ULL << 20)
 
@@ -98,7 +98,7 @@ struct ivals {
 
 static int ivals_push(struct ivals *a, uint64_t start, uint64_t end)
 {
-	if (gmem_array_reserve((void **)&a->v, &a->cap, a->nr, sizeof(*a->v)))
+	if (vec_reserve((void **)&a->v, &a->cap, a->nr, sizeof(*a->v)))
 		return -ENOMEM;
 	a->v[a->nr].start = start;
 	a->v[a->nr].end = end;
@@ -600,8 +600,8 @@ int gmem_dma_mapper_create(struct gmem_vm *vm,
 	if (!vm || !cfg_in || !out)
 		return -EINVAL;
 	err = gmem_copy_in(&cfg, sizeof(cfg), cfg_in,
-			   offsetof(struct gmem_dma_mapper_config, data) +
-			   sizeof(cfg.data));
+			   gmem_offsetofend(struct gmem_dma_mapper_config,
+					    data));
 	if (err)
 		return err;
 	bs = cfg.block_size ? cfg.block_size : DEFAULT_BLOCK_SIZE;
@@ -611,8 +611,7 @@ int gmem_dma_mapper_create(struct gmem_vm *vm,
 	if (!m)
 		return -ENOMEM;
 	err = gmem_copy_in(&m->ops_copy, sizeof(m->ops_copy), cfg.ops,
-			   offsetof(struct gmem_dma_ops, unmap) +
-			   sizeof(cfg.ops->unmap));
+			   gmem_offsetofend(struct gmem_dma_ops, unmap));
 	if (err || !m->ops_copy.map || !m->ops_copy.unmap) {
 		free(m);
 		return err ? err : -EINVAL;
@@ -698,21 +697,6 @@ int gmem_dma_mapper_for_each(struct gmem_dma_mapper *m,
 
 /* ---- validate --------------------------------------------------------- */
 
-static int vfail(char *msg, size_t msg_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int vfail(char *msg, size_t msg_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (msg && msg_len) {
-		va_start(ap, fmt);
-		vsnprintf(msg, msg_len, fmt, ap);
-		va_end(ap);
-	}
-	return -EUCLEAN;
-}
-
 static int push_reported(void *arg, uint64_t iova, uint64_t len)
 {
 	struct ivals *a = arg;
@@ -766,19 +750,19 @@ int gmem_dma_mapper_validate(struct gmem_dma_mapper *m, char *msg,
 	/* The backend's report is a callback: no vm->lock across it. */
 	pthread_mutex_unlock(&m->vm->lock);
 	if (!err && lay.nr != m->st.live)
-		err = vfail(msg, msg_len,
-			    "DMA mapper counts %llu live mappings but its layout has %zu",
-			    (unsigned long long)m->st.live, lay.nr);
+		err = gmem_violation(msg, msg_len,
+				     "DMA mapper counts %llu live mappings but its layout has %zu",
+				     (unsigned long long)m->st.live, lay.nr);
 	if (!err && m->ops->report) {
 		err = m->ops->report(m->data, push_reported, &rep);
 		if (err > 0)
 			err = -EIO;
 		if (!err && ivals_union(&rep))
-			err = vfail(msg, msg_len,
-				    "DMA backend reports overlapping mappings");
+			err = gmem_violation(msg, msg_len,
+					     "DMA backend reports overlapping mappings");
 		if (!err && ivals_union(&lay))
-			err = vfail(msg, msg_len,
-				    "DMA mapper layout overlaps itself");
+			err = gmem_violation(msg, msg_len,
+					     "DMA mapper layout overlaps itself");
 		for (i = 0; !err && i < lay.nr && i < rep.nr; i++)
 			if (lay.v[i].start != rep.v[i].start ||
 			    lay.v[i].end != rep.v[i].end)
@@ -789,12 +773,12 @@ int gmem_dma_mapper_validate(struct gmem_dma_mapper *m, char *msg,
 			struct ival got = i < rep.nr ? rep.v[i] :
 						       (struct ival){ 0, 0 };
 
-			err = vfail(msg, msg_len,
-				    "DMA backend maps [%#llx, %#llx) where the mapper has [%#llx, %#llx) (range %zu of the union)",
-				    (unsigned long long)pg2b(got.start),
-				    (unsigned long long)pg2b(got.end),
-				    (unsigned long long)pg2b(want.start),
-				    (unsigned long long)pg2b(want.end), i);
+			err = gmem_violation(msg, msg_len,
+					     "DMA backend maps [%#llx, %#llx) where the mapper has [%#llx, %#llx) (range %zu of the union)",
+					     (unsigned long long)pg2b(got.start),
+					     (unsigned long long)pg2b(got.end),
+					     (unsigned long long)pg2b(want.start),
+					     (unsigned long long)pg2b(want.end), i);
 		}
 	}
 	pthread_mutex_unlock(&m->lock);

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "gmem/gmem.h"
@@ -258,13 +259,17 @@ int gmem_walk_ex(struct gmem_vm *vm, uint64_t start, uint64_t npages,
 /*
  * Snapshot the runs of pages [start, start + npages) as gmem_walk() sees
  * them (all values, or only those equal to @only), taking vm->lock for the
- * walk only: callers then call back without it.  The caller holds the
- * range and frees l->v.
+ * walk only: callers then call back without it.  The caller frees l->v.
  */
 struct gmem_run_list {
-	struct { uint64_t start, npages; uint8_t value; } *v;
+	struct {
+		uint64_t start, npages;
+		uint8_t value;
+		bool region_start;	/* its first page starts a region */
+	} *v;
 	size_t nr, cap;
-	int only;	/* -1: every value */
+	int only;			/* -1: every value */
+	const struct gmem_vm *vm;	/* set by gmem_snapshot_runs() */
 };
 int gmem_snapshot_runs(struct gmem_vm *vm, uint64_t start, uint64_t npages,
 		       struct gmem_run_list *l);
@@ -295,12 +300,13 @@ int gmem_punch_range(struct gmem_vm *vm, enum gmem_backing_id backing,
 int gmem_slot_apply(struct gmem_vm *vm, const struct gmem_slot *slot);
 
 /*
- * Make room for one more element in a growable array (*v holding *nr of
- * *cap elements of @size bytes): 0, or -ENOMEM with the array unchanged.
+ * Where member @m of struct @T ends: the smallest size a caller's version
+ * of an extensible struct that has @m can have (gmem_copy_in()'s min_size).
  */
-int gmem_array_reserve(void **v, size_t *cap, size_t nr, size_t size);
+#define gmem_offsetofend(T, m) (offsetof(T, m) + sizeof(((T *)0)->m))
 
-/* Copy an extensible struct in: 0, -EINVAL (size too small) or -E2BIG. */
+/* Copy an extensible struct in (abi.c): 0, -EINVAL (size too small) or
+ * -E2BIG. */
 int gmem_copy_in(void *dst, size_t dst_size, const void *src,
 		 size_t min_size);
 /* Copy out: min(caller's size, ours) bytes, keeping the caller's size. */

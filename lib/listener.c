@@ -62,8 +62,7 @@ int gmem_listener_register_internal(struct gmem_vm *vm,
 	if (!l)
 		return -ENOMEM;
 	err = gmem_copy_in(&l->ops_copy, sizeof(l->ops_copy), ops,
-			   offsetof(struct gmem_listener_ops, discard) +
-			   sizeof(ops->discard));
+			   gmem_offsetofend(struct gmem_listener_ops, discard));
 	if (err || !l->ops_copy.populate || !l->ops_copy.discard) {
 		free(l);
 		return err ? err : -EINVAL;

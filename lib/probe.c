@@ -5,9 +5,8 @@
  * Nothing about the host is assumed: capabilities are read with
  * KVM_CHECK_EXTENSION, and the one property no capability reports (does
  * mprotect() of a view's mapping really stop a vCPU?) is tested by running
- * a vCPU in a throwaway VM.
+ * a vCPU in a throwaway VM (util/kvm_util.h, the project's tiny-VM helper).
  */
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -16,13 +15,7 @@
 
 #include "internal.h"
 #include "kvm_compat.h"
-
-static int kvm_open(void)
-{
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-
-	return fd < 0 ? -errno : fd;
-}
+#include "kvm_util.h"
 
 static uint64_t check_ext(int fd, long cap)
 {
@@ -170,59 +163,6 @@ int gmem_pick_backend(const struct gmem_vm_caps *caps, enum gmem_mode mode,
 	return 0;
 }
 
-const char *gmem_backend_name(enum gmem_backend backend)
-{
-	switch (backend) {
-	case GMEM_BACKEND_AUTO:
-		return "auto";
-	case GMEM_BACKEND_EMULATED:
-		return "emulated (two gated views)";
-	case GMEM_BACKEND_VM_ATTRIBUTES:
-		return "native (VM memory attributes)";
-	case GMEM_BACKEND_GMEM_IN_PLACE:
-		return "native (guest_memfd in-place conversion)";
-	}
-	return "unknown";
-}
-
-const char *gmem_layout_name(enum gmem_layout layout)
-{
-	switch (layout) {
-	case GMEM_LAYOUT_AUTO:
-		return "auto";
-	case GMEM_LAYOUT_GMEM_SLOT:
-		return "guest_memfd slot gated through userspace_addr";
-	case GMEM_LAYOUT_PLAIN_SLOT:
-		return "plain slot over an mmap of the guest_memfd";
-	}
-	return "unknown";
-}
-
-const char *gmem_state_name(enum gmem_state state)
-{
-	return state == GMEM_PRIVATE ? "private" :
-	       state == GMEM_SHARED ? "shared" : "invalid";
-}
-
-const char *gmem_mode_name(enum gmem_mode mode)
-{
-	return mode == GMEM_MODE_DISCARD ? "discard" :
-	       mode == GMEM_MODE_IN_PLACE ? "in-place" : "invalid";
-}
-
-const char *gmem_inval_reason_name(enum gmem_inval_reason reason)
-{
-	switch (reason) {
-	case GMEM_INVAL_CONVERT:
-		return "convert";
-	case GMEM_INVAL_PUNCH:
-		return "punch";
-	case GMEM_INVAL_RELEASE:
-		return "release";
-	}
-	return "invalid";
-}
-
 /* ---- gating probe -------------------------------------------------------- */
 
 #define PROBE_PAGES 4
@@ -241,44 +181,36 @@ enum probe_result {
 	PROBE_BROKEN,		/* the slot does not work at all */
 };
 
-static int probe_run(int vcpu, struct kvm_run *run, enum probe_result *res)
+static int probe_run(struct kvmu_vcpu *vcpu, enum probe_result *res)
 {
-	struct kvm_sregs sregs;
 	struct kvm_regs regs;
-	int r;
+	int err;
 
-	if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0)
-		return -errno;
-	sregs.cs.base = 0;
-	sregs.cs.selector = 0;
-	sregs.ds.base = 0;
-	sregs.ds.selector = 0;
-	if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0)
-		return -errno;
 	memset(&regs, 0, sizeof(regs));
 	regs.rip = 0;
-	regs.rflags = 2;
-	if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
-		return -errno;
+	err = kvmu_vcpu_real_mode(vcpu, 0, 0, &regs);
+	if (err)
+		return err;
 
-	r = ioctl(vcpu, KVM_RUN, 0);
-	if (r < 0 && errno == EFAULT &&
-	    run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
+	err = kvmu_vcpu_run(vcpu);
+	if (err == -EFAULT &&
+	    vcpu->run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
 		*res = PROBE_EXITED;
 		return 0;
 	}
-	if (r < 0)
-		return -errno;
-	switch (run->exit_reason) {
+	if (err)
+		return err;
+	switch (vcpu->run->exit_reason) {
 	case KVM_EXIT_HLT:
-		if (ioctl(vcpu, KVM_GET_REGS, &regs) < 0)
-			return -errno;
+		err = kvmu_vcpu_get_regs(vcpu, &regs);
+		if (err)
+			return err;
 		*res = (regs.rax & 0xff) == PROBE_MAGIC ? PROBE_READ_DATA :
 							  PROBE_BROKEN;
 		return 0;
 	case KVM_EXIT_MMIO:
-		*res = run->mmio.phys_addr == PROBE_DATA_GPA ? PROBE_EXITED :
-							       PROBE_BROKEN;
+		*res = vcpu->run->mmio.phys_addr == PROBE_DATA_GPA ?
+		       PROBE_EXITED : PROBE_BROKEN;
 		return 0;
 	default:
 		*res = PROBE_BROKEN;
@@ -290,16 +222,14 @@ static int probe_run(int vcpu, struct kvm_run *run, enum probe_result *res)
 static int probe_layout(int kvm, enum gmem_layout layout, uint64_t flags)
 {
 	const uint64_t size = PROBE_PAGES * GMEM_PAGE_SIZE;
+	struct kvmu_vcpu vcpu;
 	enum probe_result res;
-	struct kvm_run *run;
-	int vm, gfd, vcpu, err, run_size;
+	int vm, gfd, err;
 	uint8_t *mem;
 
-	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	vm = kvmu_vm_create(kvm, 0);	/* sets the TSS real mode needs */
 	if (vm < 0)
-		return -errno;
-	/* Intel needs a TSS for real mode without unrestricted guest. */
-	ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL);
+		return vm;
 	gfd = gmem_backing_create_gmem(vm, size, flags);
 	if (gfd < 0) {
 		err = gfd;
@@ -321,44 +251,29 @@ static int probe_layout(int kvm, enum gmem_layout layout, uint64_t flags)
 		err = err == -EINVAL ? 0 : err;
 		goto err_mem;
 	}
-	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
-	if (vcpu < 0) {
-		err = -errno;
+	err = kvmu_vcpu_create(kvm, vm, 0, &vcpu);
+	if (err)
 		goto err_mem;
-	}
-	run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (run_size <= 0) {
-		err = -EIO;
-		goto err_vcpu;
-	}
-	run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		   vcpu, 0);
-	if (run == MAP_FAILED) {
-		err = -errno;
-		goto err_vcpu;
-	}
 
 	/* Ungated, the load must see the data (the slot works at all)... */
-	err = probe_run(vcpu, run, &res);
+	err = probe_run(&vcpu, &res);
 	if (err)
-		goto err_run;
+		goto err_vcpu;
 	if (res != PROBE_READ_DATA) {
 		err = 0;
-		goto err_run;
+		goto err_vcpu;
 	}
 	/* ...and gated, the same load must exit instead. */
 	if (mprotect(mem + PROBE_DATA_GPA, GMEM_PAGE_SIZE, PROT_NONE) < 0) {
 		err = -errno;
-		goto err_run;
+		goto err_vcpu;
 	}
-	err = probe_run(vcpu, run, &res);
+	err = probe_run(&vcpu, &res);
 	if (!err)
 		err = res == PROBE_EXITED;
 
-err_run:
-	munmap(run, (size_t)run_size);
 err_vcpu:
-	close(vcpu);
+	kvmu_vcpu_destroy(&vcpu);
 err_mem:
 	munmap(mem, size);
 err_gfd:
@@ -384,7 +299,7 @@ static int probe_gating_uncached(enum gmem_layout *layout)
 	unsigned int i;
 	int kvm, vm, err;
 
-	kvm = kvm_open();
+	kvm = kvmu_open();
 	if (kvm < 0)
 		return kvm;
 	/* The flags a default VM would use, asked of a default VM. */

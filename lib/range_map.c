@@ -148,14 +148,13 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "range_map.h"
+#include "violation.h"
 
 #define NIL UINT32_MAX
 #define KEY_NONE ((uint64_t)INT64_MAX)
@@ -1116,19 +1115,8 @@ struct validate_walk {
 	uint8_t prev_value;
 };
 
-/* Describe the first violation found; never prints. */
-__attribute__((format(printf, 2, 3)))
-static int violation(struct validate_walk *w, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (w->msg && w->msg_len) {
-		va_start(ap, fmt);
-		vsnprintf(w->msg, w->msg_len, fmt, ap);
-		va_end(ap);
-	}
-	return -EUCLEAN;
-}
+/* Describe the first violation found in the caller's buffer: -EUCLEAN. */
+#define violation(w, ...) gmem_violation((w)->msg, (w)->msg_len, __VA_ARGS__)
 
 /* Invariants 2 and 3 for a leaf, 4 and 5 across leaves in key order. */
 static int validate_leaf(struct validate_walk *w, uint32_t idx,

@@ -21,8 +21,6 @@
  * every reader of the array (a range holder) is excluded.
  */
 #include <fcntl.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,65 +28,8 @@
 
 #include "internal.h"
 #include "kvm_compat.h"
-
-/* ---- extensible structs --------------------------------------------------- */
-
-int gmem_copy_in(void *dst, size_t dst_size, const void *src, size_t min_size)
-{
-	uint32_t size;
-	size_t i;
-
-	if (!src)
-		return -EINVAL;
-	memcpy(&size, src, sizeof(size));
-	if (size < min_size)
-		return -EINVAL;
-	/* Bytes we do not know must be zero: a newer caller asking for
-	 * something this library cannot do must not be silently ignored. */
-	for (i = dst_size; i < size; i++)
-		if (((const uint8_t *)src)[i])
-			return -E2BIG;
-	memset(dst, 0, dst_size);
-	memcpy(dst, src, size < dst_size ? size : dst_size);
-	size = (uint32_t)dst_size;	/* our copy is of our own size */
-	memcpy(dst, &size, sizeof(size));
-	return 0;
-}
-
-int gmem_copy_out(void *dst, const void *src, size_t src_size)
-{
-	uint32_t size;
-
-	if (!dst)
-		return -EINVAL;
-	memcpy(&size, dst, sizeof(size));
-	if (size < sizeof(uint32_t))
-		return -EINVAL;
-	if (size > src_size) {
-		memset((uint8_t *)dst + src_size, 0, size - src_size);
-		size = (uint32_t)src_size;
-	}
-	memcpy((uint8_t *)dst + sizeof(uint32_t),
-	       (const uint8_t *)src + sizeof(uint32_t),
-	       size - sizeof(uint32_t));
-	return 0;
-}
-
-int gmem_array_reserve(void **v, size_t *cap, size_t nr, size_t size)
-{
-	size_t n;
-	void *p;
-
-	if (nr < *cap)
-		return 0;
-	n = *cap ? *cap * 2 : 16;
-	p = realloc(*v, n * size);
-	if (!p)
-		return -ENOMEM;
-	*v = p;
-	*cap = n;
-	return 0;
-}
+#include "vec.h"
+#include "violation.h"
 
 /* ---- lookup and walks ----------------------------------------------------- */
 
@@ -391,7 +332,7 @@ static int listeners_region(struct gmem_vm *vm, const struct gmem_region *r,
 	return 0;
 }
 
-/* Insert @r in GPA order; room was reserved (gmem_array_reserve()). */
+/* Insert @r in GPA order; room was reserved (vec_reserve()). */
 static void insert_region(struct gmem_vm *vm, const struct gmem_region *r)
 {
 	unsigned int i;
@@ -419,8 +360,7 @@ int gmem_region_add_locked(struct gmem_vm *vm,
 
 	/* Every version has gpa and len; later fields read as zero... */
 	err = gmem_copy_in(&rc, sizeof(rc), rc_in,
-			   offsetof(struct gmem_region_config, len) +
-			   sizeof(rc.len));
+			   gmem_offsetofend(struct gmem_region_config, len));
 	/* ...but "no fd" is -1, not 0: a caller that did not have a field
 	 * asks for libgmem's own backing. */
 	if (!err && rc_in->size <= offsetof(struct gmem_region_config,
@@ -447,9 +387,8 @@ int gmem_region_add_locked(struct gmem_vm *vm,
 	err = gmem_range_map_reserve(vm->map);
 	reserved = !err;
 	if (!err)
-		err = gmem_array_reserve((void **)&vm->regions,
-					 &vm->cap_regions, vm->nr_regions,
-					 sizeof(*vm->regions));
+		err = vec_reserve((void **)&vm->regions, &vm->cap_regions,
+				  vm->nr_regions, sizeof(*vm->regions));
 	pthread_mutex_unlock(&vm->lock);
 	if (err)
 		goto err_reserved;
@@ -556,12 +495,12 @@ static int list_run(void *arg, uint64_t start, uint64_t npages, uint8_t value)
 
 	if (l->only >= 0 && value != l->only)
 		return 0;
-	if (gmem_array_reserve((void **)&l->v, &l->cap, l->nr,
-			       sizeof(*l->v)))
+	if (vec_reserve((void **)&l->v, &l->cap, l->nr, sizeof(*l->v)))
 		return -ENOMEM;
 	l->v[l->nr].start = start;
 	l->v[l->nr].npages = npages;
 	l->v[l->nr].value = value;
+	l->v[l->nr].region_start = gmem_region_of(l->vm, start)->first == start;
 	l->nr++;
 	return 0;
 }
@@ -571,6 +510,7 @@ int gmem_snapshot_runs(struct gmem_vm *vm, uint64_t start, uint64_t npages,
 {
 	int err;
 
+	l->vm = vm;
 	pthread_mutex_lock(&vm->lock);
 	err = gmem_walk(vm, start, npages, list_run, l);
 	pthread_mutex_unlock(&vm->lock);
@@ -774,18 +714,14 @@ static int check_hole_run(void *arg, uint64_t start, uint64_t npages,
 			if (next > start + npages)
 				next = start + npages;
 		}
-		if (!r != !!(value & GMEM_V_HOLE)) {
-			if (h->msg && h->msg_len)
-				snprintf(h->msg, h->msg_len,
-					 "page-state map: pages [%#llx, %#llx) "
-					 "are %s but %s a region",
-					 (unsigned long long)(p * GMEM_PAGE_SIZE),
-					 (unsigned long long)(next * GMEM_PAGE_SIZE),
-					 value & GMEM_V_HOLE ? "a hole" :
-							       "RAM",
-					 r ? "inside" : "outside");
-			return -EUCLEAN;
-		}
+		if (!r != !!(value & GMEM_V_HOLE))
+			return gmem_violation(h->msg, h->msg_len,
+				"page-state map: pages [%#llx, %#llx) are %s "
+				"but %s a region",
+				(unsigned long long)(p * GMEM_PAGE_SIZE),
+				(unsigned long long)(next * GMEM_PAGE_SIZE),
+				value & GMEM_V_HOLE ? "a hole" : "RAM",
+				r ? "inside" : "outside");
 		p = next;
 	}
 	return 0;
@@ -804,15 +740,12 @@ int gmem_regions_validate(struct gmem_vm *vm, char *msg, size_t msg_len)
 		if (!r->len || (r->gpa | r->len) & GMEM_PAGE_MASK ||
 		    r->gpa + r->len > vm->max_gpa ||
 		    (i && vm->regions[i - 1].gpa + vm->regions[i - 1].len >
-			  r->gpa)) {
-			if (msg && msg_len)
-				snprintf(msg, msg_len,
-					 "region %u [%#llx, +%#llx) is "
-					 "misplaced", i,
-					 (unsigned long long)r->gpa,
-					 (unsigned long long)r->len);
-			return -EUCLEAN;
-		}
+			  r->gpa))
+			return gmem_violation(msg, msg_len,
+					      "region %u [%#llx, +%#llx) is "
+					      "misplaced", i,
+					      (unsigned long long)r->gpa,
+					      (unsigned long long)r->len);
 		for (k = 0; k < GMEM_SLOTS_PER_REGION; k++) {
 			if (!r->slot_live[k])
 				continue;
@@ -824,14 +757,12 @@ int gmem_regions_validate(struct gmem_vm *vm, char *msg, size_t msg_len)
 					if ((j != i || kk != k) &&
 					    vm->regions[j].slot_live[kk] &&
 					    vm->regions[j].slot_id[kk] ==
-						    r->slot_id[k]) {
-						if (msg && msg_len)
-							snprintf(msg, msg_len,
-								 "memslot id %u "
-								 "used twice",
-								 r->slot_id[k]);
-						return -EUCLEAN;
-					}
+						    r->slot_id[k])
+						return gmem_violation(msg,
+							msg_len,
+							"memslot id %u used "
+							"twice",
+							r->slot_id[k]);
 		}
 	}
 	return gmem_range_map_for_each(vm->map, 0, vm->npages, check_hole_run,

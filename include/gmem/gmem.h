@@ -312,6 +312,14 @@ struct gmem_config {
 	uint64_t reclaim_max_pending;
 };
 
+/*
+ * struct gmem_vm is one VM's guest memory, not a VM: the VMM owns the KVM
+ * VM (vm_fd) and its vCPUs, and gmem_create() creates neither.  It holds
+ * the regions, their backings and memslots, the page-state map, the
+ * enforcement backend and the listeners.  The type keeps its name because
+ * the libgmem 2 API stays source compatible: renaming a public type would
+ * break every caller, so it can change only with a new major version.
+ */
 struct gmem_vm;
 
 /*

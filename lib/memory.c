@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Creating and destroying a VM's memory, and what it says about itself.
+ * A VM's guest memory (struct gmem_vm, see gmem.h for why it bears that
+ * name): creating and destroying it, and what it says about itself (its
+ * configuration getters, gmem_ram_size(), gmem_backing_resident()); the
+ * test build's fault injection and gmem_mark_broken() too.
  *
  * gmem_create() checks the config, picks the backend (from the VM's own
  * capabilities, never a throwaway VM), reserves the emulated backend's two
@@ -22,11 +25,6 @@ int gmem_region_add_locked(struct gmem_vm *vm,
 			   const struct gmem_region_config *rc_in);
 void gmem_region_release_locked(struct gmem_vm *vm, unsigned int idx,
 				bool set_hole);
-
-unsigned int gmem_version(void)
-{
-	return GMEM_VERSION;
-}
 
 #ifdef GMEM_TESTING
 void gmem_fault_inject(struct gmem_vm *vm, enum gmem_fault_point point,
@@ -93,8 +91,8 @@ static uint64_t regions_end(const struct gmem_config *cfg)
 
 		/* Each entry's own size decides its layout; gpa and len sit
 		 * at the same place in every version. */
-		if (rc->size >= offsetof(struct gmem_region_config, len) +
-				sizeof(rc->len) &&
+		if (rc->size >= gmem_offsetofend(struct gmem_region_config,
+						len) &&
 		    rc->gpa + rc->len > end && rc->gpa + rc->len >= rc->gpa)
 			end = rc->gpa + rc->len;
 	}
@@ -212,8 +210,7 @@ int gmem_create(const struct gmem_config *cfg_in, struct gmem_vm **out)
 		return -EINVAL;
 	/* The fields up to the regions are what every version has. */
 	err = gmem_copy_in(&cfg, sizeof(cfg), cfg_in,
-			   offsetof(struct gmem_config, nr_regions) +
-			   sizeof(cfg.nr_regions));
+			   gmem_offsetofend(struct gmem_config, nr_regions));
 	if (err)
 		return err;
 	err = check_config(&cfg);
