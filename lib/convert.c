@@ -252,25 +252,51 @@ static int listener_apply(struct gmem_listener *l, const struct delta *d,
 
 /*
  * Undo listener work: listeners before @stop did all runs, @stop did
- * @stop_done runs.  Undo errors cannot be reported better than the
- * original failure; an undone populate is a forced discard, and listeners
- * are required to accept an undone discard (a populate) too.
+ * @stop_done runs.  An undone populate is a forced discard and an undone
+ * discard a populate.  A listener is asked to accept both, but it can
+ * fail them (the DMA mapper's bookkeeping or its backend's map at
+ * ENOMEM): it then maps other pages than the reachable ones, the state
+ * the map describes cannot be restored, and, as for a view that cannot be
+ * restored, the memory is marked broken and the undo returns -EIO.  Every
+ * run is still tried, so that as much as possible is restored.
  */
-static void listeners_undo(struct gmem_vm *vm, const struct delta *d,
-			   struct gmem_listener *stop, size_t stop_done,
-			   bool populated)
+static int listeners_undo(struct gmem_vm *vm, const struct delta *d,
+			  struct gmem_listener *stop, size_t stop_done,
+			  bool populated)
 {
+	enum step step = populated ? STEP_MAP : STEP_DROP;
 	struct gmem_listener *l;
-	size_t done;
+	int ret = 0;
+	size_t i;
 
 	for (l = vm->listeners; l; l = l->next) {
 		size_t n = l == stop ? stop_done : d->nr;
 
-		listener_apply(l, d, populated ? STEP_MAP : STEP_DROP, n,
-			       !populated, GMEM_DISCARD_FORCED, &done);
+		for (i = 0; i < n; i++) {
+			const struct run *r = &d->runs[i];
+			int err;
+
+			if (!run_in_step(r, step))
+				continue;
+			err = populated ?
+			      l->ops_copy.discard(l->data, run_off(r),
+						  run_len(r),
+						  GMEM_DISCARD_FORCED) :
+			      l->ops_copy.populate(l->data, run_off(r),
+						   run_len(r));
+			if (err && !ret) {
+				gmem_mark_broken(vm, "rollback: a listener could not %s [%#llx, +%#llx) again: %d",
+						 populated ? "unmap" : "map",
+						 (unsigned long long)run_off(r),
+						 (unsigned long long)run_len(r),
+						 err);
+				ret = -EIO;
+			}
+		}
 		if (l == stop)
 			break;
 	}
+	return ret;
 }
 
 static int listeners_all(struct gmem_vm *vm, struct delta *d,
@@ -289,7 +315,8 @@ static int listeners_all(struct gmem_vm *vm, struct delta *d,
 			if (err == -EAGAIN && !populate)
 				d->busy_gpa = tls_busy_named ? tls_busy_gpa :
 					      run_off(&d->runs[done]);
-			listeners_undo(vm, d, l, done, populate);
+			if (listeners_undo(vm, d, l, done, populate))
+				return -EIO;
 			return err;
 		}
 	}
@@ -653,7 +680,8 @@ static int64_t change_locked(struct gmem_vm *vm, struct delta *d)
 err_invalidated:
 	/* The pages stay private after all: prepare them again. */
 	prepare_runs(vm, d, STEP_INVALIDATE);
-	listeners_undo(vm, d, NULL, 0, true);
+	if (listeners_undo(vm, d, NULL, 0, true))
+		err = -EIO;
 err_granted:
 	/* Close the new views first, then empty what was written through
 	 * them meanwhile (nothing can write once they are closed). */
@@ -668,7 +696,8 @@ err_revoked:
 		      RESTORE_VIEW))
 		err = -EIO;
 err_listeners_dropped:
-	listeners_undo(vm, d, NULL, 0, false);
+	if (listeners_undo(vm, d, NULL, 0, false))
+		err = -EIO;
 	return err;
 }
 

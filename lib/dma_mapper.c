@@ -83,7 +83,22 @@ struct gmem_dma_mapper {
 	pthread_mutex_t lock;	/* everything below, and every op call */
 	struct range_map *mapped;
 	struct gmem_dma_stats st;
+	/*
+	 * First error of an undo inside the current change (0: none).  An
+	 * undo that fails leaves the backend holding other mappings than the
+	 * mapper's layout says; mapper_change() then marks the memory broken
+	 * (after dropping the lock: vm->lock comes first) and fails with -EIO
+	 * rather than claim that nothing changed.
+	 */
+	int undo_err;
 };
+
+/* An undo step failed: remember the first error for mapper_change(). */
+static void undo_failed(struct gmem_dma_mapper *m, int err)
+{
+	if (!m->undo_err)
+		m->undo_err = err ? err : -EIO;
+}
 
 /* An interval of pages [start, end). */
 struct ival {
@@ -306,13 +321,20 @@ static void exact_undo(struct gmem_dma_mapper *m, uint64_t x0, uint64_t x1,
 		uint64_t s = mi.start > x0 ? mi.start : x0;
 		uint64_t e = mi.end < x1 ? mi.end : x1;
 
-		if (op_map(m, s, e))
-			continue;	/* caught by validate */
+		int err = op_map(m, s, e);
+
+		if (err) {
+			undo_failed(m, err);
+			continue;
+		}
 		if (s == mi.start && e == mi.end)
 			continue;
 		/* Rejoin the piece with what the cut left around it. */
-		if (op_merge(m, mi.start, mi.end,
-			     1 + (mi.start < s) + (e < mi.end)) == 0)
+		err = op_merge(m, mi.start, mi.end,
+			       1 + (mi.start < s) + (e < mi.end));
+		if (err)
+			undo_failed(m, err);
+		else
 			m->st.splits--;
 	}
 }
@@ -420,9 +442,15 @@ err_mapped:
 			op_unmap(m, new->v[k].start, new->v[k].end,
 				 GMEM_DISCARD_FORCED);
 err_unmapped:
-	for (k = 0; k < i; k++)
-		if (!ival_in(new, old->v[k]))
-			op_map(m, old->v[k].start, old->v[k].end);
+	for (k = 0; k < i; k++) {
+		int uerr;
+
+		if (ival_in(new, old->v[k]))
+			continue;
+		uerr = op_map(m, old->v[k].start, old->v[k].end);
+		if (uerr)
+			undo_failed(m, uerr);
+	}
 	return err;
 }
 
@@ -446,7 +474,10 @@ static void block_count(struct gmem_dma_mapper *m, const struct ivals *old,
 
 /*
  * Apply populate (@set) or discard of [x0, x1) (pages).  Returns 0 or
- * -errno with nothing changed (a forced discard always succeeds).
+ * -errno with nothing changed (a forced discard always succeeds); or, if
+ * undoing the part already done failed too, -EIO with the memory marked
+ * broken (gmem_mark_broken()): the backend then holds mappings the mapper
+ * cannot vouch for, and saying "nothing changed" would be a lie.
  */
 static int mapper_change(struct gmem_dma_mapper *m, uint64_t x0, uint64_t x1,
 			 bool set, unsigned int flags)
@@ -454,7 +485,7 @@ static int mapper_change(struct gmem_dma_mapper *m, uint64_t x0, uint64_t x1,
 	struct ivals old = { 0 }, new = { 0 };
 	uint64_t p, done = x0;
 	int64_t ret;
-	int err = 0;
+	int err = 0, undo_err;
 
 	pthread_mutex_lock(&m->lock);
 	for (p = x0; p < x1 && !err; p = done) {
@@ -505,23 +536,32 @@ static int mapper_change(struct gmem_dma_mapper *m, uint64_t x0, uint64_t x1,
 		for (q = x0; q < done; q = qdone) {
 			struct ival u = unit_of(m, q);
 			uint64_t s = q, e = done < u.end ? done : u.end;
+			int uerr;
 
 			qdone = e;
-			if (mappings_near(m, u, s, e, &old))
+			uerr = mappings_near(m, u, s, e, &old);
+			if (uerr) {
+				undo_failed(m, uerr);
 				continue;
+			}
 			if (m->exact && set)
 				exact_discard(m, s, e, &old,
 					      GMEM_DISCARD_FORCED);
 			else if (m->exact)
-				exact_populate(m, s, e, &old);
-			else if (!block_new_layout(&old, s, e, !set, &new))
-				block_apply(m, &old, &new,
-					    GMEM_DISCARD_FORCED);
-			if (gmem_range_map_reserve(m->mapped) == 0) {
-				gmem_range_map_set(m->mapped, s, e - s, !set, NULL,
-					      NULL);
-				gmem_range_map_unreserve(m->mapped);
+				uerr = exact_populate(m, s, e, &old);
+			else if (!(uerr = block_new_layout(&old, s, e, !set,
+							   &new)))
+				uerr = block_apply(m, &old, &new,
+						   GMEM_DISCARD_FORCED);
+			if (uerr)
+				undo_failed(m, uerr);
+			uerr = gmem_range_map_reserve(m->mapped);
+			if (uerr) {
+				undo_failed(m, uerr);
+				continue;
 			}
+			gmem_range_map_set(m->mapped, s, e - s, !set, NULL, NULL);
+			gmem_range_map_unreserve(m->mapped);
 		}
 	}
 	if (err) {
@@ -530,9 +570,19 @@ static int mapper_change(struct gmem_dma_mapper *m, uint64_t x0, uint64_t x1,
 	} else if (m->st.live > m->st.max_live) {
 		m->st.max_live = m->st.live;
 	}
+	undo_err = m->undo_err;
+	m->undo_err = 0;
 	pthread_mutex_unlock(&m->lock);
 	free(old.v);
 	free(new.v);
+	if (undo_err) {
+		gmem_mark_broken(m->vm, "DMA mapper: undoing a failed %s of [%#llx, %#llx) failed (%d), so the DMA backend's mappings no longer match the pages' states",
+				 set ? "map" : "unmap",
+				 (unsigned long long)(x0 * GMEM_PAGE_SIZE),
+				 (unsigned long long)(x1 * GMEM_PAGE_SIZE),
+				 undo_err);
+		return -EIO;
+	}
 	return err;
 }
 

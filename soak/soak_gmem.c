@@ -362,7 +362,7 @@ static void *worker_main(void *arg)
 
 /*
  * Random faults at random steps; each fires once (not sticky), a few
- * milliseconds apart.  Mostly where the kernel really fails (an mprotect
+ * tens of milliseconds apart.  Mostly where the kernel really fails (an mprotect
  * at ENOMEM, the mapper's bookkeeping, the DMA backend's map); a failing
  * punch, which shmem and guest_memfd never report for a hole punch, only
  * now and then: when it lands on a rollback's punch the memory is broken
@@ -390,25 +390,29 @@ static void *fault_main(void *arg)
 			gmem_fault_inject(vm, GMEM_FAULT_FALLOCATE, nth, ENOSPC);
 		}
 		atomic_fetch_add(&faults_armed, 1);
-		usleep(2000 + (useconds_t)rnd(&rng, 8000));
+		usleep(10000 + (useconds_t)rnd(&rng, 40000));
 	}
 	return NULL;
 }
 
-/* A device pinning pages for DMA and letting them go. */
+/* A device pinning a run of pages for DMA for a while, then the next. */
 static void *device_main(void *arg)
 {
 	uint64_t rng = *(uint64_t *)arg;
 
 	while (!atomic_load(&stop)) {
-		uint64_t p = rnd(&rng, NPAGES);
+		uint64_t p0 = rnd(&rng, NPAGES), n = 1 + rnd(&rng, 64), p;
 
+		if (p0 + n > NPAGES)
+			n = NPAGES - p0;
 		pthread_mutex_lock(&iommu.lock);
-		iommu.pinned[p] = 1;
+		for (p = p0; p < p0 + n; p++)
+			iommu.pinned[p] = 1;
 		pthread_mutex_unlock(&iommu.lock);
-		usleep(200 + (useconds_t)rnd(&rng, 800));
+		usleep(1000 + (useconds_t)rnd(&rng, 2000));
 		pthread_mutex_lock(&iommu.lock);
-		iommu.pinned[p] = 0;
+		for (p = p0; p < p0 + n; p++)
+			iommu.pinned[p] = 0;
 		pthread_mutex_unlock(&iommu.lock);
 		atomic_fetch_add(&pins, 1);
 	}
