@@ -581,6 +581,22 @@ void recorder_free(struct recorder *r)
 	pthread_mutex_destroy(&r->lock);
 }
 
+struct gmem_vm *test_create_recorded(int vm_fd, uint64_t ram_size,
+				     enum gmem_mode mode, struct recorder *rec,
+				     struct gmem_listener **l,
+				     struct gmem_subscription **sub)
+{
+	struct gmem_vm *vm;
+
+	recorder_init(rec, ram_size);
+	vm = test_create_gmem(vm_fd, ram_size, mode, GMEM_PRIVATE,
+			      &recorder_platform_ops, rec);
+	TEST_ASSERT_EQ(gmem_listener_register(vm, &recorder_listener_ops, rec,
+					      l), 0);
+	TEST_ASSERT_EQ(gmem_subscribe(vm, recorder_inval, rec, sub), 0);
+	return vm;
+}
+
 void recorder_reset_events(struct recorder *r)
 {
 	pthread_mutex_lock(&r->lock);
