@@ -141,6 +141,10 @@ $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(LIBGMEM_TEST_A)
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) $(TEST_CFLAGS) -DGMEM_TESTING -Itests/lib -MMD -MP -o $@ $< $(TEST_VMM_OBJS) $(TESTLIB_OBJS) $(LIBGMEM_TEST_A) $(HOST_LDFLAGS) -lm
 
+# The DMA device protocol test speaks the protocol of vmm/devices/ to the
+# device process (gmvm dma-device); it needs the protocol header only.
+$(BUILD)/tests/test_dmadev_protocol: TEST_CFLAGS = -Ivmm/devices
+
 # Host tests of a part of gmvm link that part's objects (gmvm itself is no
 # library).
 $(BUILD)/tests/test_loader_truncate: TEST_VMM_OBJS = $(BUILD)/vmm/loader.o

@@ -165,7 +165,9 @@ static void random_run(enum gmem_mode mode, uint64_t block, uint64_t seed)
 			       1 + test_rand(&rng) % npages :
 			       1 + test_rand(&rng) % 24;
 		uint64_t start = test_rand(&rng) % npages;
-		bool want_fail = false, any_pinned = false;
+		bool want_fail = false, any_pinned = false, maps = false;
+		bool convert, bit;
+		enum gmem_state to;
 		int64_t ret;
 
 		if (start + len > npages)
@@ -195,65 +197,43 @@ static void random_run(enum gmem_mode mode, uint64_t block, uint64_t seed)
 		want_fail = r < 18;
 		f.fail_err = -ENOMEM;
 
-		if (r < 55) {
-			enum gmem_state to = test_rand(&rng) & 1 ?
-					     GMEM_SHARED : GMEM_PRIVATE;
-			bool maps = false;
+		/* r < 55: a conversion, else a plug or unplug.  Its pages
+		 * are reachable after it when shared and plugged; it maps
+		 * something when one was not before. */
+		convert = r < 55;
+		bit = test_rand(&rng) & 1;
+		to = bit ? GMEM_SHARED : GMEM_PRIVATE;
 
-			for (p = start; p < start + len; p++)
-				maps |= to == GMEM_SHARED && m.plugged[p] &&
-					m.state[p] != GMEM_SHARED;
-			for (p = 0; p < npages; p++) {
-				r0[p] = reach(&m, p);
-				r1[p] = r0[p];
-				if (p >= start && p < start + len)
-					r1[p] = to == GMEM_SHARED &&
-						m.plugged[p];
-			}
-			any_pinned = pin_refuses(r0, r1, npages, block,
-						 f.pinned);
-			/* Not with a refusal: its undo maps again. */
-			want_fail &= !any_pinned;
-			f.fail_map_nth = want_fail && to == GMEM_SHARED;
+		for (p = 0; p < npages; p++) {
+			r0[p] = reach(&m, p);
+			r1[p] = r0[p];
+			if (p < start || p >= start + len)
+				continue;
+			r1[p] = (convert ? to : m.state[p]) == GMEM_SHARED &&
+				(convert ? m.plugged[p] : bit);
+			maps |= r1[p] && !r0[p];
+		}
+		any_pinned = pin_refuses(r0, r1, npages, block, f.pinned);
+		/* Not with a refusal: its undo maps again. */
+		want_fail &= !any_pinned;
+		f.fail_map_nth = want_fail && bit;
+		if (convert)
 			ret = gmem_convert(vm, start * PG, len * PG, to);
-			if (any_pinned) {
-				TEST_ASSERT_EQ(ret, -EAGAIN);
-				refused++;
-			} else if (want_fail && maps) {
-				TEST_ASSERT_EQ(ret, -ENOMEM);
-				failed++;
-			} else {
-				TEST_ASSERT(ret >= 0);
-				memset(m.state + start, to, len);
-			}
+		else
+			ret = gmem_set_plugged(vm, start * PG, len * PG, bit);
+		if (any_pinned) {
+			TEST_ASSERT_EQ(ret, -EAGAIN);
+			refused++;
+		} else if (want_fail && maps) {
+			TEST_ASSERT_EQ(ret, -ENOMEM);
+			failed++;
 		} else {
-			bool plug = test_rand(&rng) & 1, maps = false;
-
-			for (p = start; p < start + len; p++)
-				maps |= plug && !m.plugged[p] &&
-					m.state[p] == GMEM_SHARED;
-			for (p = 0; p < npages; p++) {
-				r0[p] = reach(&m, p);
-				r1[p] = r0[p];
-				if (p >= start && p < start + len)
-					r1[p] = plug &&
-						m.state[p] == GMEM_SHARED;
-			}
-			any_pinned = pin_refuses(r0, r1, npages, block,
-						 f.pinned);
-			want_fail &= !any_pinned;
-			f.fail_map_nth = want_fail && plug;
-			ret = gmem_set_plugged(vm, start * PG, len * PG, plug);
-			if (any_pinned) {
-				TEST_ASSERT_EQ(ret, -EAGAIN);
-				refused++;
-			} else if (want_fail && maps) {
-				TEST_ASSERT_EQ(ret, -ENOMEM);
-				failed++;
-			} else {
-				if (ret < 0) TEST_FAIL("op %d plug %d ret %lld pinned %d", i, plug, (long long)ret, any_pinned);
-				memset(m.plugged + start, plug, len);
-			}
+			if (ret < 0)
+				TEST_FAIL("op %d %s %d ret %lld pinned %d", i,
+					  convert ? "convert" : "plug",
+					  bit, (long long)ret, any_pinned);
+			memset(convert ? m.state + start : m.plugged + start,
+			       convert ? to : bit, len);
 		}
 		f.fail_map_nth = 0;
 		f.x0 = 0;

@@ -615,12 +615,7 @@ static void test_convert_edges(enum gmem_mode mode)
 	};
 	unsigned int i;
 
-	recorder_init(&rec, ram);
-	vm = test_create_gmem(vm_fd, ram, mode, GMEM_PRIVATE,
-			      &recorder_platform_ops, &rec);
-	TEST_ASSERT_EQ(gmem_listener_register(vm, &recorder_listener_ops, &rec,
-					      &l), 0);
-	TEST_ASSERT_EQ(gmem_subscribe(vm, recorder_inval, &rec, &sub), 0);
+	vm = test_create_recorded(vm_fd, ram, mode, &rec, &l, &sub);
 	TEST_ASSERT_EQ(gmem_convert(vm, 16 * PG, 16 * PG, GMEM_SHARED), 16);
 	recorder_reset_events(&rec);
 

@@ -167,9 +167,39 @@ static void test_broken(void)
 
 /* ---- the mapper's bookkeeping fails ----------------------------------------- */
 
-static void test_mapper_enomem(void)
+/*
+ * Discard-mode guest memory, all private, with a DMA mapper on the fake
+ * @f: exact layout, or VFIO type1 in blocks of @block bytes.
+ */
+static struct gmem_vm *mapped_vm(int vm_fd, uint64_t block, struct fake *f,
+				 struct gmem_dma_mapper **m)
 {
 	struct gmem_dma_mapper_config mcfg = { .size = sizeof(mcfg) };
+	struct gmem_vm *vm;
+
+	vm = test_create_gmem(vm_fd, RAM, GMEM_MODE_DISCARD, GMEM_PRIVATE,
+			      NULL, NULL);
+	fake_init(f, RAM, block);
+	mcfg.ops = block ? &fake_type1_ops : &fake_exact_ops;
+	mcfg.data = f;
+	mcfg.block_size = block;
+	TEST_ASSERT_EQ(gmem_dma_mapper_create(vm, &mcfg, m), 0);
+	return vm;
+}
+
+/* The audit and the fake agree, then everything goes. */
+static void check_and_destroy(struct gmem_vm *vm, struct gmem_dma_mapper *m,
+			      struct fake *f)
+{
+	test_audit(vm);
+	check_backend(f);
+	gmem_dma_mapper_destroy(vm, m);
+	fake_free(f);
+	gmem_destroy(vm);
+}
+
+static void test_mapper_enomem(void)
+{
 	struct gmem_dma_stats st = { .size = sizeof(st) };
 	struct gmem_dma_mapper *m;
 	struct gmem_vm *vm;
@@ -178,13 +208,7 @@ static void test_mapper_enomem(void)
 	int vm_fd = test_create_vm(), blocks;
 
 	for (blocks = 0; blocks < 2; blocks++) {
-		vm = test_create_gmem(vm_fd, RAM, GMEM_MODE_DISCARD,
-				      GMEM_PRIVATE, NULL, NULL);
-		fake_init(&f, RAM, blocks ? 16 * PG : 0);
-		mcfg.ops = blocks ? &fake_type1_ops : &fake_exact_ops;
-		mcfg.data = &f;
-		mcfg.block_size = blocks ? 16 * PG : 0;
-		TEST_ASSERT_EQ(gmem_dma_mapper_create(vm, &mcfg, &m), 0);
+		vm = mapped_vm(vm_fd, blocks ? 16 * PG : 0, &f, &m);
 		TEST_ASSERT_EQ(gmem_convert(vm, 0, 4 * PG, GMEM_SHARED), 4);
 		gmem_fault_inject(vm, GMEM_FAULT_ALLOC, 1, ENOMEM);
 		TEST_ASSERT_EQ(gmem_convert(vm, 8 * PG, 4 * PG, GMEM_SHARED),
@@ -198,11 +222,7 @@ static void test_mapper_enomem(void)
 		TEST_ASSERT_EQ(f.nr, 1);
 		TEST_ASSERT_EQ(f.v[0].s, 0);
 		TEST_ASSERT_EQ(f.v[0].e, 4 * PG);
-		test_audit(vm);
-		check_backend(&f);
-		gmem_dma_mapper_destroy(vm, m);
-		fake_free(&f);
-		gmem_destroy(vm);
+		check_and_destroy(vm, m, &f);
 	}
 	if (vm_fd >= 0)
 		close(vm_fd);
@@ -213,7 +233,6 @@ static void test_mapper_enomem(void)
 
 static void test_batch_api(void)
 {
-	struct gmem_dma_mapper_config mcfg = { .size = sizeof(mcfg) };
 	struct gmem_dma_mapper *m;
 	struct gmem_batch_entry e[3];
 	struct gmem_vm *vm;
@@ -221,12 +240,7 @@ static void test_batch_api(void)
 	uint64_t busy = 0;
 	int vm_fd = test_create_vm(), failed;
 
-	vm = test_create_gmem(vm_fd, RAM, GMEM_MODE_DISCARD, GMEM_PRIVATE,
-			      NULL, NULL);
-	fake_init(&f, RAM, 0);
-	mcfg.ops = &fake_exact_ops;
-	mcfg.data = &f;
-	TEST_ASSERT_EQ(gmem_dma_mapper_create(vm, &mcfg, &m), 0);
+	vm = mapped_vm(vm_fd, 0, &f, &m);
 
 	/* Nothing to do. */
 	TEST_ASSERT_EQ(gmem_convert_batch(vm, NULL, 0, &failed, NULL), 0);
@@ -270,11 +284,7 @@ static void test_batch_api(void)
 	TEST_ASSERT_EQ(gmem_state_at(vm, 0, NULL, NULL), GMEM_SHARED);
 	f.pinned[10] = 0;
 	TEST_ASSERT_EQ(gmem_convert_batch(vm, e, 2, &failed, &busy), 4);
-	test_audit(vm);
-	check_backend(&f);
-	gmem_dma_mapper_destroy(vm, m);
-	fake_free(&f);
-	gmem_destroy(vm);
+	check_and_destroy(vm, m, &f);
 	if (vm_fd >= 0)
 		close(vm_fd);
 	printf("batch API: validation, failed entry and busy GPA\n");

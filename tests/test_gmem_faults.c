@@ -281,17 +281,12 @@ static void setup(struct ctx *c, enum gmem_mode mode)
 		for (p = shared_layout[i].start;
 		     p < shared_layout[i].start + shared_layout[i].npages; p++)
 			c->layout[p] = GMEM_SHARED;
-	recorder_init(&c->rec, RAM);
 	recorder_init(&c->rec2, RAM);
 	c->vm_fd = test_create_vm();
-	c->vm = test_create_gmem(c->vm_fd, RAM, mode, GMEM_PRIVATE,
-				 &recorder_platform_ops, &c->rec);
-	TEST_ASSERT_EQ(gmem_listener_register(c->vm, &recorder_listener_ops,
-					      &c->rec, &c->l1), 0);
+	c->vm = test_create_recorded(c->vm_fd, RAM, mode, &c->rec, &c->l1,
+				     &c->sub);
 	TEST_ASSERT_EQ(gmem_listener_register(c->vm, &recorder_listener_ops,
 					      &c->rec2, &c->l2), 0);
-	TEST_ASSERT_EQ(gmem_subscribe(c->vm, recorder_inval, &c->rec, &c->sub),
-		       0);
 }
 
 static void teardown(struct ctx *c)

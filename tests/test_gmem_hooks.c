@@ -34,6 +34,11 @@
 #define RAM (4ULL << 20)
 #define NPAGES (RAM / PG)
 
+/* A run of pages. */
+struct run {
+	uint64_t start, npages;
+};
+
 struct want {
 	enum rec_kind kind;
 	int reason, backing;	/* REC_INVAL only */
@@ -50,6 +55,49 @@ static void want(enum rec_kind kind, int reason, int backing, uint64_t start,
 	TEST_ASSERT(nr_wants < sizeof(wants) / sizeof(wants[0]));
 	wants[nr_wants++] = (struct want){ kind, reason, backing, start,
 					   npages };
+}
+
+/* want() one event for each of the @nr runs @runs (pages). */
+static void want_each(enum rec_kind kind, int reason, int backing,
+		      const struct run *runs, size_t nr)
+{
+	size_t i;
+
+	for (i = 0; i < nr; i++)
+		want(kind, reason, backing, runs[i].start, runs[i].npages);
+}
+
+/*
+ * The hook order of a conversion of @runs to shared: the private backing's
+ * subscribers, the listeners map, the platform invalidates, and (discard
+ * mode) the private pages are punched - each step for every run.
+ */
+static void want_to_shared(const struct run *runs, size_t nr, bool discard)
+{
+	want_each(REC_INVAL, GMEM_INVAL_CONVERT, GMEM_BACKING_PRIVATE, runs,
+		  nr);
+	want_each(REC_POPULATE, 0, 0, runs, nr);
+	want_each(REC_INVALIDATE, 0, 0, runs, nr);
+	if (discard)
+		want_each(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_PRIVATE,
+			  runs, nr);
+}
+
+/*
+ * ... and to private: the listeners unmap, the subscribers of the backing
+ * that held the shared pages, the platform prepares, and (discard mode)
+ * the shared pages are punched.
+ */
+static void want_to_private(const struct run *runs, size_t nr, bool discard)
+{
+	int shared_b = discard ? GMEM_BACKING_SHARED : GMEM_BACKING_PRIVATE;
+
+	want_each(REC_DISCARD, 0, 0, runs, nr);
+	want_each(REC_INVAL, GMEM_INVAL_CONVERT, shared_b, runs, nr);
+	want_each(REC_PREPARE, 0, 0, runs, nr);
+	if (discard)
+		want_each(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_SHARED,
+			  runs, nr);
 }
 
 static const char *kind_name(enum rec_kind k)
@@ -263,7 +311,6 @@ static void test_create_destroy(enum gmem_mode mode, enum gmem_state initial)
 static void test_conversion_order(enum gmem_mode mode)
 {
 	bool discard = mode == GMEM_MODE_DISCARD;
-	int shared_b = discard ? GMEM_BACKING_SHARED : GMEM_BACKING_PRIVATE;
 	struct gmem_listener *l;
 	struct gmem_subscription *sub;
 	struct recorder rec;
@@ -273,38 +320,23 @@ static void test_conversion_order(enum gmem_mode mode)
 	 * [600, 610) already shared; run2 = [610, 700). */
 	const uint64_t r1 = 88, n1 = 512, mid = 600, nmid = 10, r2 = 610,
 		       n2 = 90;
+	const struct run one[] = { { mid, nmid } };
+	const struct run two[] = { { r1, n1 }, { r2, n2 } };
+	const struct run all[] = { { 0, NPAGES } };
 
-	recorder_init(&rec, RAM);
-	vm = test_create_gmem(vm_fd, RAM, mode, GMEM_PRIVATE,
-			      &recorder_platform_ops, &rec);
-	TEST_ASSERT_EQ(gmem_listener_register(vm, &recorder_listener_ops, &rec,
-					      &l), 0);
-	TEST_ASSERT_EQ(gmem_subscribe(vm, recorder_inval, &rec, &sub), 0);
+	vm = test_create_recorded(vm_fd, RAM, mode, &rec, &l, &sub);
 	recorder_reset_events(&rec);
 
 	/* A single run to shared. */
 	ctx_what = "one run to shared";
 	TEST_ASSERT_EQ(convert(vm, mid, nmid, GMEM_SHARED), nmid);
-	want(REC_INVAL, GMEM_INVAL_CONVERT, GMEM_BACKING_PRIVATE, mid, nmid);
-	want(REC_POPULATE, 0, 0, mid, nmid);
-	want(REC_INVALIDATE, 0, 0, mid, nmid);
-	if (discard)
-		want(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_PRIVATE, mid, nmid);
+	want_to_shared(one, 1, discard);
 	expect_sequence(&rec);
 
 	/* Two delta runs around an already-shared run, to shared. */
 	ctx_what = "two runs to shared";
 	TEST_ASSERT_EQ(convert(vm, r1, r2 + n2 - r1, GMEM_SHARED), n1 + n2);
-	want(REC_INVAL, GMEM_INVAL_CONVERT, GMEM_BACKING_PRIVATE, r1, n1);
-	want(REC_INVAL, GMEM_INVAL_CONVERT, GMEM_BACKING_PRIVATE, r2, n2);
-	want(REC_POPULATE, 0, 0, r1, n1);
-	want(REC_POPULATE, 0, 0, r2, n2);
-	want(REC_INVALIDATE, 0, 0, r1, n1);
-	want(REC_INVALIDATE, 0, 0, r2, n2);
-	if (discard) {
-		want(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_PRIVATE, r1, n1);
-		want(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_PRIVATE, r2, n2);
-	}
+	want_to_shared(two, 2, discard);
 	expect_sequence(&rec);
 	test_audit(vm);
 	expect_flags(vm, &rec, true, true);
@@ -323,27 +355,13 @@ static void test_conversion_order(enum gmem_mode mode)
 	/* A single run back to private: the middle one. */
 	ctx_what = "one run to private";
 	TEST_ASSERT_EQ(convert(vm, mid, nmid, GMEM_PRIVATE), nmid);
-	want(REC_DISCARD, 0, 0, mid, nmid);
-	want(REC_INVAL, GMEM_INVAL_CONVERT, shared_b, mid, nmid);
-	want(REC_PREPARE, 0, 0, mid, nmid);
-	if (discard)
-		want(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_SHARED, mid,
-		     nmid);
+	want_to_private(one, 1, discard);
 	expect_sequence(&rec);
 
 	/* Two delta runs around an already-private run, to private. */
 	ctx_what = "two runs to private";
 	TEST_ASSERT_EQ(convert(vm, r1, r2 + n2 - r1, GMEM_PRIVATE), n1 + n2);
-	want(REC_DISCARD, 0, 0, r1, n1);
-	want(REC_DISCARD, 0, 0, r2, n2);
-	want(REC_INVAL, GMEM_INVAL_CONVERT, shared_b, r1, n1);
-	want(REC_INVAL, GMEM_INVAL_CONVERT, shared_b, r2, n2);
-	want(REC_PREPARE, 0, 0, r1, n1);
-	want(REC_PREPARE, 0, 0, r2, n2);
-	if (discard) {
-		want(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_SHARED, r1, n1);
-		want(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_SHARED, r2, n2);
-	}
+	want_to_private(two, 2, discard);
 	expect_sequence(&rec);
 	test_audit(vm);
 	expect_flags(vm, &rec, true, true);
@@ -355,21 +373,11 @@ static void test_conversion_order(enum gmem_mode mode)
 	/* Whole RAM to shared and back: one event per hook each way. */
 	ctx_what = "all RAM to shared";
 	TEST_ASSERT_EQ(convert(vm, 0, NPAGES, GMEM_SHARED), NPAGES);
-	want(REC_INVAL, GMEM_INVAL_CONVERT, GMEM_BACKING_PRIVATE, 0, NPAGES);
-	want(REC_POPULATE, 0, 0, 0, NPAGES);
-	want(REC_INVALIDATE, 0, 0, 0, NPAGES);
-	if (discard)
-		want(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_PRIVATE, 0,
-		     NPAGES);
+	want_to_shared(all, 1, discard);
 	expect_sequence(&rec);
 	ctx_what = "all RAM to private";
 	TEST_ASSERT_EQ(convert(vm, 0, NPAGES, GMEM_PRIVATE), NPAGES);
-	want(REC_DISCARD, 0, 0, 0, NPAGES);
-	want(REC_INVAL, GMEM_INVAL_CONVERT, shared_b, 0, NPAGES);
-	want(REC_PREPARE, 0, 0, 0, NPAGES);
-	if (discard)
-		want(REC_INVAL, GMEM_INVAL_PUNCH, GMEM_BACKING_SHARED, 0,
-		     NPAGES);
+	want_to_private(all, 1, discard);
 	expect_sequence(&rec);
 
 	/* Without a subscriber and without listeners: only the platform. */
@@ -500,12 +508,8 @@ static void test_exactly_once(enum gmem_mode mode, uint64_t *rng)
 	int i, to;
 	size_t e;
 
-	recorder_init(&rec, RAM);	/* strict: a double fails the test */
-	vm = test_create_gmem(vm_fd, RAM, mode, GMEM_PRIVATE,
-			      &recorder_platform_ops, &rec);
-	TEST_ASSERT_EQ(gmem_listener_register(vm, &recorder_listener_ops, &rec,
-					      &l), 0);
-	TEST_ASSERT_EQ(gmem_subscribe(vm, recorder_inval, &rec, &sub), 0);
+	/* The recorder is strict: a double fails the test. */
+	vm = test_create_recorded(vm_fd, RAM, mode, &rec, &l, &sub);
 	memset(st, GMEM_PRIVATE, sizeof(st));
 	ctx_what = "random sequence";
 	for (i = 0; i < 600; i++) {

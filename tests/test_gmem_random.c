@@ -629,15 +629,10 @@ static void run_mode(enum gmem_mode mode, int iters)
 	cur_mode = gmem_mode_name(mode);
 	cur_iter = -1;
 	cur_op = "setup";
-	recorder_init(&c->rec, RAM);
 	recorder_init(&c->rec2, RAM);
 	c->vm_fd = test_create_vm();
-	c->vm = test_create_gmem(c->vm_fd, RAM, mode, GMEM_PRIVATE,
-				 &recorder_platform_ops, &c->rec);
-	TEST_ASSERT_EQ(gmem_listener_register(c->vm, &recorder_listener_ops,
-					      &c->rec, &c->l1), 0);
-	TEST_ASSERT_EQ(gmem_subscribe(c->vm, recorder_inval, &c->rec, &c->sub),
-		       0);
+	c->vm = test_create_recorded(c->vm_fd, RAM, mode, &c->rec, &c->l1,
+				     &c->sub);
 	for (p = 0; p < NPAGES; p++)
 		write_tag(c, p);
 	verify(c, NULL);

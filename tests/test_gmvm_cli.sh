@@ -21,23 +21,8 @@
 # Run by tests/run-tests.sh with BUILD set and cwd = the repository root.
 # Exit 0 pass, 1 fail, 77 skip.
 set -u
-BUILD=${BUILD:-build}
-GMVM=$BUILD/gmvm
+. "$(dirname "$0")/lib/test_util.sh"
 [ -x "$GMVM" ] || { echo "no $GMVM: build gmvm first"; exit 1; }
-
-tmp=$(mktemp -d)
-bg_pid=""	# a gmvm started in the background, until it is reaped
-cleanup() {
-	[ -n "$bg_pid" ] && kill -9 "$bg_pid" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-
-fail() {
-	echo "FAIL: $*"
-	fails=$((fails + 1))
-}
 
 # expect STATUS PATTERN -- gmvm ARGS...: status and a stderr line matching
 # PATTERN (extended regex; "" = don't care).  stderr must be one line
@@ -423,11 +408,18 @@ phoff=$(peek $ok 32 8)
 phnum=$(peek $ok 56 2)
 [ "$phnum" -ge 1 ] || { echo "test guest has no program headers"; exit 1; }
 
-bad() {	# NAME PATTERN: copy ok to NAME, caller patches, then expect 125
+bad() {	# NAME: copy ok to NAME for the caller to patch
 	cp $ok "$tmp/$1"
 }
-bad magic; poke "$tmp/magic" 0 1 0
-expect 125 "magic: not an ELF file" -- run "$tmp/magic"
+# patched NAME OFFSET NBYTES VALUE PATTERN [RUN-OPTIONS...]: ok with VALUE
+# poked at OFFSET is refused (125) with "NAME: PATTERN".
+patched() {
+	local name=$1
+	bad "$name"
+	poke "$tmp/$name" "$2" "$3" "$4"
+	expect 125 "$name: $5" -- run "${@:6}" "$tmp/$name"
+}
+patched magic 0 1 0 "not an ELF file"
 printf 'EL' >"$tmp/tiny"
 expect 125 "tiny: not an ELF file" -- run "$tmp/tiny"
 : >"$tmp/empty"
@@ -436,58 +428,36 @@ truncate -s 65M "$tmp/huge"	# sparse: refused before it is read
 expect 125 "huge: too large: 68157440 bytes, the limit for a guest image is 64 MiB" -- run "$tmp/huge"
 head -c 6 $ok >"$tmp/six"
 expect 125 "six: truncated" -- run "$tmp/six"
-bad class; poke "$tmp/class" 4 1 1
-expect 125 "class: not a 64-bit ELF" -- run "$tmp/class"
-bad endian; poke "$tmp/endian" 5 1 2
-expect 125 "endian: not a little-endian ELF" -- run "$tmp/endian"
-bad machine; poke "$tmp/machine" 18 2 3
-expect 125 "machine: machine 3 is not x86-64" -- run "$tmp/machine"
-bad type; poke "$tmp/type" 16 2 3
-expect 125 "type: not an executable: type 3 \\(ET_DYN" -- run "$tmp/type"
-bad rel; poke "$tmp/rel" 16 2 1
-expect 125 "rel: not an executable" -- run "$tmp/rel"
+patched class 4 1 1 "not a 64-bit ELF"
+patched endian 5 1 2 "not a little-endian ELF"
+patched machine 18 2 3 "machine 3 is not x86-64"
+patched type 16 2 3 "not an executable: type 3 \\(ET_DYN"
+patched rel 16 2 1 "not an executable"
 head -c 40 $ok >"$tmp/trunc_ehdr"
 expect 125 "trunc_ehdr: truncated" -- run "$tmp/trunc_ehdr"
 head -c $((phoff + 20)) $ok >"$tmp/trunc_phdr"
 expect 125 "trunc_phdr: truncated: program headers" -- run "$tmp/trunc_phdr"
 head -c $((phoff + phnum * 56 + 8)) $ok >"$tmp/trunc_seg"
 expect 125 "trunc_seg: truncated: segment" -- run "$tmp/trunc_seg"
-bad phoff; poke "$tmp/phoff" 32 8 0x7fffffffffffffff
-expect 125 "phoff: truncated: program headers" -- run "$tmp/phoff"
-bad phentsize; poke "$tmp/phentsize" 54 2 32
-expect 125 "phentsize: program header entry size 32" -- run "$tmp/phentsize"
-bad nophdr; poke "$tmp/nophdr" 56 2 0
-expect 125 "nophdr: no program headers" -- run "$tmp/nophdr"
+patched phoff 32 8 0x7fffffffffffffff "truncated: program headers"
+patched phentsize 54 2 32 "program header entry size 32"
+patched nophdr 56 2 0 "no program headers"
 bad noload
 for ((i = 0; i < phnum; i++)); do poke "$tmp/noload" $((phoff + i * 56)) 4 4; done
 expect 125 "noload: no PT_LOAD segment" -- run "$tmp/noload"
-bad low; poke "$tmp/low" $((phoff + 24)) 8 0x1000
-expect 125 "low: segment 0 .* is outside guest RAM \\[1 MiB" -- run "$tmp/low"
-bad high; poke "$tmp/high" $((phoff + 24)) 8 0x7ffff000
-expect 125 "high: segment 0 .* is outside guest RAM" -- run --memory 32M "$tmp/high"
-bad wrap; poke "$tmp/wrap" $((phoff + 24)) 8 0xfffffffffffff000
-expect 125 "wrap: segment 0 .* is outside guest RAM" -- run "$tmp/wrap"
-bad huge; poke "$tmp/huge" $((phoff + 40)) 8 0x7fffffffffffffff
-expect 125 "huge: segment 0 .* is outside guest RAM" -- run "$tmp/huge"
-bad filesz; poke "$tmp/filesz" $((phoff + 40)) 8 1
-expect 125 "filesz: segment 0: p_filesz .* is larger than p_memsz" -- run "$tmp/filesz"
-bad entry; poke "$tmp/entry" 24 8 0x50
-expect 125 "entry: entry point 0x50 is not inside an executable PT_LOAD segment" -- run "$tmp/entry"
+patched low $((phoff + 24)) 8 0x1000 "segment 0 .* is outside guest RAM \\[1 MiB"
+patched high $((phoff + 24)) 8 0x7ffff000 "segment 0 .* is outside guest RAM" --memory 32M
+patched wrap $((phoff + 24)) 8 0xfffffffffffff000 "segment 0 .* is outside guest RAM"
+patched huge $((phoff + 40)) 8 0x7fffffffffffffff "segment 0 .* is outside guest RAM"
+patched filesz $((phoff + 40)) 8 1 "segment 0: p_filesz .* is larger than p_memsz"
+patched entry 24 8 0x50 "entry point 0x50 is not inside an executable PT_LOAD segment"
 if [ "$phnum" -ge 2 ]; then
 	p0=$(peek $ok $((phoff + 24)) 8)
-	bad overlap; poke "$tmp/overlap" $((phoff + 56 + 24)) 8 "$p0"
-	expect 125 "overlap: segments .* overlap" -- run "$tmp/overlap"
+	patched overlap $((phoff + 56 + 24)) 8 "$p0" "segments .* overlap"
 fi
 
 # ---------------------------------------------------------------- with KVM
-if [ ! -e /dev/kvm ] || [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	if [ "$fails" -gt 0 ]; then
-		echo "$fails failures"
-		exit 1
-	fi
-	echo "KVM not usable (/dev/kvm missing or not read-writable): skipping the runs"
-	exit 77
-fi
+skip_without_kvm
 
 expect 0 "" -- caps
 grep -q '^guest_memfd:' "$tmp/out" || fail "caps does not report guest_memfd"
@@ -531,7 +501,7 @@ grep -q '^--- gmvm stats ---' "$tmp/out" || fail "--stats: $(cat "$tmp/out")"
 # SIGNAL "group:SIG" sends SIG to gmvm's process group (PREFIX starts
 # with setsid), as a terminal's ^C does; "twice:SIG" sends SIG twice.
 signalled() {
-	local sig=$1 want=$2 prefix=$3 pid st i to_group=0 twice=0 name
+	local sig=$1 want=$2 prefix=$3 pid st to_group=0 twice=0 name
 	shift 4
 	case "$sig" in
 	group:*) to_group=1; sig=${sig#group:} ;;
@@ -542,12 +512,7 @@ signalled() {
 		>"$tmp/out" 2>"$tmp/err" </dev/null &
 	pid=$!
 	bg_pid=$pid
-	for ((i = 0; i < 600; i++)); do
-		grep -q '^ready$' "$tmp/out" && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	if ! grep -q '^ready$' "$tmp/out"; then
+	if ! wait_for "$tmp/out" '^ready$' 30; then
 		kill -9 "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 		bg_pid=""
@@ -603,10 +568,7 @@ env --ignore-signal=INT --default-signal=TERM "$GMVM" run --timeout 60 \
 	"$tmp/g15.elf" >"$tmp/out" 2>"$tmp/err" </dev/null &
 pid=$!
 bg_pid=$pid
-for ((i = 0; i < 600; i++)); do
-	grep -q '^ready$' "$tmp/out" && break
-	sleep 0.05
-done
+wait_for "$tmp/out" '^ready$' 30
 kill -s INT "$pid"
 sleep 0.5
 if ! kill -0 "$pid" 2>/dev/null; then
@@ -633,9 +595,4 @@ grep -qx '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd' "$tmp/
 [ "$(grep -c 'the rest of it is dropped' "$tmp/err")" = 1 ] ||
 	fail "gmvm run | head -1: expected one line about the dropped output: $(head -c 300 "$tmp/err")"
 
-if [ "$fails" -gt 0 ]; then
-	echo "$fails failures"
-	exit 1
-fi
-echo "all passed"
-exit 0
+finish

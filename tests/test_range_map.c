@@ -11,7 +11,6 @@
  * Exit 0 pass, 1 fail (with file, line, expected and actual values).
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +18,7 @@
 #include <string.h>
 
 #include "range_map_expect.h"
+#include "vec.h"
 
 #define DEFAULT_SEED 0x5eed2024ULL
 
@@ -37,14 +37,8 @@ static struct {
 static uint64_t total_ops;
 static uint64_t max_runs;
 
-void fail_at(const char *file, int line, const char *fmt, ...)
+void fail_context(void)
 {
-	va_list ap;
-
-	fprintf(stderr, "%s:%d: FAIL: ", file, line);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
 	fprintf(stderr, "\n  [seed %llu, %s, round %d, map of %llu pages, ",
 		where.seed, where.phase, where.round,
 		(unsigned long long)where.map_npages);
@@ -53,7 +47,6 @@ void fail_at(const char *file, int line, const char *fmt, ...)
 		where.op_name ? where.op_name : "-",
 		(unsigned long long)where.op_start,
 		(unsigned long long)where.op_npages, where.op_value);
-	exit(1);
 }
 
 static uint8_t rnd_value(void)
@@ -154,17 +147,23 @@ static int record(void *arg, uint64_t start, uint64_t npages, uint8_t value)
 {
 	struct recorder *rec = arg;
 
-	if (rec->nr == rec->cap) {
-		rec->cap = rec->cap ? rec->cap * 2 : 64;
-		rec->segs = realloc(rec->segs, rec->cap * sizeof(*rec->segs));
-		if (!rec->segs)
-			FAIL("out of memory in the test");
-	}
+	if (vec_reserve((void **)&rec->segs, &rec->cap, rec->nr,
+			sizeof(*rec->segs)))
+		FAIL("out of memory in the test");
 	rec->segs[rec->nr++] = (struct seg){ start, npages, value };
 	if (rec->stop_after && rec->nr == rec->stop_after)
 		return rec->stop_code;
 	return rec->ret;
 }
+
+/* The recorder saw exactly one segment, this one. */
+#define EXPECT_ONE_SEG(rec, s, n, v)					\
+	do {								\
+		EXPECT_EQ((rec)->nr, 1);				\
+		EXPECT_EQ((rec)->segs[0].start, (s));			\
+		EXPECT_EQ((rec)->segs[0].npages, (n));			\
+		EXPECT_EQ((rec)->segs[0].value, (v));			\
+	} while (0)
 
 static void recorder_reset(struct recorder *rec)
 {
@@ -474,10 +473,7 @@ static void test_whole_and_last_page(struct recorder *rec)
 	/* Set at the last page. */
 	recorder_reset(rec);
 	EXPECT_EQ_S(gmem_range_map_set(map, 999, 1, 1, record, rec), 1);
-	EXPECT_EQ(rec->nr, 1);
-	EXPECT_EQ(rec->segs[0].start, 999);
-	EXPECT_EQ(rec->segs[0].npages, 1);
-	EXPECT_EQ(rec->segs[0].value, 0);
+	EXPECT_ONE_SEG(rec, 999, 1, 0);
 	EXPECT_EQ(gmem_range_map_nr_runs(map), 2);
 	EXPECT_EQ(gmem_range_map_get(map, 999, &rs, &rn), 1);
 	EXPECT_EQ(rs, 999);
@@ -520,10 +516,7 @@ static void test_whole_and_last_page(struct recorder *rec)
 	/* The whole map to a new value: one report, one run. */
 	recorder_reset(rec);
 	EXPECT_EQ_S(gmem_range_map_set(map, 0, 1000, 3, record, rec), 1000);
-	EXPECT_EQ(rec->nr, 1);
-	EXPECT_EQ(rec->segs[0].start, 0);
-	EXPECT_EQ(rec->segs[0].npages, 1000);
-	EXPECT_EQ(rec->segs[0].value, 0);
+	EXPECT_ONE_SEG(rec, 0, 1000, 0);
 	EXPECT_EQ(gmem_range_map_get(map, 500, &rs, &rn), 3);
 	EXPECT_EQ(rs, 0);
 	EXPECT_EQ(rn, 1000);

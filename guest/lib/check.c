@@ -91,34 +91,37 @@ void write_marks(uint64_t gpa, uint64_t len, bool shared, uint8_t mark)
 	}
 }
 
+/*
+ * The @n words at @offs of the page at @gpa (seen at @p) are bytes @byte
+ * each; @what names them in the failure.
+ */
+static void check_words(const char *file, int line, const uint8_t *p,
+			uint64_t gpa, bool shared, const uint16_t *offs,
+			unsigned int n, uint8_t byte, const char *what)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t got = gm_read64(p + offs[i]);
+
+		if (got != 0x0101010101010101ULL * byte)
+			guest_fail(file, line,
+				   "%s page 0x%llx: %s at 0x%x is 0x%016llx, "
+				   "expected bytes 0x%02x (%s mode)",
+				   shared ? "shared" : "private",
+				   (unsigned long long)gpa, what, offs[i],
+				   (unsigned long long)got, byte,
+				   gm_in_place() ? "in-place" : "discard");
+	}
+}
+
 static void check_samples(const char *file, int line, uint64_t gpa,
 			  bool shared, uint8_t base, uint8_t mark)
 {
 	const uint8_t *p = shared ? gpa_shared(gpa) : gpa_private(gpa);
-	uint64_t got;
 
-	for (unsigned int i = 0; i < PAGE_MARK_WORDS; i++) {
-		got = gm_read64(p + mark_offs[i]);
-		if (got != 0x0101010101010101ULL * mark)
-			guest_fail(file, line,
-				   "%s page 0x%llx: mark word at 0x%x is "
-				   "0x%016llx, expected bytes 0x%02x (%s mode)",
-				   shared ? "shared" : "private",
-				   (unsigned long long)gpa, mark_offs[i],
-				   (unsigned long long)got, mark,
-				   gm_in_place() ? "in-place" : "discard");
-	}
-	for (unsigned int i = 0; i < ARRAY_SIZE(base_offs); i++) {
-		got = gm_read64(p + base_offs[i]);
-		if (got != 0x0101010101010101ULL * base)
-			guest_fail(file, line,
-				   "%s page 0x%llx: word at 0x%x is 0x%016llx, "
-				   "expected bytes 0x%02x (%s mode)",
-				   shared ? "shared" : "private",
-				   (unsigned long long)gpa, base_offs[i],
-				   (unsigned long long)got, base,
-				   gm_in_place() ? "in-place" : "discard");
-	}
+	check_words(file, line, p, gpa, shared, mark_offs, PAGE_MARK_WORDS,
+		    mark, "mark word");
+	check_words(file, line, p, gpa, shared, base_offs,
+		    ARRAY_SIZE(base_offs), base, "word");
 }
 
 void check_pages(const char *file, int line, uint64_t gpa, uint64_t len,

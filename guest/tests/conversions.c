@@ -89,6 +89,16 @@ static void check_rest(uint64_t gpa, uint64_t size, bool private,
 		EXPECT_PAGES(end, area_end - end, !private, base, INIT_P);
 }
 
+/* A DMA range straddling an edge of [gpa, gpa + size) inside the area
+ * faults as a whole: one side of the edge is private. */
+static void check_edges_fault(uint64_t gpa, uint64_t size)
+{
+	if (gpa > area)
+		EXPECT_DMA_FAULT(gpa - PAGE_SIZE, 2 * PAGE_SIZE);
+	if (gpa + size < area + AREA_SIZE)
+		EXPECT_DMA_FAULT(gpa + size - PAGE_SIZE, 2 * PAGE_SIZE);
+}
+
 static bool odd_page(uint64_t gpa, uint64_t a)
 {
 	return ((a - gpa) >> PAGE_SHIFT) & 1;
@@ -108,11 +118,7 @@ static void shared_to_private(uint64_t gpa, uint64_t size)
 	GUEST_ASSERT_EQ(dma_fill(gpa, (uint32_t)size, JUNK), GM_DMA_FAULT);
 	EXPECT_PAGES(gpa, size, false, cv(P1), cv(P1));
 	check_rest(gpa, size, false, base);
-	/* A range straddling a boundary faults as a whole. */
-	if (gpa > area)
-		EXPECT_DMA_FAULT(gpa - PAGE_SIZE, 2 * PAGE_SIZE);
-	if (gpa + size < area + AREA_SIZE)
-		EXPECT_DMA_FAULT(gpa + size - PAGE_SIZE, 2 * PAGE_SIZE);
+	check_edges_fault(gpa, size);
 
 	write_marks(gpa, size, false, P2);
 	EXPECT_PAGES(gpa, size, false, cv(P1), P2);
@@ -158,10 +164,7 @@ static void private_to_shared(uint64_t gpa, uint64_t size)
 	CONVERT(gpa, size, false);
 	EXPECT_PAGES(gpa, size, true, cv(base), cv(P1));
 	check_rest(gpa, size, true, base);
-	if (gpa > area)
-		EXPECT_DMA_FAULT(gpa - PAGE_SIZE, 2 * PAGE_SIZE);
-	if (gpa + size < area + AREA_SIZE)
-		EXPECT_DMA_FAULT(gpa + size - PAGE_SIZE, 2 * PAGE_SIZE);
+	check_edges_fault(gpa, size);
 
 	GUEST_ASSERT_EQ(dma_fill(gpa, (uint32_t)size, P2), GM_DMA_OK);
 	EXPECT_PAGES(gpa, size, true, P2, P2);

@@ -44,9 +44,10 @@ static void legal_work(uint64_t gpa)
 
 int guest_main(const struct gm_boot_info *bi, unsigned int cpu)
 {
-	uint64_t gpa, shared_page, private_page;
-	bool write = arg_is("touch", "shared-write") ||
-		     arg_is("touch", "private-write");
+	uint64_t gpa, shared_page, private_page, page;
+	bool via_shared, write = arg_is("touch", "shared-write") ||
+				 arg_is("touch", "private-write");
+	void *wrong;
 
 	if (cpu) {
 		/* Stay runnable: gmvm has to stop a busy vCPU. */
@@ -67,27 +68,21 @@ int guest_main(const struct gm_boot_info *bi, unsigned int cpu)
 		return 0;
 	}
 
-	if (arg_is("touch", "shared-read") || arg_is("touch", "shared-write")) {
-		printf("implicit_deny: %s private page 0x%llx through the "
-		       "shared view; gmvm must stop the VM (126)\n",
-		       write ? "writing" : "reading",
-		       (unsigned long long)private_page);
-		if (write)
-			gm_write64(gpa_shared(private_page), 1);
-		else
-			(void)gm_read64(gpa_shared(private_page));
-	} else if (arg_is("touch", "private-read") ||
-		   arg_is("touch", "private-write")) {
-		printf("implicit_deny: %s shared page 0x%llx through the "
-		       "private view; gmvm must stop the VM (126)\n",
-		       write ? "writing" : "reading",
-		       (unsigned long long)shared_page);
-		if (write)
-			gm_write64(gpa_private(shared_page), 1);
-		else
-			(void)gm_read64(gpa_private(shared_page));
-	} else {
+	/* The private page through the shared view, or the other way. */
+	via_shared = arg_is("touch", "shared-read") ||
+		     arg_is("touch", "shared-write");
+	if (!via_shared && !arg_is("touch", "private-read") &&
+	    !arg_is("touch", "private-write"))
 		GUEST_FAIL("unknown touch= argument in \"%s\"", cmdline());
-	}
+	page = via_shared ? private_page : shared_page;
+	wrong = via_shared ? gpa_shared(page) : gpa_private(page);
+	printf("implicit_deny: %s %s page 0x%llx through the %s view; gmvm "
+	       "must stop the VM (126)\n", write ? "writing" : "reading",
+	       via_shared ? "private" : "shared", (unsigned long long)page,
+	       via_shared ? "shared" : "private");
+	if (write)
+		gm_write64(wrong, 1);
+	else
+		(void)gm_read64(wrong);
 	GUEST_FAIL("the wrong-view access was not denied");
 }

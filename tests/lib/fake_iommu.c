@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The strict fake DMA backend: see fake_iommu.h. */
 #include "fake_iommu.h"
+#include "vec.h"
 
 #define PG 4096ULL
 
@@ -37,11 +38,8 @@ static void add(struct fake *f, uint64_t s, uint64_t e)
 {
 	size_t i;
 
-	if (f->nr == f->cap) {
-		f->cap = f->cap ? f->cap * 2 : 64;
-		f->v = realloc(f->v, f->cap * sizeof(*f->v));
-		TEST_ASSERT(f->v);
-	}
+	TEST_ASSERT(!vec_reserve((void **)&f->v, &f->cap, f->nr,
+				 sizeof(*f->v)));
 	for (i = f->nr; i > 0 && f->v[i - 1].s > s; i--)
 		f->v[i] = f->v[i - 1];
 	f->v[i].s = s;
@@ -82,6 +80,22 @@ static void check_window(struct fake *f, uint64_t s, uint64_t e)
 		violation(f, "unmapped outside the converting range", s, e);
 }
 
+/*
+ * Take [s, e) of mapping @i away (unmap: all of it; cut: a part, the caller
+ * adds the rest back): -EAGAIN if a page of [s, e) is pinned and the
+ * discard is not forced, else [s, e) is checked against the window and
+ * the mapping deleted.
+ */
+static int take(struct fake *f, size_t i, uint64_t s, uint64_t e,
+		unsigned int flags)
+{
+	if (!(flags & GMEM_DISCARD_FORCED) && pinned(f, s, e))
+		return -EAGAIN;
+	check_window(f, s, e);
+	del(f, i);
+	return 0;
+}
+
 int fake_map(void *data, uint64_t iova, uint64_t len)
 {
 	struct fake *f = data;
@@ -114,15 +128,10 @@ static int fake_unmap(void *data, uint64_t iova, uint64_t len,
 	pthread_mutex_lock(&f->lock);
 	f->calls++;
 	i = find_exact(f, iova, iova + len);
-	if (i < 0) {
+	if (i < 0)
 		violation(f, "unmap of no live mapping", iova, iova + len);
-	} else if (!(flags & GMEM_DISCARD_FORCED) &&
-		   pinned(f, iova, iova + len)) {
-		err = -EAGAIN;
-	} else {
-		check_window(f, iova, iova + len);
-		del(f, (size_t)i);
-	}
+	else
+		err = take(f, (size_t)i, iova, iova + len, flags);
 	pthread_mutex_unlock(&f->lock);
 	return err;
 }
@@ -141,15 +150,11 @@ static int fake_cut(void *data, uint64_t m_iova, uint64_t m_len,
 	if (i < 0 || iova < ms || iova + len > me || !len ||
 	    (iova == ms && iova + len == me)) {
 		violation(f, "bad cut", iova, iova + len);
-	} else if (!(flags & GMEM_DISCARD_FORCED) &&
-		   pinned(f, iova, iova + len)) {
-		err = -EAGAIN;
 	} else {
-		check_window(f, iova, iova + len);
-		del(f, (size_t)i);
-		if (ms < iova)
+		err = take(f, (size_t)i, iova, iova + len, flags);
+		if (!err && ms < iova)
 			add(f, ms, iova);
-		if (iova + len < me)
+		if (!err && iova + len < me)
 			add(f, iova + len, me);
 	}
 	pthread_mutex_unlock(&f->lock);

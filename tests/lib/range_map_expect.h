@@ -1,18 +1,34 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Assertions and a reproducible PRNG shared by the range map's tests.
- * Each test defines fail_at(), which prints its own context (seed, phase,
- * operation) after the message and exits 1.
+ * A failed assertion prints "FILE:LINE: FAIL: message", then the test's
+ * own context (fail_context(), which each test defines: seed, phase,
+ * operation; it ends the line) and exits 1.
  */
 #ifndef GMEM_RANGE_MAP_EXPECT_H
 #define GMEM_RANGE_MAP_EXPECT_H
 
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "range_map.h"
 
-__attribute__((noreturn, format(printf, 3, 4)))
-void fail_at(const char *file, int line, const char *fmt, ...);
+void fail_context(void);
+
+static inline __attribute__((noreturn, format(printf, 3, 4)))
+void fail_at(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s:%d: FAIL: ", file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fail_context();
+	exit(1);
+}
 
 #define FAIL(...) fail_at(__FILE__, __LINE__, __VA_ARGS__)
 

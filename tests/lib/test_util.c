@@ -1,14 +1,20 @@
 /* SPDX-License-Identifier: MIT */
-#include <fcntl.h>
+/*
+ * The host tests' shared helpers (see test_util.h): KVM or not, guest
+ * memory and slot tables for a test, protection probes, a PRNG, the
+ * recording hooks, and a real-mode vCPU that makes one access at a time
+ * (on the tiny-VM layer util/kvm_util.h).
+ */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "kvm_compat.h"
+#include "kvm_util.h"
 #include "test_util.h"
+#include "vec.h"
 
 void test_skip(const char *fmt, ...)
 {
@@ -41,17 +47,17 @@ static bool have_kvm(void)
 	if (kvm_state >= 0)
 		return kvm_state;
 	kvm_state = 0;
-	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	kvm = kvmu_open();
 	if (kvm < 0) {
 		snprintf(kvm_why, sizeof(kvm_why), "no usable /dev/kvm: %s",
-			 strerror(errno));
+			 strerror(-kvm));
 		return false;
 	}
-	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	vm = kvmu_vm_create(kvm, 0);
 	close(kvm);
 	if (vm < 0) {
 		snprintf(kvm_why, sizeof(kvm_why), "KVM_CREATE_VM: %s",
-			 strerror(errno));
+			 strerror(-vm));
 		return false;
 	}
 	err = gmem_probe_vm(vm, &caps);
@@ -118,21 +124,18 @@ int test_create_vm(void)
 			  kvm_why);
 	if (!have_kvm())
 		return -1;	/* libgmem without a VM: see test_create_gmem() */
-	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	kvm = kvmu_open();
 	if (kvm < 0)
-		test_skip("open /dev/kvm: %s", strerror(errno));
+		test_skip("open /dev/kvm: %s", strerror(-kvm));
 	/* A native backend needs a VM type with private memory. */
-	vm = ioctl(kvm, KVM_CREATE_VM,
-		   test_backend() == GMEM_BACKEND_EMULATED ? 0UL :
-		   1UL /* KVM_X86_SW_PROTECTED_VM */);
+	vm = kvmu_vm_create(kvm, test_backend() == GMEM_BACKEND_EMULATED ?
+				 0UL : 1UL /* KVM_X86_SW_PROTECTED_VM */);
 	if (vm < 0 && test_backend() != GMEM_BACKEND_EMULATED)
 		test_skip("%s selected, but no SW_PROTECTED VM here: %s",
-			  gmem_backend_name(test_backend()), strerror(errno));
+			  gmem_backend_name(test_backend()), strerror(-vm));
 	if (vm < 0)
-		TEST_FAIL("KVM_CREATE_VM: %s", strerror(errno));
+		TEST_FAIL("KVM_CREATE_VM: %s", strerror(-vm));
 	close(kvm);
-	/* Real mode on Intel without unrestricted guest needs a TSS. */
-	ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL);
 	return vm;
 }
 
@@ -363,7 +366,8 @@ static void probe_install(struct sigaction *old)
 	sigaction(SIGSEGV, &sa, old);
 }
 
-bool test_probe_read(const volatile uint8_t *p, uint8_t *value)
+/* Load *@p into *@value, or store *@value at @p: did it not fault? */
+static bool probe(volatile uint8_t *p, bool write, uint8_t *value)
 {
 	struct sigaction old;
 	bool ok = false;
@@ -371,7 +375,10 @@ bool test_probe_read(const volatile uint8_t *p, uint8_t *value)
 	probe_install(&old);
 	probing = 1;
 	if (!sigsetjmp(probe_jmp, 1)) {
-		*value = *p;
+		if (write)
+			*p = *value;
+		else
+			*value = *p;
 		ok = true;
 	}
 	probing = 0;
@@ -379,20 +386,14 @@ bool test_probe_read(const volatile uint8_t *p, uint8_t *value)
 	return ok;
 }
 
+bool test_probe_read(const volatile uint8_t *p, uint8_t *value)
+{
+	return probe((volatile uint8_t *)p, false, value);
+}
+
 bool test_probe_write(volatile uint8_t *p, uint8_t value)
 {
-	struct sigaction old;
-	bool ok = false;
-
-	probe_install(&old);
-	probing = 1;
-	if (!sigsetjmp(probe_jmp, 1)) {
-		*p = value;
-		ok = true;
-	}
-	probing = 0;
-	sigaction(SIGSEGV, &old, NULL);
-	return ok;
+	return probe(p, true, &value);
 }
 
 uint64_t test_rand(uint64_t *state)
@@ -420,12 +421,8 @@ uint64_t test_seed(const char *env_name, uint64_t dflt)
 static void rec_push(struct recorder *r, enum rec_kind kind, int reason,
 		     int backing, uint64_t offset, uint64_t len)
 {
-	if (r->nr == r->cap) {
-		r->cap = r->cap ? r->cap * 2 : 256;
-		r->ev = realloc(r->ev, r->cap * sizeof(*r->ev));
-		if (!r->ev)
-			TEST_FAIL("out of memory");
-	}
+	if (vec_reserve((void **)&r->ev, &r->cap, r->nr, sizeof(*r->ev)))
+		TEST_FAIL("out of memory");
 	r->ev[r->nr++] = (struct rec_event){ kind, reason, backing, offset,
 					     len };
 }
@@ -584,6 +581,22 @@ void recorder_free(struct recorder *r)
 	pthread_mutex_destroy(&r->lock);
 }
 
+struct gmem_vm *test_create_recorded(int vm_fd, uint64_t ram_size,
+				     enum gmem_mode mode, struct recorder *rec,
+				     struct gmem_listener **l,
+				     struct gmem_subscription **sub)
+{
+	struct gmem_vm *vm;
+
+	recorder_init(rec, ram_size);
+	vm = test_create_gmem(vm_fd, ram_size, mode, GMEM_PRIVATE,
+			      &recorder_platform_ops, rec);
+	TEST_ASSERT_EQ(gmem_listener_register(vm, &recorder_listener_ops, rec,
+					      l), 0);
+	TEST_ASSERT_EQ(gmem_subscribe(vm, recorder_inval, rec, sub), 0);
+	return vm;
+}
+
 void recorder_reset_events(struct recorder *r)
 {
 	pthread_mutex_lock(&r->lock);
@@ -594,9 +607,7 @@ void recorder_reset_events(struct recorder *r)
 /* ---- real-mode vCPU ---------------------------------------------------- */
 
 struct test_vcpu {
-	int fd;
-	struct kvm_run *run;
-	size_t run_size;
+	struct kvmu_vcpu vcpu;
 	uint64_t code_gpa;
 };
 
@@ -610,32 +621,25 @@ struct test_vcpu *test_vcpu_create(int vm_fd, uint64_t code_gpa,
 				   uint8_t *code_host)
 {
 	struct test_vcpu *v = calloc(1, sizeof(*v));
-	int kvm, sz;
+	int kvm, err;
 
 	if (!v || code_gpa >= 0x100000 || code_gpa % 16)
 		TEST_FAIL("bad test vCPU");
 	memcpy(code_host, access_code, sizeof(access_code));
 	v->code_gpa = code_gpa;
-	v->fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0);
-	if (v->fd < 0)
-		TEST_FAIL("KVM_CREATE_VCPU: %s", strerror(errno));
-	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	sz = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	kvm = kvmu_open();
+	if (kvm < 0)
+		TEST_FAIL("open /dev/kvm: %s", strerror(-kvm));
+	err = kvmu_vcpu_create(kvm, vm_fd, 0, &v->vcpu);
 	close(kvm);
-	if (sz <= 0)
-		TEST_FAIL("KVM_GET_VCPU_MMAP_SIZE");
-	v->run_size = (size_t)sz;
-	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      v->fd, 0);
-	if (v->run == MAP_FAILED)
-		TEST_FAIL("mmap kvm_run: %s", strerror(errno));
+	if (err)
+		TEST_FAIL("creating the test vCPU: %s", strerror(-err));
 	return v;
 }
 
 void test_vcpu_destroy(struct test_vcpu *v)
 {
-	munmap(v->run, v->run_size);
-	close(v->fd);
+	kvmu_vcpu_destroy(&v->vcpu);
 	free(v);
 }
 
@@ -643,55 +647,47 @@ enum test_access test_vcpu_access(struct test_vcpu *v, uint64_t gpa,
 				  bool write, uint32_t *value,
 				  uint64_t *exit_gpa)
 {
-	struct kvm_sregs sregs;
-	struct kvm_regs regs;
+	struct kvm_run *run = v->vcpu.run;
 	uint64_t ds = gpa & ~0xffffULL;
-	int r;
+	struct kvm_regs regs;
+	int err;
 
 	if (gpa + 4 > 0x10fff0)
 		TEST_FAIL("GPA %#llx out of real-mode reach",
 			  (unsigned long long)gpa);
-	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
-		TEST_FAIL("KVM_GET_SREGS: %s", strerror(errno));
-	sregs.cs.base = v->code_gpa;
-	sregs.cs.selector = (uint16_t)(v->code_gpa >> 4);
-	sregs.ds.base = ds;
-	sregs.ds.selector = (uint16_t)(ds >> 4);
-	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
-		TEST_FAIL("KVM_SET_SREGS: %s", strerror(errno));
 	memset(&regs, 0, sizeof(regs));
 	regs.rip = write ? 8 : 0;
 	regs.rbx = gpa - ds;
 	regs.rax = write ? *value : 0;
-	regs.rflags = 2;
-	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
-		TEST_FAIL("KVM_SET_REGS: %s", strerror(errno));
+	err = kvmu_vcpu_real_mode(&v->vcpu, v->code_gpa, ds, &regs);
+	if (err)
+		TEST_FAIL("real mode for the test vCPU: %s", strerror(-err));
 
-	r = ioctl(v->fd, KVM_RUN, 0);
-	if (r < 0 && errno == EFAULT &&
-	    v->run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
-		*exit_gpa = kvm_run_memory_fault(v->run)->gpa;
+	err = kvmu_vcpu_run(&v->vcpu);
+	if (err == -EFAULT && run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
+		*exit_gpa = kvm_run_memory_fault(run)->gpa;
 		return TEST_ACCESS_EXIT;
 	}
-	if (r < 0)
-		TEST_FAIL("KVM_RUN: %s", strerror(errno));
-	if (v->run->exit_reason == KVM_EXIT_MMIO) {
-		*exit_gpa = v->run->mmio.phys_addr;
+	if (err)
+		TEST_FAIL("KVM_RUN: %s", strerror(-err));
+	if (run->exit_reason == KVM_EXIT_MMIO) {
+		*exit_gpa = run->mmio.phys_addr;
 		/* Let KVM finish the instruction (a read gets zeros) so the
 		 * vCPU holds no pending I/O when it is reused. */
-		memset(v->run->mmio.data, 0, sizeof(v->run->mmio.data));
-		r = ioctl(v->fd, KVM_RUN, 0);
-		if (r < 0 || v->run->exit_reason != KVM_EXIT_HLT)
-			TEST_FAIL("completing an MMIO exit: %d/%u", r,
-				  v->run->exit_reason);
+		memset(run->mmio.data, 0, sizeof(run->mmio.data));
+		err = kvmu_vcpu_run(&v->vcpu);
+		if (err || run->exit_reason != KVM_EXIT_HLT)
+			TEST_FAIL("completing an MMIO exit: %d/%u", err,
+				  run->exit_reason);
 		return TEST_ACCESS_EXIT;
 	}
-	if (v->run->exit_reason != KVM_EXIT_HLT)
+	if (run->exit_reason != KVM_EXIT_HLT)
 		TEST_FAIL("unexpected exit %u at GPA %#llx",
-			  v->run->exit_reason, (unsigned long long)gpa);
+			  run->exit_reason, (unsigned long long)gpa);
 	if (!write) {
-		if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0)
-			TEST_FAIL("KVM_GET_REGS: %s", strerror(errno));
+		err = kvmu_vcpu_get_regs(&v->vcpu, &regs);
+		if (err)
+			TEST_FAIL("KVM_GET_REGS: %s", strerror(-err));
 		*value = (uint32_t)regs.rax;
 	}
 	return TEST_ACCESS_DATA;

@@ -174,6 +174,16 @@ void recorder_inval(void *data, enum gmem_inval_reason reason,
 		    enum gmem_backing_id backing, uint64_t offset,
 		    uint64_t len);
 
+/*
+ * Guest memory of @ram_size bytes, all private, whose platform hooks,
+ * listener (*@l) and subscriber (*@sub) all record into @rec (initialised
+ * here): every hook event lands in one sequence.
+ */
+struct gmem_vm *test_create_recorded(int vm_fd, uint64_t ram_size,
+				     enum gmem_mode mode, struct recorder *rec,
+				     struct gmem_listener **l,
+				     struct gmem_subscription **sub);
+
 /* ---- a real-mode vCPU that loads and stores at any GPA < 1 MiB + 64 KiB -- */
 
 struct test_vcpu;
