@@ -229,6 +229,69 @@ static void test_mapper_enomem(void)
 	printf("mapper ENOMEM: nothing mapped behind the mapper's back\n");
 }
 
+/*
+ * An undo that cannot restore a listener's mappings is a broken memory,
+ * not "nothing changed": (a) the DMA mapper cannot map again what a failed
+ * conversion had it drop (its bookkeeping is out of memory); (b) in the
+ * blocks layout the mapper cannot map again the block mapping it took
+ * down to split it (the backend's map keeps failing).  Both: -EIO, every later change -EIO,
+ * the audit names the reason.  (Found by make soak.)
+ */
+static void expect_broken(struct gmem_vm *vm, const char *why)
+{
+	char msg[256];
+
+	TEST_ASSERT_EQ(gmem_convert(vm, 32 * PG, PG, GMEM_SHARED), -EIO);
+	TEST_ASSERT_EQ(gmem_audit(vm, msg, sizeof(msg)), -EUCLEAN);
+	printf("broken: %s\n", msg);
+	TEST_ASSERT(strstr(msg, "broken") != NULL);
+	TEST_ASSERT(strstr(msg, why) != NULL);
+}
+
+static void test_undo_fails(void)
+{
+	struct gmem_dma_mapper *m;
+	struct gmem_vm *vm;
+	struct fake f;
+	int vm_fd = test_create_vm();
+
+	/* (a) Revoke fails after the mapper dropped [0, 4); its map again
+	 * finds no memory for its bookkeeping (the 2nd reservation). */
+	vm = mapped_vm(vm_fd, 0, &f, &m);
+	TEST_ASSERT_EQ(gmem_convert(vm, 0, 4 * PG, GMEM_SHARED), 4);
+	gmem_fault_inject(vm, GMEM_FAULT_ALLOC, 2, ENOMEM);
+	gmem_fault_inject(vm, GMEM_FAULT_MPROTECT, 1, ENOMEM);
+	TEST_ASSERT_EQ(gmem_convert(vm, 0, 4 * PG, GMEM_PRIVATE), -EIO);
+	gmem_fault_inject(vm, GMEM_FAULT_ALLOC, 0, 0);
+	gmem_fault_inject(vm, GMEM_FAULT_MPROTECT, 0, 0);
+	expect_broken(vm, "listener could not map");
+	gmem_dma_mapper_destroy(vm, m);
+	fake_free(&f);
+	gmem_destroy(vm);
+
+	/* (b) VFIO type1 blocks of 16 pages: [0, 16) is one mapping;
+	 * converting [4, 8) unmaps it to map [0, 4) and [8, 16), and
+	 * every map from then on fails, the undo's map of [0, 16) too. */
+	vm = mapped_vm(vm_fd, 16 * PG, &f, &m);
+	TEST_ASSERT_EQ(gmem_convert(vm, 0, 16 * PG, GMEM_SHARED), 16);
+	pthread_mutex_lock(&f.lock);
+	f.fail_map_nth = 1;
+	f.fail_map_sticky = true;
+	f.fail_err = -ENOMEM;
+	pthread_mutex_unlock(&f.lock);
+	TEST_ASSERT_EQ(gmem_convert(vm, 4 * PG, 4 * PG, GMEM_PRIVATE), -EIO);
+	expect_broken(vm, "DMA mapper");
+	pthread_mutex_lock(&f.lock);
+	f.fail_map_nth = 0;
+	f.fail_map_sticky = false;
+	pthread_mutex_unlock(&f.lock);
+	gmem_dma_mapper_destroy(vm, m);
+	fake_free(&f);
+	gmem_destroy(vm);
+	if (vm_fd >= 0)
+		close(vm_fd);
+}
+
 /* ---- the batch API's own contract ---------------------------------------- */
 
 static void test_batch_api(void)
@@ -297,5 +360,6 @@ int main(void)
 	test_lock_order();
 	test_broken();
 	test_mapper_enomem();
+	test_undo_fails();
 	return T_EXIT_PASS;
 }

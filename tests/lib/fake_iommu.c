@@ -106,6 +106,9 @@ int fake_map(void *data, uint64_t iova, uint64_t len)
 	f->calls++;
 	if (f->fail_map_nth && --f->fail_map_nth == 0) {
 		err = f->fail_err;
+		/* Sticky: this map and every later one fail. */
+		if (f->fail_map_sticky)
+			f->fail_map_nth = 1;
 		goto out;
 	}
 	for (i = 0; i < f->nr; i++)

@@ -26,6 +26,7 @@ struct fake {
 	uint8_t *pinned;	/* per page */
 	unsigned int fail_map_nth;	/* fail the nth map from now... */
 	int fail_err;		/* ...with this */
+	bool fail_map_sticky;	/* ...and every map after it */
 	char why[256];		/* first violation */
 	uint64_t calls;
 };
