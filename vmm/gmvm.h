@@ -24,6 +24,7 @@
 #define GMVM_GMVM_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -192,13 +193,29 @@ enum exit_action vm_stop(struct vm *vm, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 bool vm_stopping(struct vm *vm);
 int vm_register_ports(struct vm *vm, const struct port_handler *h);
+
+/* err.c: every message of gmvm's own, "gmvm: [ABOUT: ]TEXT\n" on stderr. */
 void gmvm_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void gmvm_err_about(const char *about, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void gmvm_verr(const char *about, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+/* host.c: what gmvm needs from this host's KVM, and its backend there. */
 int kvm_open(int *fd, bool quiet);
 int vm_missing_caps(int fd, char *buf, size_t len);
 int vm_choose_backend(const struct gmem_vm_caps *caps, enum gmem_mode mode,
 		      enum gmem_backend *lib_backend, const char **lib_why,
 		      enum gmem_backend *backend, const char **why);
-uint64_t now_ns(void);
+
+/* CLOCK_MONOTONIC in nanoseconds: run time, latencies, deadlines. */
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 /* vcpu.c */
 int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned int index);

@@ -119,15 +119,14 @@ static const char usage_caps[] =
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* One line on stderr, and the status of a bad invocation. */
 static int bad_usage(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("gmvm: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	gmvm_verr(NULL, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return GM_EXIT_HOST_ERROR;
 }
 

@@ -26,7 +26,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,19 +48,6 @@ struct dev {
 	struct swiommu iommu;
 	bool iommu_ready;
 };
-
-static void dev_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void dev_err(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("gmvm: dma-device: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 static bool range_in_ram(const struct dev *d, uint64_t addr, uint64_t len)
 {
@@ -341,8 +327,9 @@ int dmadev_main(int argc, char **argv)
 	    type != SOCK_SEQPACKET ||
 	    getsockopt(DMADEV_FD, SOL_SOCKET, SO_DOMAIN, &domain, &len) ||
 	    domain != AF_UNIX) {
-		dev_err("internal command: gmvm run --dmatest=external starts it with its socket at fd %d",
-			DMADEV_FD);
+		gmvm_err_about("dma-device",
+			       "internal command: gmvm run --dmatest=external starts it with its socket at fd %d",
+			       DMADEV_FD);
 		return GM_EXIT_HOST_ERROR;
 	}
 	fcntl(DMADEV_FD, F_SETFD, FD_CLOEXEC);
@@ -363,7 +350,8 @@ int dmadev_main(int argc, char **argv)
 			break;
 		}
 		if (n < 0) {
-			dev_err("receiving: %s", strerror((int)-n));
+			gmvm_err_about("dma-device", "receiving: %s",
+				       strerror((int)-n));
 			dev_cleanup(&d);
 			return 1;
 		}
