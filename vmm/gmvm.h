@@ -231,10 +231,14 @@ void vcpu_signal_init(void);
 enum exit_action exits_dispatch(struct vcpu *vcpu);
 const char *exit_reason_name(uint32_t reason);
 
-/* hypercall.c */
+/* hypercall.c: MAP_GPA_RANGE and SET_PLUGGED, by doorbell or vmcall. */
 int hypercall_init(struct vm *vm);
 enum exit_action hypercall_vmcall_exit(struct vcpu *vcpu);
+
+/* vmcall_probe.c: does a guest vmcall exit to gmvm on this host? */
 bool hypercall_vmcall_works(int kvm_fd, const char **why);
+
+/* audit_each.c: --audit each, after a change by @vcpu. */
 enum exit_action audit_after_change(struct vcpu *vcpu, const char *what);
 
 /* implicit.c */
