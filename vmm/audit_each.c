@@ -35,7 +35,7 @@ enum exit_action audit_after_change(struct vcpu *vcpu, const char *what)
 		return vm_stop(vm, GM_EXIT_HOST_ERROR,
 			       "vcpu %u: audit after %s: gmem_audit: %s",
 			       vcpu->index, what, strerror(-ret));
-	if (dmatest_check(vm))
+	if (devices_check(vm))
 		return vm_stop(vm, GM_EXIT_HOST_ERROR,
 			       "vcpu %u: audit after %s: the DMA device's mappings are wrong (see above)",
 			       vcpu->index, what);

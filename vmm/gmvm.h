@@ -104,6 +104,9 @@ typedef enum exit_action (*port_fn)(struct vcpu *vcpu, void *opaque,
 				    unsigned int size, uint8_t *data);
 
 #define VM_MAX_PORT_HANDLERS 8
+#define VM_MAX_DEVICES 8
+
+struct device;
 
 struct port_handler {
 	uint16_t first;
@@ -137,9 +140,6 @@ struct vcpu {
 	struct vcpu_stats stats;
 };
 
-struct dmatest;
-struct console;
-
 struct vm {
 	const struct vm_config *cfg;
 	int kvm_fd;
@@ -159,8 +159,12 @@ struct vm {
 	struct port_handler ports[VM_MAX_PORT_HANDLERS];
 	unsigned int nr_ports;
 
-	struct console *console;
-	struct dmatest *dma;
+	/* The devices set up (devices/devices.c), in order, and their state. */
+	struct {
+		const struct device *dev;
+		void *state;
+	} devices[VM_MAX_DEVICES];
+	unsigned int nr_devices;
 
 	/*
 	 * Start gate: vCPU threads wait here until every thread exists.
@@ -192,7 +196,6 @@ int vm_run(const struct vm_config *cfg);
 enum exit_action vm_stop(struct vm *vm, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 bool vm_stopping(struct vm *vm);
-int vm_register_ports(struct vm *vm, const struct port_handler *h);
 
 /* err.c: every message of gmvm's own, "gmvm: [ABOUT: ]TEXT\n" on stderr. */
 void gmvm_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -232,7 +235,6 @@ enum exit_action exits_dispatch(struct vcpu *vcpu);
 const char *exit_reason_name(uint32_t reason);
 
 /* hypercall.c: MAP_GPA_RANGE and SET_PLUGGED, by doorbell or vmcall. */
-int hypercall_init(struct vm *vm);
 enum exit_action hypercall_vmcall_exit(struct vcpu *vcpu);
 
 /* vmcall_probe.c: does a guest vmcall exit to gmvm on this host? */

@@ -19,6 +19,7 @@
 #include <sys/ioctl.h>
 
 #include "gmvm.h"
+#include "devices/devices.h"
 
 /*
  * A vmcall that exits does so in microseconds; the wait only bounds a host
@@ -196,20 +197,11 @@ enum exit_action hypercall_vmcall_exit(struct vcpu *vcpu)
 	return EXIT_RESUME;
 }
 
-int hypercall_init(struct vm *vm)
+/* With vmcall, have KVM hand MAP_GPA_RANGE to gmvm. */
+static int hypercall_init(struct vm *vm, void **state)
 {
-	static const struct port_handler h = {
-		.first = GM_PORT_DOORBELL,
-		.last = GM_PORT_DOORBELL,
-		.name = "doorbell",
-		.no_string = true,
-		.fn = doorbell_port,
-	};
 	int ret;
 
-	ret = vm_register_ports(vm, &h);
-	if (ret)
-		return ret;
 	if (vm->vmcall) {
 		struct kvm_enable_cap cap = {
 			.cap = KVM_CAP_EXIT_HYPERCALL,
@@ -225,3 +217,13 @@ int hypercall_init(struct vm *vm)
 	}
 	return 0;
 }
+
+/* The doorbell is a device of its own (its port), the vmcall path is not. */
+const struct device doorbell_device = {
+	.name = "doorbell",
+	.first = GM_PORT_DOORBELL,
+	.last = GM_PORT_DOORBELL,
+	.no_string = true,
+	.io = doorbell_port,
+	.init = hypercall_init,
+};

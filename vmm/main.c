@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "gmvm.h"
-#include "devices/dmadev.h"
+#include "devices/devices.h"
 
 static const char usage_main[] =
 	"usage: gmvm COMMAND [ARGS...]\n"
@@ -436,9 +436,9 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "run"))
 		return run_main(argc - 1, argv + 1);
-	/* Internal: the --dmatest=external device process (dmadev.h). */
+	/* Internal: the --dmatest=external device process (dma_process.c). */
 	if (!strcmp(cmd, "dma-device"))
-		return dmadev_main(argc - 1, argv + 1);
+		return dma_process_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "caps")) {
 		int i;
 

@@ -14,7 +14,7 @@
  *      gmem_create: one RAM region [0, ram_size) at GPA 0, all pages
  *      private (or shared with --init-shared), shared_base as libgmem
  *      reports it (0 for a native backend: one view);
- *   4. devices (console, exit, doorbell, DMA test device + its listener);
+ *   4. devices, each as it describes itself (devices/devices.c);
  *   5. launch: place gmvm's structures after the image; with
  *      --init-shared, convert [0, free_start) to private first (the ABI
  *      puts the image and gmvm's structures in private memory, so the one
@@ -27,7 +27,7 @@
  *   7. exit status: the first vm_stop() wins; if none was called, every
  *      vCPU parked in hlt: 126;
  *   8. audit libgmem's invariants (a violation is 125: a bug never passes
- *      silently), check the DMA IOMMU, print --stats, tear down.
+ *      silently), check the devices, print --stats, tear down.
  *
  * Shared state and locking: see gmvm.h.  The main thread waits for the
  * vCPU threads in ppoll() on vm->done_fd (not pthread_join) so that it can
@@ -120,20 +120,6 @@ static void vm_stop_by_signal(struct vm *vm, int sig)
 bool vm_stopping(struct vm *vm)
 {
 	return __atomic_load_n(&vm->stop_flag, __ATOMIC_ACQUIRE);
-}
-
-int vm_register_ports(struct vm *vm, const struct port_handler *h)
-{
-	unsigned int i;
-
-	if (h->first > h->last || vm->nr_ports == VM_MAX_PORT_HANDLERS)
-		return -EINVAL;
-	for (i = 0; i < vm->nr_ports; i++)
-		if (h->first <= vm->ports[i].last &&
-		    vm->ports[i].first <= h->last)
-			return -EBUSY;
-	vm->ports[vm->nr_ports++] = *h;
-	return 0;
 }
 
 static int vm_open_kvm(struct vm *vm)
@@ -290,23 +276,6 @@ static int vm_create_memory(struct vm *vm)
 	return 0;
 }
 
-static int vm_init_devices(struct vm *vm)
-{
-	int ret;
-
-	ret = console_init(vm);
-	if (!ret)
-		ret = exit_dev_init(vm);
-	if (!ret)
-		ret = hypercall_init(vm);
-	if (ret) {
-		gmvm_err("setting up devices: %s", strerror(-ret));
-		return ret;
-	}
-	/* Prints its own error (the device process may say more). */
-	return dmatest_init(vm);
-}
-
 static int vm_launch(struct vm *vm, const struct elf_image *img)
 {
 	const char *cmdline = vm->cfg->cmdline;
@@ -444,7 +413,7 @@ static int vm_finish(struct vm *vm, int status)
 	char msg[512] = "";
 	int ret;
 
-	console_flush(vm);
+	devices_flush(vm);
 	if (vm->stop_msg[0])
 		gmvm_err("%s", vm->stop_msg);
 
@@ -458,10 +427,10 @@ static int vm_finish(struct vm *vm, int status)
 			 strerror(-ret), msg[0] ? ": " : "", msg);
 		status = GM_EXIT_HOST_ERROR;
 	}
-	if (dmatest_check(vm))
+	if (devices_check(vm))
 		status = GM_EXIT_HOST_ERROR;
 	stats_print(vm);
-	if (dmatest_teardown(vm))
+	if (devices_teardown(vm))
 		status = GM_EXIT_HOST_ERROR;
 	/* A run the guest did not end: say that its memory was checked,
 	 * once nothing can still fail. */
@@ -506,7 +475,7 @@ int vm_run(const struct vm_config *cfg)
 		goto err_kvm;
 	if (vm_create_memory(vm))
 		goto err_gmem;
-	if (vm_init_devices(vm))
+	if (devices_init(vm))
 		goto err_devices;
 	if (vm_launch(vm, &img))
 		goto err_devices;
@@ -522,8 +491,7 @@ err_vcpus:
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(vm, &vm->vcpus[i]);
 err_devices:
-	dmatest_destroy(vm);
-	console_destroy(vm);
+	devices_destroy(vm);
 err_gmem:
 	if (vm->gmem)
 		gmem_destroy(vm->gmem);

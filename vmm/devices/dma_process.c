@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The DMA test device as a process of its own (`gmvm dma-device`, started
- * by `gmvm run --dmatest=external`; protocol in dmadev.h).
+ * by `gmvm run --dmatest=external`; protocol in dma_protocol.h).
  *
  * It is a separate trust domain: it gets only its socket (fd DMADEV_FD)
  * and, in HELLO, the fd of the shared backing (a memfd).  It reaches guest
@@ -34,8 +34,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../gmvm.h"
-#include "dmadev.h"
+#include "devices.h"
+#include "dma_protocol.h"
+#include "swiommu.h"
 
 #define MAX_FDS 4	/* fds accepted per message (only HELLO has one) */
 
@@ -314,7 +315,7 @@ static void dev_cleanup(struct dev *d)
 	close(d->sock);
 }
 
-int dmadev_main(int argc, char **argv)
+int dma_process_main(int argc, char **argv)
 {
 	struct dev d = { .sock = DMADEV_FD, .memfd = -1 };
 	int type = 0, domain = 0;
