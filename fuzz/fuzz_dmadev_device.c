@@ -368,13 +368,12 @@ static bool check_ack(struct model *md, const struct sent *s,
 		FUZZ_ASSERT(ack->err == -EPROTO);
 		return true;
 	}
-	switch (m->type) {
-	case DMADEV_MAP:
-	case DMADEV_UNMAP:
-	case DMADEV_CUT:
-	case DMADEV_MERGE:
+	/* MAP, UNMAP, CUT and MERGE are the protocol's types 2 to 5. */
+	if (m->type >= DMADEV_MAP && m->type <= DMADEV_MERGE) {
 		check_mapping_op(md, m, ack->err);
 		return true;
+	}
+	switch (m->type) {
 	case DMADEV_DMA:
 		check_dma(md, m, ack);
 		return true;

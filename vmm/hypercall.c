@@ -220,9 +220,7 @@ static int hypercall_init(struct vm *vm, void **state)
 
 /* The doorbell is a device of its own (its port), the vmcall path is not. */
 const struct device doorbell_device = {
-	.name = "doorbell",
-	.first = GM_PORT_DOORBELL,
-	.last = GM_PORT_DOORBELL,
+	DEVICE_PORTS("doorbell", GM_PORT_DOORBELL, GM_PORT_DOORBELL),
 	.no_string = true,
 	.io = doorbell_port,
 	.init = hypercall_init,

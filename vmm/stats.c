@@ -332,8 +332,21 @@ static void port_exits_items(struct stats_out *o, const void *src)
  * The conversions are the one group whose formats are ordered differently:
  * text has a line per direction (explicit and implicit on each), JSON an
  * object per kind (both directions in each).  So each of their values has
- * a text-only and a JSON-only entry.
+ * a text-only entry (CONV_TEXT, one direction) and a JSON-only one
+ * (CONV_JSON, one kind).
  */
+#define CONV_TEXT(dir, to)						\
+	F(STAT_U64, dir ": explicit ", "", NULL, v.explicit_conv[to]),	\
+	F(STAT_U64, " (", " pages)", NULL, v.explicit_pages[to]),	\
+	F(STAT_U64, ", implicit ", "", NULL, v.implicit_conv[to]),	\
+	F(STAT_U64, " (", " pages)", NULL, v.implicit_pages[to])
+#define CONV_JSON(kind, conv, pages)					\
+	OBJ(kind),							\
+	F(STAT_U64, NULL, NULL, "to_private", conv[GMEM_PRIVATE]),	\
+	F(STAT_U64, NULL, NULL, "to_private_pages", pages[GMEM_PRIVATE]), \
+	F(STAT_U64, NULL, NULL, "to_shared", conv[GMEM_SHARED]),	\
+	F(STAT_U64, NULL, NULL, "to_shared_pages", pages[GMEM_SHARED]),	\
+	END
 static const struct stat_field vm_fields[] = {
 	LINE("run:          "),
 	F(STAT_U64, "", " vCPU", "vcpus", vcpus),
@@ -370,35 +383,13 @@ static const struct stat_field vm_fields[] = {
 	END,
 
 	LINE("conversions:  "),
-	F(STAT_U64, "to private: explicit ", "", NULL,
-	  v.explicit_conv[GMEM_PRIVATE]),
-	F(STAT_U64, " (", " pages)", NULL, v.explicit_pages[GMEM_PRIVATE]),
-	F(STAT_U64, ", implicit ", "", NULL, v.implicit_conv[GMEM_PRIVATE]),
-	F(STAT_U64, " (", " pages)", NULL, v.implicit_pages[GMEM_PRIVATE]),
+	CONV_TEXT("to private", GMEM_PRIVATE),
 	LINE("              "),
-	F(STAT_U64, "to shared: explicit ", "", NULL,
-	  v.explicit_conv[GMEM_SHARED]),
-	F(STAT_U64, " (", " pages)", NULL, v.explicit_pages[GMEM_SHARED]),
-	F(STAT_U64, ", implicit ", "", NULL, v.implicit_conv[GMEM_SHARED]),
-	F(STAT_U64, " (", " pages)", NULL, v.implicit_pages[GMEM_SHARED]),
+	CONV_TEXT("to shared", GMEM_SHARED),
 	LINE("              "),
 	OBJ("conversions"),
-	OBJ("explicit"),
-	F(STAT_U64, NULL, NULL, "to_private", v.explicit_conv[GMEM_PRIVATE]),
-	F(STAT_U64, NULL, NULL, "to_private_pages",
-	  v.explicit_pages[GMEM_PRIVATE]),
-	F(STAT_U64, NULL, NULL, "to_shared", v.explicit_conv[GMEM_SHARED]),
-	F(STAT_U64, NULL, NULL, "to_shared_pages",
-	  v.explicit_pages[GMEM_SHARED]),
-	END,
-	OBJ("implicit"),
-	F(STAT_U64, NULL, NULL, "to_private", v.implicit_conv[GMEM_PRIVATE]),
-	F(STAT_U64, NULL, NULL, "to_private_pages",
-	  v.implicit_pages[GMEM_PRIVATE]),
-	F(STAT_U64, NULL, NULL, "to_shared", v.implicit_conv[GMEM_SHARED]),
-	F(STAT_U64, NULL, NULL, "to_shared_pages",
-	  v.implicit_pages[GMEM_SHARED]),
-	END,
+	CONV_JSON("explicit", v.explicit_conv, v.explicit_pages),
+	CONV_JSON("implicit", v.implicit_conv, v.implicit_pages),
 	F(STAT_U64,
 	  "wrong-view exits that found the page already in the view used (a conversion raced them): ",
 	  "", "implicit_raced", v.implicit_raced),

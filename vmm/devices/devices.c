@@ -102,16 +102,40 @@ void devices_flush(struct vm *vm)
 		fflush(stdout);
 }
 
-int devices_check(struct vm *vm)
+/*
+ * Call the hook that returns 0 or -EUCLEAN (check, teardown) of every
+ * device, @pick choosing which: -EUCLEAN if any of them said so.
+ */
+typedef int (*verdict_hook)(void *state);
+
+static int call_each(struct vm *vm,
+		     verdict_hook (*pick)(const struct device *dev))
 {
 	unsigned int i;
 	int ret = 0;
 
-	for (i = 0; i < vm->nr_devices; i++)
-		if (vm->devices[i].dev->check &&
-		    vm->devices[i].dev->check(vm->devices[i].state))
+	for (i = 0; i < vm->nr_devices; i++) {
+		verdict_hook hook = pick(vm->devices[i].dev);
+
+		if (hook && hook(vm->devices[i].state))
 			ret = -EUCLEAN;
+	}
 	return ret;
+}
+
+static verdict_hook pick_check(const struct device *dev)
+{
+	return dev->check;
+}
+
+static verdict_hook pick_teardown(const struct device *dev)
+{
+	return dev->teardown;
+}
+
+int devices_check(struct vm *vm)
+{
+	return call_each(vm, pick_check);
 }
 
 void devices_stats(struct vm *vm, struct stats_out *out)
@@ -125,14 +149,7 @@ void devices_stats(struct vm *vm, struct stats_out *out)
 
 int devices_teardown(struct vm *vm)
 {
-	unsigned int i;
-	int ret = 0;
-
-	for (i = 0; i < vm->nr_devices; i++)
-		if (vm->devices[i].dev->teardown &&
-		    vm->devices[i].dev->teardown(vm->devices[i].state))
-			ret = -EUCLEAN;
-	return ret;
+	return call_each(vm, pick_teardown);
 }
 
 void devices_destroy(struct vm *vm)

@@ -54,6 +54,10 @@ struct device {
 	void (*destroy)(void *state);
 };
 
+/* A device on the I/O ports [@first, @last], named @name in --stats. */
+#define DEVICE_PORTS(dev_name, dev_first, dev_last) \
+	.name = (dev_name), .first = (dev_first), .last = (dev_last)
+
 /* The devices, by file. */
 extern const struct device serial_device;	/* serial.c: COM1 */
 extern const struct device exit_port_device;	/* exit_port.c */

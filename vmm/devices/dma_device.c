@@ -602,9 +602,7 @@ static void dma_destroy(void *state)
 }
 
 const struct device dma_test_device = {
-	.name = "dmatest",
-	.first = GM_PORT_DMA,
-	.last = GM_PORT_DMA_LAST,
+	DEVICE_PORTS("dmatest", GM_PORT_DMA, GM_PORT_DMA_LAST),
 	.io = dma_port,
 	.init = dma_init,
 	.says_why = true,	/* the device process may say more */

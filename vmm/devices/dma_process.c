@@ -109,6 +109,30 @@ static int map_placeholder(struct dev *d, uint64_t iova, uint64_t len)
 	return p == MAP_FAILED ? -errno : 0;
 }
 
+/* A swiommu op on one range: map, unmap or merge. */
+typedef int (*range_op)(struct swiommu *s, uint64_t iova, uint64_t len,
+			unsigned int flags);
+
+/*
+ * Check @op with @check flags, change the mappings with one mmap (the
+ * backing, or the placeholder), then commit @op with @commit flags: a
+ * refused or failed op changes neither the table nor the mappings.
+ */
+static int check_mmap_commit(struct dev *d, range_op op, unsigned int check,
+			     unsigned int commit, bool backing, uint64_t iova,
+			     uint64_t len)
+{
+	int ret;
+
+	ret = op(&d->iommu, iova, len, check | SWIOMMU_CHECK);
+	if (!ret)
+		ret = backing ? map_backing(d, iova, len) :
+				map_placeholder(d, iova, len);
+	if (!ret)
+		ret = op(&d->iommu, iova, len, commit);
+	return ret;
+}
+
 /* MAP, UNMAP, CUT, MERGE: check, one mmap, commit. */
 static int mapping_op(struct dev *d, const struct dmadev_msg *m)
 {
@@ -119,21 +143,12 @@ static int mapping_op(struct dev *d, const struct dmadev_msg *m)
 		return -EINVAL;
 	switch (m->type) {
 	case DMADEV_MAP:
-		ret = swiommu_map(&d->iommu, m->a, m->b, SWIOMMU_CHECK);
-		if (!ret)
-			ret = map_backing(d, m->a, m->b);
-		if (!ret)
-			ret = swiommu_map(&d->iommu, m->a, m->b, 0);
-		return ret;
+		return check_mmap_commit(d, swiommu_map, 0, 0, true, m->a,
+					 m->b);
 	case DMADEV_UNMAP:
-		ret = swiommu_unmap(&d->iommu, m->a, m->b,
-				    flags | SWIOMMU_CHECK);
-		if (!ret)
-			ret = map_placeholder(d, m->a, m->b);
-		if (!ret)
-			ret = swiommu_unmap(&d->iommu, m->a, m->b,
-					    GMEM_DISCARD_FORCED);
-		return ret;
+		return check_mmap_commit(d, swiommu_unmap, flags,
+					 GMEM_DISCARD_FORCED, false, m->a,
+					 m->b);
 	case DMADEV_CUT:
 		ret = swiommu_cut(&d->iommu, m->a, m->b, m->c, m->d,
 				  flags | SWIOMMU_CHECK);
@@ -144,12 +159,8 @@ static int mapping_op(struct dev *d, const struct dmadev_msg *m)
 					  GMEM_DISCARD_FORCED);
 		return ret;
 	default:	/* DMADEV_MERGE */
-		ret = swiommu_merge(&d->iommu, m->a, m->b, SWIOMMU_CHECK);
-		if (!ret)
-			ret = map_backing(d, m->a, m->b);
-		if (!ret)
-			ret = swiommu_merge(&d->iommu, m->a, m->b, 0);
-		return ret;
+		return check_mmap_commit(d, swiommu_merge, 0, 0, true, m->a,
+					 m->b);
 	}
 }
 

@@ -19,9 +19,7 @@ static enum exit_action exit_port(struct vcpu *vcpu, void *opaque,
 }
 
 const struct device exit_port_device = {
-	.name = "exit",
-	.first = GM_PORT_EXIT,
-	.last = GM_PORT_EXIT,
+	DEVICE_PORTS("exit", GM_PORT_EXIT, GM_PORT_EXIT),
 	.no_string = true,
 	.io = exit_port,
 };

@@ -121,9 +121,7 @@ static void console_destroy(void *state)
 }
 
 const struct device serial_device = {
-	.name = "console",
-	.first = GM_PORT_COM1,
-	.last = GM_PORT_COM1_LAST,
+	DEVICE_PORTS("console", GM_PORT_COM1, GM_PORT_COM1_LAST),
 	.io = serial_port,
 	.init = console_init,
 	.flush = console_flush,
