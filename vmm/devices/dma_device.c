@@ -279,9 +279,10 @@ static enum exit_action dma_command(struct vcpu *vcpu, struct dma_dev *d,
 	if (!d->external) {
 		d->status = dma_pin(d, cmd, addr, len);
 	} else {
-		d->status = (uint32_t)dma_remote_command(d->ext, cmd, addr, len,
-						     (uint8_t)d->pattern,
-						     &result);
+		d->status = (uint32_t)dma_remote_command(d->ext, cmd, addr,
+							 len,
+							 (uint8_t)d->pattern,
+							 &result);
 		if (d->status == GM_DMA_OK && cmd == GM_DMA_CMD_CHECKSUM)
 			d->result = result;
 		if (d->status == GM_DMA_OK && cmd <= GM_DMA_CMD_CHECKSUM)
@@ -376,7 +377,7 @@ static int dma_init(struct vm *vm, void **state)
 		if (ret)
 			goto err_rwlock;
 		ret = dma_remote_start(ram.shared_fd, ram.shared_offset,
-				   vm->ram_size, device_died, d, &d->ext);
+				       vm->ram_size, device_died, d, &d->ext);
 		if (ret) {
 			step = NULL;	/* said */
 			goto err_rwlock;

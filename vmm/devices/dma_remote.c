@@ -130,7 +130,7 @@ int dma_remote_rpc(struct dma_remote *c, struct dmadev_msg *m, int fd,
 /* ---- DMA commands -------------------------------------------------------- */
 
 int dma_remote_command(struct dma_remote *c, uint32_t cmd, uint64_t addr,
-		   uint64_t len, uint8_t pattern, uint32_t *result)
+		       uint64_t len, uint8_t pattern, uint32_t *result)
 {
 	struct dmadev_msg m = {
 		.type = DMADEV_DMA,
@@ -173,7 +173,7 @@ bool dma_remote_died(struct dma_remote *c)
 }
 
 void dma_remote_get_stats(struct dma_remote *c, struct swiommu_stats *st,
-		      uint64_t *device_refused)
+			  uint64_t *device_refused)
 {
 	swiommu_get_stats(&c->mirror, st);
 	pthread_mutex_lock(&c->lock);
@@ -308,7 +308,8 @@ static void __attribute__((noreturn)) child(int sock, pid_t parent)
 }
 
 int dma_remote_start(int mem_fd, uint64_t mem_offset, uint64_t ram_size,
-		 void (*on_death)(void *arg), void *arg, struct dma_remote **out)
+		     void (*on_death)(void *arg), void *arg,
+		     struct dma_remote **out)
 {
 	struct dmadev_msg m = {
 		.type = DMADEV_HELLO,
