@@ -31,6 +31,7 @@
 #include "fuzz_vm.h"
 #include "devices/devices.h"
 #include "devices/dma_protocol.h"
+#include "devices/swiommu.h"
 
 #define MAX_MSGS 40		/* acks must fit the socket buffer */
 #define PAGE 4096ULL
