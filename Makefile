@@ -147,8 +147,8 @@ $(BUILD)/tests/test_dmadev_protocol: TEST_CFLAGS = -Ivmm/devices
 
 # Host tests of a part of gmvm link that part's objects (gmvm itself is no
 # library).
-$(BUILD)/tests/test_loader_truncate: TEST_VMM_OBJS = $(BUILD)/vmm/loader.o
-$(BUILD)/tests/test_loader_truncate: $(BUILD)/vmm/loader.o
+$(BUILD)/tests/test_loader_truncate: TEST_VMM_OBJS = $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o
+$(BUILD)/tests/test_loader_truncate: $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o
 
 # Benchmarks link the bench library (bench/lib), an archive so that each
 # takes only what it uses, and the production libgmem; they see the public

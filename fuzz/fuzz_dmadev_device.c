@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Fuzz the DMA device process (`gmvm dma-device`, vmm/devices/
- * dmadev_proc.c) with the messages gmvm would send it: the device is a
+ * dma_process.c) with the messages gmvm would send it: the device is a
  * separate trust domain and must answer anything with an ack, never crash
  * or touch memory outside its reservation.
  *
@@ -9,11 +9,11 @@
  * with sane page-granular fields, raw ones with any bits, wrong lengths,
  * and any number of fds (the memfd standing for the shared backing, a
  * pipe, too many).  They are queued on a SEQPACKET socketpair whose other
- * end is fd 3 (DMADEV_FD), the write side is shut, and dmadev_main() runs
+ * end is fd 3 (DMADEV_FD), the write side is shut, and dma_process_main() runs
  * here, in this process, until the queue is drained or BYE.
  *
  * Then every ack is checked against a model: type and seq echoed, the
- * error the protocol (dmadev.h) prescribes, DMA STATUS from the model's
+ * error the protocol (dma_protocol.h) prescribes, DMA STATUS from the model's
  * mapped pages and pins, CHECKSUM from a shadow of the memfd that FILLs
  * are applied to, and at the end the memfd itself must equal the shadow
  * (so the device maps IOVA x at file offset x, and writes nothing else).
@@ -29,7 +29,9 @@
 #include <unistd.h>
 
 #include "fuzz_vm.h"
-#include "devices/dmadev.h"
+#include "devices/devices.h"
+#include "devices/dma_protocol.h"
+#include "devices/swiommu.h"
 
 #define MAX_MSGS 40		/* acks must fit the socket buffer */
 #define PAGE 4096ULL
@@ -367,13 +369,12 @@ static bool check_ack(struct model *md, const struct sent *s,
 		FUZZ_ASSERT(ack->err == -EPROTO);
 		return true;
 	}
-	switch (m->type) {
-	case DMADEV_MAP:
-	case DMADEV_UNMAP:
-	case DMADEV_CUT:
-	case DMADEV_MERGE:
+	/* MAP, UNMAP, CUT and MERGE are the protocol's types 2 to 5. */
+	if (m->type >= DMADEV_MAP && m->type <= DMADEV_MERGE) {
 		check_mapping_op(md, m, ack->err);
 		return true;
+	}
+	switch (m->type) {
 	case DMADEV_DMA:
 		check_dma(md, m, ack);
 		return true;
@@ -429,7 +430,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 	}
 	shutdown(sv[0], SHUT_WR);
-	ret = dmadev_main(1, argv);
+	ret = dma_process_main(1, argv);
 	FUZZ_ASSERT(ret == 0);
 
 	memset(shadow, 0, md.memfd_size);
@@ -461,7 +462,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	close(memfd);
 	close(pipefd[0]);
 	close(pipefd[1]);
-	/* dmadev_main() closed its socket; hold the fd again. */
+	/* dma_process_main() closed its socket; hold the fd again. */
 	FUZZ_ASSERT(dup2(null_fd, DMADEV_FD) == DMADEV_FD);
 	if (count_fds() != open_fds)
 		fuzz_fail("the device leaked fds: %u open, %u before it ran",

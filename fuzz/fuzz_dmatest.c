@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fuzz the DMA test device's register interface (vmm/devices/dmatest.c,
+ * Fuzz the DMA test device's register interface (vmm/devices/dma_device.c,
  * guest ABI section 7) against real page states.
  *
  * Each input makes a VM (2..32 MiB, discard or in-place, private or

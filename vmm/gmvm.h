@@ -24,6 +24,7 @@
 #define GMVM_GMVM_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -103,6 +104,9 @@ typedef enum exit_action (*port_fn)(struct vcpu *vcpu, void *opaque,
 				    unsigned int size, uint8_t *data);
 
 #define VM_MAX_PORT_HANDLERS 8
+#define VM_MAX_DEVICES 8
+
+struct device;
 
 struct port_handler {
 	uint16_t first;
@@ -136,9 +140,6 @@ struct vcpu {
 	struct vcpu_stats stats;
 };
 
-struct dmatest;
-struct console;
-
 struct vm {
 	const struct vm_config *cfg;
 	int kvm_fd;
@@ -158,8 +159,12 @@ struct vm {
 	struct port_handler ports[VM_MAX_PORT_HANDLERS];
 	unsigned int nr_ports;
 
-	struct console *console;
-	struct dmatest *dma;
+	/* The devices set up (devices/devices.c), in order, and their state. */
+	struct {
+		const struct device *dev;
+		void *state;
+	} devices[VM_MAX_DEVICES];
+	unsigned int nr_devices;
 
 	/*
 	 * Start gate: vCPU threads wait here until every thread exists.
@@ -191,14 +196,29 @@ int vm_run(const struct vm_config *cfg);
 enum exit_action vm_stop(struct vm *vm, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 bool vm_stopping(struct vm *vm);
-int vm_register_ports(struct vm *vm, const struct port_handler *h);
+
+/* err.c: every message of gmvm's own, "gmvm: [ABOUT: ]TEXT\n" on stderr. */
 void gmvm_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void gmvm_err_about(const char *about, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void gmvm_verr(const char *about, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+/* host.c: what gmvm needs from this host's KVM, and its backend there. */
 int kvm_open(int *fd, bool quiet);
 int vm_missing_caps(int fd, char *buf, size_t len);
 int vm_choose_backend(const struct gmem_vm_caps *caps, enum gmem_mode mode,
 		      enum gmem_backend *lib_backend, const char **lib_why,
 		      enum gmem_backend *backend, const char **why);
-uint64_t now_ns(void);
+
+/* CLOCK_MONOTONIC in nanoseconds: run time, latencies, deadlines. */
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 /* vcpu.c */
 int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned int index);
@@ -214,10 +234,13 @@ void vcpu_signal_init(void);
 enum exit_action exits_dispatch(struct vcpu *vcpu);
 const char *exit_reason_name(uint32_t reason);
 
-/* hypercall.c */
-int hypercall_init(struct vm *vm);
+/* hypercall.c: MAP_GPA_RANGE and SET_PLUGGED, by doorbell or vmcall. */
 enum exit_action hypercall_vmcall_exit(struct vcpu *vcpu);
+
+/* vmcall_probe.c: does a guest vmcall exit to gmvm on this host? */
 bool hypercall_vmcall_works(int kvm_fd, const char **why);
+
+/* audit_each.c: --audit each, after a change by @vcpu. */
 enum exit_action audit_after_change(struct vcpu *vcpu, const char *what);
 
 /* implicit.c */

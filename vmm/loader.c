@@ -44,11 +44,9 @@ static int elf_fail(const struct elf_image *img, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "gmvm: %s: ", img->path);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	gmvm_verr(img->path, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return -1;
 }
 

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "gmvm.h"
-#include "devices/dmadev.h"
+#include "devices/devices.h"
 
 static const char usage_main[] =
 	"usage: gmvm COMMAND [ARGS...]\n"
@@ -119,15 +119,14 @@ static const char usage_caps[] =
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* One line on stderr, and the status of a bad invocation. */
 static int bad_usage(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("gmvm: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	gmvm_verr(NULL, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return GM_EXIT_HOST_ERROR;
 }
 
@@ -187,27 +186,36 @@ enum opt_id {
 
 enum opt_arg { ARG_NONE, ARG_REQUIRED, ARG_OPTIONAL };
 
+/*
+ * An option whose value is one of two words names them (choice[0] is 0,
+ * choice[1] is 1; no value, for an optional one, is 0): the parser checks
+ * the word and apply_opt() gets its number.
+ */
 static const struct {
 	const char *name;
 	enum opt_id id;
 	enum opt_arg arg;
+	const char *choice[2];
 } run_opts[] = {
 	{ "memory", OPT_MEMORY, ARG_REQUIRED },
 	{ "vcpus", OPT_VCPUS, ARG_REQUIRED },
-	{ "conversion", OPT_CONVERSION, ARG_REQUIRED },
-	{ "implicit", OPT_IMPLICIT, ARG_REQUIRED },
+	{ "conversion", OPT_CONVERSION, ARG_REQUIRED,
+	  { "discard", "in-place" } },
+	{ "implicit", OPT_IMPLICIT, ARG_REQUIRED, { "convert", "deny" } },
 	{ "init-shared", OPT_INIT_SHARED, ARG_NONE },
-	{ "reclaim", OPT_RECLAIM, ARG_REQUIRED },
-	{ "dmatest", OPT_DMATEST, ARG_REQUIRED },
-	{ "audit", OPT_AUDIT, ARG_REQUIRED },
+	{ "reclaim", OPT_RECLAIM, ARG_REQUIRED, { "sync", "deferred" } },
+	{ "dmatest", OPT_DMATEST, ARG_REQUIRED, { "internal", "external" } },
+	{ "audit", OPT_AUDIT, ARG_REQUIRED, { "exit", "each" } },
 	{ "timeout", OPT_TIMEOUT, ARG_REQUIRED },
 	/* Optional value only with '=': "--stats GUEST.elf" must not eat
 	 * the image name. */
-	{ "stats", OPT_STATS, ARG_OPTIONAL },
+	{ "stats", OPT_STATS, ARG_OPTIONAL, { "text", "json" } },
 	{ "help", OPT_HELP, ARG_NONE },
 };
 
-static int apply_opt(struct vm_config *cfg, enum opt_id id, const char *val)
+/* @val (the word of a two-word option, as its number @k) into @cfg. */
+static int apply_opt(struct vm_config *cfg, enum opt_id id, const char *val,
+		     int k)
 {
 	unsigned long n;
 	uint64_t size;
@@ -237,22 +245,10 @@ static int apply_opt(struct vm_config *cfg, enum opt_id id, const char *val)
 		cfg->nr_vcpus = (unsigned int)n;
 		return 0;
 	case OPT_CONVERSION:
-		if (!strcmp(val, "discard"))
-			cfg->mode = GMEM_MODE_DISCARD;
-		else if (!strcmp(val, "in-place"))
-			cfg->mode = GMEM_MODE_IN_PLACE;
-		else
-			return bad_usage("--conversion: '%s' is neither 'discard' nor 'in-place'",
-					 val);
+		cfg->mode = k ? GMEM_MODE_IN_PLACE : GMEM_MODE_DISCARD;
 		return 0;
 	case OPT_IMPLICIT:
-		if (!strcmp(val, "convert"))
-			cfg->implicit = IMPLICIT_CONVERT;
-		else if (!strcmp(val, "deny"))
-			cfg->implicit = IMPLICIT_DENY;
-		else
-			return bad_usage("--implicit: '%s' is neither 'convert' nor 'deny'",
-					 val);
+		cfg->implicit = k ? IMPLICIT_DENY : IMPLICIT_CONVERT;
 		return 0;
 	case OPT_INIT_SHARED:
 		cfg->init_shared = true;
@@ -267,40 +263,16 @@ static int apply_opt(struct vm_config *cfg, enum opt_id id, const char *val)
 		cfg->timeout = t;
 		return 0;
 	case OPT_STATS:
-		if (!val || !strcmp(val, "text"))
-			cfg->stats = STATS_TEXT;
-		else if (!strcmp(val, "json"))
-			cfg->stats = STATS_JSON;
-		else
-			return bad_usage("--stats: '%s' is neither 'text' nor 'json'",
-					 val);
+		cfg->stats = k ? STATS_JSON : STATS_TEXT;
 		return 0;
 	case OPT_RECLAIM:
-		if (!strcmp(val, "sync"))
-			cfg->deferred_reclaim = false;
-		else if (!strcmp(val, "deferred"))
-			cfg->deferred_reclaim = true;
-		else
-			return bad_usage("--reclaim: '%s' is neither 'sync' nor 'deferred'",
-					 val);
+		cfg->deferred_reclaim = k;
 		return 0;
 	case OPT_DMATEST:
-		if (!strcmp(val, "internal"))
-			cfg->dmatest = DMATEST_INTERNAL;
-		else if (!strcmp(val, "external"))
-			cfg->dmatest = DMATEST_EXTERNAL;
-		else
-			return bad_usage("--dmatest: '%s' is neither 'internal' nor 'external'",
-					 val);
+		cfg->dmatest = k ? DMATEST_EXTERNAL : DMATEST_INTERNAL;
 		return 0;
 	case OPT_AUDIT:
-		if (!strcmp(val, "exit"))
-			cfg->audit_each = false;
-		else if (!strcmp(val, "each"))
-			cfg->audit_each = true;
-		else
-			return bad_usage("--audit: '%s' is neither 'exit' nor 'each'",
-					 val);
+		cfg->audit_each = k;
 		return 0;
 	case OPT_HELP:
 		break;
@@ -340,7 +312,7 @@ static int run_main(int argc, char **argv)
 		.mode = GMEM_MODE_DISCARD,
 		.implicit = IMPLICIT_CONVERT,
 	};
-	int i, ret;
+	int i, ret, choice;
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *eq, *val = NULL;
@@ -395,7 +367,17 @@ static int run_main(int argc, char **argv)
 				val = eq + 1;
 			break;
 		}
-		ret = apply_opt(&cfg, run_opts[k].id, val);
+		choice = 0;
+		if (run_opts[k].choice[0] && val) {
+			const char *const *c = run_opts[k].choice;
+
+			if (strcmp(val, c[0]) && strcmp(val, c[1]))
+				return bad_usage("--%s: '%s' is neither '%s' nor '%s'",
+						 run_opts[k].name, val, c[0],
+						 c[1]);
+			choice = !strcmp(val, c[1]);
+		}
+		ret = apply_opt(&cfg, run_opts[k].id, val, choice);
 		if (ret)
 			return ret;
 	}
@@ -437,9 +419,9 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "run"))
 		return run_main(argc - 1, argv + 1);
-	/* Internal: the --dmatest=external device process (dmadev.h). */
+	/* Internal: the --dmatest=external device process (dma_process.c). */
 	if (!strcmp(cmd, "dma-device"))
-		return dmadev_main(argc - 1, argv + 1);
+		return dma_process_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "caps")) {
 		int i;
 

@@ -5,8 +5,12 @@
  *
  * Sources: the vCPUs' own counters (summed here, after every vCPU thread
  * has been joined, so no locking), libgmem's gmem_get_stats() and
- * gmem_backing_resident(), and the DMA device (where it runs and its DMA
- * mapper's counters, the last ones if the mapper went with a dead device).
+ * gmem_backing_resident(), and each device's own section (its stats
+ * hook, after the VM's lines).
+ *
+ * What is printed is the table vm_fields[] (stats.h says how a table reads):
+ * one entry per value, for both formats, so a counter is added in one
+ * place and text and JSON cannot drift apart.
  * Hypercall latency is measured host-side from KVM_RUN's return to the
  * next KVM_RUN of the same vCPU, into a fixed log2 histogram with 8 sub-buckets per power of two;
  * a percentile is the upper bound of its bucket (at most 12.5% high).
@@ -69,15 +73,34 @@ static uint64_t hist_quantile(const uint64_t *hist, double q)
 	return hist_upper(STATS_HIST_BUCKETS - 1);
 }
 
+struct stats_out {
+	FILE *f;
+	bool json;
+	bool line_open;		/* text: a line is being printed */
+	bool item_first;	/* text: no list item on this line yet */
+	unsigned int depth;	/* JSON: objects open */
+	bool first[8];		/* JSON: nothing yet at this depth */
+};
+
 struct stats_all {
+	struct vm *vm;
 	struct vcpu_stats v;
 	struct gmem_stats g;
-	struct dmatest_stats d;
 	int64_t alloc_gmem;
 	int64_t alloc_shared;
 	uint64_t p50;
 	uint64_t p99;
 	double seconds;
+	/* The run's configuration, as printed. */
+	uint64_t vcpus;
+	uint64_t ram_size;
+	const char *vcpus_plural;
+	const char *mode;
+	const char *implicit;
+	const char *hypercall;
+	const char *reclaim;
+	const char *in_place_note;
+	bool busy;		/* a MAP_GPA_RANGE was refused */
 };
 
 static void gather(struct vm *vm, struct stats_all *s)
@@ -117,11 +140,22 @@ static void gather(struct vm *vm, struct stats_all *s)
 	s->alloc_gmem = gmem_backing_resident(vm->gmem, GMEM_BACKING_PRIVATE);
 	s->alloc_shared = gmem_backing_resident(vm->gmem,
 						GMEM_BACKING_SHARED);
-	dmatest_get_stats(vm, &s->d);
 	s->p50 = hist_quantile(s->v.hc_hist, 0.50);
 	s->p99 = hist_quantile(s->v.hc_hist, 0.99);
 	if (vm->t_end > vm->t_start)
 		s->seconds = (double)(vm->t_end - vm->t_start) / 1e9;
+
+	s->vm = vm;
+	s->vcpus = vm->nr_vcpus;
+	s->vcpus_plural = vm->nr_vcpus > 1 ? "s" : "";
+	s->ram_size = vm->ram_size;
+	s->mode = gmem_mode_name(vm->cfg->mode);
+	s->implicit = vm->cfg->implicit == IMPLICIT_DENY ? "deny" : "convert";
+	s->hypercall = vm->vmcall ? "vmcall" : "doorbell";
+	s->reclaim = vm->cfg->deferred_reclaim ? "deferred" : "sync";
+	s->in_place_note = vm->cfg->mode == GMEM_MODE_IN_PLACE ?
+			   " (in-place: the same backing)" : "";
+	s->busy = s->v.convert_busy != 0;
 }
 
 static double mib(uint64_t bytes)
@@ -129,223 +163,301 @@ static double mib(uint64_t bytes)
 	return (double)bytes / (1024.0 * 1024.0);
 }
 
-static void print_text(struct vm *vm, const struct stats_all *s)
-{
-	static const char *const to[2] = { "to private", "to shared" };
-	unsigned int k;
-	const char *sep;
-	FILE *f = stdout;
+/* ---- the printer of every table ------------------------------------------ */
 
-	fprintf(f, "--- gmvm stats ---\n");
-	fprintf(f, "run:          %u vCPU%s, %.1f MiB RAM, %s conversion, implicit %s, hypercalls by %s, %.3f s\n",
-		vm->nr_vcpus, vm->nr_vcpus > 1 ? "s" : "", mib(vm->ram_size),
-		gmem_mode_name(vm->cfg->mode),
-		vm->cfg->implicit == IMPLICIT_DENY ? "deny" : "convert",
-		vm->vmcall ? "vmcall" : "doorbell", s->seconds);
-	fprintf(f, "pages:        %llu private (%.1f MiB), %llu shared (%.1f MiB), %llu of them unplugged, %llu runs, state map %llu bytes\n",
-		(unsigned long long)s->g.pages_private,
-		mib(s->g.pages_private * SZ_4K),
-		(unsigned long long)s->g.pages_shared,
-		mib(s->g.pages_shared * SZ_4K),
-		(unsigned long long)s->g.pages_unplugged,
-		(unsigned long long)s->g.nr_runs,
-		(unsigned long long)s->g.map_bytes);
-	fprintf(f, "KVM_RUN:      %llu calls\n", (unsigned long long)s->v.runs);
-	fprintf(f, "exits:        ");
-	sep = "";
-	for (k = 0; k < STATS_NR_EXIT_REASONS; k++) {
-		if (!s->v.exits[k])
-			continue;
-		fprintf(f, "%s%s %llu", sep,
-			k == STATS_NR_EXIT_REASONS - 1 ? "other" :
-			exit_reason_name(k),
-			(unsigned long long)s->v.exits[k]);
-		sep = ", ";
-	}
-	fprintf(f, "%sEINTR %llu, memory fault %llu\n", sep,
-		(unsigned long long)s->v.exits_intr,
-		(unsigned long long)s->v.exits_memory_fault);
-	fprintf(f, "port exits:   ");
-	for (k = 0; k < vm->nr_ports && k < ARRAY_SIZE(s->v.port_exits); k++)
-		fprintf(f, "%s%s %llu", k ? ", " : "", vm->ports[k].name,
-			(unsigned long long)s->v.port_exits[k]);
-	fprintf(f, "\n");
-	for (k = 0; k < 2; k++)
-		fprintf(f, "%-14s%s: explicit %llu (%llu pages), implicit %llu (%llu pages)\n",
-			k ? "" : "conversions:", to[k],
-			(unsigned long long)s->v.explicit_conv[k],
-			(unsigned long long)s->v.explicit_pages[k],
-			(unsigned long long)s->v.implicit_conv[k],
-			(unsigned long long)s->v.implicit_pages[k]);
-	fprintf(f, "%-14swrong-view exits that found the page already in the view used (a conversion raced them): %llu\n",
-		"", (unsigned long long)s->v.implicit_raced);
-	fprintf(f, "libgmem:      to private %llu (%llu pages), to shared %llu (%llu pages), failed %llu, discarded %.1f MiB; plugs %llu, unplugs %llu\n",
-		(unsigned long long)s->g.conversions_to_private,
-		(unsigned long long)s->g.pages_to_private,
-		(unsigned long long)s->g.conversions_to_shared,
-		(unsigned long long)s->g.pages_to_shared,
-		(unsigned long long)s->g.conversions_failed,
-		mib(s->g.bytes_discarded),
-		(unsigned long long)s->g.plugs,
-		(unsigned long long)s->g.unplugs);
-	fprintf(f, "reclaim:      %s, %.1f MiB pending, %llu deferred punches done by a converting thread\n",
-		vm->cfg->deferred_reclaim ? "deferred" : "sync",
-		mib(s->g.reclaim_pending_bytes),
-		(unsigned long long)s->g.reclaim_sync_punches);
-	fprintf(f, "backing now:  guest_memfd %.1f MiB, shared %.1f MiB%s\n",
-		s->alloc_gmem < 0 ? -1.0 : mib((uint64_t)s->alloc_gmem),
-		s->alloc_shared < 0 ? -1.0 : mib((uint64_t)s->alloc_shared),
-		vm->cfg->mode == GMEM_MODE_IN_PLACE ?
-		" (in-place: the same backing)" : "");
-	fprintf(f, "hypercalls:   %llu (%llu failed), latency p50 %.1f us, p99 %.1f us (host side, exit to re-entry)\n",
-		(unsigned long long)s->v.hypercalls,
-		(unsigned long long)s->v.hypercalls_failed,
-		(double)s->p50 / 1e3, (double)s->p99 / 1e3);
-	if (s->v.convert_busy)
-		fprintf(f, "busy:         %llu MAP_GPA_RANGE refused (-EAGAIN: a page in use), last busy GPA %#llx; libgmem counts %llu busy conversions\n",
-			(unsigned long long)s->v.convert_busy,
-			(unsigned long long)s->v.busy_last_gpa,
-			(unsigned long long)s->g.conversions_busy);
-	else
-		fprintf(f, "busy:         0 MAP_GPA_RANGE refused; libgmem counts %llu busy conversions\n",
-			(unsigned long long)s->g.conversions_busy);
-	fprintf(f, "dma device:   fill %llu, checksum %llu, pin %llu, unpin %llu, unknown %llu; fault %llu, bad %llu, no resources %llu, bad accesses %llu, %.1f MiB moved\n",
-		(unsigned long long)s->d.commands[1],
-		(unsigned long long)s->d.commands[2],
-		(unsigned long long)s->d.commands[3],
-		(unsigned long long)s->d.commands[4],
-		(unsigned long long)s->d.commands[0],
-		(unsigned long long)s->d.faults,
-		(unsigned long long)s->d.bad,
-		(unsigned long long)s->d.no_resources,
-		(unsigned long long)s->d.bad_accesses, mib(s->d.bytes));
-	if (s->d.external)
-		fprintf(f, "dma backend:  external, device process pid %d, died %s\n",
-			s->d.pid, s->d.died ? "yes" : "no");
-	else
-		fprintf(f, "dma backend:  internal (gmvm's software IOMMU)\n");
-	fprintf(f, "dma mapper:   %llu live mappings (max %llu), %llu maps, %llu unmaps, %llu cuts, %llu merges, %llu splits, %llu refused (pinned)%s\n",
-		(unsigned long long)s->d.dma.live,
-		(unsigned long long)s->d.dma.max_live,
-		(unsigned long long)s->d.dma.maps,
-		(unsigned long long)s->d.dma.unmaps,
-		(unsigned long long)s->d.dma.cuts,
-		(unsigned long long)s->d.dma.merges,
-		(unsigned long long)s->d.dma.splits,
-		(unsigned long long)s->d.dma.refused,
-		s->d.died ? " (when the device died)" : "");
+/* JSON: the separator before a value or object at the current depth. */
+static void json_sep(struct stats_out *o)
+{
+	if (!o->first[o->depth])
+		fputs(", ", o->f);
+	o->first[o->depth] = false;
 }
 
-static void print_json(struct vm *vm, const struct stats_all *s)
+static void text_value(struct stats_out *o, const struct stat_field *e,
+		       const void *v)
 {
-	FILE *f = stdout;
-	unsigned int k;
-	const char *sep;
+	uint64_t u = 0;
+	int64_t i = 0;
 
-	fprintf(f, "{\"vcpus\": %u, \"ram_size\": %llu, \"mode\": \"%s\", \"implicit\": \"%s\", \"hypercall\": \"%s\", \"seconds\": %.6f",
-		vm->nr_vcpus, (unsigned long long)vm->ram_size,
-		gmem_mode_name(vm->cfg->mode),
-		vm->cfg->implicit == IMPLICIT_DENY ? "deny" : "convert",
-		vm->vmcall ? "vmcall" : "doorbell", s->seconds);
-	fprintf(f, ", \"pages\": {\"private\": %llu, \"shared\": %llu, \"unplugged\": %llu, \"runs\": %llu, \"map_bytes\": %llu}",
-		(unsigned long long)s->g.pages_private,
-		(unsigned long long)s->g.pages_shared,
-		(unsigned long long)s->g.pages_unplugged,
-		(unsigned long long)s->g.nr_runs,
-		(unsigned long long)s->g.map_bytes);
-	fprintf(f, ", \"kvm_runs\": %llu", (unsigned long long)s->v.runs);
-	fprintf(f, ", \"exits\": {");
-	sep = "";
-	for (k = 0; k < STATS_NR_EXIT_REASONS; k++) {
-		if (!s->v.exits[k])
-			continue;
-		fprintf(f, "%s\"%s\": %llu", sep,
-			k == STATS_NR_EXIT_REASONS - 1 ? "other" :
-			exit_reason_name(k),
-			(unsigned long long)s->v.exits[k]);
-		sep = ", ";
+	if (e->kind == STAT_I64_MIB)
+		memcpy(&i, v, sizeof(i));
+	else if (e->kind != STAT_STR && e->kind != STAT_BOOL &&
+		 e->kind != STAT_INT && e->kind != STAT_SECONDS)
+		memcpy(&u, v, sizeof(u));
+	fputs(e->pre, o->f);
+	switch (e->kind) {
+	case STAT_U64: fprintf(o->f, "%llu", (unsigned long long)u); break;
+	case STAT_HEX: fprintf(o->f, "%#llx", (unsigned long long)u); break;
+	case STAT_MIB: fprintf(o->f, "%.1f", mib(u)); break;
+	case STAT_PAGES_MIB: fprintf(o->f, "%.1f", mib(u * SZ_4K)); break;
+	case STAT_US: fprintf(o->f, "%.1f", (double)u / 1e3); break;
+	case STAT_I64_MIB:
+		fprintf(o->f, "%.1f", i < 0 ? -1.0 : mib((uint64_t)i));
+		break;
+	case STAT_SECONDS: fprintf(o->f, "%.3f", *(const double *)v); break;
+	case STAT_STR: fputs(*(const char *const *)v, o->f); break;
+	case STAT_BOOL: fputs(*(const bool *)v ? "yes" : "no", o->f); break;
+	case STAT_INT: fprintf(o->f, "%d", *(const int *)v); break;
+	default: break;
 	}
-	fprintf(f, "%s\"EINTR\": %llu, \"memory_fault\": %llu}", sep,
-		(unsigned long long)s->v.exits_intr,
-		(unsigned long long)s->v.exits_memory_fault);
-	fprintf(f, ", \"port_exits\": {");
-	for (k = 0; k < vm->nr_ports && k < ARRAY_SIZE(s->v.port_exits); k++)
-		fprintf(f, "%s\"%s\": %llu", k ? ", " : "", vm->ports[k].name,
-			(unsigned long long)s->v.port_exits[k]);
-	fprintf(f, "}");
-	fprintf(f, ", \"conversions\": {\"explicit\": {\"to_private\": %llu, \"to_private_pages\": %llu, \"to_shared\": %llu, \"to_shared_pages\": %llu}, \"implicit\": {\"to_private\": %llu, \"to_private_pages\": %llu, \"to_shared\": %llu, \"to_shared_pages\": %llu}, \"implicit_raced\": %llu}",
-		(unsigned long long)s->v.explicit_conv[GMEM_PRIVATE],
-		(unsigned long long)s->v.explicit_pages[GMEM_PRIVATE],
-		(unsigned long long)s->v.explicit_conv[GMEM_SHARED],
-		(unsigned long long)s->v.explicit_pages[GMEM_SHARED],
-		(unsigned long long)s->v.implicit_conv[GMEM_PRIVATE],
-		(unsigned long long)s->v.implicit_pages[GMEM_PRIVATE],
-		(unsigned long long)s->v.implicit_conv[GMEM_SHARED],
-		(unsigned long long)s->v.implicit_pages[GMEM_SHARED],
-		(unsigned long long)s->v.implicit_raced);
-	fprintf(f, ", \"libgmem\": {\"conversions_to_private\": %llu, \"pages_to_private\": %llu, \"conversions_to_shared\": %llu, \"pages_to_shared\": %llu, \"conversions_failed\": %llu, \"bytes_discarded\": %llu, \"plugs\": %llu, \"unplugs\": %llu, \"reclaim_pending_bytes\": %llu, \"reclaim_sync_punches\": %llu}",
-		(unsigned long long)s->g.conversions_to_private,
-		(unsigned long long)s->g.pages_to_private,
-		(unsigned long long)s->g.conversions_to_shared,
-		(unsigned long long)s->g.pages_to_shared,
-		(unsigned long long)s->g.conversions_failed,
-		(unsigned long long)s->g.bytes_discarded,
-		(unsigned long long)s->g.plugs,
-		(unsigned long long)s->g.unplugs,
-		(unsigned long long)s->g.reclaim_pending_bytes,
-		(unsigned long long)s->g.reclaim_sync_punches);
-	fprintf(f, ", \"backing_allocated\": {\"guest_memfd\": %lld, \"shared\": %lld}",
-		(long long)s->alloc_gmem, (long long)s->alloc_shared);
-	fprintf(f, ", \"hypercalls\": {\"count\": %llu, \"failed\": %llu, \"latency_ns_p50\": %llu, \"latency_ns_p99\": %llu}",
-		(unsigned long long)s->v.hypercalls,
-		(unsigned long long)s->v.hypercalls_failed,
-		(unsigned long long)s->p50, (unsigned long long)s->p99);
-	fprintf(f, ", \"busy\": {\"count\": %llu, \"last_gpa\": ",
-		(unsigned long long)s->v.convert_busy);
-	if (s->v.convert_busy)
-		fprintf(f, "%llu", (unsigned long long)s->v.busy_last_gpa);
-	else
-		fprintf(f, "null");
-	fprintf(f, ", \"libgmem_conversions_busy\": %llu}",
-		(unsigned long long)s->g.conversions_busy);
-	fprintf(f, ", \"dma\": {\"fill\": %llu, \"checksum\": %llu, \"pin\": %llu, \"unpin\": %llu, \"unknown\": %llu, \"fault\": %llu, \"bad\": %llu, \"no_resources\": %llu, \"bad_accesses\": %llu, \"bytes\": %llu",
-		(unsigned long long)s->d.commands[1],
-		(unsigned long long)s->d.commands[2],
-		(unsigned long long)s->d.commands[3],
-		(unsigned long long)s->d.commands[4],
-		(unsigned long long)s->d.commands[0],
-		(unsigned long long)s->d.faults,
-		(unsigned long long)s->d.bad,
-		(unsigned long long)s->d.no_resources,
-		(unsigned long long)s->d.bad_accesses,
-		(unsigned long long)s->d.bytes);
-	fprintf(f, ", \"backend\": \"%s\"",
-		s->d.external ? "external" : "internal");
-	if (s->d.external)
-		fprintf(f, ", \"pid\": %d, \"died\": %s", s->d.pid,
-			s->d.died ? "true" : "false");
-	fprintf(f, ", \"mapper\": {\"live\": %llu, \"max_live\": %llu, \"maps\": %llu, \"unmaps\": %llu, \"cuts\": %llu, \"merges\": %llu, \"splits\": %llu, \"refused\": %llu}}",
-		(unsigned long long)s->d.dma.live,
-		(unsigned long long)s->d.dma.max_live,
-		(unsigned long long)s->d.dma.maps,
-		(unsigned long long)s->d.dma.unmaps,
-		(unsigned long long)s->d.dma.cuts,
-		(unsigned long long)s->d.dma.merges,
-		(unsigned long long)s->d.dma.splits,
-		(unsigned long long)s->d.dma.refused);
-	fprintf(f, "}\n");
+	fputs(e->post, o->f);
 }
+
+static void json_value(struct stats_out *o, const struct stat_field *e,
+		       const void *v)
+{
+	switch (e->kind) {
+	case STAT_I64_MIB:
+		fprintf(o->f, "%lld", (long long)*(const int64_t *)v);
+		break;
+	case STAT_SECONDS: fprintf(o->f, "%.6f", *(const double *)v); break;
+	case STAT_STR: fprintf(o->f, "\"%s\"", *(const char *const *)v); break;
+	case STAT_BOOL:
+		fputs(*(const bool *)v ? "true" : "false", o->f);
+		break;
+	case STAT_INT: fprintf(o->f, "%d", *(const int *)v); break;
+	default:
+		fprintf(o->f, "%llu",
+			(unsigned long long)*(const uint64_t *)v);
+		break;
+	}
+}
+
+void stats_emit(struct stats_out *o, const struct stat_field *t, size_t n,
+		const void *src)
+{
+	const char *base = src;
+	size_t k;
+
+	for (k = 0; k < n; k++) {
+		const struct stat_field *e = &t[k];
+		bool shown = !e->has_when || *(const bool *)(base + e->when);
+
+		switch (e->kind) {
+		case STAT_LINE:
+			if (o->json)
+				break;
+			if (o->line_open)
+				fputc('\n', o->f);
+			fputs(e->pre, o->f);
+			o->line_open = true;
+			o->item_first = true;
+			break;
+		case STAT_OBJ:
+			if (!o->json)
+				break;
+			json_sep(o);
+			fprintf(o->f, "\"%s\": {", e->json);
+			o->first[++o->depth] = true;
+			break;
+		case STAT_END:
+			if (!o->json)
+				break;
+			fputc('}', o->f);
+			o->depth--;
+			break;
+		case STAT_CUSTOM:
+			e->custom(o, src);
+			break;
+		default:
+			if (!o->json) {
+				if (e->pre && shown)
+					text_value(o, e, base + e->off);
+				break;
+			}
+			if (!e->json || (!shown && !e->null_otherwise))
+				break;
+			json_sep(o);
+			fprintf(o->f, "\"%s\": ", e->json);
+			if (shown)
+				json_value(o, e, base + e->off);
+			else
+				fputs("null", o->f);
+			break;
+		}
+	}
+}
+
+void stats_list_item(struct stats_out *o, const char *text,
+		     const char *json, uint64_t v)
+{
+	if (o->json) {
+		json_sep(o);
+		fprintf(o->f, "\"%s\": %llu", json, (unsigned long long)v);
+	} else {
+		fprintf(o->f, "%s%s %llu", o->item_first ? "" : ", ", text,
+			(unsigned long long)v);
+		o->item_first = false;
+	}
+}
+
+/* ---- the VM's table ------------------------------------------------------ */
+
+static void exits_items(struct stats_out *o, const void *src)
+{
+	const struct stats_all *s = src;
+	unsigned int k;
+
+	for (k = 0; k < STATS_NR_EXIT_REASONS; k++) {
+		const char *name = k == STATS_NR_EXIT_REASONS - 1 ? "other" :
+				   exit_reason_name(k);
+
+		if (s->v.exits[k])
+			stats_list_item(o, name, name, s->v.exits[k]);
+	}
+	stats_list_item(o, "EINTR", "EINTR", s->v.exits_intr);
+	stats_list_item(o, "memory fault", "memory_fault",
+			s->v.exits_memory_fault);
+}
+
+static void port_exits_items(struct stats_out *o, const void *src)
+{
+	const struct stats_all *s = src;
+	const struct vm *vm = s->vm;
+	unsigned int k;
+
+	for (k = 0; k < vm->nr_ports && k < ARRAY_SIZE(s->v.port_exits); k++)
+		stats_list_item(o, vm->ports[k].name, vm->ports[k].name,
+				s->v.port_exits[k]);
+}
+
+#define F(kind, pre, post, json, member) \
+	{ kind, pre, post, json, offsetof(struct stats_all, member) }
+#define LINE(label) { STAT_LINE, label }
+#define OBJ(name) { .kind = STAT_OBJ, .json = name }
+#define END { .kind = STAT_END }
+#define CUSTOM(fn) { .kind = STAT_CUSTOM, .custom = fn }
+
+/*
+ * The conversions are the one group whose formats are ordered differently:
+ * text has a line per direction (explicit and implicit on each), JSON an
+ * object per kind (both directions in each).  So each of their values has
+ * a text-only entry (CONV_TEXT, one direction) and a JSON-only one
+ * (CONV_JSON, one kind).
+ */
+#define CONV_TEXT(dir, to)						\
+	F(STAT_U64, dir ": explicit ", "", NULL, v.explicit_conv[to]),	\
+	F(STAT_U64, " (", " pages)", NULL, v.explicit_pages[to]),	\
+	F(STAT_U64, ", implicit ", "", NULL, v.implicit_conv[to]),	\
+	F(STAT_U64, " (", " pages)", NULL, v.implicit_pages[to])
+#define CONV_JSON(kind, conv, pages)					\
+	OBJ(kind),							\
+	F(STAT_U64, NULL, NULL, "to_private", conv[GMEM_PRIVATE]),	\
+	F(STAT_U64, NULL, NULL, "to_private_pages", pages[GMEM_PRIVATE]), \
+	F(STAT_U64, NULL, NULL, "to_shared", conv[GMEM_SHARED]),	\
+	F(STAT_U64, NULL, NULL, "to_shared_pages", pages[GMEM_SHARED]),	\
+	END
+static const struct stat_field vm_fields[] = {
+	LINE("run:          "),
+	F(STAT_U64, "", " vCPU", "vcpus", vcpus),
+	F(STAT_STR, "", "", NULL, vcpus_plural),
+	F(STAT_MIB, ", ", " MiB RAM", "ram_size", ram_size),
+	F(STAT_STR, ", ", " conversion", "mode", mode),
+	F(STAT_STR, ", implicit ", "", "implicit", implicit),
+	F(STAT_STR, ", hypercalls by ", "", "hypercall", hypercall),
+	F(STAT_SECONDS, ", ", " s", "seconds", seconds),
+
+	LINE("pages:        "),
+	OBJ("pages"),
+	F(STAT_U64, "", " private", "private", g.pages_private),
+	F(STAT_PAGES_MIB, " (", " MiB)", NULL, g.pages_private),
+	F(STAT_U64, ", ", " shared", "shared", g.pages_shared),
+	F(STAT_PAGES_MIB, " (", " MiB)", NULL, g.pages_shared),
+	F(STAT_U64, ", ", " of them unplugged", "unplugged",
+	  g.pages_unplugged),
+	F(STAT_U64, ", ", " runs", "runs", g.nr_runs),
+	F(STAT_U64, ", state map ", " bytes", "map_bytes", g.map_bytes),
+	END,
+
+	LINE("KVM_RUN:      "),
+	F(STAT_U64, "", " calls", "kvm_runs", v.runs),
+
+	LINE("exits:        "),
+	OBJ("exits"),
+	CUSTOM(exits_items),
+	END,
+
+	LINE("port exits:   "),
+	OBJ("port_exits"),
+	CUSTOM(port_exits_items),
+	END,
+
+	LINE("conversions:  "),
+	CONV_TEXT("to private", GMEM_PRIVATE),
+	LINE("              "),
+	CONV_TEXT("to shared", GMEM_SHARED),
+	LINE("              "),
+	OBJ("conversions"),
+	CONV_JSON("explicit", v.explicit_conv, v.explicit_pages),
+	CONV_JSON("implicit", v.implicit_conv, v.implicit_pages),
+	F(STAT_U64,
+	  "wrong-view exits that found the page already in the view used (a conversion raced them): ",
+	  "", "implicit_raced", v.implicit_raced),
+	END,
+
+	LINE("libgmem:      "),
+	OBJ("libgmem"),
+	F(STAT_U64, "to private ", "", "conversions_to_private",
+	  g.conversions_to_private),
+	F(STAT_U64, " (", " pages)", "pages_to_private", g.pages_to_private),
+	F(STAT_U64, ", to shared ", "", "conversions_to_shared",
+	  g.conversions_to_shared),
+	F(STAT_U64, " (", " pages)", "pages_to_shared", g.pages_to_shared),
+	F(STAT_U64, ", failed ", "", "conversions_failed",
+	  g.conversions_failed),
+	F(STAT_MIB, ", discarded ", " MiB", "bytes_discarded",
+	  g.bytes_discarded),
+	F(STAT_U64, "; plugs ", "", "plugs", g.plugs),
+	F(STAT_U64, ", unplugs ", "", "unplugs", g.unplugs),
+	LINE("reclaim:      "),
+	F(STAT_STR, "", "", NULL, reclaim),
+	F(STAT_MIB, ", ", " MiB pending", "reclaim_pending_bytes",
+	  g.reclaim_pending_bytes),
+	F(STAT_U64, ", ", " deferred punches done by a converting thread",
+	  "reclaim_sync_punches", g.reclaim_sync_punches),
+	END,
+
+	LINE("backing now:  "),
+	OBJ("backing_allocated"),
+	F(STAT_I64_MIB, "guest_memfd ", " MiB", "guest_memfd", alloc_gmem),
+	F(STAT_I64_MIB, ", shared ", " MiB", "shared", alloc_shared),
+	F(STAT_STR, "", "", NULL, in_place_note),
+	END,
+
+	LINE("hypercalls:   "),
+	OBJ("hypercalls"),
+	F(STAT_U64, "", "", "count", v.hypercalls),
+	F(STAT_U64, " (", " failed)", "failed", v.hypercalls_failed),
+	F(STAT_US, ", latency p50 ", " us", "latency_ns_p50", p50),
+	F(STAT_US, ", p99 ", " us (host side, exit to re-entry)",
+	  "latency_ns_p99", p99),
+	END,
+
+	LINE("busy:         "),
+	OBJ("busy"),
+	F(STAT_U64, "", " MAP_GPA_RANGE refused", "count", v.convert_busy),
+	{ STAT_HEX, " (-EAGAIN: a page in use), last busy GPA ", "",
+	  "last_gpa", offsetof(struct stats_all, v.busy_last_gpa),
+	  .has_when = true, .null_otherwise = true,
+	  .when = offsetof(struct stats_all, busy) },
+	F(STAT_U64, "; libgmem counts ", " busy conversions",
+	  "libgmem_conversions_busy", g.conversions_busy),
+	END,
+};
 
 void stats_print(struct vm *vm)
 {
+	struct stats_out o = { .f = stdout };
 	struct stats_all s;
 
 	if (vm->cfg->stats == STATS_NONE)
 		return;
 	gather(vm, &s);
-	if (vm->cfg->stats == STATS_JSON)
-		print_json(vm, &s);
-	else
-		print_text(vm, &s);
+	o.json = vm->cfg->stats == STATS_JSON;
+	o.first[0] = true;
+	fputs(o.json ? "{" : "--- gmvm stats ---\n", o.f);
+	stats_emit(&o, vm_fields, ARRAY_SIZE(vm_fields), &s);
+	devices_stats(vm, &o);
+	fputs(o.json ? "}\n" : o.line_open ? "\n" : "", o.f);
 	fflush(stdout);
 }

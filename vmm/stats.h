@@ -7,6 +7,8 @@
 #ifndef GMVM_STATS_H
 #define GMVM_STATS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* KVM exit reasons are small numbers; anything >= this counts as "other". */
@@ -50,5 +52,55 @@ void stats_hist_record(uint64_t *hist, uint64_t ns);
 
 struct vm;
 void stats_print(struct vm *vm);
+
+/*
+ * The --stats output is described by tables of struct stat_field, one
+ * entry per value, and each table drives both formats: the text lines
+ * (label, then each value between its pre and post text) and the JSON
+ * object (each value under its key, objects nested with STAT_OBJ and
+ * STAT_END).  A value that only one format shows has no pre (JSON only)
+ * or no key (text only).  Devices print their own section the same way
+ * (struct device's stats hook).
+ */
+enum stat_kind {
+	STAT_U64,	/* uint64_t: text %llu, JSON %llu */
+	STAT_HEX,	/* uint64_t: text %#llx, JSON %llu */
+	STAT_MIB,	/* uint64_t bytes: text %.1f MiB, JSON %llu bytes */
+	STAT_PAGES_MIB,	/* uint64_t pages: text %.1f MiB */
+	STAT_US,	/* uint64_t ns: text %.1f us, JSON %llu ns */
+	STAT_I64_MIB,	/* int64_t bytes, < 0 unknown: text %.1f (-1.0),
+			   JSON %lld */
+	STAT_SECONDS,	/* double: text %.3f, JSON %.6f */
+	STAT_STR,	/* const char *: text %s, JSON "%s" */
+	STAT_BOOL,	/* bool: text yes/no, JSON true/false */
+	STAT_INT,	/* int: %d */
+	STAT_LINE,	/* text: end the line, start one with pre */
+	STAT_OBJ,	/* JSON: open the object named json */
+	STAT_END,	/* JSON: close it */
+	STAT_CUSTOM,	/* custom() prints it, in either format */
+};
+
+struct stats_out;
+
+struct stat_field {
+	enum stat_kind kind;
+	const char *pre;	/* text before the value (NULL: JSON only) */
+	const char *post;	/* text after it */
+	const char *json;	/* JSON key (NULL: text only) */
+	size_t off;		/* of the value in the table's source */
+	/* If has_when: shown only when the bool at @when is true; else
+	 * JSON says null (null_otherwise) or leaves the key out. */
+	bool has_when;
+	bool null_otherwise;
+	size_t when;
+	void (*custom)(struct stats_out *out, const void *src);
+};
+
+/* Print the values of @src that table @t[@n] describes. */
+void stats_emit(struct stats_out *out, const struct stat_field *t, size_t n,
+		const void *src);
+/* For custom entries: one "name value" of a list ("exits: a 1, b 2"). */
+void stats_list_item(struct stats_out *out, const char *text,
+		     const char *json, uint64_t v);
 
 #endif /* GMVM_STATS_H */

@@ -14,7 +14,7 @@
  *      gmem_create: one RAM region [0, ram_size) at GPA 0, all pages
  *      private (or shared with --init-shared), shared_base as libgmem
  *      reports it (0 for a native backend: one view);
- *   4. devices (console, exit, doorbell, DMA test device + its listener);
+ *   4. devices, each as it describes itself (devices/devices.c);
  *   5. launch: place gmvm's structures after the image; with
  *      --init-shared, convert [0, free_start) to private first (the ABI
  *      puts the image and gmvm's structures in private memory, so the one
@@ -27,7 +27,7 @@
  *   7. exit status: the first vm_stop() wins; if none was called, every
  *      vCPU parked in hlt: 126;
  *   8. audit libgmem's invariants (a violation is 125: a bug never passes
- *      silently), check the DMA IOMMU, print --stats, tear down.
+ *      silently), check the devices, print --stats, tear down.
  *
  * Shared state and locking: see gmvm.h.  The main thread waits for the
  * vCPU threads in ppoll() on vm->done_fd (not pthread_join) so that it can
@@ -36,7 +36,6 @@
  * a joined thread.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,85 +49,6 @@
 #include "gmvm.h"
 #include "devices/devices.h"
 #include "loader.h"
-
-void gmvm_err(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("gmvm: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-int kvm_open(int *fd, bool quiet)
-{
-	int ret;
-
-	*fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (*fd >= 0)
-		return 0;
-	ret = -errno;
-	if (!quiet)
-		gmvm_err("/dev/kvm: %s (%s)", strerror(errno),
-			 errno == ENOENT ? "KVM is not available on this host" :
-			 errno == EACCES ? "no permission to use KVM" :
-			 "cannot use KVM");
-	return ret;
-}
-
-/* What gmvm itself needs from KVM (libgmem checks its own needs). */
-static const struct {
-	long cap;
-	long min;
-	const char *name;
-	const char *why;
-} required_caps[] = {
-	{ KVM_CAP_USER_MEMORY, 1, "KVM_CAP_USER_MEMORY", "memslots" },
-	{ KVM_CAP_USER_MEMORY2, 1, "KVM_CAP_USER_MEMORY2",
-	  "guest_memfd memslots" },
-	{ KVM_CAP_GUEST_MEMFD, 1, "KVM_CAP_GUEST_MEMFD",
-	  "private memory" },
-	{ KVM_CAP_NR_MEMSLOTS, 2, "KVM_CAP_NR_MEMSLOTS>=2",
-	  "one memslot per view" },
-	{ KVM_CAP_EXT_CPUID, 1, "KVM_CAP_EXT_CPUID",
-	  "KVM_GET_SUPPORTED_CPUID" },
-	{ KVM_CAP_IMMEDIATE_EXIT, 1, "KVM_CAP_IMMEDIATE_EXIT",
-	  "stopping vCPUs without a race" },
-};
-
-int vm_missing_caps(int fd, char *buf, size_t len)
-{
-	size_t off = 0;
-	unsigned int i;
-	int missing = 0;
-
-	if (len)
-		buf[0] = '\0';
-	for (i = 0; i < ARRAY_SIZE(required_caps); i++) {
-		int r = ioctl(fd, KVM_CHECK_EXTENSION, required_caps[i].cap);
-
-		if (r >= required_caps[i].min)
-			continue;
-		missing++;
-		if (off < len)
-			off += (size_t)snprintf(buf + off, len - off,
-						"%s%s (%s)", missing > 1 ?
-						", " : "",
-						required_caps[i].name,
-						required_caps[i].why);
-	}
-	return missing;
-}
 
 /* vm_stop(), saying whether this call was the first (and so decided). */
 static bool stop_va(struct vm *vm, int status, const char *fmt, va_list ap)
@@ -202,20 +122,6 @@ bool vm_stopping(struct vm *vm)
 	return __atomic_load_n(&vm->stop_flag, __ATOMIC_ACQUIRE);
 }
 
-int vm_register_ports(struct vm *vm, const struct port_handler *h)
-{
-	unsigned int i;
-
-	if (h->first > h->last || vm->nr_ports == VM_MAX_PORT_HANDLERS)
-		return -EINVAL;
-	for (i = 0; i < vm->nr_ports; i++)
-		if (h->first <= vm->ports[i].last &&
-		    vm->ports[i].first <= h->last)
-			return -EBUSY;
-	vm->ports[vm->nr_ports++] = *h;
-	return 0;
-}
-
 static int vm_open_kvm(struct vm *vm)
 {
 	char missing[512];
@@ -267,35 +173,6 @@ static int vm_open_kvm(struct vm *vm)
 		return ret;
 	}
 	vm->vmcall = hypercall_vmcall_works(vm->kvm_fd, NULL);
-	return 0;
-}
-
-/*
- * The backend gmvm runs in @mode on a VM with @caps.  libgmem's choice
- * (gmem_pick_backend(), *lib_backend / *lib_why) where gmvm can use it;
- * but gmvm writes the image, boot structures and page tables into private
- * memory from the host (gmem_access(..., GMEM_PRIVATE)), which the native
- * backends do not allow (KVM alone reaches private pages there), so gmvm
- * runs the emulated backend whatever libgmem prefers.  0 and *backend,
- * *why; or libgmem's -errno (no guest_memfd) with *why.
- */
-int vm_choose_backend(const struct gmem_vm_caps *caps, enum gmem_mode mode,
-		      enum gmem_backend *lib_backend, const char **lib_why,
-		      enum gmem_backend *backend, const char **why)
-{
-	int ret;
-
-	*lib_why = NULL;
-	ret = gmem_pick_backend(caps, mode, lib_backend, lib_why);
-	*why = *lib_why;
-	if (ret)
-		return ret;
-	*backend = *lib_backend;
-	if (*backend != GMEM_BACKEND_EMULATED) {
-		*backend = GMEM_BACKEND_EMULATED;
-		*why = "gmvm loads the guest through the host's private view, "
-		       "which a native backend does not offer";
-	}
 	return 0;
 }
 
@@ -397,23 +274,6 @@ static int vm_create_memory(struct vm *vm)
 		return -EINVAL;
 	}
 	return 0;
-}
-
-static int vm_init_devices(struct vm *vm)
-{
-	int ret;
-
-	ret = console_init(vm);
-	if (!ret)
-		ret = exit_dev_init(vm);
-	if (!ret)
-		ret = hypercall_init(vm);
-	if (ret) {
-		gmvm_err("setting up devices: %s", strerror(-ret));
-		return ret;
-	}
-	/* Prints its own error (the device process may say more). */
-	return dmatest_init(vm);
 }
 
 static int vm_launch(struct vm *vm, const struct elf_image *img)
@@ -553,7 +413,7 @@ static int vm_finish(struct vm *vm, int status)
 	char msg[512] = "";
 	int ret;
 
-	console_flush(vm);
+	devices_flush(vm);
 	if (vm->stop_msg[0])
 		gmvm_err("%s", vm->stop_msg);
 
@@ -567,10 +427,10 @@ static int vm_finish(struct vm *vm, int status)
 			 strerror(-ret), msg[0] ? ": " : "", msg);
 		status = GM_EXIT_HOST_ERROR;
 	}
-	if (dmatest_check(vm))
+	if (devices_check(vm))
 		status = GM_EXIT_HOST_ERROR;
 	stats_print(vm);
-	if (dmatest_teardown(vm))
+	if (devices_teardown(vm))
 		status = GM_EXIT_HOST_ERROR;
 	/* A run the guest did not end: say that its memory was checked,
 	 * once nothing can still fail. */
@@ -615,7 +475,7 @@ int vm_run(const struct vm_config *cfg)
 		goto err_kvm;
 	if (vm_create_memory(vm))
 		goto err_gmem;
-	if (vm_init_devices(vm))
+	if (devices_init(vm))
 		goto err_devices;
 	if (vm_launch(vm, &img))
 		goto err_devices;
@@ -631,8 +491,7 @@ err_vcpus:
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(vm, &vm->vcpus[i]);
 err_devices:
-	dmatest_destroy(vm);
-	console_destroy(vm);
+	devices_destroy(vm);
 err_gmem:
 	if (vm->gmem)
 		gmem_destroy(vm->gmem);

@@ -135,17 +135,17 @@ void fuzz_vm_init(struct fuzz_vm *f, const struct fuzz_vm_opts *o,
 			  (unsigned long long)o->ram_size, strerror(-ret));
 	vm->shared_base = gmem_shared_base(vm->gmem);
 	/* No console: guest output would only be noise here. */
-	FUZZ_ASSERT(!exit_dev_init(vm));
-	FUZZ_ASSERT(!hypercall_init(vm));
+	FUZZ_ASSERT(!device_add(vm, &exit_port_device));
+	FUZZ_ASSERT(!device_add(vm, &doorbell_device));
 	if (dmatest)
-		FUZZ_ASSERT(!dmatest_init(vm));
+		FUZZ_ASSERT(!device_add(vm, &dma_test_device));
 }
 
 void fuzz_vm_destroy(struct fuzz_vm *f)
 {
 	struct vm *vm = &f->vm;
 
-	dmatest_destroy(vm);
+	devices_destroy(vm);
 	gmem_destroy(vm->gmem);
 	pthread_cond_destroy(&vm->gate_cond);
 	pthread_mutex_destroy(&vm->gate_lock);
@@ -249,8 +249,8 @@ void fuzz_vm_check(struct fuzz_vm *f)
 	ret = gmem_audit(f->vm.gmem, msg, sizeof(msg));
 	if (ret)
 		fuzz_fail("gmem_audit: %s (%s)", strerror(-ret), msg);
-	if (dmatest_check(&f->vm))
-		fuzz_fail("dmatest_check failed (see above)");
+	if (devices_check(&f->vm))
+		fuzz_fail("the DMA device's check failed (see above)");
 }
 
 uint8_t fuzz_vm_opts_read(struct fuzz_in *in, struct fuzz_vm_opts *o)

@@ -1,65 +1,84 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The guest's devices (guest ABI section 7), all on I/O ports.
+ * The guest's devices (guest ABI section 7), all on I/O ports, and how
+ * they plug into the VM.
+ *
+ * Every device describes itself in one struct device: its port range and
+ * handler, and hooks for each moment of a run where the VM needs it.  The
+ * VM knows no device by name: devices.c lists them (gmvm_devices[]) and
+ * calls each hook in that order (destroy in reverse), so adding a device
+ * is one descriptor and one line in that list.
+ *
+ * A hook a device does not need is NULL.  Every hook but io runs on the
+ * main thread; io runs on a vCPU thread, with the device's own lock to
+ * take (see each device).
  */
 #ifndef GMVM_DEVICES_H
 #define GMVM_DEVICES_H
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 
-#include <gmem/gmem.h>
+#include "../gmvm.h"
 
-#include "gmvm/abi.h"
+struct stats_out;
 
-struct vm;
+struct device {
+	const char *name;	/* its ports' name (--stats port exits) */
+	uint16_t first;		/* its I/O ports, [first, last] */
+	uint16_t last;
+	bool no_string;		/* rep ins/outs (count > 1) is a guest fault */
+	port_fn io;		/* called with opaque = the device's state */
 
-/* exit.c: the exit port. */
-int exit_dev_init(struct vm *vm);
-
-/* serial.c: COM1, output only. */
-int console_init(struct vm *vm);
-void console_flush(struct vm *vm);
-void console_destroy(struct vm *vm);
-
-/*
- * dmatest.c: the DMA test device, behind a libgmem DMA mapper whose
- * backend is either gmvm's own software IOMMU (internal) or a device
- * process (external, dmadev.c).
- */
-int dmatest_init(struct vm *vm);
-/*
- * At exit, before gmem_destroy: forget pins, destroy the mapper (which
- * unmaps everything, forced), check that the backend ended up empty and,
- * for an external device, stop the process.  -EUCLEAN (message printed)
- * if something was left or the process did not exit cleanly.
- */
-int dmatest_teardown(struct vm *vm);
-void dmatest_destroy(struct vm *vm);
-/*
- * 0, or -EUCLEAN with a message printed if the backend got requests a
- * correct mapper never makes, or gmem_dma_mapper_validate() fails (its
- * mappings are not the layout of the reachable pages, or the backend does
- * not hold exactly them: for an external device, its real mappings).
- * Thread-safe: may be called from any thread at any time.
- */
-int dmatest_check(struct vm *vm);
-
-struct dmatest_stats {
-	uint64_t commands[5];	/* by CMD 1..4; [0] unknown */
-	uint64_t faults;	/* STATUS 1 */
-	uint64_t bad;		/* STATUS 2 */
-	uint64_t no_resources;	/* STATUS 3: PIN with the pin table full */
-	uint64_t bytes;		/* FILLed or CHECKSUMed */
-	uint64_t bad_accesses;	/* wrong size or alignment */
-	bool external;		/* a device process */
-	int pid;		/* external: its pid */
-	bool died;		/* external: it died during the run */
-	/* The mapper's counters (the last ones if it was destroyed). */
-	struct gmem_dma_stats dma;
+	/*
+	 * Set up: 0 and *state, or -errno.  With says_why, init has printed
+	 * its own error line; else the VM prints "setting up devices: ...".
+	 */
+	int (*init)(struct vm *vm, void **state);
+	bool says_why;
+	/* Flush output before gmvm prints a message of its own. */
+	void (*flush)(void *state);
+	/*
+	 * Audit (after the run, and after every change with --audit each):
+	 * 0, or -EUCLEAN with a message printed.  Thread-safe.
+	 */
+	int (*check)(void *state);
+	/* Its section of --stats, after the VM's own. */
+	void (*stats)(void *state, struct stats_out *out);
+	/*
+	 * At exit, after --stats, before guest memory is destroyed: 0, or
+	 * -EUCLEAN with a message printed if it was left inconsistent.
+	 */
+	int (*teardown)(void *state);
+	/* Free everything (also after a failed start).  NULL state: none. */
+	void (*destroy)(void *state);
 };
 
-void dmatest_get_stats(struct vm *vm, struct dmatest_stats *st);
+/* A device on the I/O ports [@first, @last], named @name in --stats. */
+#define DEVICE_PORTS(dev_name, dev_first, dev_last) \
+	.name = (dev_name), .first = (dev_first), .last = (dev_last)
+
+/* The devices, by file. */
+extern const struct device serial_device;	/* serial.c: COM1 */
+extern const struct device exit_port_device;	/* exit_port.c */
+extern const struct device doorbell_device;	/* hypercall.c */
+extern const struct device dma_test_device;	/* dma_device.c */
+
+/*
+ * devices.c: the VM's side.  device_add() sets one device up and
+ * registers its ports (-errno, printing nothing); devices_init() adds
+ * every device of gmvm_devices[], in order, and prints what failed.  The
+ * others call the hook of every added device that has it.
+ */
+int device_add(struct vm *vm, const struct device *dev);
+int devices_init(struct vm *vm);
+void devices_flush(struct vm *vm);
+int devices_check(struct vm *vm);
+void devices_stats(struct vm *vm, struct stats_out *out);
+int devices_teardown(struct vm *vm);
+void devices_destroy(struct vm *vm);
+
+/* dma_process.c: `gmvm dma-device`, internal, started by gmvm itself. */
+int dma_process_main(int argc, char **argv);
 
 #endif /* GMVM_DEVICES_H */

@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../gmvm.h"
 #include "devices.h"
 
 struct console {
@@ -85,14 +84,8 @@ next:
 	return EXIT_RESUME;
 }
 
-int console_init(struct vm *vm)
+static int console_init(struct vm *vm, void **state)
 {
-	struct port_handler h = {
-		.first = GM_PORT_COM1,
-		.last = GM_PORT_COM1_LAST,
-		.name = "console",
-		.fn = serial_port,
-	};
 	struct console *con;
 	int ret;
 
@@ -100,44 +93,37 @@ int console_init(struct vm *vm)
 	if (!con)
 		return -ENOMEM;
 	ret = -pthread_mutex_init(&con->lock, NULL);
-	if (ret)
-		goto err_con;
-	h.opaque = con;
-	ret = vm_register_ports(vm, &h);
-	if (ret)
-		goto err_lock;
-	vm->console = con;
+	if (ret) {
+		free(con);
+		return ret;
+	}
+	*state = con;
 	return 0;
-
-err_lock:
-	pthread_mutex_destroy(&con->lock);
-err_con:
-	free(con);
-	return ret;
 }
 
-void console_flush(struct vm *vm)
+static void console_flush(void *state)
 {
-	struct console *con = vm->console;
+	struct console *con = state;
 
-	if (!con) {
-		fflush(stdout);
-		return;
-	}
 	pthread_mutex_lock(&con->lock);
 	if (!con->broken && fflush(stdout) == EOF)
 		console_broken(con);
 	pthread_mutex_unlock(&con->lock);
 }
 
-void console_destroy(struct vm *vm)
+static void console_destroy(void *state)
 {
-	struct console *con = vm->console;
+	struct console *con = state;
 
-	if (!con)
-		return;
-	console_flush(vm);
+	console_flush(con);
 	pthread_mutex_destroy(&con->lock);
 	free(con);
-	vm->console = NULL;
 }
+
+const struct device serial_device = {
+	DEVICE_PORTS("console", GM_PORT_COM1, GM_PORT_COM1_LAST),
+	.io = serial_port,
+	.init = console_init,
+	.flush = console_flush,
+	.destroy = console_destroy,
+};

@@ -90,6 +90,15 @@ static bool range_ok(const struct swiommu *s, uint64_t iova, uint64_t len)
 	       len <= s->limit - iova;
 }
 
+/* range_ok(), counting a bad range (a violation): 0 or -EINVAL. */
+static int check_range(struct swiommu *s, uint64_t iova, uint64_t len)
+{
+	if (range_ok(s, iova, len))
+		return 0;
+	s->st.bad_ranges++;
+	return -EINVAL;
+}
+
 static bool intersects_page(const struct swiommu_range *r, uint64_t start,
 			    uint64_t end)
 {
@@ -152,11 +161,9 @@ int swiommu_map(struct swiommu *s, uint64_t iova, uint64_t len,
 	int ret = 0;
 
 	pthread_mutex_lock(&s->lock);
-	if (!range_ok(s, iova, len)) {
-		s->st.bad_ranges++;
-		ret = -EINVAL;
+	ret = check_range(s, iova, len);
+	if (ret)
 		goto out;
-	}
 	if (find(s, iova, iova + len)) {
 		s->st.map_overlaps++;
 		ret = -EINVAL;
@@ -191,11 +198,9 @@ int swiommu_unmap(struct swiommu *s, uint64_t iova, uint64_t len,
 	int ret = 0;
 
 	pthread_mutex_lock(&s->lock);
-	if (!range_ok(s, iova, len)) {
-		s->st.bad_ranges++;
-		ret = -EINVAL;
+	ret = check_range(s, iova, len);
+	if (ret)
 		goto out;
-	}
 	r = holding(s, iova);
 	if (!r || r->start != iova || r->end != iova + len) {
 		s->st.unmap_mismatches++;
@@ -284,11 +289,9 @@ int swiommu_merge(struct swiommu *s, uint64_t iova, uint64_t len,
 	int ret = 0;
 
 	pthread_mutex_lock(&s->lock);
-	if (!range_ok(s, iova, len)) {
-		s->st.bad_ranges++;
-		ret = -EINVAL;
+	ret = check_range(s, iova, len);
+	if (ret)
 		goto out;
-	}
 	first = holding(s, iova);
 	cur = first;
 	if (first && first->start == iova) {
@@ -352,24 +355,25 @@ bool swiommu_is_mapped(struct swiommu *s, uint64_t start, uint64_t len,
 	return ret;
 }
 
-uint64_t swiommu_busy_gpa(struct swiommu *s)
+/* One field of @s, read under its lock. */
+static uint64_t read_locked(struct swiommu *s, const uint64_t *field)
 {
-	uint64_t gpa;
+	uint64_t v;
 
 	pthread_mutex_lock(&s->lock);
-	gpa = s->busy_gpa;
+	v = *field;
 	pthread_mutex_unlock(&s->lock);
-	return gpa;
+	return v;
+}
+
+uint64_t swiommu_busy_gpa(struct swiommu *s)
+{
+	return read_locked(s, &s->busy_gpa);
 }
 
 uint64_t swiommu_unmap_seq(struct swiommu *s)
 {
-	uint64_t seq;
-
-	pthread_mutex_lock(&s->lock);
-	seq = s->unmap_seq;
-	pthread_mutex_unlock(&s->lock);
-	return seq;
+	return read_locked(s, &s->unmap_seq);
 }
 
 int swiommu_pin(struct swiommu *s, uint64_t start, uint64_t len)

@@ -127,7 +127,7 @@ uint64_t swiommu_violations(const struct swiommu_stats *st);
 
 /*
  * One line describing the violations in @st ("" if none), e.g. for
- * dmatest_check().  Returns @buf.
+ * the DMA device's check.  Returns @buf.
  */
 char *swiommu_describe(const struct swiommu_stats *st, char *buf,
 		       size_t len);

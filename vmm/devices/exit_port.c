@@ -4,7 +4,6 @@
  * eax & 0xff.  Any write size is accepted (the low byte is the status);
  * a read is not defined by the ABI and is a guest fault.
  */
-#include "../gmvm.h"
 #include "devices.h"
 
 static enum exit_action exit_port(struct vcpu *vcpu, void *opaque,
@@ -19,15 +18,8 @@ static enum exit_action exit_port(struct vcpu *vcpu, void *opaque,
 	return vm_stop(vcpu->vm, data[0], NULL);
 }
 
-int exit_dev_init(struct vm *vm)
-{
-	static const struct port_handler h = {
-		.first = GM_PORT_EXIT,
-		.last = GM_PORT_EXIT,
-		.name = "exit",
-		.no_string = true,
-		.fn = exit_port,
-	};
-
-	return vm_register_ports(vm, &h);
-}
+const struct device exit_port_device = {
+	DEVICE_PORTS("exit", GM_PORT_EXIT, GM_PORT_EXIT),
+	.no_string = true,
+	.io = exit_port,
+};

@@ -8,9 +8,9 @@
  * unmap, cut and merge).  The mapper's backend is
  *  - internal (default): swiommu, gmvm's strict software IOMMU; commands
  *    run here, checked against it, copying with gmem_access();
- *  - external (--dmatest=external): a device process (dmadev.c) that maps
- *    the shared backing only where the mapper says, and runs the commands
- *    itself on its own mappings.
+ *  - external (--dmatest=external): a device process (dma_process.c,
+ *    driven by dma_remote.c) that maps the shared backing only where the
+ *    mapper says, and runs the commands itself on its own mappings.
  * A command checks the device's mappings, never the page-state map, so a
  * wrong or missing notification shows up as a wrong device result (or as
  * the inconsistency errors below), not as a silently correct one.
@@ -45,10 +45,10 @@
  *
  * Locking: dev->lock protects the registers and serialises commands (a
  * command runs to completion before the `out` to CMD returns).  It is held
- * across gmem_access() and dmadev_command(); libgmem never takes it (the
+ * across gmem_access() and dma_remote_command(); libgmem never takes it (the
  * mapper's ops take only the IOMMU's or the device channel's leaf lock),
  * so there is no cycle.  mapper_lock guards the mapper pointer: readers
- * (dmatest_check, stats) hold it across their use, and the mapper is
+ * (dma_check, stats) hold it across their use, and the mapper is
  * destroyed only after it was taken out under the write lock, outside
  * it, and never from inside a mapper callback (libgmem's whole-RAM range
  * lock): by the device's death monitor, or at teardown.
@@ -57,12 +57,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../gmvm.h"
 #include "devices.h"
-#include "dmadev.h"
+#include "dma_remote.h"
+#include "../stats.h"
 #include "swiommu.h"
 
-struct dmatest {
+/* What --stats shows of the device (a snapshot, see dma_get_stats()). */
+struct dma_stats {
+	uint64_t commands[5];	/* by CMD 1..4; [0] unknown */
+	uint64_t faults;	/* STATUS 1 */
+	uint64_t bad;		/* STATUS 2 */
+	uint64_t no_resources;	/* STATUS 3: PIN with the pin table full */
+	uint64_t bytes;		/* FILLed or CHECKSUMed */
+	uint64_t bad_accesses;	/* wrong size or alignment */
+	bool external;		/* a device process */
+	int pid;		/* external: its pid */
+	bool died;		/* external: it died during the run */
+	/* The mapper's counters (the last ones if it was destroyed). */
+	struct gmem_dma_stats dma;
+	/* How the text says it. */
+	const char *backend;
+	const char *backend_note;
+	const char *died_note;
+};
+
+struct dma_dev {
 	struct vm *vm;
 	pthread_mutex_t lock;	/* registers, buf, stats; held by commands */
 	uint32_t addr_lo;
@@ -73,12 +92,12 @@ struct dmatest {
 	uint32_t result;
 	uint8_t *buf;		/* bounce buffer, grown up to GM_DMA_MAX_LEN */
 	size_t buf_len;
-	struct dmatest_stats stats;
+	struct dma_stats stats;
 
 	bool external;
 	struct swiommu iommu;	/* internal: the device's IOMMU */
 	bool iommu_ready;
-	struct dmadev *ext;	/* external: the device process */
+	struct dma_remote *ext;	/* external: the device process */
 
 	pthread_rwlock_t mapper_lock;	/* mapper, last_dma */
 	struct gmem_dma_mapper *mapper;
@@ -89,7 +108,7 @@ struct dmatest {
 
 static int iommu_map(void *data, uint64_t iova, uint64_t len)
 {
-	struct dmatest *d = data;
+	struct dma_dev *d = data;
 
 	return swiommu_map(&d->iommu, iova, len, 0);
 }
@@ -97,7 +116,7 @@ static int iommu_map(void *data, uint64_t iova, uint64_t len)
 static int iommu_unmap(void *data, uint64_t iova, uint64_t len,
 		       unsigned int flags)
 {
-	struct dmatest *d = data;
+	struct dma_dev *d = data;
 
 	return swiommu_unmap(&d->iommu, iova, len,
 			     flags & GMEM_DISCARD_FORCED);
@@ -106,7 +125,7 @@ static int iommu_unmap(void *data, uint64_t iova, uint64_t len,
 static int iommu_cut(void *data, uint64_t m_iova, uint64_t m_len,
 		     uint64_t iova, uint64_t len, unsigned int flags)
 {
-	struct dmatest *d = data;
+	struct dma_dev *d = data;
 
 	return swiommu_cut(&d->iommu, m_iova, m_len, iova, len,
 			   flags & GMEM_DISCARD_FORCED);
@@ -114,7 +133,7 @@ static int iommu_cut(void *data, uint64_t m_iova, uint64_t m_len,
 
 static int iommu_merge(void *data, uint64_t iova, uint64_t len)
 {
-	struct dmatest *d = data;
+	struct dma_dev *d = data;
 
 	return swiommu_merge(&d->iommu, iova, len, 0);
 }
@@ -123,7 +142,7 @@ static int iommu_report(void *data,
 			int (*fn)(void *arg, uint64_t iova, uint64_t len),
 			void *arg)
 {
-	struct dmatest *d = data;
+	struct dma_dev *d = data;
 
 	return swiommu_report(&d->iommu, fn, arg);
 }
@@ -143,7 +162,7 @@ static const struct gmem_dma_ops iommu_dma_ops = {
  * Take the mapper out (keeping its last counters) and destroy it.  Never
  * from a mapper or listener callback.
  */
-static void drop_mapper(struct dmatest *d)
+static void drop_mapper(struct dma_dev *d)
 {
 	struct gmem_dma_mapper *m;
 
@@ -168,7 +187,7 @@ static void device_died(void *arg)
 /* ---- commands ----------------------------------------------------------- */
 
 /* FILL or CHECKSUM in gmvm, with dev->lock held. */
-static enum exit_action dma_transfer(struct vcpu *vcpu, struct dmatest *d,
+static enum exit_action dma_transfer(struct vcpu *vcpu, struct dma_dev *d,
 				     uint32_t cmd, uint64_t addr,
 				     uint64_t len)
 {
@@ -224,7 +243,7 @@ fault:
 }
 
 /* PIN or UNPIN in gmvm's IOMMU: the STATUS. */
-static uint32_t dma_pin(struct dmatest *d, uint32_t cmd, uint64_t addr,
+static uint32_t dma_pin(struct dma_dev *d, uint32_t cmd, uint64_t addr,
 			uint64_t len)
 {
 	int ret;
@@ -239,7 +258,7 @@ static uint32_t dma_pin(struct dmatest *d, uint32_t cmd, uint64_t addr,
 }
 
 /* A write to CMD, with dev->lock held. */
-static enum exit_action dma_command(struct vcpu *vcpu, struct dmatest *d,
+static enum exit_action dma_command(struct vcpu *vcpu, struct dma_dev *d,
 				    uint32_t cmd)
 {
 	uint64_t addr = ((uint64_t)d->addr_hi << 32) | d->addr_lo;
@@ -260,9 +279,10 @@ static enum exit_action dma_command(struct vcpu *vcpu, struct dmatest *d,
 	if (!d->external) {
 		d->status = dma_pin(d, cmd, addr, len);
 	} else {
-		d->status = (uint32_t)dmadev_command(d->ext, cmd, addr, len,
-						     (uint8_t)d->pattern,
-						     &result);
+		d->status = (uint32_t)dma_remote_command(d->ext, cmd, addr,
+							 len,
+							 (uint8_t)d->pattern,
+							 &result);
 		if (d->status == GM_DMA_OK && cmd == GM_DMA_CMD_CHECKSUM)
 			d->result = result;
 		if (d->status == GM_DMA_OK && cmd <= GM_DMA_CMD_CHECKSUM)
@@ -281,7 +301,7 @@ static enum exit_action dma_port(struct vcpu *vcpu, void *opaque,
 				 uint16_t port, bool out, unsigned int size,
 				 uint8_t *data)
 {
-	struct dmatest *d = opaque;
+	struct dma_dev *d = opaque;
 	enum exit_action act = EXIT_RESUME;
 	uint32_t val = 0;
 
@@ -320,24 +340,18 @@ out:
 	return act;
 }
 
-int dmatest_init(struct vm *vm)
+static int dma_init(struct vm *vm, void **state)
 {
-	struct port_handler h = {
-		.first = GM_PORT_DMA,
-		.last = GM_PORT_DMA_LAST,
-		.name = "dmatest",
-		.fn = dma_port,
-	};
 	struct gmem_dma_mapper_config mc = {
 		.size = sizeof(mc),
 	};
 	struct gmem_region_info ram = GMEM_INIT(struct gmem_region_info);
 	const char *step = "out of memory";
 	struct gmem_dma_mapper *m;
-	struct dmatest *d;
+	struct dma_dev *d;
 	int ret = -ENOMEM;
 
-	/* Every failure prints one line, here or in dmadev_start(). */
+	/* Every failure prints one line, here or in dma_remote_start(). */
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		goto err_print;
@@ -362,13 +376,13 @@ int dmatest_init(struct vm *vm)
 			ret = -EINVAL;	/* one region at GPA 0 is all gmvm makes */
 		if (ret)
 			goto err_rwlock;
-		ret = dmadev_start(ram.shared_fd, ram.shared_offset,
-				   vm->ram_size, device_died, d, &d->ext);
+		ret = dma_remote_start(ram.shared_fd, ram.shared_offset,
+				       vm->ram_size, device_died, d, &d->ext);
 		if (ret) {
 			step = NULL;	/* said */
 			goto err_rwlock;
 		}
-		mc.ops = &dmadev_dma_ops;
+		mc.ops = &dma_remote_ops;
 		mc.data = d->ext;
 	} else {
 		step = "its IOMMU";
@@ -388,23 +402,14 @@ int dmatest_init(struct vm *vm)
 	d->mapper = m;
 	pthread_rwlock_unlock(&d->mapper_lock);
 	/* Died while the mapper was made: its monitor found none to drop. */
-	if (d->ext && dmadev_died(d->ext))
+	if (d->ext && dma_remote_died(d->ext))
 		drop_mapper(d);
-	step = "registering its ports";
-	h.opaque = d;
-	ret = vm_register_ports(vm, &h);
-	if (ret)
-		goto err_mapper;
-	vm->dma = d;
+	*state = d;
 	return 0;
 
-err_mapper:
-	if (d->ext)
-		dmadev_stop_monitor(d->ext);
-	drop_mapper(d);
 err_backend:
 	if (d->ext)
-		dmadev_stop(d->ext);
+		dma_remote_stop(d->ext);
 	if (d->iommu_ready)
 		swiommu_destroy(&d->iommu);
 err_rwlock:
@@ -420,20 +425,20 @@ err_print:
 	return ret;
 }
 
-/* The backend's violation counters and what they say, for dmatest_check. */
-static void backend_stats(struct dmatest *d, struct swiommu_stats *st,
+/* The backend's violation counters and what they say, for dma_check(). */
+static void backend_stats(struct dma_dev *d, struct swiommu_stats *st,
 			  uint64_t *device_refused)
 {
 	*device_refused = 0;
 	if (d->external)
-		dmadev_get_stats(d->ext, st, device_refused);
+		dma_remote_get_stats(d->ext, st, device_refused);
 	else
 		swiommu_get_stats(&d->iommu, st);
 }
 
-int dmatest_check(struct vm *vm)
+static int dma_check(void *state)
 {
-	struct dmatest *d = vm->dma;
+	struct dma_dev *d = state;
 	uint64_t device_refused;
 	struct swiommu_stats st;
 	char msg[512];
@@ -450,7 +455,7 @@ int dmatest_check(struct vm *vm)
 	}
 	if (device_refused) {
 		gmvm_err("DMA device process (pid %d) refused %llu mapping requests that gmvm's mirror of its mappings allowed: the two disagree",
-			 (int)dmadev_pid(d->ext),
+			 (int)dma_remote_pid(d->ext),
 			 (unsigned long long)device_refused);
 		ret = -EUCLEAN;
 	}
@@ -466,9 +471,9 @@ int dmatest_check(struct vm *vm)
 	return ret;
 }
 
-int dmatest_teardown(struct vm *vm)
+static int dma_teardown(void *state)
 {
-	struct dmatest *d = vm->dma;
+	struct dma_dev *d = state;
 	struct swiommu_stats before, after;
 	uint64_t refused;
 	int ret = 0;
@@ -476,7 +481,7 @@ int dmatest_teardown(struct vm *vm)
 	if (!d)
 		return 0;
 	if (d->external)
-		dmadev_stop_monitor(d->ext);
+		dma_remote_stop_monitor(d->ext);
 	else
 		swiommu_teardown(&d->iommu);
 	backend_stats(d, &before, &refused);
@@ -493,21 +498,19 @@ int dmatest_teardown(struct vm *vm)
 		ret = -EUCLEAN;
 	}
 	if (d->external) {
-		if (dmadev_check_empty(d->ext))
+		if (dma_remote_check_empty(d->ext))
 			ret = -EUCLEAN;
-		d->stats.died = dmadev_died(d->ext);
-		d->stats.pid = (int)dmadev_pid(d->ext);
-		if (dmadev_stop(d->ext))
+		d->stats.died = dma_remote_died(d->ext);
+		d->stats.pid = (int)dma_remote_pid(d->ext);
+		if (dma_remote_stop(d->ext))
 			ret = -EUCLEAN;
 		d->ext = NULL;
 	}
 	return ret;
 }
 
-void dmatest_get_stats(struct vm *vm, struct dmatest_stats *st)
+static void dma_get_stats(struct dma_dev *d, struct dma_stats *st)
 {
-	struct dmatest *d = vm->dma;
-
 	memset(st, 0, sizeof(*st));
 	if (!d)
 		return;
@@ -516,8 +519,8 @@ void dmatest_get_stats(struct vm *vm, struct dmatest_stats *st)
 	pthread_mutex_unlock(&d->lock);
 	st->external = d->external;
 	if (d->ext) {
-		st->pid = (int)dmadev_pid(d->ext);
-		st->died = dmadev_died(d->ext);
+		st->pid = (int)dma_remote_pid(d->ext);
+		st->died = dma_remote_died(d->ext);
 	}
 	pthread_rwlock_rdlock(&d->mapper_lock);
 	if (d->mapper) {
@@ -529,22 +532,83 @@ void dmatest_get_stats(struct vm *vm, struct dmatest_stats *st)
 	pthread_rwlock_unlock(&d->mapper_lock);
 }
 
-void dmatest_destroy(struct vm *vm)
+#define F(kind, pre, post, json, member) \
+	{ kind, pre, post, json, offsetof(struct dma_stats, member) }
+#define F_EXTERNAL(kind, pre, json, member) \
+	{ kind, pre, "", json, offsetof(struct dma_stats, member), \
+	  .has_when = true, .when = offsetof(struct dma_stats, external) }
+
+static const struct stat_field dma_fields[] = {
+	{ .kind = STAT_OBJ, .json = "dma" },
+	{ STAT_LINE, "dma device:   " },
+	F(STAT_U64, "fill ", "", "fill", commands[GM_DMA_CMD_FILL]),
+	F(STAT_U64, ", checksum ", "", "checksum",
+	  commands[GM_DMA_CMD_CHECKSUM]),
+	F(STAT_U64, ", pin ", "", "pin", commands[GM_DMA_CMD_PIN]),
+	F(STAT_U64, ", unpin ", "", "unpin", commands[GM_DMA_CMD_UNPIN]),
+	F(STAT_U64, ", unknown ", "", "unknown", commands[0]),
+	F(STAT_U64, "; fault ", "", "fault", faults),
+	F(STAT_U64, ", bad ", "", "bad", bad),
+	F(STAT_U64, ", no resources ", "", "no_resources", no_resources),
+	F(STAT_U64, ", bad accesses ", "", "bad_accesses", bad_accesses),
+	F(STAT_MIB, ", ", " MiB moved", "bytes", bytes),
+	{ STAT_LINE, "dma backend:  " },
+	F(STAT_STR, "", "", "backend", backend),
+	F(STAT_STR, "", "", NULL, backend_note),
+	F_EXTERNAL(STAT_INT, ", device process pid ", "pid", pid),
+	F_EXTERNAL(STAT_BOOL, ", died ", "died", died),
+	{ .kind = STAT_OBJ, .json = "mapper" },
+	{ STAT_LINE, "dma mapper:   " },
+	F(STAT_U64, "", " live mappings", "live", dma.live),
+	F(STAT_U64, " (max ", ")", "max_live", dma.max_live),
+	F(STAT_U64, ", ", " maps", "maps", dma.maps),
+	F(STAT_U64, ", ", " unmaps", "unmaps", dma.unmaps),
+	F(STAT_U64, ", ", " cuts", "cuts", dma.cuts),
+	F(STAT_U64, ", ", " merges", "merges", dma.merges),
+	F(STAT_U64, ", ", " splits", "splits", dma.splits),
+	F(STAT_U64, ", ", " refused (pinned)", "refused", dma.refused),
+	F(STAT_STR, "", "", NULL, died_note),
+	{ .kind = STAT_END },
+	{ .kind = STAT_END },
+};
+
+static void dma_stats(void *state, struct stats_out *out)
 {
-	struct dmatest *d = vm->dma;
+	struct dma_stats st;
+
+	dma_get_stats(state, &st);
+	st.backend = st.external ? "external" : "internal";
+	st.backend_note = st.external ? "" : " (gmvm's software IOMMU)";
+	st.died_note = st.died ? " (when the device died)" : "";
+	stats_emit(out, dma_fields, ARRAY_SIZE(dma_fields), &st);
+}
+
+static void dma_destroy(void *state)
+{
+	struct dma_dev *d = state;
 
 	if (!d)
 		return;
 	if (d->ext)
-		dmadev_stop_monitor(d->ext);
+		dma_remote_stop_monitor(d->ext);
 	drop_mapper(d);
 	if (d->ext)
-		dmadev_stop(d->ext);
+		dma_remote_stop(d->ext);
 	if (d->iommu_ready)
 		swiommu_destroy(&d->iommu);
 	pthread_rwlock_destroy(&d->mapper_lock);
 	pthread_mutex_destroy(&d->lock);
 	free(d->buf);
 	free(d);
-	vm->dma = NULL;
 }
+
+const struct device dma_test_device = {
+	DEVICE_PORTS("dmatest", GM_PORT_DMA, GM_PORT_DMA_LAST),
+	.io = dma_port,
+	.init = dma_init,
+	.says_why = true,	/* the device process may say more */
+	.check = dma_check,
+	.stats = dma_stats,
+	.teardown = dma_teardown,
+	.destroy = dma_destroy,
+};

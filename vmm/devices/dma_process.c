@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The DMA test device as a process of its own (`gmvm dma-device`, started
- * by `gmvm run --dmatest=external`; protocol in dmadev.h).
+ * by `gmvm run --dmatest=external`; protocol in dma_protocol.h).
  *
  * It is a separate trust domain: it gets only its socket (fd DMADEV_FD)
  * and, in HELLO, the fd of the shared backing (a memfd).  It reaches guest
@@ -26,7 +26,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +34,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../gmvm.h"
-#include "dmadev.h"
+#include "devices.h"
+#include "dma_protocol.h"
+#include "swiommu.h"
 
 #define MAX_FDS 4	/* fds accepted per message (only HELLO has one) */
 
@@ -49,19 +49,6 @@ struct dev {
 	struct swiommu iommu;
 	bool iommu_ready;
 };
-
-static void dev_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void dev_err(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("gmvm: dma-device: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 static bool range_in_ram(const struct dev *d, uint64_t addr, uint64_t len)
 {
@@ -122,6 +109,30 @@ static int map_placeholder(struct dev *d, uint64_t iova, uint64_t len)
 	return p == MAP_FAILED ? -errno : 0;
 }
 
+/* A swiommu op on one range: map, unmap or merge. */
+typedef int (*range_op)(struct swiommu *s, uint64_t iova, uint64_t len,
+			unsigned int flags);
+
+/*
+ * Check @op with @check flags, change the mappings with one mmap (the
+ * backing, or the placeholder), then commit @op with @commit flags: a
+ * refused or failed op changes neither the table nor the mappings.
+ */
+static int check_mmap_commit(struct dev *d, range_op op, unsigned int check,
+			     unsigned int commit, bool backing, uint64_t iova,
+			     uint64_t len)
+{
+	int ret;
+
+	ret = op(&d->iommu, iova, len, check | SWIOMMU_CHECK);
+	if (!ret)
+		ret = backing ? map_backing(d, iova, len) :
+				map_placeholder(d, iova, len);
+	if (!ret)
+		ret = op(&d->iommu, iova, len, commit);
+	return ret;
+}
+
 /* MAP, UNMAP, CUT, MERGE: check, one mmap, commit. */
 static int mapping_op(struct dev *d, const struct dmadev_msg *m)
 {
@@ -132,21 +143,12 @@ static int mapping_op(struct dev *d, const struct dmadev_msg *m)
 		return -EINVAL;
 	switch (m->type) {
 	case DMADEV_MAP:
-		ret = swiommu_map(&d->iommu, m->a, m->b, SWIOMMU_CHECK);
-		if (!ret)
-			ret = map_backing(d, m->a, m->b);
-		if (!ret)
-			ret = swiommu_map(&d->iommu, m->a, m->b, 0);
-		return ret;
+		return check_mmap_commit(d, swiommu_map, 0, 0, true, m->a,
+					 m->b);
 	case DMADEV_UNMAP:
-		ret = swiommu_unmap(&d->iommu, m->a, m->b,
-				    flags | SWIOMMU_CHECK);
-		if (!ret)
-			ret = map_placeholder(d, m->a, m->b);
-		if (!ret)
-			ret = swiommu_unmap(&d->iommu, m->a, m->b,
-					    GMEM_DISCARD_FORCED);
-		return ret;
+		return check_mmap_commit(d, swiommu_unmap, flags,
+					 GMEM_DISCARD_FORCED, false, m->a,
+					 m->b);
 	case DMADEV_CUT:
 		ret = swiommu_cut(&d->iommu, m->a, m->b, m->c, m->d,
 				  flags | SWIOMMU_CHECK);
@@ -157,12 +159,8 @@ static int mapping_op(struct dev *d, const struct dmadev_msg *m)
 					  GMEM_DISCARD_FORCED);
 		return ret;
 	default:	/* DMADEV_MERGE */
-		ret = swiommu_merge(&d->iommu, m->a, m->b, SWIOMMU_CHECK);
-		if (!ret)
-			ret = map_backing(d, m->a, m->b);
-		if (!ret)
-			ret = swiommu_merge(&d->iommu, m->a, m->b, 0);
-		return ret;
+		return check_mmap_commit(d, swiommu_merge, 0, 0, true, m->a,
+					 m->b);
 	}
 }
 
@@ -328,7 +326,7 @@ static void dev_cleanup(struct dev *d)
 	close(d->sock);
 }
 
-int dmadev_main(int argc, char **argv)
+int dma_process_main(int argc, char **argv)
 {
 	struct dev d = { .sock = DMADEV_FD, .memfd = -1 };
 	int type = 0, domain = 0;
@@ -341,8 +339,9 @@ int dmadev_main(int argc, char **argv)
 	    type != SOCK_SEQPACKET ||
 	    getsockopt(DMADEV_FD, SOL_SOCKET, SO_DOMAIN, &domain, &len) ||
 	    domain != AF_UNIX) {
-		dev_err("internal command: gmvm run --dmatest=external starts it with its socket at fd %d",
-			DMADEV_FD);
+		gmvm_err_about("dma-device",
+			       "internal command: gmvm run --dmatest=external starts it with its socket at fd %d",
+			       DMADEV_FD);
 		return GM_EXIT_HOST_ERROR;
 	}
 	fcntl(DMADEV_FD, F_SETFD, FD_CLOEXEC);
@@ -363,7 +362,8 @@ int dmadev_main(int argc, char **argv)
 			break;
 		}
 		if (n < 0) {
-			dev_err("receiving: %s", strerror((int)-n));
+			gmvm_err_about("dma-device", "receiving: %s",
+				       strerror((int)-n));
 			dev_cleanup(&d);
 			return 1;
 		}

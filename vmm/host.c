@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What this host's KVM must offer gmvm, and which libgmem backend gmvm
+ * runs on it.  Shared by `gmvm run` (vm.c), which refuses a host that
+ * lacks something, and `gmvm caps` (caps.c), which reports the same
+ * verdicts, so that the two can never disagree.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "gmvm.h"
+
+int kvm_open(int *fd, bool quiet)
+{
+	int ret;
+
+	*fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (*fd >= 0)
+		return 0;
+	ret = -errno;
+	if (!quiet)
+		gmvm_err("/dev/kvm: %s (%s)", strerror(errno),
+			 errno == ENOENT ? "KVM is not available on this host" :
+			 errno == EACCES ? "no permission to use KVM" :
+			 "cannot use KVM");
+	return ret;
+}
+
+/* What gmvm itself needs from KVM (libgmem checks its own needs). */
+static const struct {
+	long cap;
+	long min;
+	const char *name;
+	const char *why;
+} required_caps[] = {
+	{ KVM_CAP_USER_MEMORY, 1, "KVM_CAP_USER_MEMORY", "memslots" },
+	{ KVM_CAP_USER_MEMORY2, 1, "KVM_CAP_USER_MEMORY2",
+	  "guest_memfd memslots" },
+	{ KVM_CAP_GUEST_MEMFD, 1, "KVM_CAP_GUEST_MEMFD",
+	  "private memory" },
+	{ KVM_CAP_NR_MEMSLOTS, 2, "KVM_CAP_NR_MEMSLOTS>=2",
+	  "one memslot per view" },
+	{ KVM_CAP_EXT_CPUID, 1, "KVM_CAP_EXT_CPUID",
+	  "KVM_GET_SUPPORTED_CPUID" },
+	{ KVM_CAP_IMMEDIATE_EXIT, 1, "KVM_CAP_IMMEDIATE_EXIT",
+	  "stopping vCPUs without a race" },
+};
+
+int vm_missing_caps(int fd, char *buf, size_t len)
+{
+	size_t off = 0;
+	unsigned int i;
+	int missing = 0;
+
+	if (len)
+		buf[0] = '\0';
+	for (i = 0; i < ARRAY_SIZE(required_caps); i++) {
+		int r = ioctl(fd, KVM_CHECK_EXTENSION, required_caps[i].cap);
+
+		if (r >= required_caps[i].min)
+			continue;
+		missing++;
+		if (off < len)
+			off += (size_t)snprintf(buf + off, len - off,
+						"%s%s (%s)", missing > 1 ?
+						", " : "",
+						required_caps[i].name,
+						required_caps[i].why);
+	}
+	return missing;
+}
+
+/*
+ * The backend gmvm runs in @mode on a VM with @caps.  libgmem's choice
+ * (gmem_pick_backend(), *lib_backend / *lib_why) where gmvm can use it;
+ * but gmvm writes the image, boot structures and page tables into private
+ * memory from the host (gmem_access(..., GMEM_PRIVATE)), which the native
+ * backends do not allow (KVM alone reaches private pages there), so gmvm
+ * runs the emulated backend whatever libgmem prefers.  0 and *backend,
+ * *why; or libgmem's -errno (no guest_memfd) with *why.
+ */
+int vm_choose_backend(const struct gmem_vm_caps *caps, enum gmem_mode mode,
+		      enum gmem_backend *lib_backend, const char **lib_why,
+		      enum gmem_backend *backend, const char **why)
+{
+	int ret;
+
+	*lib_why = NULL;
+	ret = gmem_pick_backend(caps, mode, lib_backend, lib_why);
+	*why = *lib_why;
+	if (ret)
+		return ret;
+	*backend = *lib_backend;
+	if (*backend != GMEM_BACKEND_EMULATED) {
+		*backend = GMEM_BACKEND_EMULATED;
+		*why = "gmvm loads the guest through the host's private view, "
+		       "which a native backend does not offer";
+	}
+	return 0;
+}
