@@ -3,7 +3,7 @@
  * The out-of-process DMA device's protocol, spoken to `gmvm dma-device`
  * directly (no KVM needed).  The device process is a trust domain of its
  * own: it must answer every message of a client that speaks the protocol
- * of vmm/devices/dmadev.h, bad ones with an error, never crash, and map
+ * of vmm/devices/dma_protocol.h, bad ones with an error, never crash, and map
  * the backing only at offset = IOVA.  In order: messages before HELLO,
  * short, long and empty ones, bad HELLOs (no fd, two fds, a pipe, a small
  * backing, bad sizes), every mapping request a correct mapper never makes,
@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #include "gmvm/abi.h"
-#include "dmadev.h"
+#include "dma_protocol.h"
 
 #define RAM (4ULL << 20)
 #define K4 4096ULL
