@@ -64,66 +64,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dma_mapper.h"
 #include "internal.h"
-#include "vec.h"
-#include "violation.h"
 
 #define DEFAULT_BLOCK_SIZE (2ULL << 20)
-
-struct gmem_dma_mapper {
-	struct gmem_vm *vm;
-	struct gmem_dma_ops ops_copy;	/* what the caller's table said */
-	const struct gmem_dma_ops *ops;	/* == &ops_copy */
-	void *data;
-	bool exact;
-	uint64_t block_pages;	/* blocks layout */
-	uint64_t npages;
-	struct gmem_listener *listener;
-
-	pthread_mutex_t lock;	/* everything below, and every op call */
-	struct range_map *mapped;
-	struct gmem_dma_stats st;
-	/*
-	 * First error of an undo inside the current change (0: none).  An
-	 * undo that fails leaves the backend holding other mappings than the
-	 * mapper's layout says; mapper_change() then marks the memory broken
-	 * (after dropping the lock: vm->lock comes first) and fails with -EIO
-	 * rather than claim that nothing changed.
-	 */
-	int undo_err;
-};
 
 /* An undo step failed: remember the first error for mapper_change(). */
 static void undo_failed(struct gmem_dma_mapper *m, int err)
 {
 	if (!m->undo_err)
 		m->undo_err = err ? err : -EIO;
-}
-
-/* An interval of pages [start, end). */
-struct ival {
-	uint64_t start, end;
-};
-
-/* A small growable array of intervals. */
-struct ivals {
-	struct ival *v;
-	size_t nr, cap;
-};
-
-static int ivals_push(struct ivals *a, uint64_t start, uint64_t end)
-{
-	if (vec_reserve((void **)&a->v, &a->cap, a->nr, sizeof(*a->v)))
-		return -ENOMEM;
-	a->v[a->nr].start = start;
-	a->v[a->nr].end = end;
-	a->nr++;
-	return 0;
-}
-
-static inline uint64_t pg2b(uint64_t pages)
-{
-	return pages * GMEM_PAGE_SIZE;
 }
 
 /* ---- the layout ----------------------------------------------------------- */
@@ -196,7 +146,7 @@ static int mappings_near(const struct gmem_dma_mapper *m, struct ival u,
 }
 
 /* Count or list every mapping of the layout (validate, for_each). */
-static int layout_all(const struct gmem_dma_mapper *m, struct ivals *out)
+int gmem_dma_layout_all(const struct gmem_dma_mapper *m, struct ivals *out)
 {
 	uint64_t p = 0, rs, rn;
 	int err;
@@ -735,104 +685,12 @@ int gmem_dma_mapper_for_each(struct gmem_dma_mapper *m,
 	/* Lock order: vm->lock, then m->lock (unit_of() reads regions). */
 	pthread_mutex_lock(&m->vm->lock);
 	pthread_mutex_lock(&m->lock);
-	err = layout_all(m, &all);
+	err = gmem_dma_layout_all(m, &all);
 	pthread_mutex_unlock(&m->lock);
 	pthread_mutex_unlock(&m->vm->lock);
 	for (i = 0; !err && i < all.nr; i++)
 		err = fn(arg, pg2b(all.v[i].start),
 			 pg2b(all.v[i].end - all.v[i].start));
 	free(all.v);
-	return err;
-}
-
-/* ---- validate --------------------------------------------------------- */
-
-static int push_reported(void *arg, uint64_t iova, uint64_t len)
-{
-	struct ivals *a = arg;
-
-	if (!len || iova % GMEM_PAGE_SIZE || len % GMEM_PAGE_SIZE)
-		return -EINVAL;
-	return ivals_push(a, iova / GMEM_PAGE_SIZE,
-			  (iova + len) / GMEM_PAGE_SIZE);
-}
-
-static int cmp_ival(const void *a, const void *b)
-{
-	const struct ival *x = a, *y = b;
-
-	return x->start < y->start ? -1 : x->start > y->start;
-}
-
-/* Sort and join touching intervals; -1 if two overlap. */
-static int ivals_union(struct ivals *a)
-{
-	size_t i, n = 0;
-
-	if (a->nr > 1)	/* qsort(NULL, 0) is undefined */
-		qsort(a->v, a->nr, sizeof(*a->v), cmp_ival);
-	for (i = 0; i < a->nr; i++) {
-		if (n && a->v[i].start < a->v[n - 1].end)
-			return -1;
-		if (n && a->v[i].start == a->v[n - 1].end)
-			a->v[n - 1].end = a->v[i].end;
-		else
-			a->v[n++] = a->v[i];
-	}
-	a->nr = n;
-	return 0;
-}
-
-int gmem_dma_mapper_validate(struct gmem_dma_mapper *m, char *msg,
-			     size_t msg_len)
-{
-	struct ivals lay = { 0 }, rep = { 0 };
-	size_t i;
-	int err;
-
-	if (msg && msg_len)
-		msg[0] = '\0';
-	pthread_mutex_lock(&m->vm->lock);
-	pthread_mutex_lock(&m->lock);
-	err = gmem_range_map_validate(m->mapped, msg, msg_len);
-	if (!err)
-		err = layout_all(m, &lay);
-	/* The backend's report is a callback: no vm->lock across it. */
-	pthread_mutex_unlock(&m->vm->lock);
-	if (!err && lay.nr != m->st.live)
-		err = gmem_violation(msg, msg_len,
-				     "DMA mapper counts %llu live mappings but its layout has %zu",
-				     (unsigned long long)m->st.live, lay.nr);
-	if (!err && m->ops->report) {
-		err = m->ops->report(m->data, push_reported, &rep);
-		if (err > 0)
-			err = -EIO;
-		if (!err && ivals_union(&rep))
-			err = gmem_violation(msg, msg_len,
-					     "DMA backend reports overlapping mappings");
-		if (!err && ivals_union(&lay))
-			err = gmem_violation(msg, msg_len,
-					     "DMA mapper layout overlaps itself");
-		for (i = 0; !err && i < lay.nr && i < rep.nr; i++)
-			if (lay.v[i].start != rep.v[i].start ||
-			    lay.v[i].end != rep.v[i].end)
-				break;
-		if (!err && (i < lay.nr || i < rep.nr)) {
-			struct ival want = i < lay.nr ? lay.v[i] :
-							(struct ival){ 0, 0 };
-			struct ival got = i < rep.nr ? rep.v[i] :
-						       (struct ival){ 0, 0 };
-
-			err = gmem_violation(msg, msg_len,
-					     "DMA backend maps [%#llx, %#llx) where the mapper has [%#llx, %#llx) (range %zu of the union)",
-					     (unsigned long long)pg2b(got.start),
-					     (unsigned long long)pg2b(got.end),
-					     (unsigned long long)pg2b(want.start),
-					     (unsigned long long)pg2b(want.end), i);
-		}
-	}
-	pthread_mutex_unlock(&m->lock);
-	free(lay.v);
-	free(rep.v);
 	return err;
 }
