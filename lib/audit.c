@@ -27,7 +27,7 @@
 
 #include "internal.h"
 #include "proc_maps.h"
-#include "vec.h"
+#include "ivals.h"
 #include "violation.h"
 
 struct audit {
@@ -38,8 +38,7 @@ struct audit {
 	enum gmem_state view;
 	bool accessible;
 	/* check 3 */
-	struct { uint64_t start, end; } *ranges;
-	size_t nr, cap;
+	struct ivals maps;	/* bytes */
 	int err;
 	/* check 4 */
 	unsigned char *vec;
@@ -128,14 +127,10 @@ static int audit_view(struct audit *a, enum gmem_state view)
 
 static int push_mapping(struct audit *a, uint64_t start, uint64_t end)
 {
-	if (vec_reserve((void **)&a->ranges, &a->cap, a->nr,
-			sizeof(*a->ranges))) {
+	if (ivals_push(&a->maps, start, end)) {
 		a->err = -ENOMEM;
 		return 1;
 	}
-	a->ranges[a->nr].start = start;
-	a->ranges[a->nr].end = end;
-	a->nr++;
 	return 0;
 }
 
@@ -163,13 +158,6 @@ static int collect_mapping(void *arg, uint64_t gpa, uint64_t len)
 	return gpa < end ? push_mapping(a, gpa, end) : 0;
 }
 
-static int cmp_range(const void *x, const void *y)
-{
-	const uint64_t *a = x, *b = y;
-
-	return a[0] < b[0] ? -1 : a[0] > b[0];
-}
-
 struct shared_cursor {
 	struct audit *a;
 	size_t i;		/* next merged listener range */
@@ -185,22 +173,22 @@ static int compare_shared_run(void *arg, uint64_t start, uint64_t npages,
 	uint64_t off = start * GMEM_PAGE_SIZE, end = off + npages * GMEM_PAGE_SIZE;
 
 	if (value != GMEM_SHARED) {
-		if (c->i < a->nr && a->ranges[c->i].start < end)
+		if (c->i < a->maps.nr && a->maps.v[c->i].start < end)
 			return fail(a, "listener maps [%#llx, %#llx) but "
 				    "[%#llx, %#llx) is private or unplugged",
-				    (unsigned long long)a->ranges[c->i].start,
-				    (unsigned long long)a->ranges[c->i].end,
+				    (unsigned long long)a->maps.v[c->i].start,
+				    (unsigned long long)a->maps.v[c->i].end,
 				    (unsigned long long)off,
 				    (unsigned long long)end);
 		return 0;
 	}
 	/* A shared run must be exactly one merged range. */
-	if (c->i >= a->nr || a->ranges[c->i].start != off ||
-	    a->ranges[c->i].end != end)
+	if (c->i >= a->maps.nr || a->maps.v[c->i].start != off ||
+	    a->maps.v[c->i].end != end)
 		return fail(a, "listener mappings differ from shared run "
 			    "[%#llx, %#llx)%s", (unsigned long long)off,
 			    (unsigned long long)end,
-			    c->i < a->nr ? "" : ": not mapped");
+			    c->i < a->maps.nr ? "" : ": not mapped");
 	c->i++;
 	return 0;
 }
@@ -219,41 +207,39 @@ static int audit_listener(struct audit *a, struct gmem_listener *l)
 	size_t i, j;
 	int err;
 
-	a->nr = 0;
+	a->maps.nr = 0;
 	a->err = 0;
 	err = l->ops_copy.report(l->data, collect_mapping, a);
 	if (a->err)
 		return a->err;
 	if (err)
 		return err < 0 ? err : -EIO;
-	/* No mappings leaves ranges NULL, which qsort() must not be given. */
-	if (a->nr)
-		qsort(a->ranges, a->nr, sizeof(*a->ranges), cmp_range);
+	ivals_sort(&a->maps);
 	/* Merge touching ranges: a listener may map a run in pieces. */
-	for (i = 0, j = 0; i < a->nr; i++) {
-		if (a->ranges[i].start >= a->ranges[i].end ||
-		    a->ranges[i].end > a->vm->max_gpa)
+	for (i = 0, j = 0; i < a->maps.nr; i++) {
+		if (a->maps.v[i].start >= a->maps.v[i].end ||
+		    a->maps.v[i].end > a->vm->max_gpa)
 			return fail(a, "listener reports a bad range "
 				    "[%#llx, %#llx)",
-				    (unsigned long long)a->ranges[i].start,
-				    (unsigned long long)a->ranges[i].end);
-		if (j && a->ranges[i].start < a->ranges[j - 1].end)
+				    (unsigned long long)a->maps.v[i].start,
+				    (unsigned long long)a->maps.v[i].end);
+		if (j && a->maps.v[i].start < a->maps.v[j - 1].end)
 			return fail(a, "listener maps [%#llx, %#llx) twice",
-				    (unsigned long long)a->ranges[i].start,
-				    (unsigned long long)a->ranges[j - 1].end);
-		if (j && a->ranges[i].start == a->ranges[j - 1].end &&
-		    !region_starts_at(a->vm, a->ranges[i].start))
-			a->ranges[j - 1].end = a->ranges[i].end;
+				    (unsigned long long)a->maps.v[i].start,
+				    (unsigned long long)a->maps.v[j - 1].end);
+		if (j && a->maps.v[i].start == a->maps.v[j - 1].end &&
+		    !region_starts_at(a->vm, a->maps.v[i].start))
+			a->maps.v[j - 1].end = a->maps.v[i].end;
 		else
-			a->ranges[j++] = a->ranges[i];
+			a->maps.v[j++] = a->maps.v[i];
 	}
-	a->nr = j;
+	a->maps.nr = j;
 	/* Walked per region: a listener never maps across two. */
 	err = gmem_walk(a->vm, 0, a->vm->npages, compare_shared_run, &c);
-	if (!err && c.i < a->nr)
+	if (!err && c.i < a->maps.nr)
 		return fail(a, "listener maps [%#llx, %#llx) outside RAM",
-			    (unsigned long long)a->ranges[c.i].start,
-			    (unsigned long long)a->ranges[c.i].end);
+			    (unsigned long long)a->maps.v[c.i].start,
+			    (unsigned long long)a->maps.v[c.i].end);
 	return err;
 }
 
@@ -393,7 +379,7 @@ int gmem_audit(struct gmem_vm *vm, char *msg, size_t msg_len)
 out:
 	pthread_mutex_unlock(&vm->lock);
 	gmem_range_lock_release(&vm->rlock, &w);
-	free(a.ranges);
+	ivals_free(&a.maps);
 	free(a.vec);
 	return err;
 }

@@ -15,7 +15,7 @@
 
 #include "gmem/gmem.h"
 #include "range_map.h"
-#include "vec.h"
+#include "ivals.h"
 
 struct gmem_dma_mapper {
 	struct gmem_vm *vm;
@@ -40,27 +40,7 @@ struct gmem_dma_mapper {
 	int undo_err;
 };
 
-/* An interval of pages [start, end). */
-struct ival {
-	uint64_t start, end;
-};
-
-/* A small growable array of intervals. */
-struct ivals {
-	struct ival *v;
-	size_t nr, cap;
-};
-
-static inline int ivals_push(struct ivals *a, uint64_t start, uint64_t end)
-{
-	if (vec_reserve((void **)&a->v, &a->cap, a->nr, sizeof(*a->v)))
-		return -ENOMEM;
-	a->v[a->nr].start = start;
-	a->v[a->nr].end = end;
-	a->nr++;
-	return 0;
-}
-
+/* Intervals here are of pages. */
 static inline uint64_t pg2b(uint64_t pages)
 {
 	return pages * GMEM_PAGE_SIZE;

@@ -27,32 +27,6 @@ static int push_reported(void *arg, uint64_t iova, uint64_t len)
 			  (iova + len) / GMEM_PAGE_SIZE);
 }
 
-static int cmp_ival(const void *a, const void *b)
-{
-	const struct ival *x = a, *y = b;
-
-	return x->start < y->start ? -1 : x->start > y->start;
-}
-
-/* Sort and join touching intervals; -1 if two overlap. */
-static int ivals_union(struct ivals *a)
-{
-	size_t i, n = 0;
-
-	if (a->nr > 1)	/* qsort(NULL, 0) is undefined */
-		qsort(a->v, a->nr, sizeof(*a->v), cmp_ival);
-	for (i = 0; i < a->nr; i++) {
-		if (n && a->v[i].start < a->v[n - 1].end)
-			return -1;
-		if (n && a->v[i].start == a->v[n - 1].end)
-			a->v[n - 1].end = a->v[i].end;
-		else
-			a->v[n++] = a->v[i];
-	}
-	a->nr = n;
-	return 0;
-}
-
 int gmem_dma_mapper_validate(struct gmem_dma_mapper *m, char *msg,
 			     size_t msg_len)
 {
