@@ -107,7 +107,7 @@ int64_t gmem_convert_batch(struct gmem_vm *vm,
 		if (busy_gpa)
 			*busy_gpa = d.busy_gpa;
 	}
-	free(d.runs);
+	gmem_delta_release(&d);
 out_free:
 	free(e);
 	if (ret < 0 && failed_entry)

@@ -82,7 +82,6 @@
 
 #include "engine.h"
 #include "internal.h"
-#include "vec.h"
 
 #define VIEW_NONE (-1)		/* an unplugged page's view */
 
@@ -103,8 +102,23 @@ int gmem_delta_collect(void *arg, uint64_t start, uint64_t npages,
 
 	if ((value & d->mask) == d->bits)
 		return 0;
-	if (vec_reserve((void **)&d->runs, &d->cap, d->nr, sizeof(*d->runs)))
-		return -ENOMEM;
+	if (!d->runs) {
+		d->runs = d->inline_runs;
+		d->cap = DELTA_INLINE_RUNS;
+	}
+	if (d->nr == d->cap) {
+		size_t cap = d->cap * 2;
+		struct run *v = d->runs == d->inline_runs ?
+				malloc(cap * sizeof(*v)) :
+				realloc(d->runs, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		if (d->runs == d->inline_runs)
+			memcpy(v, d->inline_runs, sizeof(d->inline_runs));
+		d->runs = v;
+		d->cap = cap;
+	}
 	d->runs[d->nr].start = start;
 	d->runs[d->nr].npages = npages;
 	d->runs[d->nr].old = value;
@@ -113,6 +127,14 @@ int gmem_delta_collect(void *arg, uint64_t start, uint64_t npages,
 	d->nr++;
 	d->pages += npages;
 	return 0;
+}
+
+void gmem_delta_release(struct delta *d)
+{
+	if (d->runs != d->inline_runs)
+		free(d->runs);
+	d->runs = NULL;
+	d->nr = d->cap = 0;
 }
 
 static inline uint64_t run_off(const struct run *r)
@@ -754,7 +776,7 @@ static int64_t change_range(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
 	gmem_range_lock_release(&vm->rlock, &w);
 	if (ret == -EAGAIN && busy)
 		*busy = d.busy_gpa;
-	free(d.runs);
+	gmem_delta_release(&d);
 	return ret;
 }
 

@@ -25,14 +25,26 @@ struct run {
 	uint32_t seg;		/* batch: the (sorted) entry it belongs to */
 };
 
+/*
+ * Runs a delta holds without allocating: a conversion of one range
+ * changes at most a few runs (one for a range in one run, more across a
+ * checkerboard), and the engine's hot path must not call malloc().
+ */
+#define DELTA_INLINE_RUNS 8
+
 struct delta {
-	struct run *runs;
+	struct run *runs;	/* inline_runs, or the heap past them */
 	size_t nr, cap;
 	uint64_t pages;		/* pages in the delta */
 	uint8_t mask, bits;	/* new value = (old & ~mask) | bits */
 	uint64_t busy_gpa;	/* -EAGAIN: the first page refused */
 	uint32_t seg;		/* batch: the entry being collected */
+	struct run inline_runs[DELTA_INLINE_RUNS];
 };
+
+/* Give back what a delta allocated (nothing for up to
+ * DELTA_INLINE_RUNS runs). */
+void gmem_delta_release(struct delta *d);
 
 /*
  * gmem_walk_ex() callback adding each run whose value (old & ~mask) | bits

@@ -108,6 +108,9 @@
  *     all (a set that only rewrites whole runs keeps or drops keys, never
  *     inserts).  Every node a set may need is there before it changes
  *     anything, so an update never allocates and cannot fail half-way.
+ *     Chunk 0 shrinks no lower than floor_nodes (1, or RESERVE_FLOOR
+ *     once the map was reserved: 8 KiB that spare the engine a malloc()
+ *     and free() per conversion of an otherwise idle map).
  *  9. Unused capacity is bounded: with more than one chunk,
  *     (nr_chunks - 1) * CHUNK_NODES < nr_nodes + promised + CHUNK_NODES / 2
  *     + SET_MAX_NEW_NODES; i.e. a chunk is released once half a chunk of
@@ -171,6 +174,10 @@
 
 #define MAX_LEVELS 10
 #define SET_MAX_NEW_NODES (2u * MAX_LEVELS + 1)
+/* The smallest power of two that holds a root leaf and one reservation. */
+#define RESERVE_FLOOR 32u
+_Static_assert(RESERVE_FLOOR >= 1 + SET_MAX_NEW_NODES &&
+	       (RESERVE_FLOOR & (RESERVE_FLOOR - 1)) == 0, "reserve floor");
 
 #define CHUNK_SHIFT 10
 #define CHUNK_NODES (1u << CHUNK_SHIFT)
@@ -226,6 +233,13 @@ struct range_map {
 	uint32_t reserved;	/* reservations held (gmem_range_map_reserve) */
 	uint32_t promised;	/* nodes the holders may still need */
 	uint32_t free_list;	/* nodes freed by the running set */
+	/*
+	 * Chunk 0 never shrinks below this: 1 until the map is first
+	 * reserved, then room for the map's nodes plus one reservation
+	 * (RESERVE_FLOOR), so that the engine's reserve/commit/unreserve
+	 * cycle on a small map allocates nothing after the first change.
+	 */
+	uint32_t floor_nodes;
 };
 
 /* A root-to-leaf path: node[d] at depth d, and the child (or, at the leaf,
@@ -377,7 +391,7 @@ static void shrink(struct range_map *map)
 	/* Chunk 0 halves at a quarter full (hysteresis against doubling),
 	 * and a map down to its one root leaf gets its one-node chunk back:
 	 * that is the idle state of most maps. */
-	while (map->nr_chunks == 1 && map->chunk0_nodes > 1 &&
+	while (map->nr_chunks == 1 && map->chunk0_nodes > map->floor_nodes &&
 	       (nodes_promised(map) * 4 <= map->chunk0_nodes ||
 		nodes_promised(map) == 1)) {
 		if (chunk0_resize(map, map->chunk0_nodes / 2, map->nr_nodes))
@@ -856,6 +870,7 @@ struct range_map *gmem_range_map_create(uint64_t npages, uint8_t initial)
 	map->nr_chunks = 1;
 	map->chunk_slots = 1;
 	map->chunk0_nodes = 1;
+	map->floor_nodes = 1;
 	map->nr_nodes = 1;
 	map->root = 0;
 	map->levels = 1;
@@ -964,6 +979,11 @@ int gmem_range_map_reserve(struct range_map *map)
 	if (!err) {
 		map->reserved++;
 		map->promised += SET_MAX_NEW_NODES;
+		/* A map that is reserved once is reserved again: keep the
+		 * room (see floor_nodes). */
+		if (map->floor_nodes < RESERVE_FLOOR &&
+		    map->chunk0_nodes >= RESERVE_FLOOR)
+			map->floor_nodes = RESERVE_FLOOR;
 	}
 	return err;
 }
