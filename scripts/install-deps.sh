@@ -23,6 +23,8 @@ for flag in "$@"; do
 	case "$flag" in
 	--bench)
 		command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+		# bench_convert_instr: instruction counts (callgrind).
+		command -v valgrind >/dev/null || need+=(valgrind)
 		;;
 	--fuzz)
 		# make fuzz: clang with libFuzzer and its sanitizers.  On
