@@ -631,7 +631,14 @@ static void commit_runs(struct gmem_vm *vm, const struct delta *d)
 	}
 }
 
-static int64_t change_locked(struct gmem_vm *vm, struct delta *d)
+/*
+ * Steps 2-9 with vm->lock dropped; the commit takes it again and, in the
+ * same critical section, gives back the *@reserved map reservations
+ * (zeroing it), so that a successful conversion locks vm->lock twice in
+ * all (collect, commit), not three times.
+ */
+static int64_t change_locked(struct gmem_vm *vm, struct delta *d,
+			     unsigned int *reserved)
 {
 	struct punch_plan punch;
 	int err;
@@ -676,6 +683,8 @@ static int64_t change_locked(struct gmem_vm *vm, struct delta *d)
 	/* 9. Commit. */
 	pthread_mutex_lock(&vm->lock);
 	commit_runs(vm, d);
+	for (; *reserved; (*reserved)--)
+		gmem_range_map_unreserve(vm->map);
 	if (d->mask == GMEM_V_STATE) {
 		/* A batch may convert both ways: count each direction. */
 		uint64_t to[2] = { 0, 0 };
@@ -736,10 +745,15 @@ int64_t gmem_delta_apply(struct gmem_vm *vm, struct delta *d, int64_t ret,
 			reserved++;
 	}
 	pthread_mutex_unlock(&vm->lock);
-	if (!ret && d->nr)
-		ret = change_locked(vm, d);
+	if (!ret && d->nr) {
+		ret = change_locked(vm, d, &reserved);
+		if (ret >= 0)
+			return ret;	/* committed, reservations given back */
+	}
+	if (!reserved && ret >= 0)
+		return ret;		/* nothing to change */
 	pthread_mutex_lock(&vm->lock);
-	while (reserved--)
+	for (; reserved; reserved--)
 		gmem_range_map_unreserve(vm->map);
 	if (ret < 0)
 		vm->stats.conversions_failed++;
