@@ -2,10 +2,11 @@
 /*
  * Fuzz the ELF loader (vmm/loader.c): the input is the image file.
  *
- * Each input is validated for three guest RAM sizes (the smallest gmvm
- * allows, 256 MiB and the largest); whatever is accepted must satisfy
- * everything the rest of gmvm relies on (segments sorted, disjoint, inside
- * RAM and above 1 MiB, file bytes inside the image, the entry in an
+ * Each input is validated for five guest RAM layouts (flat: the smallest
+ * gmvm allows, 256 MiB and the largest; pc, with its hole at [3G, 4G):
+ * 5 GiB and the largest); whatever is accepted must satisfy everything
+ * the rest of gmvm relies on (segments sorted, disjoint, each inside one
+ * RAM range and above 1 MiB, file bytes inside the image, the entry in an
  * executable segment).  An image accepted for 256 MiB is then launched the
  * way vm_launch() does it into a real libgmem VM of that size (boot_plan,
  * elf_load, boot_write), and every segment must read back as its file
@@ -40,9 +41,23 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* A segment inside one range of @ram: the loop is the model. */
+static bool in_one_range(const struct ram_layout *ram, uint64_t gpa,
+			 uint64_t len)
+{
+	unsigned int i;
+
+	for (i = 0; i < ram->nr; i++)
+		if (gpa >= ram->range[i].gpa &&
+		    gpa - ram->range[i].gpa < ram->range[i].len)
+			return len <= ram->range[i].len -
+				      (gpa - ram->range[i].gpa);
+	return false;
+}
+
 /* What vm.c, boot.c and elf_load() assume of an accepted image. */
 static void check_image(const struct elf_image *img, size_t size,
-			uint64_t ram_size)
+			const struct ram_layout *ram)
 {
 	bool entry_ok = false;
 	unsigned int i;
@@ -54,8 +69,8 @@ static void check_image(const struct elf_image *img, size_t size,
 		const struct elf_segment *s = &img->segs[i];
 
 		FUZZ_ASSERT(s->memsz > 0 && s->filesz <= s->memsz);
-		FUZZ_ASSERT(s->paddr >= SZ_1M && s->paddr < ram_size &&
-			    s->memsz <= ram_size - s->paddr);
+		FUZZ_ASSERT(s->paddr >= SZ_1M &&
+			    in_one_range(ram, s->paddr, s->memsz));
 		FUZZ_ASSERT(s->offset <= size && s->filesz <= size - s->offset);
 		if (i)
 			FUZZ_ASSERT(img->segs[i - 1].paddr +
@@ -118,20 +133,30 @@ static void launch(const struct elf_image *img, const uint8_t *data,
 	vm->boot.entry = img->entry;
 	if (boot_plan(vm, n ? cmdline : NULL))
 		return;		/* -ENOSPC: gmvm's area does not fit */
-	FUZZ_ASSERT(vm->boot.free_start <= vm->ram_size);
+	FUZZ_ASSERT(vm->boot.free_start <= vm->ram.top);
 	FUZZ_ASSERT(!elf_load(vm, img));
 	FUZZ_ASSERT(!boot_write(vm, n ? cmdline : NULL));
 	check_loaded(img);
 	/* A fresh guest for the next input: discard everything. */
-	r = gmem_convert(vm->gmem, 0, vm->ram_size, GMEM_SHARED);
+	r = gmem_convert(vm->gmem, 0, vm->ram.top, GMEM_SHARED);
 	FUZZ_ASSERT(r >= 0);
-	r = gmem_convert(vm->gmem, 0, vm->ram_size, GMEM_PRIVATE);
+	r = gmem_convert(vm->gmem, 0, vm->ram.top, GMEM_PRIVATE);
 	FUZZ_ASSERT(r >= 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const uint64_t rams[] = { GMVM_MIN_RAM, LOAD_RAM, GMVM_MAX_RAM };
+	static const struct {
+		enum ram_layout_kind kind;
+		uint64_t size;
+	} rams[] = {
+		{ RAM_LAYOUT_FLAT, GMVM_MIN_RAM },
+		{ RAM_LAYOUT_FLAT, LOAD_RAM },	/* launched: fvm's layout */
+		{ RAM_LAYOUT_FLAT, GMVM_MAX_RAM },
+		{ RAM_LAYOUT_PC, 5 * SZ_1G },
+		{ RAM_LAYOUT_PC, GMVM_MAX_RAM },
+	};
+	struct ram_layout ram;
 	unsigned int i;
 
 	if (size > ELF_MAX_FILE_SIZE)
@@ -141,12 +166,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t *copy = malloc(size ? size : 1);
 
 		FUZZ_ASSERT(copy);
+		FUZZ_ASSERT(!ram_layout_compute(rams[i].kind, rams[i].size,
+						&ram));
 		memcpy(copy, data, size);
 		/* The image owns copy now, accepted or not. */
-		if (elf_open_buffer(&img, "fuzz.elf", copy, size, rams[i]))
+		if (elf_open_buffer(&img, "fuzz.elf", copy, size, &ram))
 			continue;
-		check_image(&img, size, rams[i]);
-		if (rams[i] == LOAD_RAM)
+		check_image(&img, size, &ram);
+		if (rams[i].kind == RAM_LAYOUT_FLAT &&
+		    rams[i].size == LOAD_RAM)
 			launch(&img, data, size);
 		elf_close(&img);
 	}
