@@ -114,6 +114,7 @@ struct probes {
 	enum vmcall_verdict vmcall;
 	bool use_cache;
 	int path_ret;			/* probe_cache_path() */
+	int key_ret;			/* making this host's key */
 	char path[PATH_MAX];		/* the cache file, if path_ret is 0 */
 	struct probe_cache_result cache;
 };

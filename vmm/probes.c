@@ -90,8 +90,8 @@ void probes_get(int kvm_fd, bool use_cache, struct probes *p)
 		p->path[0] = '\0';
 	/* Without a key there is nothing to look up: probe, keep nothing. */
 	if (use_cache && !p->path_ret) {
-		p->path_ret = host_key(kvm_fd, &key);
-		if (!p->path_ret)
+		p->key_ret = host_key(kvm_fd, &key);
+		if (!p->key_ret)
 			path = p->path;
 	}
 	/* Cannot fail: run_probes() returns 0 or 1. */
@@ -119,12 +119,12 @@ void probes_cache_describe(const struct probes *p, char *buf, size_t len)
 		return;
 	}
 	if (!c->enabled) {
-		snprintf(buf, len, "off: %s: probed now",
+		snprintf(buf, len, "off: %s%s: probed now",
 			 p->path_ret == -ENOENT ?
 			 "no cache directory (neither XDG_CACHE_HOME nor HOME is an absolute path)" :
-			 p->path_ret == -ENAMETOOLONG ?
-			 "the cache path is too long" :
-			 "this host's key cannot be read");
+			 p->path_ret ? "the cache path is too long" :
+			 "this host's key cannot be read: ",
+			 p->path_ret ? "" : strerror(-p->key_ret));
 		return;
 	}
 	if (!c->load) {
