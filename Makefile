@@ -147,8 +147,12 @@ $(BUILD)/tests/test_dmadev_protocol: TEST_CFLAGS = -Ivmm/devices
 
 # Host tests of a part of gmvm link that part's objects (gmvm itself is no
 # library).
-$(BUILD)/tests/test_loader_truncate: TEST_VMM_OBJS = $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o
-$(BUILD)/tests/test_loader_truncate: $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o
+$(BUILD)/tests/test_loader_truncate: TEST_VMM_OBJS = $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o $(BUILD)/vmm/layout.o
+$(BUILD)/tests/test_loader_truncate: $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o $(BUILD)/vmm/layout.o
+$(BUILD)/tests/test_layout: TEST_VMM_OBJS = $(BUILD)/vmm/layout.o
+$(BUILD)/tests/test_layout: $(BUILD)/vmm/layout.o
+$(BUILD)/tests/test_probe_cache: TEST_VMM_OBJS = $(BUILD)/vmm/probe_cache.o
+$(BUILD)/tests/test_probe_cache: $(BUILD)/vmm/probe_cache.o
 
 # Benchmarks link the bench library (bench/lib), an archive so that each
 # takes only what it uses, and the production libgmem; they see the public

@@ -342,7 +342,7 @@ static bool check_ack(struct model *md, const struct sent *s,
 	if (m->type == DMADEV_HELLO) {
 		int want = md->hello ? -EPROTO :
 			   s->nr_fds != 1 ? -EBADMSG :
-			   !m->a || m->a % PAGE || m->a > GMVM_MAX_RAM ||
+			   !m->a || m->a % PAGE || m->a > GMVM_MAX_RAM_TOP ||
 			   m->b % PAGE || m->b > INT64_MAX - m->a ? -EINVAL :
 			   !s->memfd || md->memfd_size < m->b ||
 			   md->memfd_size - m->b < m->a ? -EBADF : 0;

@@ -3,8 +3,8 @@
  * Fuzz the DMA test device's register interface (vmm/devices/dma_device.c,
  * guest ABI section 7) against real page states.
  *
- * Each input makes a VM (2..32 MiB, discard or in-place, private or
- * shared at start, sync or deferred reclaim; fuzz/lib/fuzz_vm.c: real
+ * Each input makes a VM (2..32 MiB, maybe with a hole, discard or
+ * in-place, private or shared at start, sync or deferred reclaim; fuzz/lib/fuzz_vm.c: real
  * libgmem, the internal device behind its software IOMMU and libgmem's
  * DMA mapper, no KVM) and runs a sequence of operations:
  *  - any port access in 0x520..0x53f: any size, alignment and value;
@@ -194,8 +194,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fuzz_vm_opts_read(&in, &o);
 	fuzz_vm_init(&f, &o, true);
-	model_init(&m, o.ram_size, o.mode == GMEM_MODE_IN_PLACE,
-		   o.init_shared);
+	model_init(&m, f.vm.ram.top, o.hole_start, o.hole,
+		   o.mode == GMEM_MODE_IN_PLACE, o.init_shared);
 
 	while (in.left && ops++ < MAX_OPS) {
 		switch (fuzz_u8(&in) % 8) {

@@ -7,8 +7,8 @@
  * device so that conversions can be refused.
  *
  * Each input makes a VM (fuzz/lib/fuzz_vm.c: real libgmem, real devices,
- * no KVM; 2..32 MiB, either mode, private or shared at start, optionally
- * deferred reclaim and --audit each) and runs a sequence of hypercalls,
+ * no KVM; 2..32 MiB, maybe with a hole, either mode, private or shared at
+ * start, optionally deferred reclaim and --audit each) and runs a sequence of hypercalls,
  * doorbell misuse (which must stop the VM as a guest fault, never as a
  * host error), PINs and UNPINs.  Every result in RAX is compared with the
  * guest ABI's rules applied to fuzz/lib/fuzz_model.c, and at the end every
@@ -44,7 +44,7 @@ static int64_t expected(struct fuzz_model *m, uint64_t nr, uint64_t a0,
 	if (a0 % GMEM_PAGE_SIZE || !a1 || a1 > UINT64_MAX / GMEM_PAGE_SIZE)
 		return GM_HC_EINVAL;
 	len = a1 * GMEM_PAGE_SIZE;
-	if (a0 + len < a0 || a0 + len > m->ram)
+	if (!model_in_ram(m, a0, len))
 		return GM_HC_EINVAL;
 	if (nr == GM_HC_SET_PLUGGED) {
 		if (a2 & GM_PLUG_RESERVED_MASK)
@@ -219,8 +219,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Reads /proc/self/maps after every change: rare, it is slow. */
 	o.audit_each = (cfg & 0x38) == 0x38;
 	fuzz_vm_init(&f, &o, true);
-	model_init(&m, o.ram_size, o.mode == GMEM_MODE_IN_PLACE,
-		   o.init_shared);
+	model_init(&m, f.vm.ram.top, o.hole_start, o.hole,
+		   o.mode == GMEM_MODE_IN_PLACE, o.init_shared);
 
 	while (in.left && ops++ < MAX_OPS) {
 		switch (fuzz_u8(&in) % 8) {
@@ -238,7 +238,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 	}
-	FUZZ_ASSERT(!gmem_for_each_extent(f.vm.gmem, 0, o.ram_size,
+	FUZZ_ASSERT(!gmem_for_each_extent(f.vm.gmem, 0, f.vm.ram.top,
 					  cmp_extent, &c));
 	fuzz_vm_check(&f);
 	model_free(&m);

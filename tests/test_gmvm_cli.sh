@@ -24,45 +24,6 @@ set -u
 . "$(dirname "$0")/lib/test_util.sh"
 [ -x "$GMVM" ] || { echo "no $GMVM: build gmvm first"; exit 1; }
 
-# expect STATUS PATTERN -- gmvm ARGS...: status and a stderr line matching
-# PATTERN (extended regex; "" = don't care).  stderr must be one line
-# whenever gmvm refuses to start (status 125).
-expect() {
-	local want=$1 pat=$2 st lines
-	shift 3
-	"$GMVM" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
-	st=$?
-	if [ "$st" != "$want" ]; then
-		fail "gmvm $* exited $st, expected $want; stderr: $(head -c 300 "$tmp/err")"
-		return
-	fi
-	if [ -n "$pat" ] && ! grep -Eq -- "$pat" "$tmp/err"; then
-		fail "gmvm $*: stderr does not match /$pat/: $(head -c 300 "$tmp/err")"
-		return
-	fi
-	lines=$(wc -l <"$tmp/err")
-	if [ "$want" = 125 ] && [ "$lines" != 1 ]; then
-		fail "gmvm $*: $lines stderr lines, expected 1: $(cat "$tmp/err")"
-		return
-	fi
-	if [ -s "$tmp/err" ] && ! grep -q '^gmvm: ' "$tmp/err"; then
-		fail "gmvm $*: a message does not start with 'gmvm: ': $(cat "$tmp/err")"
-	fi
-}
-
-# poke FILE OFFSET NBYTES VALUE: write VALUE little-endian.
-poke() {
-	local f=$1 off=$2 n=$3 v=$4 i s=""
-	for ((i = 0; i < n; i++)); do
-		s+=$(printf '\\%03o' $(((v >> (8 * i)) & 255)))
-	done
-	printf "$s" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
-}
-
-peek() {	# FILE OFFSET NBYTES
-	od -An -t "u$3" -j "$2" -N "$3" "$1" | tr -d ' '
-}
-
 # ---------------------------------------------------------------- usage
 expect 0 "" -- --help
 grep -q 'run \[OPTIONS\] GUEST.elf' "$tmp/out" || fail "gmvm --help does not describe run"
@@ -393,15 +354,8 @@ lines_end:
 	.data
 	.quad	2
 EOF
-build_guest() {	# VARIANT OUT
-	gcc -x assembler-with-cpp -DV="$1" -nostdlib -static -no-pie \
-		-Wl,--build-id=none -Wl,-T,guest/guest.ld \
-		-Wl,-z,noexecstack -Wl,-z,max-page-size=4096 \
-		-o "$2" "$tmp/guest.S" 2>"$tmp/cc.err" ||
-		{ echo "cannot build test guest $1: $(cat "$tmp/cc.err")"; exit 1; }
-}
 for v in 0 1 2 3 4 5 6 7 8 9 10 11 13 14 15; do
-	build_guest $v "$tmp/g$v.elf"
+	build_guest "$tmp/guest.S" "$tmp/g$v.elf" -DV="$v"
 done
 ok=$tmp/g0.elf
 phoff=$(peek $ok 32 8)

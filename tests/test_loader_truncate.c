@@ -20,7 +20,7 @@
  *     is loaded.)
  *
  * Needs no KVM: elf_open() does not touch guest memory.  Links
- * vmm/loader.o (see the Makefile).
+ * vmm/loader.o and vmm/layout.o (see the Makefile).
  */
 #include <elf.h>
 #include <fcntl.h>
@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "test_util.h"
+#include "../vmm/layout.h"
 #include "../vmm/loader.h"
 
 #define PADDR 0x100000ULL
@@ -41,6 +42,7 @@ static uint8_t image[sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr) + CODE_SIZE];
 static char path[] = "/tmp/gmvm-loader-XXXXXX";
 static int saved_stderr = -1;
 static volatile uint64_t sink;	/* keeps the byte reads */
+static struct ram_layout ram;	/* gmvm's default: flat, 256 MiB */
 
 /* A valid image: one RWX PT_LOAD at 1 MiB with a .bss tail. */
 static void build_image(void)
@@ -143,7 +145,7 @@ static void check_consistent(const struct elf_image *img)
 	TEST_ASSERT(copy);
 	memcpy(copy, img->data, img->size);
 	TEST_ASSERT_EQ(elf_open_buffer(&again, "copy", copy, img->size,
-				       256ULL << 20), 0);
+				       &ram), 0);
 	TEST_ASSERT_EQ(again.entry, img->entry);
 	TEST_ASSERT_EQ(again.nr_segs, img->nr_segs);
 	TEST_ASSERT(!memcmp(again.segs, img->segs,
@@ -158,7 +160,7 @@ static void deterministic(int fd)
 	struct elf_image img;
 
 	write_all(fd, image, sizeof(image), 0);
-	TEST_ASSERT_EQ(elf_open(&img, path, 256ULL << 20), 0);
+	TEST_ASSERT_EQ(elf_open(&img, path, &ram), 0);
 	/* After validation: the file goes away, then comes back different. */
 	TEST_ASSERT_EQ(ftruncate(fd, 0), 0);
 	check_image(&img);
@@ -222,7 +224,7 @@ static void racing(int fd)
 	for (i = 0; i < iters; i++) {
 		struct elf_image img;
 
-		if (elf_open(&img, path, 256ULL << 20)) {
+		if (elf_open(&img, path, &ram)) {
 			refused++;
 			continue;
 		}
@@ -258,6 +260,8 @@ int main(void)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigbus;
 	sigaction(SIGBUS, &sa, NULL);
+	TEST_ASSERT_EQ(ram_layout_compute(RAM_LAYOUT_FLAT, 256ULL << 20, &ram),
+		       0);
 	build_image();
 	fd = mkstemp(path);
 	TEST_ASSERT(fd >= 0);

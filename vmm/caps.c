@@ -6,8 +6,9 @@
  * Every answer comes from a probe, never from an assumption: libgmem's
  * gmem_probe_vm() on a VM created here as gmvm run creates its own (so
  * VM-scoped answers are those of that VM type), gmem_pick_backend(),
- * gmem_pick_guest_memfd_flags(), gmem_probe_gating() (only if some mode
- * runs the emulated backend), and gmvm's vmcall probe.
+ * gmem_pick_guest_memfd_flags(), and the start-up probes gmvm run uses
+ * (probes.c: gating layout and vmcall, from the probe cache when it has
+ * them, which is said with where the cache lives).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -40,10 +41,7 @@ struct caps_report {
 	int nr_missing;
 	struct caps_backend modes[2];	/* discard (gmvm's default), in-place */
 	bool need_layout;		/* some mode runs the emulated backend */
-	int gating_ret;
-	enum gmem_layout layout;
-	bool vmcall;
-	const char *vmcall_why;
+	struct probes probes;		/* gating layout, vmcall, the cache */
 };
 
 static void flag_names(uint64_t flags, char *buf, size_t len)
@@ -185,7 +183,9 @@ static void print_backend_text(const struct caps_backend *b)
 static void print_text(const struct caps_report *r)
 {
 	const struct gmem_vm_caps *h = &r->vm;
-	char buf[256];
+	const struct probes *p = &r->probes;
+	bool vmcall = p->vmcall == VMCALL_EXITS;
+	char buf[PATH_MAX + 256];
 	unsigned int i;
 
 	printf("KVM:                 /dev/kvm, API version %d, module %s%s\n",
@@ -224,16 +224,18 @@ static void print_text(const struct caps_report *r)
 		print_backend_text(&r->modes[i]);
 	if (!r->need_layout)
 		printf("layout:              not needed (no mode runs the emulated backend)\n");
-	else if (r->gating_ret)
+	else if (p->gating_ret)
 		printf("layout:              none gates: %s\n",
-		       strerror(-r->gating_ret));
+		       strerror(-p->gating_ret));
 	else
 		printf("layout:              %s: %s (a probe vCPU's load from a gated page exited to userspace under this layout)\n",
-		       layout_id(r->layout), gmem_layout_name(r->layout));
+		       layout_id(p->layout), gmem_layout_name(p->layout));
 	printf("vmcall comes back:   %s: %s -> hypercalls use %s\n",
-	       yes(r->vmcall), r->vmcall_why ? r->vmcall_why : "",
-	       r->vmcall ? "vmcall (boot flag bit 2)" :
+	       yes(vmcall), vmcall_why(p->vmcall),
+	       vmcall ? "vmcall (boot flag bit 2)" :
 	       "the doorbell, port 0xf5");
+	probes_cache_describe(p, buf, sizeof(buf));
+	printf("probe cache:         %s\n", buf);
 }
 
 /* A JSON string: the reasons come from libgmem and may hold anything. */
@@ -288,6 +290,9 @@ static void print_json(const struct caps_report *r)
 {
 	const struct gmem_vm_caps *h = &r->vm;
 	const struct caps_backend *def = &r->modes[0];
+	const struct probes *p = &r->probes;
+	bool vmcall = p->vmcall == VMCALL_EXITS;
+	char buf[PATH_MAX + 256];
 
 	printf("{\"kvm\": true, \"api_version\": %d, \"module\": \"%s\", \"vm_types\": %llu",
 	       h->api_version, r->module, (unsigned long long)h->vm_types);
@@ -324,14 +329,24 @@ static void print_json(const struct caps_report *r)
 	printf(", \"in_place\": ");
 	print_backend_json(&r->modes[1]);
 	printf("}");
-	if (!r->need_layout || r->gating_ret)
+	if (!r->need_layout || p->gating_ret)
 		printf(", \"layout\": null");
 	else
-		printf(", \"layout\": \"%s\"", layout_id(r->layout));
-	printf(", \"vmcall\": %s, \"vmcall_why\": ", jbool(r->vmcall));
-	json_str(r->vmcall_why);
-	printf(", \"hypercall_transport\": \"%s\"}\n",
-	       r->vmcall ? "vmcall" : "doorbell");
+		printf(", \"layout\": \"%s\"", layout_id(p->layout));
+	printf(", \"vmcall\": %s, \"vmcall_why\": ", jbool(vmcall));
+	json_str(vmcall_why(p->vmcall));
+	printf(", \"hypercall_transport\": \"%s\"",
+	       vmcall ? "vmcall" : "doorbell");
+	printf(", \"probe_cache\": {\"status\": \"%s\", \"path\": ",
+	       probes_cache_status(p));
+	if (p->path[0])
+		json_str(p->path);
+	else
+		printf("null");
+	probes_cache_describe(p, buf, sizeof(buf));
+	printf(", \"why\": ");
+	json_str(buf);
+	printf("}}\n");
 }
 
 static void pick(const struct gmem_vm_caps *caps, enum gmem_mode mode,
@@ -351,8 +366,8 @@ static void pick(const struct gmem_vm_caps *caps, enum gmem_mode mode,
 
 int caps_main(int argc, char **argv)
 {
+	bool json = false, use_cache = true;
 	struct caps_report r;
-	bool json = false;
 	int kvm_fd, vm_fd, ret, i;
 
 	for (i = 1; i < argc; i++) {
@@ -360,7 +375,11 @@ int caps_main(int argc, char **argv)
 			json = true;
 			continue;
 		}
-		gmvm_err("caps: unknown argument '%s' (usage: gmvm caps [--json])",
+		if (!strcmp(argv[i], "--no-probe-cache")) {
+			use_cache = false;
+			continue;
+		}
+		gmvm_err("caps: unknown argument '%s' (usage: gmvm caps [--json] [--no-probe-cache])",
 			 argv[i]);
 		return GM_EXIT_HOST_ERROR;
 	}
@@ -390,9 +409,8 @@ int caps_main(int argc, char **argv)
 		if (!r.modes[i].ret &&
 		    r.modes[i].backend == GMEM_BACKEND_EMULATED)
 			r.need_layout = true;
-	if (r.need_layout)
-		r.gating_ret = gmem_probe_gating(&r.layout);
-	r.vmcall = hypercall_vmcall_works(kvm_fd, &r.vmcall_why);
+	/* As gmvm run gets them: the same probes, the same cache. */
+	probes_get(kvm_fd, use_cache, &r.probes);
 	close(kvm_fd);
 	if (json)
 		print_json(&r);

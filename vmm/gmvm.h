@@ -23,6 +23,7 @@
 #ifndef GMVM_GMVM_H
 #define GMVM_GMVM_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -33,12 +34,16 @@
 #include "kvm_compat.h"
 #include <gmem/gmem.h>
 
+#include "layout.h"
+#include "probe_cache.h"
 #include "stats.h"
 #include "x86/boot.h"
 
 #define GMVM_MAX_VCPUS 64
 #define GMVM_MIN_RAM (2ULL << 20)
 #define GMVM_MAX_RAM (64ULL << 30)
+/* The highest top of RAM: GMVM_MAX_RAM with the pc layout's hole. */
+#define GMVM_MAX_RAM_TOP (GMVM_MAX_RAM + RAM_PC_HOLE_END - RAM_PC_HOLE_START)
 #define GMVM_DEFAULT_RAM (256ULL << 20)
 
 #define SZ_4K 0x1000ULL
@@ -69,7 +74,9 @@ enum stats_format {
 
 /* What `gmvm run` was asked to do (main.c fills it). */
 struct vm_config {
-	uint64_t ram_size;
+	uint64_t ram_size;	/* --memory: bytes of RAM */
+	enum ram_layout_kind layout;	/* --memory-layout */
+	bool no_probe_cache;	/* --no-probe-cache */
 	unsigned int nr_vcpus;
 	enum gmem_mode mode;
 	enum implicit_policy implicit;
@@ -81,6 +88,35 @@ struct vm_config {
 	enum stats_format stats;
 	const char *elf_path;
 	char *cmdline;		/* the guest's ARGS joined; NULL if none */
+};
+
+/* vmcall_probe.c: what a guest vmcall does on this host. */
+enum vmcall_verdict {
+	VMCALL_EXITS = 0,	/* it does: hypercalls may use vmcall */
+	VMCALL_NO_CAP,		/* KVM_CAP_EXIT_HYPERCALL lacks MAP_GPA_RANGE */
+	VMCALL_SPINS,		/* no exit within the probe's wait */
+	VMCALL_RETURNS,		/* back in the guest without an exit */
+	VMCALL_ODD_EXIT,	/* some other exit */
+	VMCALL_NO_VM,		/* no probe VM: a passing failure */
+	VMCALL_NO_SETUP,	/* the probe VM could not be set up: passing */
+	VMCALL_NR_VERDICTS
+};
+
+/*
+ * probes.c: the host probes gmvm runs before its VM (gating layout,
+ * vmcall), through the probe cache unless @use_cache is false
+ * (--no-probe-cache).  Never fails: a failed probe is an answer (the
+ * caller reports it), and a cache that cannot be used is only not used.
+ */
+struct probes {
+	int gating_ret;			/* gmem_probe_gating() */
+	enum gmem_layout layout;	/* when gating_ret is 0 */
+	enum vmcall_verdict vmcall;
+	bool use_cache;
+	int path_ret;			/* probe_cache_path() */
+	int key_ret;			/* making this host's key */
+	char path[PATH_MAX];		/* the cache file, if path_ret is 0 */
+	struct probe_cache_result cache;
 };
 
 /* What an exit handler tells the vCPU loop to do next. */
@@ -146,11 +182,12 @@ struct vm {
 	int vm_fd;
 	size_t run_size;
 	struct gmem_vm *gmem;
-	uint64_t ram_size;
-	uint64_t shared_base;
+	struct ram_layout ram;	/* one libgmem region per range */
+	uint64_t shared_base;	/* above ram.top */
 	struct kvm_cpuid2 *cpuid;
 	bool sync_regs;		/* KVM_CAP_SYNC_REGS has KVM_SYNC_X86_REGS */
 	bool vmcall;		/* hypercalls use vmcall (boot flag bit 2) */
+	struct probes probes;	/* what the host probes found */
 	struct boot_layout boot;
 
 	unsigned int nr_vcpus;
@@ -237,8 +274,15 @@ const char *exit_reason_name(uint32_t reason);
 /* hypercall.c: MAP_GPA_RANGE and SET_PLUGGED, by doorbell or vmcall. */
 enum exit_action hypercall_vmcall_exit(struct vcpu *vcpu);
 
-/* vmcall_probe.c: does a guest vmcall exit to gmvm on this host? */
-bool hypercall_vmcall_works(int kvm_fd, const char **why);
+enum vmcall_verdict vmcall_probe(int kvm_fd);
+const char *vmcall_why(enum vmcall_verdict v);
+/* Does @v describe the host (worth caching), not a passing failure? */
+bool vmcall_lasting(enum vmcall_verdict v);
+
+void probes_get(int kvm_fd, bool use_cache, struct probes *p);
+/* "hit", "miss" or "off", and a line saying why and where. */
+const char *probes_cache_status(const struct probes *p);
+void probes_cache_describe(const struct probes *p, char *buf, size_t len);
 
 /* audit_each.c: --audit each, after a change by @vcpu. */
 enum exit_action audit_after_change(struct vcpu *vcpu, const char *what);

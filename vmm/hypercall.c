@@ -31,14 +31,18 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-/* a0/a1 as a byte range of RAM, or false (the guest gets -22). */
+/*
+ * a0/a1 as a byte range of RAM, or false (the guest gets -22).  RAM may
+ * have holes (--memory-layout pc): a range touching one is refused here,
+ * before libgmem, which would refuse it too, but as a host error.
+ */
 static bool hc_range(const struct vm *vm, uint64_t a0, uint64_t a1,
 		     uint64_t *len)
 {
 	if (a0 % SZ_4K || a1 == 0 || a1 > UINT64_MAX / SZ_4K)
 		return false;
 	*len = a1 * SZ_4K;
-	return a0 + *len >= a0 && a0 + *len <= vm->ram_size;
+	return ram_layout_contains(&vm->ram, a0, *len);
 }
 
 /*

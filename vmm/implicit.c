@@ -50,35 +50,29 @@ struct wrong_view {
 
 /*
  * Find which view [addr, addr + len) is in.  False if it is not entirely
- * inside one view.
+ * inside one RAM range of one view (a hole between ranges is in neither).
  */
 static bool classify(struct vm *vm, uint64_t addr, uint64_t len,
 		     bool private_flag, struct wrong_view *wv)
 {
-	uint64_t ram = vm->ram_size, sb = vm->shared_base;
+	uint64_t top = vm->ram.top, sb = vm->shared_base;
 
 	if (len == 0 || addr + len < addr)
 		return false;
 	if (sb == 0) {
-		if (addr >= ram || len > ram - addr)
-			return false;
 		wv->gpa = addr;
 		wv->want = private_flag ? GMEM_PRIVATE : GMEM_SHARED;
-	} else if (addr < ram) {
-		if (len > ram - addr)
-			return false;
+	} else if (addr < top) {
 		wv->gpa = addr;
 		wv->want = GMEM_PRIVATE;
-	} else if (addr >= sb && addr - sb < ram) {
-		if (len > ram - (addr - sb))
-			return false;
+	} else if (addr >= sb && addr - sb < top) {
 		wv->gpa = addr - sb;
 		wv->want = GMEM_SHARED;
 	} else {
 		return false;
 	}
 	wv->len = len;
-	return true;
+	return ram_layout_contains(&vm->ram, wv->gpa, len);
 }
 
 static const char *view_name(enum gmem_state s)
@@ -197,16 +191,17 @@ enum exit_action implicit_mmio(struct vcpu *vcpu)
 	int ret = 0;
 
 	if (len == 0 || len > sizeof(run->mmio.data) ||
-	    !classify(vm, addr, len, false, &wv))
+	    !classify(vm, addr, len, false, &wv)) {
+		char ram[128];
+
+		ram_layout_describe(&vm->ram, ram, sizeof(ram));
 		return vm_stop(vm, GM_EXIT_GUEST_FAULT,
-			       "vcpu %u: %u-byte %s at GPA %#llx, outside guest RAM (private view [0, %#llx), shared view [%#llx, %#llx)) (RIP %#llx)",
+			       "vcpu %u: %u-byte %s at GPA %#llx, outside guest RAM (private view %s, shared view at +%#llx) (RIP %#llx)",
 			       vcpu->index, len, access,
-			       (unsigned long long)addr,
-			       (unsigned long long)vm->ram_size,
+			       (unsigned long long)addr, ram,
 			       (unsigned long long)vm->shared_base,
-			       (unsigned long long)(vm->shared_base +
-						    vm->ram_size),
 			       (unsigned long long)vcpu_rip(vcpu));
+	}
 	if (check_plugged(vcpu, &wv, access) != EXIT_RESUME)
 		return EXIT_STOP;
 	if (vm->cfg->implicit == IMPLICIT_DENY) {

@@ -115,9 +115,38 @@ static int elf_check_header(struct elf_image *img, const Elf64_Ehdr *eh)
 	return 0;
 }
 
-static int elf_check_segments(struct elf_image *img, const Elf64_Ehdr *eh,
-			      uint64_t ram_size)
+/* Guest RAM as a segment may use it: "[1 MiB, 0xc0000000) [...]". */
+static void ram_text(const struct ram_layout *ram, char *buf, size_t len)
 {
+	size_t off = 0;
+	unsigned int i;
+
+	for (i = 0; i < ram->nr && off < len; i++) {
+		const struct ram_range *r = &ram->range[i];
+
+		if (r->gpa + r->len <= SZ_1M)
+			continue;
+		if (r->gpa < SZ_1M)
+			off += (size_t)snprintf(buf + off, len - off,
+						"%s[1 MiB, %#llx)",
+						off ? " " : "",
+						(unsigned long long)(r->gpa +
+								     r->len));
+		else
+			off += (size_t)snprintf(buf + off, len - off,
+						"%s[%#llx, %#llx)",
+						off ? " " : "",
+						(unsigned long long)r->gpa,
+						(unsigned long long)(r->gpa +
+								     r->len));
+	}
+}
+
+static int elf_check_segments(struct elf_image *img, const Elf64_Ehdr *eh,
+			      const struct ram_layout *ram)
+{
+	char ram_buf[128];
+
 	unsigned int i, n = 0;
 	bool entry_ok = false;
 
@@ -144,13 +173,16 @@ static int elf_check_segments(struct elf_image *img, const Elf64_Ehdr *eh,
 					img->size);
 		if (ph.p_memsz == 0)
 			continue;	/* occupies nothing */
-		if (ph.p_paddr < SZ_1M || ph.p_paddr >= ram_size ||
-		    ram_size - ph.p_paddr < ph.p_memsz)
-			return elf_fail(img, "segment %u [%#llx, %#llx) is outside guest RAM [1 MiB, %#llx)",
+		/* In one RAM range: a segment across a hole is not in RAM. */
+		if (ph.p_paddr < SZ_1M ||
+		    !ram_layout_contains(ram, ph.p_paddr, ph.p_memsz)) {
+			ram_text(ram, ram_buf, sizeof(ram_buf));
+			return elf_fail(img, "segment %u [%#llx, %#llx) is outside guest RAM %s",
 					i, (unsigned long long)ph.p_paddr,
 					(unsigned long long)(ph.p_paddr +
 							     ph.p_memsz),
-					(unsigned long long)ram_size);
+					ram_buf);
+		}
 		s = &img->segs[n++];
 		s->paddr = ph.p_paddr;
 		s->memsz = ph.p_memsz;
@@ -192,7 +224,7 @@ static int elf_check_segments(struct elf_image *img, const Elf64_Ehdr *eh,
 }
 
 int elf_open_buffer(struct elf_image *img, const char *name, uint8_t *data,
-		    size_t size, uint64_t ram_size)
+		    size_t size, const struct ram_layout *ram)
 {
 	Elf64_Ehdr eh;
 
@@ -208,7 +240,7 @@ int elf_open_buffer(struct elf_image *img, const char *name, uint8_t *data,
 	memset(&eh, 0, sizeof(eh));
 	memcpy(&eh, data, size < sizeof(eh) ? size : sizeof(eh));
 	if (elf_check_header(img, &eh) ||
-	    elf_check_segments(img, &eh, ram_size))
+	    elf_check_segments(img, &eh, ram))
 		goto err;
 	return 0;
 
@@ -265,7 +297,8 @@ static int read_file(struct elf_image *img, int fd, size_t hint,
 	return 0;
 }
 
-int elf_open(struct elf_image *img, const char *path, uint64_t ram_size)
+int elf_open(struct elf_image *img, const char *path,
+	     const struct ram_layout *ram)
 {
 	struct stat st;
 	uint8_t *data = NULL;
@@ -293,7 +326,7 @@ int elf_open(struct elf_image *img, const char *path, uint64_t ram_size)
 	}
 	ret = read_file(img, fd, (size_t)st.st_size, &data, &size);
 	if (!ret)
-		ret = elf_open_buffer(img, path, data, size, ram_size);
+		ret = elf_open_buffer(img, path, data, size, ram);
 out:
 	close(fd);
 	return ret;

@@ -40,14 +40,16 @@ struct elf_image {
 	uint64_t end;		/* end of the highest segment */
 };
 
+struct ram_layout;
 struct vm;
 
 /*
  * Read @path (at most ELF_MAX_FILE_SIZE bytes) and validate it for a guest
- * of @ram_size bytes.  On failure, prints one line naming the problem and
- * returns -1.
+ * whose RAM is @ram: every segment above 1 MiB and inside one RAM range.
+ * On failure, prints one line naming the problem and returns -1.
  */
-int elf_open(struct elf_image *img, const char *path, uint64_t ram_size);
+int elf_open(struct elf_image *img, const char *path,
+	     const struct ram_layout *ram);
 
 /*
  * Validate the image in @data (@size bytes, from malloc; the image owns it
@@ -55,7 +57,7 @@ int elf_open(struct elf_image *img, const char *path, uint64_t ram_size);
  * uses it after reading the file; the fuzzer calls it directly.
  */
 int elf_open_buffer(struct elf_image *img, const char *name, uint8_t *data,
-		    size_t size, uint64_t ram_size);
+		    size_t size, const struct ram_layout *ram);
 
 /* Copy every segment into private guest memory (zero-filling p_memsz). */
 int elf_load(struct vm *vm, const struct elf_image *img);

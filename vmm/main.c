@@ -25,7 +25,7 @@ static const char usage_main[] =
 	"\n"
 	"commands:\n"
 	"  run [OPTIONS] GUEST.elf [ARGS...]   run a guest program\n"
-	"  caps [--json]                       show what this host's KVM offers\n"
+	"  caps [--json] [--no-probe-cache]    show what this host's KVM offers\n"
 	"  help                                this text\n"
 	"\n"
 	"`gmvm COMMAND --help` describes a command.\n"
@@ -50,6 +50,11 @@ static const char usage_run[] =
 	"options (`--opt VALUE` and `--opt=VALUE` are the same):\n"
 	"  --memory SIZE         guest RAM, bytes with optional suffix K, M or G;\n"
 	"                        a multiple of 4 KiB, 2M .. 64G (default 256M)\n"
+	"  --memory-layout KIND  where RAM sits in guest-physical memory; flat\n"
+	"                        (default): [0, SIZE); pc: [0, 3G) and, when\n"
+	"                        SIZE > 3G, the rest from 4G up (a hole at\n"
+	"                        [3G, 4G), as on a PC).  The boot info's region\n"
+	"                        table (guest ABI extension 4) lists the ranges\n"
 	"  --vcpus N             number of vCPUs, 1 .. 64 (default 1)\n"
 	"  --conversion MODE     discard: a converted page reads as zeros and its\n"
 	"                        old memory is freed (default); in-place: content\n"
@@ -81,6 +86,10 @@ static const char usage_run[] =
 	"  --stats[=text|json]   at exit, print statistics on stdout after the\n"
 	"                        guest's output: page states, conversions,\n"
 	"                        exits, hypercall latency\n"
+	"  --no-probe-cache      run the start-up probes (gating layout, vmcall)\n"
+	"                        now, neither reading nor writing the probe\n"
+	"                        cache ($XDG_CACHE_HOME/gmvm/probes, else\n"
+	"                        ~/.cache/gmvm/probes; `gmvm caps` says more)\n"
 	"  -h, --help            this text\n"
 	"\n"
 	"The guest's console output goes to stdout.  If stdout stops taking it\n"
@@ -105,7 +114,7 @@ static const char usage_run[] =
 	"  143     stopped by SIGTERM (128 + 15)\n";
 
 static const char usage_caps[] =
-	"usage: gmvm caps [--json]\n"
+	"usage: gmvm caps [--json] [--no-probe-cache]\n"
 	"\n"
 	"Show what this host's KVM offers for private guest memory (VM types,\n"
 	"guest_memfd and its flags, memory attributes, hypercall exits, ...),\n"
@@ -113,9 +122,18 @@ static const char usage_caps[] =
 	"why, and whether a guest vmcall comes back to gmvm (else hypercalls use\n"
 	"the port doorbell).  Exit status 125 if KVM is not usable.\n"
 	"\n"
+	"The layout and vmcall answers come from probes that run throwaway VMs;\n"
+	"gmvm keeps them in the probe cache, $XDG_CACHE_HOME/gmvm/probes (else\n"
+	"~/.cache/gmvm/probes), keyed by the kernel, the KVM device, the CPU\n"
+	"and the KVM modules' parameters.  `probe cache:` says whether this\n"
+	"answer was a hit or a miss, and where the file is.  Anything else that\n"
+	"changes what KVM does (firmware, microcode): --no-probe-cache, or\n"
+	"delete the file.\n"
+	"\n"
 	"options:\n"
-	"  --json      one JSON object instead of text\n"
-	"  -h, --help  this text\n";
+	"  --json            one JSON object instead of text\n"
+	"  --no-probe-cache  probe now; neither read nor write the cache\n"
+	"  -h, --help        this text\n";
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -181,7 +199,7 @@ static int parse_uint(const char *s, unsigned long *out)
 enum opt_id {
 	OPT_MEMORY, OPT_VCPUS, OPT_CONVERSION, OPT_IMPLICIT, OPT_INIT_SHARED,
 	OPT_TIMEOUT, OPT_STATS, OPT_RECLAIM, OPT_DMATEST, OPT_AUDIT,
-	OPT_HELP,
+	OPT_MEMORY_LAYOUT, OPT_NO_PROBE_CACHE, OPT_HELP,
 };
 
 enum opt_arg { ARG_NONE, ARG_REQUIRED, ARG_OPTIONAL };
@@ -198,6 +216,7 @@ static const struct {
 	const char *choice[2];
 } run_opts[] = {
 	{ "memory", OPT_MEMORY, ARG_REQUIRED },
+	{ "memory-layout", OPT_MEMORY_LAYOUT, ARG_REQUIRED, { "flat", "pc" } },
 	{ "vcpus", OPT_VCPUS, ARG_REQUIRED },
 	{ "conversion", OPT_CONVERSION, ARG_REQUIRED,
 	  { "discard", "in-place" } },
@@ -210,6 +229,7 @@ static const struct {
 	/* Optional value only with '=': "--stats GUEST.elf" must not eat
 	 * the image name. */
 	{ "stats", OPT_STATS, ARG_OPTIONAL, { "text", "json" } },
+	{ "no-probe-cache", OPT_NO_PROBE_CACHE, ARG_NONE },
 	{ "help", OPT_HELP, ARG_NONE },
 };
 
@@ -274,6 +294,12 @@ static int apply_opt(struct vm_config *cfg, enum opt_id id, const char *val,
 	case OPT_AUDIT:
 		cfg->audit_each = k;
 		return 0;
+	case OPT_MEMORY_LAYOUT:
+		cfg->layout = k ? RAM_LAYOUT_PC : RAM_LAYOUT_FLAT;
+		return 0;
+	case OPT_NO_PROBE_CACHE:
+		cfg->no_probe_cache = true;
+		return 0;
 	case OPT_HELP:
 		break;
 	}
@@ -308,6 +334,7 @@ static int run_main(int argc, char **argv)
 {
 	struct vm_config cfg = {
 		.ram_size = GMVM_DEFAULT_RAM,
+		.layout = RAM_LAYOUT_FLAT,
 		.nr_vcpus = 1,
 		.mode = GMEM_MODE_DISCARD,
 		.implicit = IMPLICIT_CONVERT,

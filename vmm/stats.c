@@ -93,7 +93,9 @@ struct stats_all {
 	double seconds;
 	/* The run's configuration, as printed. */
 	uint64_t vcpus;
-	uint64_t ram_size;
+	uint64_t ram_size;	/* bytes of RAM, not the top of RAM */
+	uint64_t ram_regions;
+	const char *ram_layout;
 	const char *vcpus_plural;
 	const char *mode;
 	const char *implicit;
@@ -148,7 +150,9 @@ static void gather(struct vm *vm, struct stats_all *s)
 	s->vm = vm;
 	s->vcpus = vm->nr_vcpus;
 	s->vcpus_plural = vm->nr_vcpus > 1 ? "s" : "";
-	s->ram_size = vm->ram_size;
+	s->ram_size = vm->ram.bytes;
+	s->ram_regions = vm->ram.nr;
+	s->ram_layout = ram_layout_name(vm->cfg->layout);
 	s->mode = gmem_mode_name(vm->cfg->mode);
 	s->implicit = vm->cfg->implicit == IMPLICIT_DENY ? "deny" : "convert";
 	s->hypercall = vm->vmcall ? "vmcall" : "doorbell";
@@ -352,6 +356,8 @@ static const struct stat_field vm_fields[] = {
 	F(STAT_U64, "", " vCPU", "vcpus", vcpus),
 	F(STAT_STR, "", "", NULL, vcpus_plural),
 	F(STAT_MIB, ", ", " MiB RAM", "ram_size", ram_size),
+	F(STAT_STR, " (", " layout", "layout", ram_layout),
+	F(STAT_U64, ", regions ", ")", "regions", ram_regions),
 	F(STAT_STR, ", ", " conversion", "mode", mode),
 	F(STAT_STR, ", implicit ", "", "implicit", implicit),
 	F(STAT_STR, ", hypercalls by ", "", "hypercall", hypercall),

@@ -8,19 +8,23 @@
  *   1. validate the image (before touching KVM: a bad image is 125 even
  *      on a host without KVM);
  *   2. open /dev/kvm, create the VM, check the required capabilities
- *      (every missing one is named), probe whether vmcall comes back;
+ *      (every missing one is named), run the host probes (probes.c:
+ *      whether vmcall comes back, which memslot layout gating stops a
+ *      vCPU under), from the probe cache when it has them;
  *   3. pick the libgmem backend from the VM's own capabilities (and, for
- *      the emulated one, the memslot layout gmem_probe_gating() finds);
- *      gmem_create: one RAM region [0, ram_size) at GPA 0, all pages
+ *      the emulated one, the layout the gating probe found);
+ *      gmem_create: one RAM region per range of the RAM layout
+ *      (--memory-layout, layout.c), each at its own GPA, all pages
  *      private (or shared with --init-shared), shared_base as libgmem
- *      reports it (0 for a native backend: one view);
+ *      reports it (above the top of RAM; 0 for a native backend);
  *   4. devices, each as it describes itself (devices/devices.c);
  *   5. launch: place gmvm's structures after the image; with
- *      --init-shared, convert [0, free_start) to private first (the ABI
- *      puts the image and gmvm's structures in private memory, so the one
- *      block below free_start is private and everything from free_start
- *      up starts shared); load the image and write boot info, GDT, command
- *      line and page tables into private memory;
+ *      --init-shared, convert the RAM of [0, free_start) to private first
+ *      (the ABI puts the image and gmvm's structures in private memory,
+ *      so the one block below free_start is private and everything from
+ *      free_start up starts shared); load the image and write boot info
+ *      (with the region table), GDT, command line and page tables into
+ *      private memory;
  *   6. create the vCPUs, start their threads behind a gate so that they
  *      all enter KVM_RUN together, wait (with the --timeout deadline, and
  *      for SIGINT/SIGTERM, which stop the VM with 130/143);
@@ -43,6 +47,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -172,15 +177,16 @@ static int vm_open_kvm(struct vm *vm)
 		gmvm_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
 		return ret;
 	}
-	vm->vmcall = hypercall_vmcall_works(vm->kvm_fd, NULL);
+	probes_get(vm->kvm_fd, !vm->cfg->no_probe_cache, &vm->probes);
+	vm->vmcall = vm->probes.vmcall == VMCALL_EXITS;
 	return 0;
 }
 
 /*
  * Which backend gmvm runs for this VM (from the VM's own capabilities)
  * and, for the emulated one, the memslot layout under which gating stops
- * a vCPU: gmem_create() takes the layout gmem_probe_gating() found (the
- * probe runs its own throwaway VM, once per process).
+ * a vCPU: gmem_create() takes the layout the gating probe found (now, or
+ * in an earlier run: the probe cache), so it runs no probe of its own.
  */
 static int vm_pick_backend(struct vm *vm, enum gmem_backend *backend,
 			   enum gmem_layout *layout)
@@ -207,30 +213,87 @@ static int vm_pick_backend(struct vm *vm, enum gmem_backend *backend,
 	}
 	if (*backend != GMEM_BACKEND_EMULATED)
 		return 0;
-	ret = gmem_probe_gating(layout);
+	ret = vm->probes.gating_ret;
 	if (ret) {
 		gmvm_err("creating %llu MiB of guest memory (%s mode): no memslot layout gates a vCPU on this host: gmem_probe_gating: %s",
-			 (unsigned long long)(vm->ram_size >> 20),
+			 (unsigned long long)(vm->ram.bytes >> 20),
 			 gmem_mode_name(vm->cfg->mode), strerror(-ret));
 		return ret;
+	}
+	*layout = vm->probes.layout;
+	return 0;
+}
+
+/*
+ * The shared backing of discard mode: one memfd of gmvm's own, as large as
+ * the top of RAM, in which the region at GPA g lives at offset g (a hole
+ * is never written, so it costs nothing).  So the DMA device process gets
+ * one fd in which IOVA x is at offset x, whatever the layout.  The name
+ * is the one libgmem gives its own shared memfds (tests look for it).
+ */
+static int shared_memfd(const struct vm *vm)
+{
+	int fd, ret;
+
+	fd = memfd_create("gmem-shared", MFD_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		gmvm_err("creating the shared backing: memfd_create: %s",
+			 strerror(errno));
+		return ret;
+	}
+	if (ftruncate(fd, (off_t)vm->ram.top)) {
+		ret = -errno;
+		gmvm_err("sizing the shared backing to %#llx bytes: ftruncate: %s",
+			 (unsigned long long)vm->ram.top, strerror(errno));
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/* What libgmem made must be what gmvm asked for: one region per range. */
+static int vm_check_memory(struct vm *vm)
+{
+	struct gmem_region_info info = GMEM_INIT(struct gmem_region_info);
+	unsigned int i;
+
+	vm->shared_base = gmem_shared_base(vm->gmem);
+	if (vm->shared_base && vm->shared_base < vm->ram.top) {
+		gmvm_err("libgmem put the shared view at %#llx, inside RAM [0, %#llx)",
+			 (unsigned long long)vm->shared_base,
+			 (unsigned long long)vm->ram.top);
+		return -EINVAL;
+	}
+	if (gmem_ram_size(vm->gmem) != vm->ram.bytes ||
+	    gmem_region_count(vm->gmem) != (int)vm->ram.nr) {
+		gmvm_err("libgmem reports %#llx bytes of RAM in %d regions, gmvm asked for %#llx in %u",
+			 (unsigned long long)gmem_ram_size(vm->gmem),
+			 gmem_region_count(vm->gmem),
+			 (unsigned long long)vm->ram.bytes, vm->ram.nr);
+		return -EINVAL;
+	}
+	for (i = 0; i < vm->ram.nr; i++) {
+		if (gmem_region_get(vm->gmem, i, &info) ||
+		    info.gpa != vm->ram.range[i].gpa ||
+		    info.len != vm->ram.range[i].len) {
+			gmvm_err("libgmem's region %u is not RAM range [%#llx, +%#llx)",
+				 i, (unsigned long long)vm->ram.range[i].gpa,
+				 (unsigned long long)vm->ram.range[i].len);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }
 
 /*
- * Guest RAM is one region, [0, ram_size) at GPA 0, with backings libgmem
- * creates (a guest_memfd and, in discard mode, a memfd); memslots are KVM
- * slots 0 and up, registered by libgmem on the VM fd.
+ * Guest RAM: one region per range of the layout, at its GPA, with a
+ * guest_memfd libgmem creates and (discard mode) gmvm's shared memfd;
+ * memslots are KVM slots 0 and up, registered by libgmem on the VM fd.
  */
 static int vm_create_memory(struct vm *vm)
 {
-	const struct gmem_region_config ram = {
-		.size = sizeof(ram),
-		.gpa = 0,
-		.len = vm->ram_size,
-		.private_fd = -1,
-		.shared_fd = -1,
-	};
+	struct gmem_region_config ram[RAM_MAX_RANGES];
 	struct gmem_config gc = {
 		.size = sizeof(gc),
 		.flags = vm->cfg->deferred_reclaim ?
@@ -239,39 +302,76 @@ static int vm_create_memory(struct vm *vm)
 		.mode = vm->cfg->mode,
 		.initial_state = vm->cfg->init_shared ? GMEM_SHARED :
 							GMEM_PRIVATE,
-		.max_gpa = 0,		/* the end of RAM */
+		.max_gpa = 0,		/* the top of RAM */
 		.shared_base = 0,	/* libgmem picks; we use what it says */
-		.regions = &ram,
-		.nr_regions = 1,
+		.regions = ram,
+		.nr_regions = vm->ram.nr,
 		.set_slot = NULL,	/* libgmem registers KVM slots */
 		.slot_base = 0,
 	};
-	int ret;
+	int shared_fd = -1, ret;
+	unsigned int i;
 
 	ret = vm_pick_backend(vm, &gc.backend, &gc.layout);
 	if (ret)
 		return ret;
+	if (vm->cfg->mode == GMEM_MODE_DISCARD) {
+		shared_fd = shared_memfd(vm);
+		if (shared_fd < 0)
+			return shared_fd;
+	}
+	for (i = 0; i < vm->ram.nr; i++)
+		ram[i] = (struct gmem_region_config){
+			.size = sizeof(ram[i]),
+			.gpa = vm->ram.range[i].gpa,
+			.len = vm->ram.range[i].len,
+			.private_fd = -1,
+			.shared_fd = shared_fd,
+			.shared_offset = shared_fd < 0 ? 0 :
+					 vm->ram.range[i].gpa,
+		};
 	ret = gmem_create(&gc, &vm->gmem);
+	if (shared_fd >= 0)
+		close(shared_fd);	/* libgmem holds its own dups */
 	if (ret) {
 		vm->gmem = NULL;
-		gmvm_err("creating %llu MiB of guest memory (%s mode, %s backend): gmem_create: %s",
-			 (unsigned long long)(vm->ram_size >> 20),
+		gmvm_err("creating %llu MiB of guest memory in %u region%s (%s mode, %s backend): gmem_create: %s%s",
+			 (unsigned long long)(vm->ram.bytes >> 20), vm->ram.nr,
+			 vm->ram.nr > 1 ? "s" : "",
 			 gmem_mode_name(vm->cfg->mode),
-			 gmem_backend_name(gc.backend), strerror(-ret));
+			 gmem_backend_name(gc.backend), strerror(-ret),
+			 vm->probes.cache.enabled && !vm->probes.cache.load ?
+			 " (its memslot layout came from the probe cache: --no-probe-cache probes again)" :
+			 "");
 		return ret;
 	}
-	vm->shared_base = gmem_shared_base(vm->gmem);
-	if (vm->shared_base && vm->shared_base < vm->ram_size) {
-		gmvm_err("libgmem put the shared view at %#llx, inside RAM [0, %#llx)",
-			 (unsigned long long)vm->shared_base,
-			 (unsigned long long)vm->ram_size);
-		return -EINVAL;
-	}
-	if (gmem_ram_size(vm->gmem) != vm->ram_size) {
-		gmvm_err("libgmem reports %#llx bytes of RAM, gmvm asked for %#llx",
-			 (unsigned long long)gmem_ram_size(vm->gmem),
-			 (unsigned long long)vm->ram_size);
-		return -EINVAL;
+	return vm_check_memory(vm);
+}
+
+/*
+ * --init-shared: gmvm's area, [0, free_start), is private (guest ABI
+ * section 3), the rest shared.  Converted range by range: a conversion
+ * touching a hole would be refused.
+ */
+static int vm_init_shared_area(struct vm *vm)
+{
+	uint64_t end = vm->boot.free_start;
+	unsigned int i;
+	int64_t r;
+
+	for (i = 0; i < vm->ram.nr && vm->ram.range[i].gpa < end; i++) {
+		const struct ram_range *rr = &vm->ram.range[i];
+		uint64_t len = end - rr->gpa < rr->len ? end - rr->gpa :
+							 rr->len;
+
+		r = gmem_convert(vm->gmem, rr->gpa, len, GMEM_PRIVATE);
+		if (r < 0) {
+			gmvm_err("--init-shared: converting gmvm's area [%#llx, %#llx) to private: gmem_convert: %s",
+				 (unsigned long long)rr->gpa,
+				 (unsigned long long)(rr->gpa + len),
+				 strerror((int)-r));
+			return (int)r;
+		}
 	}
 	return 0;
 }
@@ -279,7 +379,6 @@ static int vm_create_memory(struct vm *vm)
 static int vm_launch(struct vm *vm, const struct elf_image *img)
 {
 	const char *cmdline = vm->cfg->cmdline;
-	int64_t r;
 	int ret;
 
 	vm->boot.image_start = img->start;
@@ -289,14 +388,9 @@ static int vm_launch(struct vm *vm, const struct elf_image *img)
 	if (ret)
 		return ret;
 	if (vm->cfg->init_shared) {
-		r = gmem_convert(vm->gmem, 0, vm->boot.free_start,
-				 GMEM_PRIVATE);
-		if (r < 0) {
-			gmvm_err("--init-shared: converting gmvm's area [0, %#llx) to private: gmem_convert: %s",
-				 (unsigned long long)vm->boot.free_start,
-				 strerror((int)-r));
-			return (int)r;
-		}
+		ret = vm_init_shared_area(vm);
+		if (ret)
+			return ret;
 	}
 	ret = elf_load(vm, img);
 	if (ret)
@@ -443,11 +537,20 @@ static int vm_finish(struct vm *vm, int status)
 int vm_run(const struct vm_config *cfg)
 {
 	int status = GM_EXIT_HOST_ERROR;
+	struct ram_layout ram;
 	struct elf_image img;
 	struct vm *vm;
 	unsigned int i;
+	int ret;
 
-	if (elf_open(&img, cfg->elf_path, cfg->ram_size))
+	ret = ram_layout_compute(cfg->layout, cfg->ram_size, &ram);
+	if (ret) {
+		gmvm_err("--memory %#llx with --memory-layout %s: %s",
+			 (unsigned long long)cfg->ram_size,
+			 ram_layout_name(cfg->layout), strerror(-ret));
+		return GM_EXIT_HOST_ERROR;
+	}
+	if (elf_open(&img, cfg->elf_path, &ram))
 		return GM_EXIT_HOST_ERROR;
 	vm = calloc(1, sizeof(*vm));
 	if (!vm) {
@@ -457,7 +560,7 @@ int vm_run(const struct vm_config *cfg)
 	vm->cfg = cfg;
 	vm->kvm_fd = -1;
 	vm->vm_fd = -1;
-	vm->ram_size = cfg->ram_size;
+	vm->ram = ram;
 	vm->nr_vcpus = cfg->nr_vcpus;
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_mutex_init(&vm->gate_lock, NULL);

@@ -6,13 +6,15 @@
  * (our development hosts among them) a guest vmcall never exits to
  * userspace and KVM_RUN spins until a signal.  So gmvm runs a throwaway
  * real-mode VM (util/kvm_util.h) whose only instruction is a vmcall (or
- * vmmcall on AMD and Hygon), kicks it out of KVM_RUN with a signal after
- * VMCALL_PROBE_MS, and caches the verdict for the process.  A slow host can
- * only make it say "no" (then the doorbell is used, which always works),
- * never a false "yes".
+ * vmmcall on AMD and Hygon) and kicks it out of KVM_RUN with a signal after
+ * VMCALL_PROBE_MS.  A slow host can only make it say "no" (then the
+ * doorbell is used, which always works), never a false "yes".
  *
- * State: the kicker's done flag is under its lock; the verdict is written
- * once under the probe lock and read-only afterwards.
+ * The verdict is a value, not prose, so that the probe cache
+ * (probe_cache.c, through probes.c) can keep it: every verdict but the
+ * two passing failures (no VM, no set-up) describes the host.
+ *
+ * State: the kicker's done flag is under its lock; nothing else is shared.
  */
 #include <cpuid.h>
 #include <errno.h>
@@ -27,8 +29,9 @@
 
 /*
  * A vmcall that exits does so in microseconds; the wait only bounds a host
- * that spins.  Every gmvm start on such a host pays it, so keep it short (a
- * slow host can only make the answer "no", which is safe).
+ * that spins.  Every gmvm start on such a host pays it unless the probe
+ * cache has the answer, so keep it short (a slow host can only make the
+ * answer "no", which is safe).
  */
 #define VMCALL_PROBE_MS 10
 /* For messages: the wait in words, so that they cannot drift from it. */
@@ -116,7 +119,33 @@ out:
 	return ran;
 }
 
-static bool probe_vmcall(int kvm_fd, const char **why)
+static const char *const verdict_why[VMCALL_NR_VERDICTS] = {
+	[VMCALL_EXITS] = "a probe vmcall exited to userspace",
+	[VMCALL_NO_CAP] =
+		"KVM_CAP_EXIT_HYPERCALL lacks MAP_GPA_RANGE (bit 12)",
+	[VMCALL_SPINS] = "a probe vmcall did not exit to userspace within "
+			 STR(VMCALL_PROBE_MS)
+			 " ms (KVM_RUN had to be interrupted)",
+	[VMCALL_RETURNS] =
+		"a probe vmcall returned to the guest without exiting to userspace",
+	[VMCALL_ODD_EXIT] = "a probe vmcall ended with an unexpected exit",
+	[VMCALL_NO_VM] = "cannot create a probe VM",
+	[VMCALL_NO_SETUP] = "the probe VM could not be set up",
+};
+
+const char *vmcall_why(enum vmcall_verdict v)
+{
+	return (unsigned int)v < VMCALL_NR_VERDICTS ? verdict_why[v] :
+						      "unknown";
+}
+
+bool vmcall_lasting(enum vmcall_verdict v)
+{
+	return (unsigned int)v < VMCALL_NR_VERDICTS && v != VMCALL_NO_VM &&
+	       v != VMCALL_NO_SETUP;
+}
+
+enum vmcall_verdict vmcall_probe(int kvm_fd)
 {
 	static const uint8_t vmcall[] = { 0x0f, 0x01, 0xc1, 0xf4 };
 	static const uint8_t vmmcall[] = { 0x0f, 0x01, 0xd9, 0xf4 };
@@ -124,23 +153,20 @@ static bool probe_vmcall(int kvm_fd, const char **why)
 		.cap = KVM_CAP_EXIT_HYPERCALL,
 		.args[0] = 1ULL << KVM_HC_MAP_GPA_RANGE,
 	};
-	struct kvmu_vcpu v = { .fd = -1 };
+	enum vmcall_verdict v = VMCALL_NO_SETUP;
+	struct kvmu_vcpu vcpu = { .fd = -1 };
 	struct kvm_regs regs;
-	bool works = false;
 	int vm_fd, r;
 	void *mem;
 
 	vm_fd = kvmu_vm_create(kvm_fd, 0);
-	if (vm_fd < 0) {
-		*why = "cannot create a probe VM";
-		return false;
-	}
+	if (vm_fd < 0)
+		return VMCALL_NO_VM;
 	r = ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_EXIT_HYPERCALL);
 	if (r <= 0 || !(r & (1 << KVM_HC_MAP_GPA_RANGE))) {
-		*why = "KVM_CAP_EXIT_HYPERCALL lacks MAP_GPA_RANGE (bit 12)";
+		v = VMCALL_NO_CAP;
 		goto err_vm;
 	}
-	*why = "the probe VM could not be set up";
 	if (ioctl(vm_fd, KVM_ENABLE_CAP, &cap))
 		goto err_vm;
 	mem = mmap(NULL, SZ_64K, PROT_READ | PROT_WRITE,
@@ -151,54 +177,34 @@ static bool probe_vmcall(int kvm_fd, const char **why)
 	       sizeof(vmcall));
 	if (kvmu_set_slot(vm_fd, 0, 0, mem, SZ_64K))
 		goto err_mem;
-	if (kvmu_vcpu_create(kvm_fd, vm_fd, 0, &v))
+	if (kvmu_vcpu_create(kvm_fd, vm_fd, 0, &vcpu))
 		goto err_mem;
 	/* Real mode at 0:0x1000, CPL 0: MAP_GPA_RANGE(0, 1 page, shared). */
 	memset(&regs, 0, sizeof(regs));
 	regs.rip = PROBE_CODE;
 	regs.rax = KVM_HC_MAP_GPA_RANGE;
 	regs.rcx = 1;
-	if (kvmu_vcpu_real_mode(&v, 0, 0, &regs))
+	if (kvmu_vcpu_real_mode(&vcpu, 0, 0, &regs))
 		goto err_vcpu;
 
-	if (!run_kicked(&v, &r))
+	if (!run_kicked(&vcpu, &r))
 		goto err_vcpu;	/* no kicker: the VM never ran */
-	if (r == 0 && v.run->exit_reason == KVM_EXIT_HYPERCALL &&
-	    v.run->hypercall.nr == KVM_HC_MAP_GPA_RANGE) {
-		works = true;
-		*why = "a probe vmcall exited to userspace";
-	} else if (r == -EINTR) {
-		*why = "a probe vmcall did not exit to userspace within "
-		       STR(VMCALL_PROBE_MS)
-		       " ms (KVM_RUN had to be interrupted)";
-	} else if (r == 0 && v.run->exit_reason == KVM_EXIT_HLT) {
-		*why = "a probe vmcall returned to the guest without exiting to userspace";
-	} else {
-		*why = "a probe vmcall ended with an unexpected exit";
-	}
+	if (r == 0 && vcpu.run->exit_reason == KVM_EXIT_HYPERCALL &&
+	    vcpu.run->hypercall.nr == KVM_HC_MAP_GPA_RANGE)
+		v = VMCALL_EXITS;
+	else if (r == -EINTR)
+		v = VMCALL_SPINS;
+	else if (r == 0 && vcpu.run->exit_reason == KVM_EXIT_HLT)
+		v = VMCALL_RETURNS;
+	else if (r == 0)
+		v = VMCALL_ODD_EXIT;
+	/* else KVM_RUN failed (-ENOMEM, ...): passing, VMCALL_NO_SETUP. */
 
 err_vcpu:
-	kvmu_vcpu_destroy(&v);
+	kvmu_vcpu_destroy(&vcpu);
 err_mem:
 	munmap(mem, SZ_64K);
 err_vm:
 	close(vm_fd);
-	return works;
-}
-
-bool hypercall_vmcall_works(int kvm_fd, const char **why)
-{
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	static bool done, works;
-	static const char *reason;
-
-	pthread_mutex_lock(&lock);
-	if (!done) {
-		works = probe_vmcall(kvm_fd, &reason);
-		done = true;
-	}
-	pthread_mutex_unlock(&lock);
-	if (why)
-		*why = reason;
-	return works;
+	return v;
 }

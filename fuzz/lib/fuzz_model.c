@@ -13,11 +13,13 @@
 
 #define PAGE GMEM_PAGE_SIZE
 
-void model_init(struct fuzz_model *m, uint64_t ram, bool in_place,
-		bool init_shared)
+void model_init(struct fuzz_model *m, uint64_t ram, uint64_t hole_start,
+		uint64_t hole, bool in_place, bool init_shared)
 {
 	memset(m, 0, sizeof(*m));
 	m->ram = ram;
+	m->hole_start = hole_start;
+	m->hole_end = hole_start + hole;
 	m->npages = ram / PAGE;
 	m->in_place = in_place;
 	m->shared = malloc(m->npages);
@@ -85,10 +87,16 @@ static bool pinned(const struct fuzz_model *m, uint64_t p)
 	return false;
 }
 
+bool model_in_ram(const struct fuzz_model *m, uint64_t off, uint64_t len)
+{
+	if (!len || off >= m->ram || len > m->ram - off)
+		return false;
+	return off + len <= m->hole_start || off >= m->hole_end;
+}
+
 static bool range_ok(const struct fuzz_model *m, uint64_t off, uint64_t len)
 {
-	return len && !(off % PAGE) && !(len % PAGE) && off < m->ram &&
-	       len <= m->ram - off;
+	return !(off % PAGE) && !(len % PAGE) && model_in_ram(m, off, len);
 }
 
 int64_t model_convert(struct fuzz_model *m, uint64_t off, uint64_t len,
@@ -141,8 +149,8 @@ uint32_t model_dma(struct fuzz_model *m, uint32_t cmd, uint64_t addr,
 	unsigned int k;
 	uint32_t s = 0;
 
-	if (cmd < GM_DMA_CMD_FILL || cmd > GM_DMA_CMD_UNPIN || !len ||
-	    len > GM_DMA_MAX_LEN || addr >= m->ram || len > m->ram - addr)
+	if (cmd < GM_DMA_CMD_FILL || cmd > GM_DMA_CMD_UNPIN ||
+	    len > GM_DMA_MAX_LEN || !model_in_ram(m, addr, len))
 		return GM_DMA_BAD;
 	if (cmd == GM_DMA_CMD_UNPIN) {
 		for (k = 0; k < m->nr_pins; k++) {

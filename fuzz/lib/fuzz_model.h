@@ -5,6 +5,8 @@
  * the same operations and compare every answer.
  *
  * The rules modelled (README, docs/GUEST_ABI.md, include/gmem/gmem.h):
+ *  - a range touching the hole between RAM regions is refused like one
+ *    past the top of RAM (-EINVAL, guest -22, DMA STATUS 2);
  *  - a conversion or plug change is all or nothing; it returns the pages
  *    whose state changed, or -EAGAIN (nothing changed) when a page that
  *    would stop being reachable (shared and plugged) lies in a page a PIN
@@ -28,7 +30,9 @@
 #define FUZZ_MAX_PINS GM_DMA_MAX_PINS
 
 struct fuzz_model {
-	uint64_t ram;
+	uint64_t ram;		/* the top of RAM */
+	uint64_t hole_start;	/* [hole_start, hole_end) is not RAM */
+	uint64_t hole_end;
 	uint64_t npages;
 	bool in_place;
 	uint8_t *shared;	/* per page: 1 shared, 0 private */
@@ -38,8 +42,16 @@ struct fuzz_model {
 	unsigned int nr_pins;
 };
 
-void model_init(struct fuzz_model *m, uint64_t ram, bool in_place,
-		bool init_shared);
+/* RAM [0, @ram), except @hole bytes at @hole_start (0: no hole). */
+void model_init(struct fuzz_model *m, uint64_t ram, uint64_t hole_start,
+		uint64_t hole, bool in_place, bool init_shared);
+
+/*
+ * Are the bytes [off, off + len) RAM: not empty, not wrapping, below the
+ * top and not touching the hole?  (Hypercalls, conversions and DMA
+ * commands on anything else are refused.)
+ */
+bool model_in_ram(const struct fuzz_model *m, uint64_t off, uint64_t len);
 void model_free(struct fuzz_model *m);
 
 /* The expected return of gmem_convert() / gmem_set_plugged(), applied. */

@@ -30,18 +30,30 @@ static int accept_slot(void *data, const struct gmem_slot *slot)
 
 int fuzz_gmem_create(const struct gmem_config *cfg_in, struct gmem_vm **out)
 {
-	struct gmem_region_config rc = *cfg_in->regions;
+	struct gmem_region_config rc[RAM_MAX_RANGES];
 	struct gmem_config cfg = *cfg_in;
+	uint64_t top = 0;
+	unsigned int i;
 	int fd, err;
 
+	FUZZ_ASSERT(cfg.nr_regions >= 1 && cfg.nr_regions <= RAM_MAX_RANGES);
+	for (i = 0; i < cfg.nr_regions; i++) {
+		rc[i] = cfg_in->regions[i];
+		if (rc[i].gpa + rc[i].len > top)
+			top = rc[i].gpa + rc[i].len;
+	}
+	/* One file for all regions, region at GPA g at offset g. */
 	fd = memfd_create("fuzz-private", MFD_CLOEXEC);
-	FUZZ_ASSERT(fd >= 0 && ftruncate(fd, (off_t)rc.len) == 0);
-	rc.private_fd = fd;
-	cfg.regions = &rc;
+	FUZZ_ASSERT(fd >= 0 && ftruncate(fd, (off_t)top) == 0);
+	for (i = 0; i < cfg.nr_regions; i++) {
+		rc[i].private_fd = fd;
+		rc[i].private_offset = rc[i].gpa;
+	}
+	cfg.regions = rc;
 	cfg.vm_fd = -1;
 	cfg.set_slot = accept_slot;
 	err = gmem_create(&cfg, out);
-	close(fd);	/* libgmem holds its own dup */
+	close(fd);	/* libgmem holds its own dups */
 	return err;
 }
 
@@ -89,18 +101,32 @@ static struct kvm_cpuid2 *fake_cpuid(bool gbpages)
 void fuzz_vm_init(struct fuzz_vm *f, const struct fuzz_vm_opts *o,
 		  bool dmatest)
 {
-	struct gmem_region_config ram = GMEM_INIT(struct gmem_region_config,
-		.gpa = 0, .len = o->ram_size, .shared_fd = -1);
+	struct ram_range ranges[RAM_MAX_RANGES] = {
+		{ 0, o->hole ? o->hole_start : o->ram_size },
+		{ o->hole_start + o->hole, o->ram_size - o->hole_start },
+	};
+	struct gmem_region_config ram[RAM_MAX_RANGES];
 	struct gmem_config gc = GMEM_INIT(struct gmem_config,
 		.mode = o->mode,
 		.initial_state = o->init_shared ? GMEM_SHARED : GMEM_PRIVATE,
 		.flags = o->deferred_reclaim ? GMEM_CONFIG_DEFERRED_RECLAIM : 0,
-		.regions = &ram, .nr_regions = 1);
+		.regions = ram);
 	struct vm *vm = &f->vm;
+	unsigned int i;
 	int ret;
 
 	memset(f, 0, sizeof(*f));
+	/* The RAM layout every gmvm check asks, as vm_run() makes it. */
+	FUZZ_ASSERT(!ram_layout_from_ranges(&vm->ram, ranges,
+					    o->hole ? 2 : 1));
+	for (i = 0; i < vm->ram.nr; i++)
+		ram[i] = GMEM_INIT(struct gmem_region_config,
+				   .gpa = vm->ram.range[i].gpa,
+				   .len = vm->ram.range[i].len,
+				   .shared_fd = -1);
+	gc.nr_regions = vm->ram.nr;
 	f->cfg.ram_size = o->ram_size;
+	f->cfg.layout = o->hole ? RAM_LAYOUT_PC : RAM_LAYOUT_FLAT;
 	f->cfg.nr_vcpus = 1;
 	f->cfg.mode = o->mode;
 	f->cfg.init_shared = o->init_shared;
@@ -111,7 +137,6 @@ void fuzz_vm_init(struct fuzz_vm *f, const struct fuzz_vm_opts *o,
 	vm->cfg = &f->cfg;
 	vm->kvm_fd = -1;
 	vm->vm_fd = -1;
-	vm->ram_size = o->ram_size;
 	vm->nr_vcpus = 1;
 	vm->vcpus = &f->vcpu;
 	vm->sync_regs = true;	/* registers come from f->run */
@@ -131,8 +156,10 @@ void fuzz_vm_init(struct fuzz_vm *f, const struct fuzz_vm_opts *o,
 
 	ret = fuzz_gmem_create(&gc, &vm->gmem);
 	if (ret)
-		fuzz_fail("gmem_create(%llu bytes): %s",
-			  (unsigned long long)o->ram_size, strerror(-ret));
+		fuzz_fail("gmem_create(%llu bytes, hole %#llx at %#llx): %s",
+			  (unsigned long long)o->ram_size,
+			  (unsigned long long)o->hole,
+			  (unsigned long long)o->hole_start, strerror(-ret));
 	vm->shared_base = gmem_shared_base(vm->gmem);
 	/* No console: guest output would only be noise here. */
 	FUZZ_ASSERT(!device_add(vm, &exit_port_device));
@@ -255,9 +282,14 @@ void fuzz_vm_check(struct fuzz_vm *f)
 
 uint8_t fuzz_vm_opts_read(struct fuzz_in *in, struct fuzz_vm_opts *o)
 {
-	uint8_t cfg;
+	uint8_t ram = fuzz_u8(in), cfg;
+	uint64_t halves = ram % 16 + 1;
 
-	o->ram_size = (uint64_t)(fuzz_u8(in) % 16 + 1) * SZ_2M;
+	o->ram_size = halves * SZ_2M;
+	/* Bits 4..6: a hole of that many MiB in the middle (2 MiB at least
+	 * on either side), so ranges touching it are fuzzed too. */
+	o->hole = halves >= 2 ? (uint64_t)((ram >> 4) & 7) * SZ_1M : 0;
+	o->hole_start = o->hole ? halves / 2 * SZ_2M : 0;
 	cfg = fuzz_u8(in);
 	o->mode = cfg & 1 ? GMEM_MODE_IN_PLACE : GMEM_MODE_DISCARD;
 	o->init_shared = cfg & 2;

@@ -15,7 +15,14 @@
 
 /* The options of a fuzzed VM (a subset of `gmvm run`'s). */
 struct fuzz_vm_opts {
-	uint64_t ram_size;
+	uint64_t ram_size;	/* bytes of RAM */
+	/*
+	 * RAM with a hole, as `--memory-layout pc` makes it but smaller:
+	 * [0, hole_start) and [hole_start + hole, ram_size + hole).  hole 0:
+	 * one range, [0, ram_size).
+	 */
+	uint64_t hole_start;
+	uint64_t hole;
 	enum gmem_mode mode;
 	bool init_shared;
 	bool deferred_reclaim;
@@ -82,8 +89,9 @@ uint64_t fuzz_u64(struct fuzz_in *in);
 
 /*
  * The VM a harness input asks for, from its first two bytes: RAM of 2..32
- * MiB, mode, initial state, deferred reclaim.  Returns the second byte,
- * whose higher bits a harness may read for options of its own.
+ * MiB, maybe split by a hole of 1..7 MiB, mode, initial state, deferred
+ * reclaim.  Returns the second byte, whose higher bits a harness may read
+ * for options of its own.
  */
 uint8_t fuzz_vm_opts_read(struct fuzz_in *in, struct fuzz_vm_opts *o);
 

@@ -10,7 +10,9 @@
  *
  * Everything below free_start (code, stack, boot info, page tables) is
  * private and must stay so.  The test area starts at free_start rounded up
- * to 2 MiB, so that tests get 2 MiB aligned ranges, and ends at ram_size.
+ * to 2 MiB, so that tests get 2 MiB aligned ranges, and ends where the RAM
+ * region holding free_start ends (ram_size, unless RAM has holes: guest
+ * ABI extension 4).
  */
 #ifndef GUEST_MEM_H
 #define GUEST_MEM_H
@@ -39,6 +41,26 @@ static inline uint64_t ptr_to_gpa(const void *p)
 	return a;
 }
 
+/*
+ * RAM regions (guest ABI extension 4, guest/lib/regions.c).  Without the
+ * extension's boot info flag, RAM is what version 1 says: one region,
+ * [0, ram_size), and the helpers answer as if the table said so.
+ */
+static inline bool gm_has_region_table(void)
+{
+	return gm_flags & GM_BOOT_F_REGIONS;
+}
+
+unsigned int gm_region_count(void);
+/* Region @i (0 .. gm_region_count() - 1, in GPA order; asserts). */
+struct gm_region gm_region(unsigned int i);
+/* Is [gpa, gpa + len) RAM, inside one region (so not touching a hole)? */
+bool gm_is_ram(uint64_t gpa, uint64_t len);
+/* The end of the region holding @gpa; @gpa itself in a hole. */
+uint64_t gm_region_end_of(uint64_t gpa);
+/* Copies and checks the table; the runtime's start-up calls it. */
+void __guest_regions_init(const struct gm_boot_info *bi);
+
 static inline uint64_t test_area_start(void)
 {
 	return ALIGN_UP(gm_free_start, SZ_2M);
@@ -46,14 +68,15 @@ static inline uint64_t test_area_start(void)
 
 static inline uint64_t test_area_end(void)
 {
-	return gm_ram_size;
+	/* gmvm's area ends in the region where the test area starts. */
+	return gm_region_end_of(gm_free_start - 1);
 }
 
 static inline uint64_t test_area_size(void)
 {
-	uint64_t s = test_area_start();
+	uint64_t s = test_area_start(), e = test_area_end();
 
-	return s < gm_ram_size ? gm_ram_size - s : 0;
+	return s < e ? e - s : 0;
 }
 
 /*

@@ -35,6 +35,7 @@ void __guest_runtime_init(const struct gm_boot_info *bi)
 	gm_free_start = bi->free_start;
 	gm_nr_vcpus = bi->nr_vcpus;
 	gm_flags = bi->flags;
+	__guest_regions_init(bi);
 	alloc_next = test_area_start();
 }
 
@@ -155,12 +156,12 @@ uint64_t test_alloc(uint64_t size, uint64_t align)
 	do {
 		start = ALIGN_UP(old, align);
 		end = start + size;
-		GUEST_ASSERT_MSG(end >= start && end <= gm_ram_size,
+		GUEST_ASSERT_MSG(end >= start && end <= test_area_end(),
 				 "test area exhausted: want 0x%llx bytes at "
-				 "0x%llx, RAM ends at 0x%llx",
+				 "0x%llx, it ends at 0x%llx",
 				 (unsigned long long)size,
 				 (unsigned long long)start,
-				 (unsigned long long)gm_ram_size);
+				 (unsigned long long)test_area_end());
 	} while (!__atomic_compare_exchange_n(&alloc_next, &old, end, false,
 					      __ATOMIC_RELAXED,
 					      __ATOMIC_RELAXED));

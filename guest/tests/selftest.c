@@ -186,7 +186,8 @@ static void check_boot_info(const struct gm_boot_info *bi)
 		GUEST_ASSERT_EQ(bi->shared_base & (bi->shared_base - 1), 0);
 		GUEST_ASSERT_GE(bi->shared_base, bi->ram_size);
 	}
-	GUEST_ASSERT_EQ(bi->flags & ~15u, 0);
+	GUEST_ASSERT_EQ(bi->flags & ~(15u | GM_BOOT_F_REGIONS), 0);
+	GUEST_ASSERT(bi->flags & GM_BOOT_F_REGIONS);	/* extension 4 */
 	GUEST_ASSERT(bi->flags & GM_BOOT_F_PLUG);	/* extension 1 */
 	/* Started private or started shared, as the flag says; the image
 	 * itself is always loaded private (ABI section 1). */

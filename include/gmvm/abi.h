@@ -95,6 +95,48 @@ _Static_assert(sizeof(struct gm_boot_info) == 48, "boot info");
 #define GM_DMA_MAX_LEN		0x1000000ULL	/* 16 MiB */
 #define GM_DMA_MAX_PINS		64	/* pins the device holds at once */
 
+/*
+ * Extension 4 (docs/GUEST_ABI.md, "Extensions"): the RAM region table.
+ * With GM_BOOT_F_REGIONS set, struct gm_boot_regions follows the version-1
+ * boot info at offset 48, and boot info ram_size is the top of RAM (the
+ * end of the highest region).  regions is the GPA of nr_regions entries
+ * of struct gm_region, in GPA order, in private memory.  A version-1
+ * guest reads the first 48 bytes only, and with the default (flat)
+ * layout the table's one entry is [0, ram_size), as version 1 says.
+ */
+#define GM_BOOT_F_REGIONS	(1u << 5)	/* region table (ext. 4) */
+#define GM_BOOT_REGIONS_OFFSET	48u
+
+struct gm_region {
+	uint64_t gpa;		/* 4 KiB aligned */
+	uint64_t size;		/* bytes, 4 KiB aligned, > 0 */
+};
+
+struct gm_boot_regions {
+	uint32_t nr_regions;	/* >= 1 */
+	uint32_t reserved;	/* 0 */
+	uint64_t regions;	/* GPA of struct gm_region[nr_regions] */
+};
+
+/* The boot info as gmvm writes it: version 1, then extension 4. */
+struct gm_boot_info_ext {
+	struct gm_boot_info v1;
+	struct gm_boot_regions regions;
+};
+
+_Static_assert(sizeof(struct gm_region) == 16, "region table entry");
+_Static_assert(offsetof(struct gm_region, gpa) == 0, "region table entry");
+_Static_assert(offsetof(struct gm_region, size) == 8, "region table entry");
+_Static_assert(offsetof(struct gm_boot_info_ext, regions) ==
+	       GM_BOOT_REGIONS_OFFSET, "boot info extension 4");
+_Static_assert(offsetof(struct gm_boot_info_ext, regions.nr_regions) == 48,
+	       "boot info extension 4");
+_Static_assert(offsetof(struct gm_boot_info_ext, regions.reserved) == 52,
+	       "boot info extension 4");
+_Static_assert(offsetof(struct gm_boot_info_ext, regions.regions) == 56,
+	       "boot info extension 4");
+_Static_assert(sizeof(struct gm_boot_info_ext) == 64, "boot info extension 4");
+
 /* Section 8: gmvm's own exit statuses, never written by a guest. */
 #define GM_EXIT_TIMEOUT		124
 #define GM_EXIT_HOST_ERROR	125

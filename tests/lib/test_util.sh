@@ -9,7 +9,12 @@
 # skip_without_kvm (ends the script here without a usable /dev/kvm: 1 if
 # something failed so far, else 77); wait_for FILE PATTERN SECONDS (until
 # FILE has a line matching the extended regex PATTERN, or bg_pid is gone);
-# finish (1 with the number of failures, else 0).
+# expect STATUS PATTERN -- ARGS (gmvm ARGS exits STATUS with a matching
+# stderr line, one line when it refuses to start); poke FILE OFFSET NBYTES
+# VALUE and peek FILE OFFSET NBYTES (little-endian integers in a file);
+# build_guest SRC.S OUT [CPP-ARGS] (a guest image from assembly, linked as
+# the guest programs are; exits 1 if it cannot be built); finish (1 with
+# the number of failures, else 0).
 BUILD=${BUILD:-build}
 GMVM=$BUILD/gmvm
 
@@ -55,4 +60,53 @@ wait_for() {	# FILE PATTERN SECONDS
 		sleep 0.05
 	done
 	grep -Eq -- "$2" "$1" 2>/dev/null
+}
+
+# expect STATUS PATTERN -- gmvm ARGS...: status and a stderr line matching
+# PATTERN (extended regex; "" = don't care).  stderr must be one line
+# whenever gmvm refuses to start (status 125).
+expect() {
+	local want=$1 pat=$2 st lines
+	shift 3
+	"$GMVM" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+	st=$?
+	if [ "$st" != "$want" ]; then
+		fail "gmvm $* exited $st, expected $want; stderr: $(head -c 300 "$tmp/err")"
+		return
+	fi
+	if [ -n "$pat" ] && ! grep -Eq -- "$pat" "$tmp/err"; then
+		fail "gmvm $*: stderr does not match /$pat/: $(head -c 300 "$tmp/err")"
+		return
+	fi
+	lines=$(wc -l <"$tmp/err")
+	if [ "$want" = 125 ] && [ "$lines" != 1 ]; then
+		fail "gmvm $*: $lines stderr lines, expected 1: $(cat "$tmp/err")"
+		return
+	fi
+	if [ -s "$tmp/err" ] && ! grep -q '^gmvm: ' "$tmp/err"; then
+		fail "gmvm $*: a message does not start with 'gmvm: ': $(cat "$tmp/err")"
+	fi
+}
+
+# poke FILE OFFSET NBYTES VALUE: write VALUE little-endian.
+poke() {
+	local f=$1 off=$2 n=$3 v=$4 i s=""
+	for ((i = 0; i < n; i++)); do
+		s+=$(printf '\\%03o' $(((v >> (8 * i)) & 255)))
+	done
+	printf "$s" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
+}
+
+peek() {	# FILE OFFSET NBYTES
+	od -An -t "u$3" -j "$2" -N "$3" "$1" | tr -d ' '
+}
+
+build_guest() {	# SRC.S OUT [CPP-ARGS...]
+	local src=$1 out=$2
+	shift 2
+	gcc -x assembler-with-cpp "$@" -nostdlib -static -no-pie \
+		-Wl,--build-id=none -Wl,-T,guest/guest.ld \
+		-Wl,-z,noexecstack -Wl,-z,max-page-size=4096 \
+		-o "$out" "$src" 2>"$tmp/cc.err" ||
+		{ echo "cannot build test guest $out: $(cat "$tmp/cc.err")"; exit 1; }
 }

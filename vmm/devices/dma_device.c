@@ -56,6 +56,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "devices.h"
 #include "dma_remote.h"
@@ -263,12 +264,13 @@ static enum exit_action dma_command(struct vcpu *vcpu, struct dma_dev *d,
 {
 	uint64_t addr = ((uint64_t)d->addr_hi << 32) | d->addr_lo;
 	uint64_t len = d->len;
-	uint64_t ram = vcpu->vm->ram_size;
 	uint32_t result = 0;
 
 	d->stats.commands[cmd >= 1 && cmd <= 4 ? cmd : 0]++;
+	/* A range touching a hole between RAM ranges is outside RAM. */
 	if (cmd < GM_DMA_CMD_FILL || cmd > GM_DMA_CMD_UNPIN || len == 0 ||
-	    len > GM_DMA_MAX_LEN || addr >= ram || len > ram - addr) {
+	    len > GM_DMA_MAX_LEN ||
+	    !ram_layout_contains(&vcpu->vm->ram, addr, len)) {
 		d->status = GM_DMA_BAD;
 		d->stats.bad++;
 		return EXIT_RESUME;
@@ -340,6 +342,37 @@ out:
 	return act;
 }
 
+/*
+ * The device process maps one file at IOVA = file offset - base: every
+ * region's shared backing must be that one file with its region at the
+ * same base.  Region 0's is returned, with shared_offset made the file
+ * offset of IOVA 0.  -EINVAL if gmvm's memory is not built so.
+ */
+static int one_shared_file(struct vm *vm, struct gmem_region_info *first)
+{
+	struct gmem_region_info r = GMEM_INIT(struct gmem_region_info);
+	struct stat st0, st;
+	int i, n, ret;
+
+	n = gmem_region_count(vm->gmem);
+	ret = n > 0 ? gmem_region_get(vm->gmem, 0, first) : -EINVAL;
+	if (ret)
+		return ret;
+	if (first->shared_offset < first->gpa || fstat(first->shared_fd, &st0))
+		return -EINVAL;
+	for (i = 1; i < n; i++) {
+		ret = gmem_region_get(vm->gmem, (unsigned int)i, &r);
+		if (ret)
+			return ret;
+		if (fstat(r.shared_fd, &st) || st.st_dev != st0.st_dev ||
+		    st.st_ino != st0.st_ino ||
+		    r.shared_offset - r.gpa != first->shared_offset - first->gpa)
+			return -EINVAL;
+	}
+	first->shared_offset -= first->gpa;
+	return 0;
+}
+
 static int dma_init(struct vm *vm, void **state)
 {
 	struct gmem_dma_mapper_config mc = {
@@ -366,18 +399,15 @@ static int dma_init(struct vm *vm, void **state)
 		goto err_lock;
 	if (d->external) {
 		/*
-		 * The device gets the shared backing of guest RAM: one
-		 * region today, [0, ram_size) at GPA 0, region 0.
+		 * The device gets the shared backing of guest RAM: gmvm's
+		 * one memfd, GPA g of every region at offset g (vm.c).
 		 */
-		step = "gmem_region_get";
-		ret = gmem_region_get(vm->gmem, 0, &ram);
-		if (!ret && (ram.gpa || ram.len != vm->ram_size ||
-			     gmem_region_count(vm->gmem) != 1))
-			ret = -EINVAL;	/* one region at GPA 0 is all gmvm makes */
+		step = "the shared backing";
+		ret = one_shared_file(vm, &ram);
 		if (ret)
 			goto err_rwlock;
 		ret = dma_remote_start(ram.shared_fd, ram.shared_offset,
-				       vm->ram_size, device_died, d, &d->ext);
+				       vm->ram.top, device_died, d, &d->ext);
 		if (ret) {
 			step = NULL;	/* said */
 			goto err_rwlock;
@@ -386,7 +416,7 @@ static int dma_init(struct vm *vm, void **state)
 		mc.data = d->ext;
 	} else {
 		step = "its IOMMU";
-		ret = swiommu_init(&d->iommu, vm->ram_size);
+		ret = swiommu_init(&d->iommu, vm->ram.top);
 		if (ret)
 			goto err_rwlock;
 		d->iommu_ready = true;

@@ -6,7 +6,8 @@
  * It is a separate trust domain: it gets only its socket (fd DMADEV_FD)
  * and, in HELLO, the fd of the shared backing (a memfd).  It reaches guest
  * memory only through its own mappings of that memfd, one per DMA mapping
- * the mapper asked for, inside a PROT_NONE reservation of ram_size bytes:
+ * the mapper asked for, inside a PROT_NONE reservation as large as the top
+ * of guest RAM (HELLO's a; a hole between RAM regions is never mapped):
  * IOVA x lives at base + x, and the memfd is mapped only where the mapper
  * said the pages are shared.  Every change is one mmap(MAP_FIXED) call, so
  * it is atomic: UNMAP and CUT put an anonymous PROT_NONE placeholder over
@@ -65,7 +66,7 @@ static int hello(struct dev *d, const struct dmadev_msg *m, int *fds,
 		return -EPROTO;	/* said twice */
 	if (nr_fds != 1)
 		return -EBADMSG;
-	if (!m->a || m->a % GMEM_PAGE_SIZE || m->a > GMVM_MAX_RAM ||
+	if (!m->a || m->a % GMEM_PAGE_SIZE || m->a > GMVM_MAX_RAM_TOP ||
 	    m->b % GMEM_PAGE_SIZE || m->b > INT64_MAX - m->a)
 		return -EINVAL;
 	if (fstat(fds[0], &st) || !S_ISREG(st.st_mode) ||

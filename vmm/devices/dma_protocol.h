@@ -12,10 +12,12 @@
  * seq, in order; gmvm sends the next message only after the ack (10 s at
  * most, then the device is killed).
  *
- *   HELLO  a = ram_size, b = the file offset of IOVA 0 (page aligned), with
- *          the shared backing's fd (SCM_RIGHTS); the device reserves
- *          ram_size bytes PROT_NONE and answers v0 = the reservation's
- *          address (IOVA x is mapped at v0 + x, from file offset b + x)
+ *   HELLO  a = the top of guest RAM (the end of its highest region; at
+ *          most GMVM_MAX_RAM_TOP), b = the file offset of IOVA 0 (page
+ *          aligned), with the shared backing's fd (SCM_RIGHTS); the
+ *          device reserves a bytes PROT_NONE and answers v0 = the
+ *          reservation's address (IOVA x is mapped at v0 + x, from file
+ *          offset b + x; a hole between regions is never mapped)
  *   MAP    a = iova, b = len: mmap the backing at [iova, iova + len)
  *   UNMAP  a = iova, b = len, flags: put the PROT_NONE placeholder back
  *   CUT    a = m_iova, b = m_len, c = iova, d = len, flags: placeholder

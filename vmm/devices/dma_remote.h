@@ -28,7 +28,8 @@ struct dma_remote;
 
 /*
  * Start the device process on the shared backing @mem_fd, whose bytes
- * from @mem_offset on hold guest RAM [0, ram_size) (fork + exec of
+ * from @mem_offset on hold guest RAM [0, ram_size), GPA g at @mem_offset +
+ * g, @ram_size being the top of RAM (holes included) (fork + exec of
  * /proc/self/exe dma-device) and say hello.  @on_death(@arg) is called
  * once, from the monitor thread, after the death line was printed, if the
  * process dies before dma_remote_stop().  Prints its own error.

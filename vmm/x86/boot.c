@@ -7,7 +7,8 @@
  * [image start, free_start) block that is not its to use:
  *
  *   area_start = image end rounded up to 4 KiB
- *   +0      boot info (one page)
+ *   +0      boot info (one page; the region table of guest ABI
+ *           extension 4 at +2 KiB in it)
  *   +4K     GDT (null, code 0x08, data 0x10, TSS 0x18) and the TSS
  *   +8K     command line, NUL-terminated, if the guest got ARGS
  *   ...     page tables: PML4, PDPTs, (PDs when 1 GiB pages are missing)
@@ -17,11 +18,17 @@
  * free_start is 2 MiB aligned (the ABI asks for 4 KiB) so that a guest can
  * carve huge-page-sized regions from it without arithmetic.
  *
- * Paging identity-maps the private view [0, ram_size) and the shared view
- * [shared_base, shared_base + ram_size) with 1 GiB pages if the vCPU model
- * has pdpe1gb, else 2 MiB pages.  A leaf that sticks out past the end of a
- * view maps guest-physical addresses without memory; touching them exits
- * to gmvm, which reports an access outside guest RAM.
+ * The area lies inside the RAM range that holds the image's end: with
+ * --memory-layout pc, an image above the hole puts it there too.
+ *
+ * Paging identity-maps every RAM range in the private view and at
+ * shared_base + GPA in the shared view, with 1 GiB pages if the vCPU model
+ * has pdpe1gb, else 2 MiB pages.  A hole between ranges is not mapped
+ * where it is leaf-aligned (the pc hole is, both ways), so touching it is
+ * a page fault; a leaf that sticks out past the end of a range maps
+ * guest-physical addresses without memory, and touching them exits to
+ * gmvm, which reports an access outside guest RAM.  Either way the guest
+ * stops with a fault.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -59,6 +66,13 @@
 #define GDT_ENTRIES 5		/* null, code, data, TSS (two slots) */
 #define TSS_OFFSET 0x80		/* within the GDT page */
 #define TSS_LIMIT 0x67
+/* Extension 4's region table, within the boot info page. */
+#define REGIONS_OFFSET 0x800
+#define REGIONS_MAX ((SZ_4K - REGIONS_OFFSET) / sizeof(struct gm_region))
+
+_Static_assert(RAM_MAX_RANGES <= REGIONS_MAX, "region table too small");
+_Static_assert(REGIONS_OFFSET >= sizeof(struct gm_boot_info_ext),
+	       "region table over the boot info");
 
 /* ---------------------------------------------------------------------- */
 /* CPUID                                                                  */
@@ -192,17 +206,20 @@ static int pt_map(struct pt_build *pt, uint64_t start, uint64_t len,
 /* Build the tables as they will sit at @base; pages[0] is the PML4. */
 static int pt_build(struct vm *vm, uint64_t base, struct pt_build *pt)
 {
-	unsigned int root;
+	unsigned int root, i;
 	int ret;
 
 	memset(pt, 0, sizeof(*pt));
 	pt->base = base;
 	ret = pt_alloc(pt, &root);
-	if (!ret)
-		ret = pt_map(pt, 0, vm->ram_size, vm->boot.gbpages);
-	if (!ret && vm->shared_base)
-		ret = pt_map(pt, vm->shared_base, vm->ram_size,
-			     vm->boot.gbpages);
+	for (i = 0; !ret && i < vm->ram.nr; i++) {
+		const struct ram_range *r = &vm->ram.range[i];
+
+		ret = pt_map(pt, r->gpa, r->len, vm->boot.gbpages);
+		if (!ret && vm->shared_base)
+			ret = pt_map(pt, vm->shared_base + r->gpa, r->len,
+				     vm->boot.gbpages);
+	}
 	if (ret) {
 		free(pt->pages);
 		pt->pages = NULL;
@@ -217,7 +234,8 @@ int boot_plan(struct vm *vm, const char *cmdline)
 {
 	struct boot_layout *b = &vm->boot;
 	unsigned int phys_bits = cpuid_maxphyaddr(vm->cpuid);
-	uint64_t top = vm->shared_base + vm->ram_size;
+	uint64_t top = vm->shared_base + vm->ram.top;
+	const struct ram_range *image_ram;
 	uint64_t limit = 1ULL << (phys_bits < 47 ? phys_bits : 47);
 	struct pt_build pt;
 	uint64_t a;
@@ -260,15 +278,25 @@ int boot_plan(struct vm *vm, const char *cmdline)
 	b->stacks = a;
 	a += vm->nr_vcpus * GMVM_STACK_SIZE;
 	b->free_start = ALIGN_UP(a, SZ_2M);
-	if (b->free_start > vm->ram_size) {
-		gmvm_err("the image ends at %#llx and gmvm's boot structures and %u vCPU stacks need memory up to %#llx, beyond --memory %#llx",
+	/* In the range of the image's last byte (the loader checked it). */
+	image_ram = ram_layout_find(&vm->ram, b->image_end - 1);
+	if (!image_ram) {
+		gmvm_err("internal error: the image's end %#llx is in no RAM range",
+			 (unsigned long long)b->image_end);
+		return -EINVAL;
+	}
+	if (b->free_start - image_ram->gpa > image_ram->len) {
+		gmvm_err("the image ends at %#llx and gmvm's boot structures and %u vCPU stacks need memory up to %#llx, beyond the RAM range it ends in, [%#llx, %#llx) (--memory %#llx)",
 			 (unsigned long long)b->image_end, vm->nr_vcpus,
 			 (unsigned long long)b->free_start,
-			 (unsigned long long)vm->ram_size);
+			 (unsigned long long)image_ram->gpa,
+			 (unsigned long long)(image_ram->gpa + image_ram->len),
+			 (unsigned long long)vm->cfg->ram_size);
 		return -ENOSPC;
 	}
 
-	b->flags = GM_BOOT_F_PLUG;	/* extension 1 is always there */
+	/* Extensions 1 and 4 are always there. */
+	b->flags = GM_BOOT_F_PLUG | GM_BOOT_F_REGIONS;
 	if (vm->cfg->mode == GMEM_MODE_IN_PLACE)
 		b->flags |= GM_BOOT_F_IN_PLACE;
 	if (vm->cfg->init_shared)
@@ -293,18 +321,27 @@ int boot_write(struct vm *vm, const char *cmdline)
 {
 	const struct boot_layout *b = &vm->boot;
 	uint64_t len = b->area_written_end - b->area_start;
-	struct gm_boot_info bi = {
-		.magic = GM_BOOT_MAGIC,
-		.version = GM_BOOT_VERSION,
-		.ram_size = vm->ram_size,
-		.shared_base = vm->shared_base,
-		.free_start = b->free_start,
-		.nr_vcpus = vm->nr_vcpus,
-		.flags = b->flags,
-		.cmdline = b->cmdline,
+	/* ram_size is the top of RAM: with no hole, RAM's size (version 1). */
+	struct gm_boot_info_ext bi = {
+		.v1 = {
+			.magic = GM_BOOT_MAGIC,
+			.version = GM_BOOT_VERSION,
+			.ram_size = vm->ram.top,
+			.shared_base = vm->shared_base,
+			.free_start = b->free_start,
+			.nr_vcpus = vm->nr_vcpus,
+			.flags = b->flags,
+			.cmdline = b->cmdline,
+		},
+		.regions = {
+			.nr_regions = vm->ram.nr,
+			.regions = b->boot_info + REGIONS_OFFSET,
+		},
 	};
+	struct gm_region table[RAM_MAX_RANGES];
 	uint64_t gdt[GDT_ENTRIES];
 	struct pt_build pt;
+	unsigned int i;
 	uint8_t *area;
 	int ret;
 
@@ -315,6 +352,12 @@ int boot_write(struct vm *vm, const char *cmdline)
 		return -ENOMEM;
 	}
 	memcpy(area + (b->boot_info - b->area_start), &bi, sizeof(bi));
+	for (i = 0; i < vm->ram.nr; i++) {
+		table[i].gpa = vm->ram.range[i].gpa;
+		table[i].size = vm->ram.range[i].len;
+	}
+	memcpy(area + (b->boot_info - b->area_start) + REGIONS_OFFSET, table,
+	       vm->ram.nr * sizeof(table[0]));
 
 	/* Flat 64-bit code and data; a 64-bit TSS descriptor (busy). */
 	gdt[0] = 0;

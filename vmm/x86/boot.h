@@ -19,7 +19,8 @@
 
 /*
  * gmvm's area starts at the first page after the image and holds, in this
- * order: boot info (1 page), GDT + TSS (1 page), command line (if any),
+ * order: boot info (1 page, with the region table at +2 KiB), GDT + TSS
+ * (1 page), command line (if any),
  * page tables, the vCPU stacks.  free_start is the next 2 MiB boundary.
  * Everything below stacks is written at launch (the "area" image); the
  * stacks are fresh memory and read as zero.
@@ -52,7 +53,7 @@ bool cpuid_has_gbpages(const struct kvm_cpuid2 *cpuid);
 unsigned int cpuid_maxphyaddr(const struct kvm_cpuid2 *cpuid);
 
 /*
- * Place gmvm's structures after the image.  Needs vm->ram_size,
+ * Place gmvm's structures after the image.  Needs vm->ram,
  * vm->shared_base, vm->nr_vcpus, vm->cpuid and the image bounds in
  * vm->boot.  -ENOSPC (with a message printed) if they do not fit.
  */
