@@ -149,6 +149,11 @@ $(BUILD)/tests/test_dmadev_protocol: TEST_CFLAGS = -Ivmm/devices
 # library).
 $(BUILD)/tests/test_loader_truncate: TEST_VMM_OBJS = $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o
 $(BUILD)/tests/test_loader_truncate: $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o
+# The snapshot module (vmm/snapshot/) uses libgmem's public header only.
+SNAPSHOT_OBJS := $(filter $(BUILD)/vmm/snapshot/%,$(VMM_OBJS))
+$(BUILD)/tests/test_snapshot_mem: TEST_CFLAGS = -Ivmm/snapshot
+$(BUILD)/tests/test_snapshot_mem: TEST_VMM_OBJS = $(SNAPSHOT_OBJS)
+$(BUILD)/tests/test_snapshot_mem: $(SNAPSHOT_OBJS)
 
 # Benchmarks link the bench library (bench/lib), an archive so that each
 # takes only what it uses, and the production libgmem; they see the public

@@ -791,3 +791,30 @@ int snap_payload_load(struct snap_reader *r, const struct snap_section *s,
 	*out = p;
 	return 0;
 }
+
+/* ---- editing ------------------------------------------------------------ */
+
+size_t snap_reseal(uint8_t *buf, size_t len)
+{
+	uint64_t off = SNAP_HEADER_SIZE, slen;
+	size_t n = 0;
+
+	if (len < SNAP_HEADER_SIZE)
+		return 0;
+	snap_put_le64(buf + 16, len);
+	snap_put_le32(buf + 28, crc32c(0, buf, 28));
+	while (len - off >= SNAP_SEC_HEADER_SIZE) {
+		uint8_t *h = buf + off;
+
+		slen = snap_get_le64(h + 8);
+		off += SNAP_SEC_HEADER_SIZE;
+		if (slen > len - off)
+			break;
+		snap_put_le32(h + 16, snap_sec_crc(snap_get_le32(h),
+						   snap_get_le32(h + 4), slen,
+						   crc32c(0, buf + off, slen)));
+		off += slen;
+		n++;
+	}
+	return n;
+}

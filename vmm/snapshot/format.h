@@ -221,4 +221,14 @@ int snap_payload_load(struct snap_reader *r, const struct snap_section *s,
 uint32_t snap_sec_crc(uint32_t type, uint32_t flags, uint64_t len,
 		      uint32_t payload_crc);
 
+/*
+ * After an edit of a snapshot held in memory: set the header's length to
+ * @len and recompute its checksum and that of every section, front to
+ * back, up to one whose length runs past the end.  Returns the sections
+ * resealed.  For tests and fuzzers, which change payloads on purpose and
+ * want the checks behind the checksums exercised; never used on a file
+ * being read.
+ */
+size_t snap_reseal(uint8_t *buf, size_t len);
+
 #endif
