@@ -1617,7 +1617,82 @@ static void crc(void)
 	}
 }
 
-int main(void)
+/* ---- fuzzing seeds ---------------------------------------------------------- */
+
+/* fuzz/fuzz_snapshot.c's input: a flags byte (1: reseal), then a file. */
+static void write_seed(const char *seeds, const char *name, uint8_t flags,
+		       const struct bytes *f)
+{
+	char path[512];
+	FILE *out;
+
+	snprintf(path, sizeof(path), "%s/%s", seeds, name);
+	out = fopen(path, "w");
+	TEST_ASSERT(out);
+	TEST_ASSERT(fputc(flags, out) == flags);
+	TEST_ASSERT(fwrite(f->p, 1, f->len, out) == f->len);
+	TEST_ASSERT(fclose(out) == 0);
+}
+
+/*
+ * `test_snapshot_mem --seeds DIR` writes fuzz/corpus/fuzz_snapshot/: small
+ * valid snapshots made by the writer (and one hand-made file with optional
+ * sections), so that they follow the format when it changes.
+ */
+static void write_seeds(const char *seeds)
+{
+	struct bytes f = { 0 }, opt = { 0 };
+	struct creator c = { .own_shared = true };
+	struct gmem_vm *vm;
+	struct spec s;
+	struct model m;
+	char path[128];
+	uint64_t i;
+
+	f = small_snapshot(GMEM_MODE_DISCARD);
+	write_seed(seeds, "discard", 1, &f);
+	write_seed(seeds, "discard-raw", 0, &f);
+	b_free(&f);
+	f = small_snapshot(GMEM_MODE_IN_PLACE);
+	write_seed(seeds, "in-place", 1, &f);
+	b_free(&f);
+
+	/* Many short runs, no content: the maps' parsers at length. */
+	model_init(&m, GMEM_MODE_IN_PLACE, GMEM_SHARED, 16 * MiB);
+	vm = create_model_vm(&m, 0, &c);
+	for (i = 0; i < 64; i++) {
+		TEST_ASSERT_EQ(gmem_convert(vm, i * 2 * PG, PG, GMEM_PRIVATE),
+			       1);
+		TEST_ASSERT_EQ(gmem_set_plugged(vm, 6 * MiB + i * 3 * PG, PG,
+						false), 1);
+	}
+	path_in_dir(path, sizeof(path), "seed.snap");
+	save(vm, &m, path, SNAP_FIND_AUTO, NULL);
+	f = read_file(path);
+	unlink(path);
+	write_seed(seeds, "in-place-runs", 3, &f);
+	b_free(&f);
+	gmem_destroy(vm);
+	model_free(&m);
+
+	spec_default(&s);
+	b_fill(&opt, 0x77, 16);
+	file_start(&f);
+	file_section(&f, SNAP_SEC_CONFIG, 0, &s.config);
+	file_section(&f, SNAP_SEC_REGIONS, 0, &s.regions);
+	file_section(&f, SNAP_SEC_STATE, 0, &s.state);
+	file_section(&f, SNAP_SEC_PLUG, 0, &s.plug);
+	file_section(&f, SNAP_SEC_DATA, 0, &s.data[0]);
+	file_section(&f, 0x42, SNAP_SEC_OPTIONAL, &opt);
+	file_section(&f, SNAP_SEC_DATA, 0, &s.data[1]);
+	file_end(&f);
+	write_seed(seeds, "handmade-optional", 1, &f);
+	b_free(&f);
+	b_free(&opt);
+	spec_free(&s);
+}
+
+int main(int argc, char **argv)
 {
 	char *shmem_thp;
 	struct bytes f;
@@ -1640,6 +1715,11 @@ int main(void)
 	}
 	snprintf(dir, sizeof(dir), "/tmp/test_snapshot_mem.XXXXXX");
 	TEST_ASSERT(mkdtemp(dir));
+	if (argc == 3 && !strcmp(argv[1], "--seeds")) {
+		write_seeds(argv[2]);
+		rmdir(dir);
+		return T_EXIT_PASS;
+	}
 
 	crc();
 	round_trips(GMEM_MODE_DISCARD, GMEM_PRIVATE, 0, "discard");
