@@ -791,8 +791,13 @@ static struct gmem_vm *create_model_vm(struct model *m, uint32_t flags,
 	struct gmem_region_config rc[2];
 	struct gmem_config cfg = base_config(flags);
 	struct gmem_vm *vm;
+	/* Hot-plugged: at the end of region 1, and further up. */
+	static const struct rgn hot[2] = {
+		{ 8 * MiB, 1 * MiB }, { 12 * MiB, 2 * MiB },
+	};
 	struct gmem_region_config add;
 	int shared = -1;
+	unsigned int i;
 
 	/* [0, 4M) and [6M, 8M) + [8M, 9M) (adjacent), then [12M, 14M)
 	 * hot-plugged, in a 16 MiB space. */
@@ -813,21 +818,17 @@ static struct gmem_vm *create_model_vm(struct model *m, uint32_t flags,
 	 * own shared memfd at an offset in discard mode. */
 	if (m->mode == GMEM_MODE_DISCARD)
 		shared = test_memfd(4 * MiB);
-	add = GMEM_INIT(struct gmem_region_config, .gpa = 8 * MiB,
-			.len = 1 * MiB, .shared_fd = shared,
-			.shared_offset = shared >= 0 ? 1 * MiB : 0,
-			.private_fd = vm_fd < 0 ? test_memfd(1 * MiB) : -1);
-	TEST_ASSERT_EQ(gmem_region_add(vm, &add), 0);
-	if (add.private_fd >= 0)
-		close(add.private_fd);
-	model_add_region(m, 12 * MiB, 2 * MiB);
-	add = GMEM_INIT(struct gmem_region_config, .gpa = 12 * MiB,
-			.len = 2 * MiB, .shared_fd = shared,
-			.shared_offset = shared >= 0 ? 2 * MiB : 0,
-			.private_fd = vm_fd < 0 ? test_memfd(2 * MiB) : -1);
-	TEST_ASSERT_EQ(gmem_region_add(vm, &add), 0);
-	if (add.private_fd >= 0)
-		close(add.private_fd);
+	for (i = 0; i < 2; i++) {
+		add = GMEM_INIT(struct gmem_region_config, .gpa = hot[i].gpa,
+				.len = hot[i].len, .shared_fd = shared,
+				.shared_offset = shared >= 0 ? hot[i].len : 0,
+				.private_fd = vm_fd < 0 ? test_memfd(hot[i].len) :
+							  -1);
+		TEST_ASSERT_EQ(gmem_region_add(vm, &add), 0);
+		if (add.private_fd >= 0)
+			close(add.private_fd);
+	}
+	model_add_region(m, hot[1].gpa, hot[1].len);
 	if (shared >= 0)
 		close(shared);
 	return vm;
@@ -1135,6 +1136,7 @@ static void corruptions(const struct bytes *f, unsigned int n)
  */
 struct spec {
 	struct bytes config, regions, state, plug, data[2];
+	struct bytes opt;	/* payload of an optional section */
 };
 
 static void run(struct bytes *b, uint64_t gpa, uint64_t npages, uint32_t st)
@@ -1187,6 +1189,7 @@ static void spec_default(struct spec *s)
 	b_u32(&s->data[1], 0);
 	record(&s->data[1], 64 * KiB, 4 * KiB, 0xb1);
 	record(&s->data[1], 192 * KiB, 8 * KiB, 0xb2);
+	b_fill(&s->opt, 0x77, 16);
 }
 
 static void spec_free(struct spec *s)
@@ -1197,6 +1200,7 @@ static void spec_free(struct spec *s)
 	b_free(&s->plug);
 	b_free(&s->data[0]);
 	b_free(&s->data[1]);
+	b_free(&s->opt);
 }
 
 static void file_start(struct bytes *f)
@@ -1222,8 +1226,29 @@ static void file_section(struct bytes *f, uint32_t type, uint32_t flags,
 		b_put(f, payload->p, payload->len);
 }
 
-static void file_end(struct bytes *f)
+/*
+ * A whole file of @s's sections in the order @order names them: C CONFIG,
+ * R REGIONS, S STATE, P PLUG, D and d the private and shared DATA, O an
+ * optional section of unknown type 0x42 (with s->opt), o one of 0x43
+ * (empty); then END, and the header's length and every checksum set.
+ */
+static void file_of(struct bytes *f, const struct spec *s, const char *order)
 {
+	f->len = 0;
+	file_start(f);
+	for (; *order; order++) {
+		switch (*order) {
+		case 'C': file_section(f, SNAP_SEC_CONFIG, 0, &s->config); break;
+		case 'R': file_section(f, SNAP_SEC_REGIONS, 0, &s->regions); break;
+		case 'S': file_section(f, SNAP_SEC_STATE, 0, &s->state); break;
+		case 'P': file_section(f, SNAP_SEC_PLUG, 0, &s->plug); break;
+		case 'D': file_section(f, SNAP_SEC_DATA, 0, &s->data[0]); break;
+		case 'd': file_section(f, SNAP_SEC_DATA, 0, &s->data[1]); break;
+		case 'O': file_section(f, 0x42, SNAP_SEC_OPTIONAL, &s->opt); break;
+		case 'o': file_section(f, 0x43, SNAP_SEC_OPTIONAL, NULL); break;
+		default: TEST_FAIL("file_of: section '%c'?", *order);
+		}
+	}
 	file_section(f, SNAP_SEC_END, 0, NULL);
 	snap_reseal(f->p, f->len);
 }
@@ -1231,16 +1256,8 @@ static void file_end(struct bytes *f)
 static struct bytes spec_file(const struct spec *s, unsigned int nr_data)
 {
 	struct bytes f = { 0 };
-	unsigned int i;
 
-	file_start(&f);
-	file_section(&f, SNAP_SEC_CONFIG, 0, &s->config);
-	file_section(&f, SNAP_SEC_REGIONS, 0, &s->regions);
-	file_section(&f, SNAP_SEC_STATE, 0, &s->state);
-	file_section(&f, SNAP_SEC_PLUG, 0, &s->plug);
-	for (i = 0; i < nr_data; i++)
-		file_section(&f, SNAP_SEC_DATA, 0, &s->data[i]);
-	file_end(&f);
+	file_of(&f, s, nr_data == 2 ? "CRSPDd" : "CRSPD");
 	return f;
 }
 
@@ -1343,50 +1360,24 @@ static void handmade_payloads(void)
 /* Each rule of the framing, broken once. */
 static void handmade_framing(void)
 {
-	struct bytes f = { 0 }, opt = { 0 };
+	struct bytes f = { 0 };
 	struct spec s;
 
 	spec_default(&s);
 	b_free(&f);
 	f = spec_file(&s, 1);
 	expect_refused(&f, -EBADMSG, "DATA sections");
-	f.len = 0;
-	file_start(&f);
-	file_section(&f, SNAP_SEC_CONFIG, 0, &s.config);
-	file_section(&f, SNAP_SEC_REGIONS, 0, &s.regions);
-	file_section(&f, SNAP_SEC_PLUG, 0, &s.plug);
-	file_section(&f, SNAP_SEC_STATE, 0, &s.state);
-	file_end(&f);
+	file_of(&f, &s, "CRPSDd");
 	expect_refused(&f, -EBADMSG, "out of order");
-	f.len = 0;
-	file_start(&f);
-	file_section(&f, SNAP_SEC_CONFIG, 0, &s.config);
-	file_section(&f, SNAP_SEC_CONFIG, 0, &s.config);
-	file_end(&f);
+	file_of(&f, &s, "CCRSPDd");
 	expect_refused(&f, -EBADMSG, "more than 1");
-	f.len = 0;
-	file_start(&f);
-	file_section(&f, SNAP_SEC_CONFIG, 0, &s.config);
-	file_section(&f, SNAP_SEC_REGIONS, 0, &s.regions);
-	file_section(&f, SNAP_SEC_STATE, 0, &s.state);
-	file_section(&f, SNAP_SEC_DATA, 0, &s.data[0]);
-	file_section(&f, SNAP_SEC_DATA, 0, &s.data[1]);
-	file_end(&f);
+	file_of(&f, &s, "CRSDd");
 	expect_refused(&f, -EBADMSG, "no section PLUG");
+	file_of(&f, &s, "CRSPDdDd");
+	expect_refused(&f, -EBADMSG, "more than 2");
 
 	/* Unknown sections: refused unless optional, then skipped. */
-	b_fill(&opt, 0x77, 100);
-	f.len = 0;
-	file_start(&f);
-	file_section(&f, SNAP_SEC_CONFIG, 0, &s.config);
-	file_section(&f, 0x42, SNAP_SEC_OPTIONAL, &opt);
-	file_section(&f, SNAP_SEC_REGIONS, 0, &s.regions);
-	file_section(&f, SNAP_SEC_STATE, 0, &s.state);
-	file_section(&f, SNAP_SEC_PLUG, 0, &s.plug);
-	file_section(&f, SNAP_SEC_DATA, 0, &s.data[0]);
-	file_section(&f, SNAP_SEC_DATA, 0, &s.data[1]);
-	file_section(&f, 0x43, SNAP_SEC_OPTIONAL, NULL);
-	file_end(&f);
+	file_of(&f, &s, "COoRSPDdo");
 	expect_accepted(&f);
 	f.p[SNAP_HEADER_SIZE + SNAP_SEC_HEADER_SIZE + 24 + 4] = 0;	/* 0x42 required */
 	snap_reseal(f.p, f.len);
@@ -1438,7 +1429,6 @@ static void handmade_framing(void)
 	f.p[f.len - 30] ^= 0x40;	/* in the last DATA payload */
 	expect_refused(&f, -EBADMSG, "checksum mismatch");
 	b_free(&f);
-	b_free(&opt);
 	spec_free(&s);
 }
 
@@ -1641,7 +1631,7 @@ static void write_seed(const char *seeds, const char *name, uint8_t flags,
  */
 static void write_seeds(const char *seeds)
 {
-	struct bytes f = { 0 }, opt = { 0 };
+	struct bytes f = { 0 };
 	struct creator c = { .own_shared = true };
 	struct gmem_vm *vm;
 	struct spec s;
@@ -1676,19 +1666,9 @@ static void write_seeds(const char *seeds)
 	model_free(&m);
 
 	spec_default(&s);
-	b_fill(&opt, 0x77, 16);
-	file_start(&f);
-	file_section(&f, SNAP_SEC_CONFIG, 0, &s.config);
-	file_section(&f, SNAP_SEC_REGIONS, 0, &s.regions);
-	file_section(&f, SNAP_SEC_STATE, 0, &s.state);
-	file_section(&f, SNAP_SEC_PLUG, 0, &s.plug);
-	file_section(&f, SNAP_SEC_DATA, 0, &s.data[0]);
-	file_section(&f, 0x42, SNAP_SEC_OPTIONAL, &opt);
-	file_section(&f, SNAP_SEC_DATA, 0, &s.data[1]);
-	file_end(&f);
+	file_of(&f, &s, "CRSPDOd");
 	write_seed(seeds, "handmade-optional", 1, &f);
 	b_free(&f);
-	b_free(&opt);
 	spec_free(&s);
 }
 

@@ -336,26 +336,96 @@ static const char *decode_pages(const uint8_t *p, uint64_t *start,
 	return snap_decode_range(snap_get_le64(p), npages * PG, start, end);
 }
 
-/* Load a section of fixed-size entries: its payload and their number. */
-static int load_entries(struct snap_reader *r, const struct snap_section *s,
-			size_t size, uint8_t **p, size_t *nr)
+/* What an entry decoder returns when it could not store the entry. */
+static const char no_memory[] = "no memory";
+
+static const char *add_region(struct snap_mem_image *img, const uint8_t *e)
 {
+	uint64_t start = 0, end = 0;
+	const char *why;
+
+	/* A region is (gpa, length in bytes). */
+	why = snap_decode_range(snap_get_le64(e), snap_get_le64(e + 8), &start,
+				&end);
+	if (!why && ivals_push(&img->regions, start, end))
+		why = no_memory;
+	return why;
+}
+
+static const char *add_run(struct snap_mem_image *img, const uint8_t *e)
+{
+	uint32_t state = snap_get_le32(e + 16);
+	uint64_t start = 0, end = 0;
+	const char *why;
+
+	why = decode_pages(e, &start, &end);
+	if (!why && state != GMEM_PRIVATE && state != GMEM_SHARED)
+		why = "unknown state";
+	if (!why && snap_get_le32(e + 20))
+		why = "reserved field is not zero";
+	if (!why && push_run(img, start, end, (enum gmem_state)state))
+		why = no_memory;
+	return why;
+}
+
+static const char *add_unplugged(struct snap_mem_image *img, const uint8_t *e)
+{
+	uint64_t start = 0, end = 0;
+	const char *why;
+
+	why = decode_pages(e, &start, &end);
+	if (!why && ivals_push(&img->unplugged, start, end))
+		why = no_memory;
+	return why;
+}
+
+/*
+ * Decode the @size-byte entries of @s one by one with @add, which returns
+ * NULL or why the entry is bad ("@what N: why").
+ */
+static int read_entries(struct snap_reader *r, const struct snap_section *s,
+			size_t size, const char *what,
+			struct snap_mem_image *img,
+			const char *(*add)(struct snap_mem_image *img,
+					   const uint8_t *e))
+{
+	const char *why;
+	uint8_t *p = NULL;
+	size_t i;
+	int err;
+
 	if (s->len % size)
 		return snap_sec_err(r, s, -EBADMSG,
 				    "%llu bytes: not a multiple of its %zu-byte "
 				    "entries", ULL(s->len), size);
-	*nr = (size_t)(s->len / size);
-	return snap_payload_load(r, s, SNAP_META_MAX, p);
+	err = snap_payload_load(r, s, SNAP_META_MAX, &p);
+	for (i = 0; !err && i < s->len / size; i++) {
+		why = add(img, p + i * size);
+		if (why)
+			err = snap_sec_err(r, s, why == no_memory ? -ENOMEM :
+								    -EBADMSG,
+					   "%s %zu: %s", what, i, why);
+	}
+	free(p);
+	return err;
+}
+
+/* An invariant broken by entry @i, [start, end), of what was read. */
+static int broken(struct snap_reader *r, const struct snap_section *s,
+		  const char *what, size_t i, uint64_t start, uint64_t end,
+		  const char *why)
+{
+	return snap_sec_err(r, s, -EBADMSG, "%s %zu [%#llx, %#llx): %s", what,
+			    i, ULL(start), ULL(end), why);
 }
 
 static int read_regions(struct snap_reader *r, struct snap_mem_image *img,
 			uint32_t nr)
 {
 	const struct snap_section *s = snap_reader_find(r, SNAP_SEC_REGIONS, 0);
-	uint64_t start, end;
+	const struct ivals *v = &img->regions;
 	const char *why;
-	uint8_t *p = NULL;
-	size_t i, n = 0;
+	size_t i = 0;
 	int err;
 
 	if (s->len != (uint64_t)nr * SNAP_REGION_SIZE)
@@ -363,60 +433,22 @@ static int read_regions(struct snap_reader *r, struct snap_mem_image *img,
 				    "%llu bytes, but CONFIG says %u regions "
 				    "(%u bytes each)", ULL(s->len), nr,
 				    SNAP_REGION_SIZE);
-	err = load_entries(r, s, SNAP_REGION_SIZE, &p, &n);
-	for (i = 0; !err && i < n; i++) {
-		/* A region is (gpa, length in bytes). */
-		why = snap_decode_range(snap_get_le64(p + i * SNAP_REGION_SIZE),
-					snap_get_le64(p + i * SNAP_REGION_SIZE + 8),
-					&start, &end);
-		if (why)
-			err = snap_sec_err(r, s, -EBADMSG, "region %zu: %s",
-					   i, why);
-		else if (ivals_push(&img->regions, start, end))
-			err = snap_sec_err(r, s, -ENOMEM, "no memory");
-	}
-	free(p);
+	err = read_entries(r, s, SNAP_REGION_SIZE, "region", img, add_region);
 	if (err)
 		return err;
 	why = check_regions(img, &i);
-	if (why)
-		return snap_sec_err(r, s, -EBADMSG,
-				    "region %zu [%#llx, %#llx): %s", i,
-				    ULL(img->regions.v[i].start),
-				    ULL(img->regions.v[i].end), why);
-	return 0;
+	return why ? broken(r, s, "region", i, v->v[i].start, v->v[i].end,
+			    why) : 0;
 }
 
 static int read_state(struct snap_reader *r, struct snap_mem_image *img)
 {
 	const struct snap_section *s = snap_reader_find(r, SNAP_SEC_STATE, 0);
-	uint64_t start = 0, end = 0;
-	const char *why = NULL;
-	const uint8_t *e;
-	size_t i, n = 0;
-	uint8_t *p;
+	const char *why;
+	size_t i = 0;
 	int err;
 
-	err = load_entries(r, s, SNAP_RUN_SIZE, &p, &n);
-	if (err)
-		return err;
-	for (i = 0; !err && i < n; i++) {
-		uint32_t state;
-
-		e = p + i * SNAP_RUN_SIZE;
-		state = snap_get_le32(e + 16);
-		why = decode_pages(e, &start, &end);
-		if (!why && state != GMEM_PRIVATE && state != GMEM_SHARED)
-			why = "unknown state";
-		if (!why && snap_get_le32(e + 20))
-			why = "reserved field is not zero";
-		if (why)
-			err = snap_sec_err(r, s, -EBADMSG, "run %zu: %s", i,
-					   why);
-		else if (push_run(img, start, end, (enum gmem_state)state))
-			err = snap_sec_err(r, s, -ENOMEM, "no memory");
-	}
-	free(p);
+	err = read_entries(r, s, SNAP_RUN_SIZE, "run", img, add_run);
 	if (err)
 		return err;
 	why = check_runs(img, &i);
@@ -424,41 +456,25 @@ static int read_state(struct snap_reader *r, struct snap_mem_image *img)
 		return 0;
 	if (i == img->nr_runs)
 		return snap_sec_err(r, s, -EBADMSG, "%zu runs: %s", i, why);
-	return snap_sec_err(r, s, -EBADMSG, "run %zu [%#llx, %#llx): %s", i,
-			    ULL(img->runs[i].start), ULL(img->runs[i].end),
-			    why);
+	return broken(r, s, "run", i, img->runs[i].start, img->runs[i].end,
+		      why);
 }
 
 static int read_plug(struct snap_reader *r, struct snap_mem_image *img)
 {
 	const struct snap_section *s = snap_reader_find(r, SNAP_SEC_PLUG, 0);
-	uint64_t start = 0, end = 0;
-	const char *why = NULL;
-	size_t i, n = 0;
-	uint8_t *p;
+	const struct ivals *v = &img->unplugged;
+	const char *why;
+	size_t i = 0;
 	int err;
 
-	err = load_entries(r, s, SNAP_PLUG_SIZE, &p, &n);
-	if (err)
-		return err;
-	for (i = 0; !err && i < n; i++) {
-		why = decode_pages(p + i * SNAP_PLUG_SIZE, &start, &end);
-		if (why)
-			err = snap_sec_err(r, s, -EBADMSG,
-					   "unplugged run %zu: %s", i, why);
-		else if (ivals_push(&img->unplugged, start, end))
-			err = snap_sec_err(r, s, -ENOMEM, "no memory");
-	}
-	free(p);
+	err = read_entries(r, s, SNAP_PLUG_SIZE, "unplugged run", img,
+			   add_unplugged);
 	if (err)
 		return err;
 	why = check_unplugged(img, &i);
-	if (why)
-		return snap_sec_err(r, s, -EBADMSG,
-				    "unplugged run %zu [%#llx, %#llx): %s", i,
-				    ULL(img->unplugged.v[i].start),
-				    ULL(img->unplugged.v[i].end), why);
-	return 0;
+	return why ? broken(r, s, "unplugged run", i, v->v[i].start,
+			    v->v[i].end, why) : 0;
 }
 
 int snap_image_read(struct snap_reader *r, struct snap_mem_image *img)
@@ -490,6 +506,16 @@ int snap_image_read(struct snap_reader *r, struct snap_mem_image *img)
 
 /* ---- comparing ---------------------------------------------------------------- */
 
+size_t snap_ivals_diff(const struct ivals *a, const struct ivals *b)
+{
+	size_t i;
+
+	for (i = 0; i < a->nr && i < b->nr; i++)
+		if (a->v[i].start != b->v[i].start || a->v[i].end != b->v[i].end)
+			return i;
+	return a->nr == b->nr ? SIZE_MAX : i;
+}
+
 int snap_image_compare(const struct snap_mem_image *a,
 		       const struct snap_mem_image *b, const char *a_name,
 		       const char *b_name, struct snap_msg *m)
@@ -504,14 +530,11 @@ int snap_image_compare(const struct snap_mem_image *a,
 		return snap_err(m, -EUCLEAN, "max_gpa: %#llx in %s, %#llx in %s",
 				ULL(a->max_gpa), a_name, ULL(b->max_gpa),
 				b_name);
-	for (i = 0; i < a->regions.nr || i < b->regions.nr; i++)
-		if (i == a->regions.nr || i == b->regions.nr ||
-		    a->regions.v[i].start != b->regions.v[i].start ||
-		    a->regions.v[i].end != b->regions.v[i].end)
-			return snap_err(m, -EUCLEAN,
-					"region %zu differs between %s (%zu "
-					"regions) and %s (%zu)", i, a_name,
-					a->regions.nr, b_name, b->regions.nr);
+	i = snap_ivals_diff(&a->regions, &b->regions);
+	if (i != SIZE_MAX)
+		return snap_err(m, -EUCLEAN, "region %zu differs between %s "
+				"(%zu regions) and %s (%zu)", i, a_name,
+				a->regions.nr, b_name, b->regions.nr);
 	for (i = 0; i < a->nr_runs || i < b->nr_runs; i++)
 		if (i == a->nr_runs || i == b->nr_runs ||
 		    a->runs[i].start != b->runs[i].start ||
@@ -521,15 +544,11 @@ int snap_image_compare(const struct snap_mem_image *a,
 					"page-state run %zu differs between "
 					"%s (%zu runs) and %s (%zu)", i, a_name,
 					a->nr_runs, b_name, b->nr_runs);
-	for (i = 0; i < a->unplugged.nr || i < b->unplugged.nr; i++)
-		if (i == a->unplugged.nr || i == b->unplugged.nr ||
-		    a->unplugged.v[i].start != b->unplugged.v[i].start ||
-		    a->unplugged.v[i].end != b->unplugged.v[i].end)
-			return snap_err(m, -EUCLEAN,
-					"unplugged run %zu differs between %s "
-					"(%zu runs) and %s (%zu)", i, a_name,
-					a->unplugged.nr, b_name,
-					b->unplugged.nr);
+	i = snap_ivals_diff(&a->unplugged, &b->unplugged);
+	if (i != SIZE_MAX)
+		return snap_err(m, -EUCLEAN, "unplugged run %zu differs "
+				"between %s (%zu runs) and %s (%zu)", i, a_name,
+				a->unplugged.nr, b_name, b->unplugged.nr);
 	return 0;
 }
 

@@ -80,6 +80,9 @@ int snap_image_write(struct snap_writer *w, const struct snap_mem_image *img);
  */
 int snap_image_read(struct snap_reader *r, struct snap_mem_image *img);
 
+/* Index of the first interval where @a and @b differ, SIZE_MAX if equal. */
+size_t snap_ivals_diff(const struct ivals *a, const struct ivals *b);
+
 /*
  * Is @b what @a is (initial state aside)?  0, or -EUCLEAN with the first
  * difference in @m, @a_name and @b_name saying which is which.

@@ -73,14 +73,10 @@ static bool holds(const struct ivals *a, uint64_t gpa)
 static int compare_resident(struct verify *v, const char *backing)
 {
 	const struct ivals *f = &v->recs, *m = &v->resident;
+	size_t i = snap_ivals_diff(f, m);
 	uint64_t at;
-	size_t i;
 
-	for (i = 0; i < f->nr && i < m->nr; i++)
-		if (f->v[i].start != m->v[i].start ||
-		    f->v[i].end != m->v[i].end)
-			break;
-	if (i == f->nr && i == m->nr)
+	if (i == SIZE_MAX)
 		return 0;
 	if (i == f->nr)
 		at = m->v[i].start;
