@@ -529,7 +529,17 @@ static int src_read(struct snap_reader *r, uint64_t off, void *buf, size_t len)
 	return 0;
 }
 
-/* CRC32C of [off, off + len) of the source. */
+uint8_t *snap_reader_buf(struct snap_reader *r)
+{
+	if (!r->buf)
+		r->buf = malloc(SNAP_READ_CHUNK);
+	if (!r->buf)
+		snap_err(&r->msg, -ENOMEM, "no memory");
+	return r->buf;
+}
+
+/* CRC32C of [off, off + len) of the source (inside it: the caller
+ * checked). */
 static int src_crc(struct snap_reader *r, uint64_t off, uint64_t len,
 		   uint32_t *crc)
 {
@@ -537,6 +547,12 @@ static int src_crc(struct snap_reader *r, uint64_t off, uint64_t len,
 	size_t n;
 	int err;
 
+	if (r->src.fd < 0) {
+		*crc = crc32c(0, r->src.mem + off, (size_t)len);
+		return 0;
+	}
+	if (len && !snap_reader_buf(r))
+		return -ENOMEM;
 	while (len) {
 		n = len < SNAP_READ_CHUNK ? (size_t)len : SNAP_READ_CHUNK;
 		err = src_read(r, off, r->buf, n);
@@ -562,8 +578,7 @@ static int read_header(struct snap_reader *r)
 	if (err)
 		return err;
 	/* A short file that starts like a snapshot is a truncated one. */
-	if (n < SNAP_MAGIC_LEN ? memcmp(h, SNAP_MAGIC, n) || !n :
-				 memcmp(h, SNAP_MAGIC, SNAP_MAGIC_LEN))
+	if (!n || memcmp(h, SNAP_MAGIC, n < SNAP_MAGIC_LEN ? n : SNAP_MAGIC_LEN))
 		return snap_err(&r->msg, -EINVAL,
 				"not a gmvm snapshot (no \"%s\" magic)",
 				SNAP_MAGIC);
@@ -714,9 +729,6 @@ int snap_reader_open(struct snap_reader *r, const struct snap_src *src,
 	memset(r, 0, sizeof(*r));
 	r->src = *src;
 	snap_msg_init(&r->msg, msg, msg_len);
-	r->buf = malloc(SNAP_READ_CHUNK);
-	if (!r->buf)
-		return snap_err(&r->msg, -ENOMEM, "no memory");
 	err = read_header(r);
 	if (!err)
 		err = read_sections(r);

@@ -183,7 +183,7 @@ struct snap_reader {
 	struct snap_section *sec;	/* known sections in file order, no
 					   END, no skipped optional ones */
 	size_t nr, cap;
-	uint8_t *buf;			/* SNAP_READ_CHUNK bytes of scratch */
+	uint8_t *buf;			/* snap_reader_buf() */
 };
 
 /*
@@ -198,6 +198,11 @@ struct snap_reader {
 int snap_reader_open(struct snap_reader *r, const struct snap_src *src,
 		     char *msg, size_t msg_len);
 void snap_reader_close(struct snap_reader *r);
+
+/* SNAP_READ_CHUNK bytes of scratch, allocated at the first call (a file
+ * refused early costs no allocation); NULL with a message if out of
+ * memory. */
+uint8_t *snap_reader_buf(struct snap_reader *r);
 
 /* The @nth section of @type (0-based), NULL if there are fewer. */
 const struct snap_section *snap_reader_find(const struct snap_reader *r,

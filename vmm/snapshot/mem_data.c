@@ -99,20 +99,23 @@ static int pass_content(struct walk *w, struct snap_cursor *c,
 			const struct snap_data_ops *ops, void *arg,
 			uint64_t start, uint64_t end)
 {
+	uint8_t *buf = snap_reader_buf(w->r);
 	enum gmem_state st;
 	uint64_t next;
 	bool plugged;
 	size_t n;
 	int err;
 
+	if (!buf)
+		return -ENOMEM;
 	for (; start < end; start = next) {
 		next = snap_cursor_piece(c, start, end, &st, &plugged);
 		if (next - start > SNAP_READ_CHUNK)
 			next = start + SNAP_READ_CHUNK;
 		n = (size_t)(next - start);
-		err = walk_read(w, w->r->buf, n);
+		err = walk_read(w, buf, n);
 		if (!err)
-			err = ops->content(arg, start, w->r->buf, n, st);
+			err = ops->content(arg, start, buf, n, st);
 		if (err)
 			return err;
 	}
