@@ -23,7 +23,8 @@
  *  - restores that fail late (creation, backings not empty, a listener
  *    refusing a conversion) leave no VM;
  *  - writes that fail at every possible call, and a real EFBIG, return
- *    -errno and leave neither PATH.tmp nor a changed PATH;
+ *    -errno and leave neither PATH.tmp nor a changed PATH; so does a VM
+ *    changed during its save (-EAGAIN);
  *  - CRC32C: the check value, hardware and table paths agree.
  */
 #include <fcntl.h>
@@ -1489,6 +1490,11 @@ static void late_failures(const struct bytes *f)
 struct failing_io {
 	unsigned int calls, fail_at;
 	int err;
+	/* Or: change the VM at the first write, as a caller that did not
+	 * hold off changes would. */
+	struct gmem_vm *change;
+	uint64_t change_gpa;
+	bool change_plug;
 };
 
 static int failing_write(void *data, int fd, const void *buf, size_t len,
@@ -1499,6 +1505,12 @@ static int failing_write(void *data, int fd, const void *buf, size_t len,
 
 	if (++f->calls == f->fail_at)
 		return f->err;
+	if (f->change && f->calls == 1)
+		TEST_ASSERT(f->change_plug ?
+			    gmem_set_plugged(f->change, f->change_gpa, 64 * KiB,
+					     false) == 16 :
+			    gmem_convert(f->change, f->change_gpa, 64 * KiB,
+					 GMEM_SHARED) == 16);
 	n = pwrite(fd, buf, len, (off_t)off);
 	TEST_ASSERT(n == (ssize_t)len);
 	return 0;
@@ -1558,6 +1570,26 @@ static void write_failures(void)
 	verify(vm, path);
 	b_free(&before);
 	before = read_file(path);
+
+	/* The VM changes during the save: a page about to be read changed
+	 * state, or the maps differ at the end.  Either way -EAGAIN, no
+	 * file. */
+	fio.fail_at = 0;
+	fio.change = vm;
+	for (n = 0; n < 2; n++) {
+		fio.calls = 0;
+		fio.change_plug = n;
+		fio.change_gpa = n ? 12 * MiB : 2 * MiB - 64 * KiB;
+		err = snap_mem_save_file(vm, path, &o, NULL, msg, sizeof(msg));
+		TEST_ASSERT_EQ(err, -EAGAIN);
+		TEST_ASSERT(strstr(msg, n ? "memory changed while being saved" :
+					    "changed state while being saved"));
+		TEST_ASSERT(!exists(tmp));
+	}
+	fio.change = NULL;
+	TEST_ASSERT_EQ(gmem_convert(vm, 2 * MiB - 64 * KiB, 64 * KiB,
+				    GMEM_PRIVATE), 16);
+	TEST_ASSERT_EQ(gmem_set_plugged(vm, 12 * MiB, 64 * KiB, true), 16);
 
 	/* A real failure of the kernel's: the file size limit (EFBIG from
 	 * pwrite, after a short write). */

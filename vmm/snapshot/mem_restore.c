@@ -48,7 +48,10 @@ static int create_vm(struct snap_reader *r, const struct snap_mem_image *img,
 				  .len = img->regions.v[i].end -
 					 img->regions.v[i].start,
 				  .private_fd = -1, .shared_fd = -1);
-	cfg = *o->base;
+	/* An extensible struct: as many bytes as its caller knows of. */
+	memset(&cfg, 0, sizeof(cfg));
+	memcpy(&cfg, o->base, o->base->size < sizeof(cfg) ? o->base->size :
+							     sizeof(cfg));
 	cfg.size = sizeof(cfg);
 	cfg.mode = img->mode;
 	cfg.initial_state = img->initial;
@@ -244,9 +247,9 @@ int snap_mem_restore(struct snap_reader *r, const struct snap_restore_opts *o,
 	unsigned int i;
 	int err;
 
-	if (!o || !o->base)
+	if (!o || !o->base || !o->base->size)
 		return snap_err(&r->msg, -EINVAL, "restore: no base "
-				"configuration");
+				"configuration (GMEM_INIT sets its size)");
 	err = snap_image_read(r, &img);
 	if (err)
 		return err;

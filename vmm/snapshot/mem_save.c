@@ -162,6 +162,10 @@ int snap_mem_save(struct gmem_vm *vm, struct snap_writer *w,
 	s.st->state_runs = img.nr_runs;
 	s.st->unplugged_runs = img.unplugged.nr;
 	snap_image_free(&img);
+	/* A failure may leave a section half written: the writer must not
+	 * finish that into a file that looks whole. */
+	if (err && !w->err)
+		w->err = err;
 	return err;
 }
 

@@ -64,7 +64,9 @@ struct snap_save_stats {
  * quiet); a page-state or plug change during the save is detected and
  * fails it with -EAGAIN.  Deferred punches are drained first.
  * -EOPNOTSUPP on a native backend (private memory is not readable).
- * @st may be NULL; file_bytes is filled by snap_mem_save_file().
+ * @st may be NULL; file_bytes is filled by snap_mem_save_file().  On
+ * failure the writer fails from then on too (snap_writer_finish()
+ * included), so no half-written section becomes a file.
  */
 int snap_mem_save(struct gmem_vm *vm, struct snap_writer *w,
 		  const struct snap_save_opts *o, struct snap_save_stats *st);
