@@ -10,8 +10,9 @@
  *    the checksums themselves are fuzzed;
  *  - bit 1: find resident memory with mincore() instead of SEEK_DATA.
  * The file is opened and restored into a new VM with no KVM (libgmem on
- * memfds, fuzz/lib/fuzz_vm.c).  A refusal must be a negative errno with a
- * message and leave no VM (no live memslot).  An accepted file must have
+ * memfds, as in fuzz/lib/fuzz_vm.c, but one per region of whatever layout
+ * the file describes, and memslots counted).  A refusal must be a
+ * negative errno with a message and leave no VM (no live memslot).  An accepted file must have
  * been restored exactly: snap_mem_verify() of the VM against the file
  * (maps, content, residency), gmem_audit(), then the VM saved again must
  * verify against its own new snapshot.
@@ -42,19 +43,42 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static int create(void *data, const struct gmem_config *cfg,
+/* Live memslots of every VM: 0 whenever no VM exists. */
+static long live_slots;
+
+static int count_slot(void *data, const struct gmem_slot *slot)
+{
+	live_slots += slot->len ? 1 : -1;
+	return 0;
+}
+
+static int create(void *data, const struct gmem_config *in,
 		  struct gmem_vm **out)
 {
+	struct gmem_region_config rc[MAX_REGIONS];
+	struct gmem_config cfg = *in;
 	uint64_t ram = 0;
 	uint32_t i;
+	int err;
 
-	if (cfg->nr_regions > MAX_REGIONS || cfg->max_gpa > MAX_SPACE)
+	if (in->nr_regions > MAX_REGIONS || in->max_gpa > MAX_SPACE)
 		return -E2BIG;
-	for (i = 0; i < cfg->nr_regions; i++)
-		ram += cfg->regions[i].len;
+	for (i = 0; i < in->nr_regions; i++)
+		ram += in->regions[i].len;
 	if (ram > MAX_RAM)
 		return -E2BIG;
-	return fuzz_gmem_create(cfg, out);
+	for (i = 0; i < in->nr_regions; i++) {
+		rc[i] = in->regions[i];
+		rc[i].private_fd = memfd_create("fuzz-snapshot", MFD_CLOEXEC);
+		FUZZ_ASSERT(rc[i].private_fd >= 0 &&
+			    ftruncate(rc[i].private_fd, (off_t)rc[i].len) == 0);
+	}
+	cfg.regions = rc;
+	cfg.set_slot = count_slot;
+	err = gmem_create(&cfg, out);
+	for (i = 0; i < in->nr_regions; i++)
+		close(rc[i].private_fd);	/* libgmem holds its own dup */
+	return err;
 }
 
 /* Save @vm into a memfd and check it against that new snapshot. */
@@ -141,8 +165,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fuzz_fail("refused with %s but no message",
 				  strerror(-err));
 	}
-	if (__atomic_load_n(&fuzz_live_slots, __ATOMIC_RELAXED))
-		fuzz_fail("%ld memslots left behind (%s)", fuzz_live_slots,
+	if (live_slots)
+		fuzz_fail("%ld memslots left behind (%s)", live_slots,
 			  err ? msg : "accepted");
 	free(file);
 	return 0;

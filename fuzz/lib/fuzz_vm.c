@@ -23,38 +23,25 @@
 #include "fuzz_vm.h"
 #include "devices/devices.h"
 
-long fuzz_live_slots;
-
 static int accept_slot(void *data, const struct gmem_slot *slot)
 {
-	__atomic_add_fetch(&fuzz_live_slots, slot->len ? 1 : -1,
-			   __ATOMIC_RELAXED);
 	return 0;
 }
 
 int fuzz_gmem_create(const struct gmem_config *cfg_in, struct gmem_vm **out)
 {
-	struct gmem_region_config *rc;
+	struct gmem_region_config rc = *cfg_in->regions;
 	struct gmem_config cfg = *cfg_in;
-	uint32_t i;
-	int err;
+	int fd, err;
 
-	/* Each region its own memfd (a snapshot may describe several). */
-	rc = calloc(cfg.nr_regions ? cfg.nr_regions : 1, sizeof(*rc));
-	FUZZ_ASSERT(rc);
-	for (i = 0; i < cfg.nr_regions; i++) {
-		rc[i] = cfg_in->regions[i];
-		rc[i].private_fd = memfd_create("fuzz-private", MFD_CLOEXEC);
-		FUZZ_ASSERT(rc[i].private_fd >= 0 &&
-			    ftruncate(rc[i].private_fd, (off_t)rc[i].len) == 0);
-	}
-	cfg.regions = rc;
+	fd = memfd_create("fuzz-private", MFD_CLOEXEC);
+	FUZZ_ASSERT(fd >= 0 && ftruncate(fd, (off_t)rc.len) == 0);
+	rc.private_fd = fd;
+	cfg.regions = &rc;
 	cfg.vm_fd = -1;
 	cfg.set_slot = accept_slot;
 	err = gmem_create(&cfg, out);
-	for (i = 0; i < cfg.nr_regions; i++)
-		close(rc[i].private_fd);	/* libgmem holds its own dup */
-	free(rc);
+	close(fd);	/* libgmem holds its own dup */
 	return err;
 }
 

@@ -34,12 +34,9 @@ struct fuzz_vm {
 
 /*
  * Guest memory without KVM; see fuzz_vm.c.  The one place that knows how
- * libgmem gets its backings in the fuzzers: a memfd per region (its
- * private_fd is replaced), memslots accepted and counted in
- * fuzz_live_slots, so that a harness can tell that no VM was left behind.
+ * libgmem gets its backings in the fuzzers.
  */
 int fuzz_gmem_create(const struct gmem_config *cfg, struct gmem_vm **out);
-extern long fuzz_live_slots;
 
 /*
  * Set up @f as gmvm would before it starts the vCPUs: guest memory, exit
