@@ -141,6 +141,13 @@ $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(LIBGMEM_TEST_A)
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) $(TEST_CFLAGS) -DGMEM_TESTING -Itests/lib -MMD -MP -o $@ $< $(TEST_VMM_OBJS) $(TESTLIB_OBJS) $(LIBGMEM_TEST_A) $(HOST_LDFLAGS) -lm
 
+# The snapshot test links the snapshot module (vmm/snapshot/, which uses
+# libgmem's public header only) and sees its headers.
+SNAPSHOT_OBJS := $(filter $(BUILD)/vmm/snapshot/%,$(VMM_OBJS))
+$(BUILD)/tests/test_snapshot_mem: TEST_CFLAGS = -Ivmm/snapshot
+$(BUILD)/tests/test_snapshot_mem: TEST_VMM_OBJS = $(SNAPSHOT_OBJS)
+$(BUILD)/tests/test_snapshot_mem: $(SNAPSHOT_OBJS)
+
 # The DMA device protocol test speaks the protocol of vmm/devices/ to the
 # device process (gmvm dma-device); it needs the protocol header only.
 $(BUILD)/tests/test_dmadev_protocol: TEST_CFLAGS = -Ivmm/devices

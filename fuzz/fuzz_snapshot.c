@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fuzz the snapshot reader and memory restore (vmm/snapshot/,
+ * docs/SNAPSHOT.md): a snapshot file is untrusted input, like an ELF image.
+ *
+ * The input is one flags byte and then the file:
+ *  - bit 0: reseal first (snap_reseal: the header's length and every
+ *    checksum made to agree with the bytes), so that mutations reach the
+ *    checks behind the checksums instead of stopping at them; without it
+ *    the checksums themselves are fuzzed;
+ *  - bit 1: find resident memory with mincore() instead of SEEK_DATA.
+ * The file is opened and restored into a new VM with no KVM (libgmem on
+ * memfds, as in fuzz/lib/fuzz_vm.c, but one per region of whatever layout
+ * the file describes, and memslots counted).  A refusal must be a
+ * negative errno with a message and leave no VM (no live memslot).  An accepted file must have
+ * been restored exactly: snap_mem_verify() of the VM against the file
+ * (maps, content, residency), gmem_audit(), then the VM saved again must
+ * verify against its own new snapshot.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fuzz_vm.h"
+#include "snapshot/format.h"
+#include "snapshot/snapshot.h"
+
+#define FLAG_RESEAL 1
+#define FLAG_MINCORE 2
+
+/* What this harness backs: enough for any layout, never the host. */
+#define MAX_RAM (256ULL << 20)
+#define MAX_SPACE (1ULL << 40)
+#define MAX_REGIONS 16
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	return 0;
+}
+
+/* Live memslots of every VM: 0 whenever no VM exists. */
+static long live_slots;
+
+static int count_slot(void *data, const struct gmem_slot *slot)
+{
+	live_slots += slot->len ? 1 : -1;
+	return 0;
+}
+
+static int create(void *data, const struct gmem_config *in,
+		  struct gmem_vm **out)
+{
+	struct gmem_region_config rc[MAX_REGIONS];
+	struct gmem_config cfg = *in;
+	uint64_t ram = 0;
+	uint32_t i;
+	int err;
+
+	if (in->nr_regions > MAX_REGIONS || in->max_gpa > MAX_SPACE)
+		return -E2BIG;
+	for (i = 0; i < in->nr_regions; i++)
+		ram += in->regions[i].len;
+	if (ram > MAX_RAM)
+		return -E2BIG;
+	for (i = 0; i < in->nr_regions; i++) {
+		rc[i] = in->regions[i];
+		rc[i].private_fd = memfd_create("fuzz-snapshot", MFD_CLOEXEC);
+		FUZZ_ASSERT(rc[i].private_fd >= 0 &&
+			    ftruncate(rc[i].private_fd, (off_t)rc[i].len) == 0);
+	}
+	cfg.regions = rc;
+	cfg.set_slot = count_slot;
+	err = gmem_create(&cfg, out);
+	for (i = 0; i < in->nr_regions; i++)
+		close(rc[i].private_fd);	/* libgmem holds its own dup */
+	return err;
+}
+
+/* Save @vm into a memfd and check it against that new snapshot. */
+static void resave(struct gmem_vm *vm, const struct snap_reader *orig,
+		   enum snap_find find)
+{
+	const struct snap_section *config =
+		snap_reader_find(orig, SNAP_SEC_CONFIG, 0);
+	struct snap_save_opts o = { .find = find };
+	struct snap_writer w;
+	struct snap_reader r;
+	struct snap_src src;
+	struct snap_msg m;
+	uint8_t initial[8];
+	char msg[256];
+	int fd, err;
+
+	/* The file's initial state: libgmem does not report it. */
+	FUZZ_ASSERT(config && config->len >= 8);
+	FUZZ_ASSERT(orig->src.mem);
+	memcpy(initial, orig->src.mem + config->off + SNAP_SEC_HEADER_SIZE, 8);
+	o.initial_state = (enum gmem_state)snap_get_le32(initial + 4);
+	fd = memfd_create("fuzz-snapshot", MFD_CLOEXEC);
+	FUZZ_ASSERT(fd >= 0);
+	snap_msg_init(&m, msg, sizeof(msg));
+	err = snap_writer_init(&w, fd, NULL, &m);
+	if (!err)
+		err = snap_mem_save(vm, &w, &o, NULL);
+	if (!err && snap_writer_finish(&w) < 0)
+		err = w.err;
+	snap_writer_free(&w);
+	if (err)
+		fuzz_fail("saving a restored VM: %s (%s)", msg, strerror(-err));
+	FUZZ_ASSERT(!snap_src_fd(&src, fd));
+	err = snap_reader_open(&r, &src, msg, sizeof(msg));
+	if (!err) {
+		err = snap_mem_verify(vm, &r, find);
+		snap_reader_close(&r);
+	}
+	if (err)
+		fuzz_fail("a restored VM against its own snapshot: %s (%s)",
+			  msg, strerror(-err));
+	close(fd);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct gmem_config base = GMEM_INIT(struct gmem_config, .vm_fd = -1);
+	struct snap_restore_opts o = { .base = &base, .create = create };
+	struct gmem_vm *vm = NULL;
+	struct snap_reader r;
+	struct snap_src src;
+	char msg[256] = "", audit[512] = "";
+	uint8_t *file, flags;
+	int err;
+
+	if (!size)
+		return 0;
+	flags = data[0];
+	file = malloc(size);	/* never empty: size - 1 may be */
+	FUZZ_ASSERT(file);
+	memcpy(file, data + 1, size - 1);
+	if (flags & FLAG_RESEAL)
+		snap_reseal(file, size - 1);
+	o.find = flags & FLAG_MINCORE ? SNAP_FIND_MINCORE : SNAP_FIND_AUTO;
+	snap_src_mem(&src, file, size - 1);
+	err = snap_reader_open(&r, &src, msg, sizeof(msg));
+	if (!err) {
+		err = snap_mem_restore(&r, &o, &vm);
+		if (!err) {
+			if (snap_mem_verify(vm, &r, o.find))
+				fuzz_fail("an accepted snapshot restored "
+					  "wrong: %s", msg);
+			if (gmem_audit(vm, audit, sizeof(audit)))
+				fuzz_fail("audit of a restored VM: %s", audit);
+			resave(vm, &r, o.find);
+			gmem_destroy(vm);
+		}
+		snap_reader_close(&r);
+	}
+	if (err) {
+		FUZZ_ASSERT(err < 0 && !vm);
+		if (!msg[0])
+			fuzz_fail("refused with %s but no message",
+				  strerror(-err));
+	}
+	if (live_slots)
+		fuzz_fail("%ld memslots left behind (%s)", live_slots,
+			  err ? msg : "accepted");
+	free(file);
+	return 0;
+}
