@@ -425,7 +425,10 @@ int gmem_for_each_run(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
  * pages whose state changed, or
  *   -EINVAL  gpa/len not page aligned, len 0, or touching a hole;
  *   -EAGAIN  a listener refused to let go of a page (in use);
- *   -ENOMEM, or the -errno of a failed backend call, punch or hook;
+ *   -ENOMEM, or the -errno of a failed backend call, punch or hook
+ *            (the emulated backend's mprotect() fails with -ENOMEM where a
+ *            split would pass the host's vm.max_map_count: merging
+ *            conversions still work);
  *   -EIO     the backend could not restore a view while rolling back: the
  *            memory is marked broken, every later change fails with -EIO
  *            and gmem_audit() says why.

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vm.max_map_count against the emulated backend, for real: the backend
+ * gates each view with mprotect(), so every run of page state is one
+ * mapping in each view, and Linux refuses a process more mappings than
+ * /proc/sys/vm/max_map_count.  This test fragments a VM (every other page
+ * shared) until libgmem refuses, then checks what gmvm's guest status -12
+ * (guest ABI extension 3) promises the guest:
+ *  - the refusal is -ENOMEM, from a batch (all of it) and from a single
+ *    conversion, and nothing changed: page states, and the real
+ *    protections of both views (probed through a SIGSEGV handler);
+ *  - the memory is not broken: a conversion of a range adjacent to a
+ *    shared run, which merges runs instead of splitting them, still
+ *    succeeds at the limit;
+ *  - once runs are merged back, gmem_audit() passes, the refused
+ *    conversion succeeds, and everything converts back.
+ * Run in both modes.  The limit is the host's; the test lowers nothing
+ * (that needs root and would affect every process), it sizes the VM from
+ * the limit instead: 4 mappings per shared page (two splits per view), so
+ * limit / 2 pages of alternation reach it.  It skips where the limit is
+ * too high to reach in a few seconds, and on native backends (no limit).
+ *
+ * While the process is at the limit, nothing may allocate: a malloc()
+ * that needs a new mapping would fail (under ASan: abort).  So at the
+ * limit the test converts single pages only (a delta of one run lives
+ * inline, libgmem allocates nothing) and checks with gmem_state_at() and
+ * the probes; it frees mappings before anything else.
+ */
+#include <stdio.h>
+#include <time.h>
+
+#include "test_util.h"
+
+#define PG		GMEM_PAGE_SIZE
+/* Past this, fragmenting takes too long for make check. */
+#define MAX_LIMIT	(1L << 20)
+/* Entries per batch while far from the limit (4 mappings each). */
+#define BULK		2048
+/* Pages merged back in one conversion: at most 8 delta runs, inline. */
+#define MERGE_CHUNK	16
+
+static long read_limit(void)
+{
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+	long v = -1;
+
+	if (!f)
+		test_skip("cannot read /proc/sys/vm/max_map_count: %s",
+			  strerror(errno));
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	if (v <= 0)
+		test_skip("/proc/sys/vm/max_map_count holds no number");
+	return v;
+}
+
+/* Page @pg is @state and reachable exactly in that view. */
+static void expect_page(struct gmem_vm *vm, uint64_t pg, int state)
+{
+	uint8_t *priv = gmem_private_view(vm), *shared = gmem_shared_view(vm);
+	uint8_t v;
+
+	TEST_ASSERT_EQ(gmem_state_at(vm, pg * PG, NULL, NULL), state);
+	if (test_probe_read(priv + pg * PG, &v) != (state == GMEM_PRIVATE) ||
+	    test_probe_read(shared + pg * PG, &v) != (state == GMEM_SHARED))
+		TEST_FAIL("page %#llx is %s but its views' protections say otherwise",
+			  (unsigned long long)(pg * PG), gmem_state_name(state));
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void fragment(enum gmem_mode mode, long limit)
+{
+	/* Odd pages go shared: page 0 stays private, so every shared page
+	 * splits both views. */
+	uint64_t npages = (uint64_t)limit / 2 + 8 * BULK;
+	uint64_t ram = (npages * PG + (2ULL << 20) - 1) & ~((2ULL << 20) - 1);
+	static struct gmem_batch_entry e[BULK];
+	struct gmem_vm *vm;
+	uint64_t pg = 1, fail_pg, p, run;
+	double t0 = now_s();
+	int64_t ret = 0;
+	int failed;
+	unsigned int i;
+
+	npages = ram / PG;
+	vm = test_create_gmem(-1, ram, mode, GMEM_PRIVATE, NULL, NULL);
+
+	/* Far from the limit: batches of isolated pages. */
+	for (;;) {
+		TEST_ASSERT(pg + 2 * BULK < npages);
+		for (i = 0; i < BULK; i++)
+			e[i] = (struct gmem_batch_entry){
+				.gpa = (pg + 2 * i) * PG, .len = PG,
+				.to = GMEM_SHARED };
+		ret = gmem_convert_batch(vm, e, BULK, &failed, NULL);
+		if (ret < 0)
+			break;
+		TEST_ASSERT_EQ(ret, BULK);
+		pg += 2 * BULK;
+	}
+	/* The batch that reached the limit changed nothing at all. */
+	TEST_ASSERT_EQ(ret, -ENOMEM);
+	TEST_ASSERT_EQ(failed, -1);
+	for (i = 0; i < BULK; i++)
+		TEST_ASSERT_EQ(gmem_state_at(vm, (pg + 2 * i) * PG, NULL, NULL),
+			       GMEM_PRIVATE);
+	/* Closer: one page at a time until a single conversion is refused. */
+	for (;;) {
+		TEST_ASSERT(pg + 2 < npages);
+		ret = gmem_convert(vm, pg * PG, PG, GMEM_SHARED);
+		if (ret < 0)
+			break;
+		TEST_ASSERT_EQ(ret, 1);
+		pg += 2;
+	}
+	fail_pg = pg;
+	TEST_ASSERT_EQ(ret, -ENOMEM);
+	/* Nothing changed around the refused page, protections included. */
+	expect_page(vm, fail_pg, GMEM_PRIVATE);
+	expect_page(vm, fail_pg - 1, GMEM_PRIVATE);
+	expect_page(vm, fail_pg - 2, GMEM_SHARED);
+	expect_page(vm, fail_pg + 1, GMEM_PRIVATE);
+	/* Not broken: a conversion that extends the shared run before it
+	 * merges mappings and succeeds at the limit. */
+	TEST_ASSERT_EQ(gmem_convert(vm, (fail_pg - 1) * PG, PG, GMEM_SHARED), 1);
+	expect_page(vm, fail_pg - 1, GMEM_SHARED);
+	expect_page(vm, fail_pg, GMEM_PRIVATE);
+	fprintf(stderr, "%s: -ENOMEM at %llu runs (vm.max_map_count %ld) after %.2f s\n",
+		gmem_mode_name(mode), (unsigned long long)fail_pg, limit,
+		now_s() - t0);
+
+	/* Merge runs back before anything allocates. */
+	for (p = 0; p + MERGE_CHUNK <= fail_pg && p < 64 * MERGE_CHUNK;
+	     p += MERGE_CHUNK)
+		TEST_ASSERT(gmem_convert(vm, p * PG, MERGE_CHUNK * PG,
+					 GMEM_PRIVATE) >= 0);
+	test_audit(vm);
+	/* The refused conversion now fits. */
+	TEST_ASSERT_EQ(gmem_convert(vm, fail_pg * PG, PG, GMEM_SHARED), 1);
+	expect_page(vm, fail_pg, GMEM_SHARED);
+	/* Everything back to private, in chunks while mappings are tight. */
+	for (; p < npages; p += MERGE_CHUNK)
+		TEST_ASSERT(gmem_convert(vm, p * PG,
+					 (npages - p < MERGE_CHUNK ?
+					  npages - p : MERGE_CHUNK) * PG,
+					 GMEM_PRIVATE) >= 0);
+	test_audit(vm);
+	TEST_ASSERT_EQ(gmem_state_at(vm, 0, &p, &run), GMEM_PRIVATE);
+	TEST_ASSERT_EQ(run, ram);
+	gmem_destroy(vm);
+}
+
+int main(void)
+{
+	long limit;
+
+	test_require_gmem();
+	if (test_backend() != GMEM_BACKEND_EMULATED)
+		test_skip("%s: no mapping per run, no vm.max_map_count limit",
+			  gmem_backend_name(test_backend()));
+	limit = read_limit();
+	if (limit > MAX_LIMIT)
+		test_skip("vm.max_map_count is %ld: more than %ld mappings take too long to fragment here",
+			  limit, MAX_LIMIT);
+	fragment(GMEM_MODE_DISCARD, limit);
+	fragment(GMEM_MODE_IN_PLACE, limit);
+	return T_EXIT_PASS;
+}
