@@ -53,6 +53,8 @@ LIB_SRCS := $(sort $(wildcard lib/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 VMM_SRCS := $(sort $(wildcard vmm/*.c vmm/*/*.c))
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
+# gmvm without its main(): what the fuzzers and test_gmvm_hypercall link.
+VMM_NOMAIN_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
 TESTLIB_SRCS := $(sort $(wildcard tests/lib/*.c))
 TESTLIB_OBJS := $(TESTLIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
@@ -149,6 +151,16 @@ $(BUILD)/tests/test_dmadev_protocol: TEST_CFLAGS = -Ivmm/devices
 # library).
 $(BUILD)/tests/test_loader_truncate: TEST_VMM_OBJS = $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o
 $(BUILD)/tests/test_loader_truncate: $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o
+HC_RULES_OBJS := $(BUILD)/vmm/hc_rules.o
+$(BUILD)/tests/test_hc_rules: TEST_VMM_OBJS = $(HC_RULES_OBJS)
+$(BUILD)/tests/test_hc_rules: TEST_CFLAGS = -Ivmm
+$(BUILD)/tests/test_hc_rules: $(HC_RULES_OBJS)
+# gmvm's hypercall handlers on the fuzzers' VM (real libgmem, no KVM), with
+# libgmem's fault injection (-Ilib).
+HC_VM_OBJS := $(VMM_NOMAIN_OBJS) $(BUILD)/fuzz/lib/fuzz_vm.o
+$(BUILD)/tests/test_gmvm_hypercall: TEST_VMM_OBJS = $(HC_VM_OBJS)
+$(BUILD)/tests/test_gmvm_hypercall: TEST_CFLAGS = -Ilib -Ivmm -Ifuzz/lib
+$(BUILD)/tests/test_gmvm_hypercall: $(HC_VM_OBJS)
 
 # Benchmarks link the bench library (bench/lib), an archive so that each
 # takes only what it uses, and the production libgmem; they see the public
@@ -216,7 +228,7 @@ FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZERS := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/%)
 FUZZLIB_SRCS := $(sort $(wildcard fuzz/lib/*.c))
 FUZZLIB_OBJS := $(FUZZLIB_SRCS:%.c=$(BUILD)/%.o)
-FUZZ_VMM_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
+FUZZ_VMM_OBJS := $(VMM_NOMAIN_OBJS)
 
 fuzzers: $(FUZZERS)
 

@@ -268,7 +268,8 @@ int boot_plan(struct vm *vm, const char *cmdline)
 		return -ENOSPC;
 	}
 
-	b->flags = GM_BOOT_F_PLUG;	/* extension 1 is always there */
+	/* Extensions 1 and 3 are always there. */
+	b->flags = GM_BOOT_F_PLUG | GM_BOOT_F_BATCH;
 	if (vm->cfg->mode == GMEM_MODE_IN_PLACE)
 		b->flags |= GM_BOOT_F_IN_PLACE;
 	if (vm->cfg->init_shared)
