@@ -151,7 +151,7 @@ $(BUILD)/tests/test_dmadev_protocol: TEST_CFLAGS = -Ivmm/devices
 # library).
 $(BUILD)/tests/test_loader_truncate: TEST_VMM_OBJS = $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o
 $(BUILD)/tests/test_loader_truncate: $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o
-HC_RULES_OBJS := $(BUILD)/vmm/hc_rules.o
+HC_RULES_OBJS := $(BUILD)/vmm/hc_rules.o $(BUILD)/vmm/map_limit.o
 $(BUILD)/tests/test_hc_rules: TEST_VMM_OBJS = $(HC_RULES_OBJS)
 $(BUILD)/tests/test_hc_rules: TEST_CFLAGS = -Ivmm
 $(BUILD)/tests/test_hc_rules: $(HC_RULES_OBJS)

@@ -1,16 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * gmvm's hypercall rules (vmm/hc_rules.c), without KVM:
+ * gmvm's hypercall rules (vmm/hc_rules.c) and its mapping-limit estimate
+ * (vmm/map_limit.c), without KVM:
  *  - hc_range() against 128-bit arithmetic for random and edge values;
  *  - hc_status(): which libgmem answer is the guest's status and which
  *    stops the VM (-ENOMEM is -12, guest ABI extension 3; -EIO, broken
  *    memory, stays the host's);
  *  - CONVERT_BATCH's registers and entries: every rule of extension 3,
  *    steps 1 and 2, with the first bad entry named, and the conversion of
- *    valid entries to libgmem's (target 1 is GMEM_PRIVATE).
+ *    valid entries to libgmem's (target 1 is GMEM_PRIVATE);
+ *  - map_limit: the host's vm.max_map_count, this process's mappings as
+ *    /proc/self/maps lists them, and 200 mappings more cost 100 runs.
  */
+#include <sys/mman.h>
+
 #include "test_util.h"
 #include "hc_rules.h"
+#include "map_limit.h"
 
 #define PG 4096ULL
 #define RAM (64ULL << 20)
@@ -210,11 +216,68 @@ static void test_batch_entries(void)
 	TEST_ASSERT_EQ(hc_batch_entries(in, 2, RAM, list, out), -1);
 }
 
+static long maps_lines(void)
+{
+	char buf[4096];
+	long n = 0;
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	TEST_ASSERT(f);
+	while (fgets(buf, sizeof(buf), f))
+		n += strchr(buf, '\n') != NULL;
+	fclose(f);
+	return n;
+}
+
+static void test_map_limit(void)
+{
+	struct map_limit a, b;
+	long lines, limit = -1;
+	uint8_t *p;
+	FILE *f;
+	int i;
+
+	TEST_ASSERT_EQ(map_limit_runs(65530, 30), 32750);
+	TEST_ASSERT_EQ(map_limit_runs(65530, 31), 32749);
+	TEST_ASSERT_EQ(map_limit_runs(100, 100), 0);
+	TEST_ASSERT_EQ(map_limit_runs(100, 300), 0);
+
+	f = fopen("/proc/sys/vm/max_map_count", "r");
+	if (!f)
+		test_skip("no /proc/sys/vm/max_map_count: %s", strerror(errno));
+	TEST_ASSERT(fscanf(f, "%ld", &limit) == 1);
+	fclose(f);
+
+	/* Reading maps may itself map a buffer: allow a little slack. */
+	lines = maps_lines();
+	TEST_ASSERT_EQ(map_limit_read(&a), 0);
+	TEST_ASSERT_EQ(a.max_map_count, limit);
+	if (a.mappings < lines - 2 || a.mappings > lines + 2)
+		TEST_FAIL("%ld mappings, /proc/self/maps has %ld lines",
+			  a.mappings, lines);
+	TEST_ASSERT_EQ(a.runs, map_limit_runs(a.max_map_count, a.mappings));
+
+	/* 200 mappings more: every other page of a reservation opened. */
+	p = mmap(NULL, 401 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	TEST_ASSERT(p != MAP_FAILED);
+	for (i = 0; i < 100; i++)
+		TEST_ASSERT(!mprotect(p + (2 * i + 1) * PG, PG, PROT_READ));
+	TEST_ASSERT_EQ(map_limit_read(&b), 0);
+	if (b.mappings - a.mappings < 199 || b.mappings - a.mappings > 203)
+		TEST_FAIL("200 mappings more, but %ld -> %ld", a.mappings,
+			  b.mappings);
+	if (a.runs - b.runs < 99 || a.runs - b.runs > 102)
+		TEST_FAIL("200 mappings more, but %ld -> %ld runs", a.runs,
+			  b.runs);
+	munmap(p, 401 * PG);
+}
+
 int main(void)
 {
 	test_range();
 	test_status();
 	test_batch_regs();
 	test_batch_entries();
+	test_map_limit();
 	return T_EXIT_PASS;
 }

@@ -7,7 +7,8 @@
  * gmem_probe_vm() on a VM created here as gmvm run creates its own (so
  * VM-scoped answers are those of that VM type), gmem_pick_backend(),
  * gmem_pick_guest_memfd_flags(), gmem_probe_gating() (only if some mode
- * runs the emulated backend), and gmvm's vmcall probe.
+ * runs the emulated backend), and gmvm's vmcall probe; and how many runs
+ * of page state the host's mapping limit allows (map_limit.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "gmvm.h"
+#include "map_limit.h"
 
 /* What libgmem would run in one conversion mode, and why. */
 struct caps_backend {
@@ -44,6 +46,8 @@ struct caps_report {
 	enum gmem_layout layout;
 	bool vmcall;
 	const char *vmcall_why;
+	int maps_ret;			/* map_limit_read() */
+	struct map_limit maps;
 };
 
 static void flag_names(uint64_t flags, char *buf, size_t len)
@@ -234,6 +238,13 @@ static void print_text(const struct caps_report *r)
 	       yes(r->vmcall), r->vmcall_why ? r->vmcall_why : "",
 	       r->vmcall ? "vmcall (boot flag bit 2)" :
 	       "the doorbell, port 0xf5");
+	if (r->maps_ret)
+		printf("page-state runs:     unknown: %s\n",
+		       strerror(-r->maps_ret));
+	else
+		printf("page-state runs:     about %ld: vm.max_map_count %ld, minus the %ld mappings gmvm has now, over %d mappings per run (one per view; each vCPU adds a few); a conversion past it gets -12\n",
+		       r->maps.runs, r->maps.max_map_count, r->maps.mappings,
+		       MAP_VMAS_PER_RUN);
 }
 
 /* A JSON string: the reasons come from libgmem and may hold anything. */
@@ -330,8 +341,13 @@ static void print_json(const struct caps_report *r)
 		printf(", \"layout\": \"%s\"", layout_id(r->layout));
 	printf(", \"vmcall\": %s, \"vmcall_why\": ", jbool(r->vmcall));
 	json_str(r->vmcall_why);
-	printf(", \"hypercall_transport\": \"%s\"}\n",
+	printf(", \"hypercall_transport\": \"%s\"",
 	       r->vmcall ? "vmcall" : "doorbell");
+	if (r->maps_ret)
+		printf(", \"max_map_count\": null, \"mappings\": null, \"max_runs\": null}\n");
+	else
+		printf(", \"max_map_count\": %ld, \"mappings\": %ld, \"max_runs\": %ld}\n",
+		       r->maps.max_map_count, r->maps.mappings, r->maps.runs);
 }
 
 static void pick(const struct gmem_vm_caps *caps, enum gmem_mode mode,
@@ -394,6 +410,7 @@ int caps_main(int argc, char **argv)
 		r.gating_ret = gmem_probe_gating(&r.layout);
 	r.vmcall = hypercall_vmcall_works(kvm_fd, &r.vmcall_why);
 	close(kvm_fd);
+	r.maps_ret = map_limit_read(&r.maps);
 	if (json)
 		print_json(&r);
 	else
