@@ -85,6 +85,11 @@ static bool pinned(const struct fuzz_model *m, uint64_t p)
 	return false;
 }
 
+bool model_page_busy(const struct fuzz_model *m, uint64_t p)
+{
+	return reachable(m, p) && pinned(m, p);
+}
+
 static bool range_ok(const struct fuzz_model *m, uint64_t off, uint64_t len)
 {
 	return len && !(off % PAGE) && !(len % PAGE) && off < m->ram &&
@@ -100,7 +105,7 @@ int64_t model_convert(struct fuzz_model *m, uint64_t off, uint64_t len,
 	if (!range_ok(m, off, len))
 		return -EINVAL;
 	for (p = first; p < end; p++)
-		if (to == GMEM_PRIVATE && reachable(m, p) && pinned(m, p))
+		if (to == GMEM_PRIVATE && model_page_busy(m, p))
 			return -EAGAIN;
 	for (p = first; p < end; p++) {
 		if (m->shared[p] == (to == GMEM_SHARED))
@@ -122,7 +127,7 @@ int64_t model_plug(struct fuzz_model *m, uint64_t off, uint64_t len,
 	if (!range_ok(m, off, len))
 		return -EINVAL;
 	for (p = first; p < end; p++)
-		if (!plugged && reachable(m, p) && pinned(m, p))
+		if (!plugged && model_page_busy(m, p))
 			return -EAGAIN;
 	for (p = first; p < end; p++) {
 		if (m->unplugged[p] == !plugged)

@@ -5,10 +5,10 @@
  * the same operations and compare every answer.
  *
  * The rules modelled (README, docs/GUEST_ABI.md, include/gmem/gmem.h):
- *  - a conversion or plug change is all or nothing; it returns the pages
- *    whose state changed, or -EAGAIN (nothing changed) when a page that
- *    would stop being reachable (shared and plugged) lies in a page a PIN
- *    holds;
+ *  - a conversion, plug change or batch is all or nothing; it returns
+ *    the pages whose state changed, or -EAGAIN (nothing changed) when a
+ *    page that would stop being reachable (shared and plugged) lies in a
+ *    page a PIN holds;
  *  - discard mode: a page whose state changes reads zeros; in-place mode
  *    keeps content; a page unplugged reads zeros when plugged back;
  *  - the device reaches exactly the reachable pages: FILL and CHECKSUM
@@ -47,6 +47,12 @@ int64_t model_convert(struct fuzz_model *m, uint64_t off, uint64_t len,
 		      enum gmem_state to);
 int64_t model_plug(struct fuzz_model *m, uint64_t off, uint64_t len,
 		   bool plugged);
+
+/*
+ * Would making page @p private be refused?  It is reachable (shared and
+ * plugged) and a PIN holds it.
+ */
+bool model_page_busy(const struct fuzz_model *m, uint64_t p);
 
 /*
  * A DMA command as the device gets it (registers already combined): the
