@@ -42,16 +42,39 @@ struct batch_res {
 	double floor_us[NR_SIZES][2];		/* syscalls only */
 };
 
-/* Median of the "@ TAG" line's samples, in us; false if missing. */
-static bool tag_median(const struct bench_run *r, const char *tag, double *us)
+/* The "@" lines of batch.elf's output @out into @b; false if any is off. */
+static bool parse_run(struct batch_res *b, const char *out)
 {
-	uint64_t v[BENCH_MAX_SAMPLES];
-	const char *p = bench_find_tag(r->out, tag);
-	int n;
+	uint64_t v[4];
+	const char *p;
+	char tag[48];
+	int s, d;
 
-	if (!p || (n = bench_parse_hex(p, v, BENCH_MAX_SAMPLES)) < 1)
+	if (!(p = bench_find_tag(out, "info")) || bench_parse_hex(p, v, 4) != 4)
 		return false;
-	*us = bench_cycles_us(bench_median_u64(v, n));
+	b->ram = v[0];
+	b->shared_base = v[1];
+	if (!(p = bench_find_tag(out, "area")) || bench_parse_hex(p, v, 2) != 2)
+		return false;
+	b->area = v[0];
+	b->stride = v[1];
+	if (!bench_tag_median_us(out, "bare", &b->bare_us))
+		return false;
+	for (s = 0; s < NR_SIZES; s++) {
+		if (!bench_find_keyed(out, "size", sizes[s], v, 2))
+			return false;
+		b->calls[s] = (unsigned int)v[1];
+		for (d = 0; d < 2; d++) {
+			const char *dir = d ? "private" : "shared";
+
+			snprintf(tag, sizeof(tag), "single %x %s", sizes[s], dir);
+			if (!bench_tag_median_us(out, tag, &b->single_us[s][d]))
+				return false;
+			snprintf(tag, sizeof(tag), "batch %x %s", sizes[s], dir);
+			if (!bench_tag_median_us(out, tag, &b->batch_us[s][d]))
+				return false;
+		}
+	}
 	return true;
 }
 
@@ -60,57 +83,17 @@ static void batch_run(struct batch_res *b, const char *mode)
 	const char *opts[] = { "--memory", RAM_OPT, "--conversion", mode,
 			       NULL, "rounds64=" STR(ROUNDS64),
 			       "rounds512=" STR(ROUNDS512), NULL };
-	uint64_t v[4], first, last;
-	const char *p;
 	struct bench_run r;
-	char tag[48];
-	int s, d;
 
 	memset(b, 0, sizeof(*b));
 	b->mode = mode;
 	bench_progress("batch, %s", mode);
-	if (bench_run_gmvm(&r, "batch.elf", opts))
-		goto out;
-	if (!(p = bench_find_tag(r.out, "tsc")) || bench_parse_hex(p, &first, 1) != 1 ||
-	    !(p = bench_find_tag(p, "tsc")) || bench_parse_hex(p, &last, 1) != 1 ||
-	    !bench_find_tag(r.out, "done"))
-		goto bad;
-	bench_tsc_check(&r, first);
-	bench_tsc_check(&r, last);
-	if (!(p = bench_find_tag(r.out, "info")) || bench_parse_hex(p, v, 4) != 4)
-		goto bad;
-	b->ram = v[0];
-	b->shared_base = v[1];
-	if (!(p = bench_find_tag(r.out, "area")) || bench_parse_hex(p, v, 2) != 2)
-		goto bad;
-	b->area = v[0];
-	b->stride = v[1];
-	if (!tag_median(&r, "bare", &b->bare_us))
-		goto bad;
-	for (s = 0; s < NR_SIZES; s++) {
-		p = r.out;
-		while ((p = bench_find_tag(p, "size")) != NULL)
-			if (bench_parse_hex(p, v, 2) == 2 && v[0] == sizes[s])
-				break;
-		if (!p)
-			goto bad;
-		b->calls[s] = (unsigned int)v[1];
-		for (d = 0; d < 2; d++) {
-			const char *dir = d ? "private" : "shared";
-
-			snprintf(tag, sizeof(tag), "single %x %s", sizes[s], dir);
-			if (!tag_median(&r, tag, &b->single_us[s][d]))
-				goto bad;
-			snprintf(tag, sizeof(tag), "batch %x %s", sizes[s], dir);
-			if (!tag_median(&r, tag, &b->batch_us[s][d]))
-				goto bad;
-		}
+	if (!bench_run_gmvm(&r, "batch.elf", opts)) {
+		b->ok = bench_tsc_bracket(&r) && parse_run(b, r.out);
+		if (!b->ok)
+			bench_fail("batch.elf (%s): unexpected output:\n%s",
+				   mode, r.out);
 	}
-	b->ok = true;
-	goto out;
-bad:
-	bench_fail("batch.elf (%s): unexpected output:\n%s", mode, r.out);
-out:
 	bench_run_free(&r);
 }
 
@@ -118,7 +101,7 @@ out:
  * The syscalls of the same conversions on the kernel floor (same RAM,
  * shared_base and pages), page by page in the guest's order.
  */
-static void floor_run(struct batch_res *b, bool in_place)
+static void batch_floor(struct batch_res *b, bool in_place)
 {
 	double t[2][FLOOR_REPS];
 	struct floor_vm f;
@@ -203,7 +186,7 @@ int main(void)
 	bench_gmvm_setup("batch.elf", &host);	/* exits 77 with the reason */
 	for (m = 0; m < 2; m++) {
 		batch_run(&res[m], modes[m]);
-		floor_run(&res[m], m == 1);
+		batch_floor(&res[m], m == 1);
 	}
 	print_results(res, 2);
 	return bench_gmvm_finish();
