@@ -136,7 +136,8 @@ $(GMVM): $(VMM_OBJS) $(LIBGMEM_A)
 # White-box tests look inside libgmem (its internal headers and symbols);
 # every other test uses the public API only.
 WHITEBOX_TESTS := test_gmem_failures test_gmem_faults test_gmem_oracle \
-	test_gmem_plug test_range_map test_range_map_scale
+	test_gmem_plug test_range_map test_range_map_scale \
+	test_gmem_max_map_count
 $(patsubst %,$(BUILD)/tests/%,$(WHITEBOX_TESTS)): TEST_CFLAGS = -Ilib
 
 $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(LIBGMEM_TEST_A)
