@@ -29,7 +29,9 @@
  * that needs a new mapping would fail (under ASan: abort).  So at the
  * limit the test converts single pages only (a delta of one run lives
  * inline, libgmem allocates nothing) and checks with gmem_state_at() and
- * the probes; it frees mappings before anything else.
+ * the probes; it frees mappings before anything else.  The rollback case
+ * runs a batch (which allocates its sorted list) one mapping below the
+ * limit, after a batch of the same size made the allocator ready.
  */
 #include <fcntl.h>
 #include <stdio.h>

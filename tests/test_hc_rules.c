@@ -216,6 +216,7 @@ static void test_batch_entries(void)
 	TEST_ASSERT_EQ(hc_batch_entries(in, 2, RAM, list, out), -1);
 }
 
+/* Lines of /proc/self/maps but the vsyscall gate's. */
 static long maps_lines(void)
 {
 	char buf[4096];
@@ -224,7 +225,7 @@ static long maps_lines(void)
 
 	TEST_ASSERT(f);
 	while (fgets(buf, sizeof(buf), f))
-		n += strchr(buf, '\n') != NULL;
+		n += strchr(buf, '\n') && !strstr(buf, "[vsyscall]");
 	fclose(f);
 	return n;
 }
@@ -252,7 +253,7 @@ static void test_map_limit(void)
 	lines = maps_lines();
 	TEST_ASSERT_EQ(map_limit_read(&a), 0);
 	TEST_ASSERT_EQ(a.max_map_count, limit);
-	if (a.mappings < lines - 2 || a.mappings > lines + 2)
+	if (a.mappings < lines - 1 || a.mappings > lines + 1)
 		TEST_FAIL("%ld mappings, /proc/self/maps has %ld lines",
 			  a.mappings, lines);
 	TEST_ASSERT_EQ(a.runs, map_limit_runs(a.max_map_count, a.mappings));
