@@ -6,8 +6,8 @@
  * played by this program through the doorbell's registers and the shared
  * view.  In both modes (and with --audit each):
  *  - CONVERT_BATCH converts both ways at once, writes exactly the 16
- *    header bytes, counts itself in --stats, keeps content as section 5
- *    says;
+ *    header bytes, counts itself in --stats (text and JSON), keeps
+ *    content as section 5 says;
  *  - every bad request (registers, list page private or unplugged, each
  *    kind of bad entry, an entry covering the list page, overlapping
  *    entries named by the documented rule) gets -22, writes the header
@@ -459,6 +459,60 @@ static void test_nomem_injected(void)
 	expect_hdr(LIST, 0, 2, GM_BATCH_NO_ENTRY, 0);
 }
 
+/* gmvm's --stats of this VM, in @fmt, as one string (static). */
+static const char *stats_text(enum stats_format fmt)
+{
+	static char out[16384];
+	FILE *real = stdout, *tmp = tmpfile();
+	size_t n;
+
+	TEST_ASSERT(tmp);
+	f.cfg.stats = fmt;
+	stdout = tmp;
+	stats_print(&f.vm);
+	stdout = real;
+	f.cfg.stats = STATS_NONE;
+	rewind(tmp);
+	n = fread(out, 1, sizeof(out) - 1, tmp);
+	out[n] = '\0';
+	fclose(tmp);
+	return out;
+}
+
+/* --stats shows the batch and -12 counters in both formats. */
+static void check_stats(void)
+{
+	const struct vcpu_stats *v = &f.vcpu.stats;
+	char want[256];
+	const char *t;
+
+	t = stats_text(STATS_TEXT);
+	snprintf(want, sizeof(want),
+		 "batches:      %llu CONVERT_BATCH calls; those that succeeded applied %llu entries and changed %llu pages",
+		 (unsigned long long)v->batch_calls,
+		 (unsigned long long)v->batch_entries,
+		 (unsigned long long)v->batch_pages);
+	if (!strstr(t, want))
+		TEST_FAIL("--stats lacks '%s':\n%s", want, t);
+	snprintf(want, sizeof(want),
+		 " failed, %llu of them -12: no memory, the host's mapping limit)",
+		 (unsigned long long)v->hc_nomem);
+	if (!strstr(t, want))
+		TEST_FAIL("--stats lacks '%s':\n%s", want, t);
+	t = stats_text(STATS_JSON);
+	snprintf(want, sizeof(want),
+		 "\"batch\": {\"calls\": %llu, \"entries\": %llu, \"pages\": %llu}",
+		 (unsigned long long)v->batch_calls,
+		 (unsigned long long)v->batch_entries,
+		 (unsigned long long)v->batch_pages);
+	if (!strstr(t, want))
+		TEST_FAIL("--stats=json lacks '%s':\n%s", want, t);
+	snprintf(want, sizeof(want), "\"nomem\": %llu, \"latency_ns_p50\"",
+		 (unsigned long long)v->hc_nomem);
+	if (!strstr(t, want))
+		TEST_FAIL("--stats=json lacks '%s':\n%s", want, t);
+}
+
 /* A rollback that cannot restore a view: broken memory stays fatal. */
 static void test_broken_stops(enum gmem_mode mode)
 {
@@ -590,6 +644,7 @@ int main(void)
 			test_refused();
 			test_busy();
 			test_nomem_injected();
+			check_stats();
 			fuzz_vm_check(&f);
 			fuzz_vm_destroy(&f);
 		}
