@@ -148,20 +148,22 @@ $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(LIBGMEM_TEST_A)
 # device process (gmvm dma-device); it needs the protocol header only.
 $(BUILD)/tests/test_dmadev_protocol: TEST_CFLAGS = -Ivmm/devices
 
-# Host tests of a part of gmvm link that part's objects (gmvm itself is no
-# library).
-$(BUILD)/tests/test_loader_truncate: TEST_VMM_OBJS = $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o
-$(BUILD)/tests/test_loader_truncate: $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o
+# gmvm's hypercall rules and mapping-limit estimate, alone; and its
+# hypercall handlers on the fuzzers' VM (real libgmem, no KVM), with
+# libgmem's fault injection (-Ilib).
 HC_RULES_OBJS := $(BUILD)/vmm/hc_rules.o $(BUILD)/vmm/map_limit.o
 $(BUILD)/tests/test_hc_rules: TEST_VMM_OBJS = $(HC_RULES_OBJS)
 $(BUILD)/tests/test_hc_rules: TEST_CFLAGS = -Ivmm
 $(BUILD)/tests/test_hc_rules: $(HC_RULES_OBJS)
-# gmvm's hypercall handlers on the fuzzers' VM (real libgmem, no KVM), with
-# libgmem's fault injection (-Ilib).
 HC_VM_OBJS := $(VMM_NOMAIN_OBJS) $(BUILD)/fuzz/lib/fuzz_vm.o
 $(BUILD)/tests/test_gmvm_hypercall: TEST_VMM_OBJS = $(HC_VM_OBJS)
 $(BUILD)/tests/test_gmvm_hypercall: TEST_CFLAGS = -Ilib -Ivmm -Ifuzz/lib
 $(BUILD)/tests/test_gmvm_hypercall: $(HC_VM_OBJS)
+
+# Host tests of a part of gmvm link that part's objects (gmvm itself is no
+# library).
+$(BUILD)/tests/test_loader_truncate: TEST_VMM_OBJS = $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o
+$(BUILD)/tests/test_loader_truncate: $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o
 
 # Benchmarks link the bench library (bench/lib), an archive so that each
 # takes only what it uses, and the production libgmem; they see the public

@@ -159,14 +159,24 @@ struct batch_want {
 	uint64_t busy_gpa;
 };
 
+/*
+ * Are the bytes [off, off + len) RAM to the batch's rules: not empty, not
+ * wrapping, inside RAM?  The one place this harness says what RAM is.
+ */
+static bool batch_in_ram(const struct fuzz_model *m, uint64_t off,
+			 uint64_t len)
+{
+	return len && off < m->ram && len <= m->ram - off;
+}
+
 /* Entry @e, from gmvm's copy of the list at @list, breaks step 2. */
 static bool entry_bad(const struct fuzz_model *m, const struct gm_batch_entry *e,
 		      uint64_t list)
 {
 	uint64_t len = (uint64_t)e->pages * GMEM_PAGE_SIZE;
 
-	return e->gpa % GMEM_PAGE_SIZE || !e->pages || e->gpa > m->ram ||
-	       len > m->ram - e->gpa || e->target > GM_BATCH_TO_PRIVATE ||
+	return e->gpa % GMEM_PAGE_SIZE || !batch_in_ram(m, e->gpa, len) ||
+	       e->target > GM_BATCH_TO_PRIVATE ||
 	       e->reserved[0] || e->reserved[1] || e->reserved[2] ||
 	       (list >= e->gpa && list < e->gpa + len);
 }
@@ -287,7 +297,8 @@ static void batch(struct fuzz_vm *f, struct fuzz_model *m, struct fuzz_in *in)
 	memset(sentinel, HDR_SENTINEL, sizeof(sentinel));
 	/* The guest writes its list where it can: a shared, plugged page. */
 	lp = a0 / GMEM_PAGE_SIZE;
-	list_ok = a0 % GMEM_PAGE_SIZE == 0 && a0 < m->ram && m->shared[lp] &&
+	list_ok = a0 % GMEM_PAGE_SIZE == 0 &&
+		  batch_in_ram(m, a0, GMEM_PAGE_SIZE) && m->shared[lp] &&
 		  !m->unplugged[lp];
 	if (list_ok)
 		FUZZ_ASSERT(!gmem_access(f->vm.gmem, a0, &l,

@@ -7,8 +7,7 @@
  * gmem_probe_vm() on a VM created here as gmvm run creates its own (so
  * VM-scoped answers are those of that VM type), gmem_pick_backend(),
  * gmem_pick_guest_memfd_flags(), gmem_probe_gating() (only if some mode
- * runs the emulated backend), and gmvm's vmcall probe; and how many runs
- * of page state the host's mapping limit allows (map_limit.c).
+ * runs the emulated backend), and gmvm's vmcall probe.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -37,6 +36,10 @@ struct caps_backend {
 
 struct caps_report {
 	struct gmem_vm_caps vm;		/* of the VM gmvm created here */
+	/* How many runs of page state the host's mapping limit allows
+	 * (map_limit.c): map_limit_read()'s answer. */
+	int maps_ret;
+	struct map_limit maps;
 	const char *module;
 	char missing[512];
 	int nr_missing;
@@ -46,8 +49,6 @@ struct caps_report {
 	enum gmem_layout layout;
 	bool vmcall;
 	const char *vmcall_why;
-	int maps_ret;			/* map_limit_read() */
-	struct map_limit maps;
 };
 
 static void flag_names(uint64_t flags, char *buf, size_t len)
@@ -215,6 +216,13 @@ static void print_text(const struct caps_report *r)
 	       (h->exit_hypercall & (1ULL << KVM_HC_MAP_GPA_RANGE)) ?
 	       "MAP_GPA_RANGE" : "no MAP_GPA_RANGE");
 	printf("memslots:            %u\n", h->nr_memslots);
+	if (r->maps_ret)
+		printf("page-state runs:     unknown: %s\n",
+		       strerror(-r->maps_ret));
+	else
+		printf("page-state runs:     about %ld: vm.max_map_count %ld, minus the %ld mappings gmvm has now, over %d mappings per run (one per view; each vCPU adds a few); a conversion past it gets -12\n",
+		       r->maps.runs, r->maps.max_map_count, r->maps.mappings,
+		       MAP_VMAS_PER_RUN);
 	printf("user_memory2:        %s\n", yes(h->user_memory2));
 	printf("memory fault info:   %s\n", yes(h->memory_fault_info));
 	printf("sync regs:           %#x%s\n", h->sync_regs,
@@ -238,13 +246,6 @@ static void print_text(const struct caps_report *r)
 	       yes(r->vmcall), r->vmcall_why ? r->vmcall_why : "",
 	       r->vmcall ? "vmcall (boot flag bit 2)" :
 	       "the doorbell, port 0xf5");
-	if (r->maps_ret)
-		printf("page-state runs:     unknown: %s\n",
-		       strerror(-r->maps_ret));
-	else
-		printf("page-state runs:     about %ld: vm.max_map_count %ld, minus the %ld mappings gmvm has now, over %d mappings per run (one per view; each vCPU adds a few); a conversion past it gets -12\n",
-		       r->maps.runs, r->maps.max_map_count, r->maps.mappings,
-		       MAP_VMAS_PER_RUN);
 }
 
 /* A JSON string: the reasons come from libgmem and may hold anything. */
@@ -312,6 +313,11 @@ static void print_json(const struct caps_report *r)
 	printf(", \"nr_memslots\": %u, \"user_memory2\": %s, \"memory_fault_info\": %s, \"sync_regs\": %u",
 	       h->nr_memslots, jbool(h->user_memory2),
 	       jbool(h->memory_fault_info), h->sync_regs);
+	if (r->maps_ret)
+		printf(", \"max_map_count\": null, \"mappings\": null, \"max_runs\": null");
+	else
+		printf(", \"max_map_count\": %ld, \"mappings\": %ld, \"max_runs\": %ld",
+		       r->maps.max_map_count, r->maps.mappings, r->maps.runs);
 	printf(", \"requirements_met\": %s", jbool(!r->nr_missing));
 	/* The default mode's (discard) choice, flat, as before. */
 	if (def->ret)
@@ -341,13 +347,8 @@ static void print_json(const struct caps_report *r)
 		printf(", \"layout\": \"%s\"", layout_id(r->layout));
 	printf(", \"vmcall\": %s, \"vmcall_why\": ", jbool(r->vmcall));
 	json_str(r->vmcall_why);
-	printf(", \"hypercall_transport\": \"%s\"",
+	printf(", \"hypercall_transport\": \"%s\"}\n",
 	       r->vmcall ? "vmcall" : "doorbell");
-	if (r->maps_ret)
-		printf(", \"max_map_count\": null, \"mappings\": null, \"max_runs\": null}\n");
-	else
-		printf(", \"max_map_count\": %ld, \"mappings\": %ld, \"max_runs\": %ld}\n",
-		       r->maps.max_map_count, r->maps.mappings, r->maps.runs);
 }
 
 static void pick(const struct gmem_vm_caps *caps, enum gmem_mode mode,
@@ -400,6 +401,7 @@ int caps_main(int argc, char **argv)
 	r.nr_missing = vm_missing_caps(vm_fd, r.missing, sizeof(r.missing));
 	close(vm_fd);
 	r.module = kvm_module();
+	r.maps_ret = map_limit_read(&r.maps);
 	pick(&r.vm, GMEM_MODE_DISCARD, &r.modes[0]);
 	pick(&r.vm, GMEM_MODE_IN_PLACE, &r.modes[1]);
 	for (i = 0; i < (int)ARRAY_SIZE(r.modes); i++)
@@ -410,7 +412,6 @@ int caps_main(int argc, char **argv)
 		r.gating_ret = gmem_probe_gating(&r.layout);
 	r.vmcall = hypercall_vmcall_works(kvm_fd, &r.vmcall_why);
 	close(kvm_fd);
-	r.maps_ret = map_limit_read(&r.maps);
 	if (json)
 		print_json(&r);
 	else

@@ -34,6 +34,16 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
+/* a0/a1 as a byte range of RAM, or false (the guest gets -22). */
+static bool hc_range(const struct vm *vm, uint64_t a0, uint64_t a1,
+		     uint64_t *len)
+{
+	if (a0 % SZ_4K || a1 == 0 || a1 > UINT64_MAX / SZ_4K)
+		return false;
+	*len = a1 * SZ_4K;
+	return a0 + *len >= a0 && a0 + *len <= vm->ram_size;
+}
+
 /*
  * libgmem failed a call the guest's hypercall made (not the guest's fault):
  * stop the VM with 125, naming the call, its range and what it asked for.
@@ -87,8 +97,7 @@ static enum exit_action set_plugged(struct vcpu *vcpu, uint64_t a0,
 	uint64_t len;
 	int64_t ret;
 
-	if (!hc_range(vm->ram_size, a0, a1, &len) ||
-	    (a2 & GM_PLUG_RESERVED_MASK)) {
+	if (!hc_range(vm, a0, a1, &len) || (a2 & GM_PLUG_RESERVED_MASK)) {
 		*result = GM_HC_EINVAL;
 		vcpu->stats.hypercalls_failed++;
 		return EXIT_RESUME;
@@ -101,6 +110,13 @@ static enum exit_action set_plugged(struct vcpu *vcpu, uint64_t a0,
 	return ret > 0 ? audit_after_change(vcpu, plug ? "a plug" :
 							 "an unplug") :
 			 EXIT_RESUME;
+}
+
+/* hc_range() for the rules of hc_rules.c, which do not know a VM. */
+static bool batch_in_ram(const void *vm, uint64_t gpa, uint64_t pages,
+			 uint64_t *len)
+{
+	return hc_range(vm, gpa, pages, len);
 }
 
 /*
@@ -120,29 +136,30 @@ static enum exit_action convert_batch(struct vcpu *vcpu, uint64_t a0,
 	struct gmem_batch_entry e[GM_BATCH_MAX_ENTRIES];
 	struct gm_batch_header hdr = { .failed = GM_BATCH_NO_ENTRY };
 	unsigned int n = (unsigned int)a1;
-	uint64_t busy = 0;
+	uint64_t busy = 0, len;
 	int failed;
 	int64_t ret = 0;
 	int err;
 
 	vcpu->stats.batch_calls++;
 	*result = GM_HC_EINVAL;
-	if (!hc_batch_regs(vm->ram_size, a0, a1, a2)) {
+	if (!hc_range(vm, a0, 1, &len) || !hc_batch_args(a1, a2)) {
 		vcpu->stats.hypercalls_failed++;
 		return EXIT_RESUME;
 	}
 	err = gmem_access(vm->gmem, a0, &list,
 			  sizeof(list.hdr) + n * sizeof(list.entries[0]),
 			  false, GMEM_SHARED);
-	if (err == -EACCES) {
-		/* Private or unplugged: nothing is written either. */
+	if (err == -EACCES || err == -EINVAL) {
+		/* Private, unplugged (or, -EINVAL, not RAM to libgmem
+		 * either): nothing is written. */
 		vcpu->stats.hypercalls_failed++;
 		return EXIT_RESUME;
 	}
 	if (err)
 		return hc_host_error(vcpu, "CONVERT_BATCH", a0, SZ_4K, "",
 				     "list page", "gmem_access", err);
-	failed = hc_batch_entries(list.entries, n, vm->ram_size, a0, e);
+	failed = hc_batch_entries(list.entries, n, batch_in_ram, vm, a0, e);
 	if (failed >= 0) {
 		vcpu->stats.hypercalls_failed++;
 	} else {
@@ -195,7 +212,7 @@ static enum exit_action dispatch_hypercall(struct vcpu *vcpu, uint64_t nr,
 		*result = GM_HC_ENOSYS;
 		goto fail;
 	}
-	if (!hc_range(vm->ram_size, a0, a1, &len))
+	if (!hc_range(vm, a0, a1, &len))
 		goto fail;
 	if ((a2 & GM_MAP_RESERVED_MASK) || (a2 & GM_MAP_PAGE_SZ_MASK) > 2)
 		goto fail;

@@ -5,10 +5,10 @@
  * the same operations and compare every answer.
  *
  * The rules modelled (README, docs/GUEST_ABI.md, include/gmem/gmem.h):
- *  - a conversion, plug change or batch is all or nothing; it returns
- *    the pages whose state changed, or -EAGAIN (nothing changed) when a
- *    page that would stop being reachable (shared and plugged) lies in a
- *    page a PIN holds;
+ *  - a conversion or plug change is all or nothing; it returns the pages
+ *    whose state changed, or -EAGAIN (nothing changed) when a page that
+ *    would stop being reachable (shared and plugged) lies in a page a PIN
+ *    holds;
  *  - discard mode: a page whose state changes reads zeros; in-place mode
  *    keeps content; a page unplugged reads zeros when plugged back;
  *  - the device reaches exactly the reachable pages: FILL and CHECKSUM
@@ -49,16 +49,17 @@ int64_t model_plug(struct fuzz_model *m, uint64_t off, uint64_t len,
 		   bool plugged);
 
 /*
- * Would making page @p private be refused?  It is reachable (shared and
- * plugged) and a PIN holds it.
- */
-bool model_page_busy(const struct fuzz_model *m, uint64_t p);
-
-/*
  * A DMA command as the device gets it (registers already combined): the
  * expected STATUS, and *sum for a CHECKSUM that succeeds.  Applied.
  */
 uint32_t model_dma(struct fuzz_model *m, uint32_t cmd, uint64_t addr,
 		   uint64_t len, uint8_t pattern, uint32_t *sum);
+
+/*
+ * Would making page @p private be refused (-EAGAIN)?  It is reachable
+ * (shared and plugged) and a PIN holds it.  Batches (guest ABI extension
+ * 3) are all or nothing on this, as single conversions are.
+ */
+bool model_page_busy(const struct fuzz_model *m, uint64_t p);
 
 #endif /* GMVM_FUZZ_MODEL_H */

@@ -268,14 +268,16 @@ int boot_plan(struct vm *vm, const char *cmdline)
 		return -ENOSPC;
 	}
 
-	/* Extensions 1 and 3 are always there. */
-	b->flags = GM_BOOT_F_PLUG | GM_BOOT_F_BATCH;
+	b->flags = GM_BOOT_F_PLUG;	/* extension 1 is always there */
 	if (vm->cfg->mode == GMEM_MODE_IN_PLACE)
 		b->flags |= GM_BOOT_F_IN_PLACE;
 	if (vm->cfg->init_shared)
 		b->flags |= GM_BOOT_F_INIT_SHARED;
 	if (vm->vmcall)
 		b->flags |= GM_BOOT_F_VMCALL;
+
+	/* Extension 3 is always there too. */
+	b->flags |= GM_BOOT_F_BATCH;
 	return 0;
 }
 
