@@ -24,6 +24,8 @@
  *    too), an adjacent conversion still succeeds, and once runs are
  *    merged back the refused list goes through and the audit passes.
  */
+#include <stdarg.h>
+
 #include "test_util.h"
 #include "fuzz_vm.h"
 #include "internal.h"	/* gmem_fault_inject() */
@@ -479,38 +481,36 @@ static const char *stats_text(enum stats_format fmt)
 	return out;
 }
 
+/* Output @t holds the text @fmt formats. */
+static void __attribute__((format(printf, 2, 3)))
+expect_in(const char *t, const char *fmt, ...)
+{
+	char want[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(want, sizeof(want), fmt, ap);
+	va_end(ap);
+	if (!strstr(t, want))
+		TEST_FAIL("--stats lacks '%s':\n%s", want, t);
+}
+
 /* --stats shows the batch and -12 counters in both formats. */
 static void check_stats(void)
 {
 	const struct vcpu_stats *v = &f.vcpu.stats;
-	char want[256];
-	const char *t;
+	unsigned long long calls = v->batch_calls, entries = v->batch_entries;
+	unsigned long long pages = v->batch_pages, nomem = v->hc_nomem;
+	const char *t = stats_text(STATS_TEXT);
 
-	t = stats_text(STATS_TEXT);
-	snprintf(want, sizeof(want),
-		 "batches:      %llu CONVERT_BATCH calls; those that succeeded applied %llu entries and changed %llu pages",
-		 (unsigned long long)v->batch_calls,
-		 (unsigned long long)v->batch_entries,
-		 (unsigned long long)v->batch_pages);
-	if (!strstr(t, want))
-		TEST_FAIL("--stats lacks '%s':\n%s", want, t);
-	snprintf(want, sizeof(want),
-		 " failed, %llu of them -12: no memory, the host's mapping limit)",
-		 (unsigned long long)v->hc_nomem);
-	if (!strstr(t, want))
-		TEST_FAIL("--stats lacks '%s':\n%s", want, t);
+	expect_in(t, "batches:      %llu CONVERT_BATCH calls; those that succeeded applied %llu entries and changed %llu pages",
+		  calls, entries, pages);
+	expect_in(t, " failed, %llu of them -12: no memory, the host's mapping limit)",
+		  nomem);
 	t = stats_text(STATS_JSON);
-	snprintf(want, sizeof(want),
-		 "\"batch\": {\"calls\": %llu, \"entries\": %llu, \"pages\": %llu}",
-		 (unsigned long long)v->batch_calls,
-		 (unsigned long long)v->batch_entries,
-		 (unsigned long long)v->batch_pages);
-	if (!strstr(t, want))
-		TEST_FAIL("--stats=json lacks '%s':\n%s", want, t);
-	snprintf(want, sizeof(want), "\"nomem\": %llu, \"latency_ns_p50\"",
-		 (unsigned long long)v->hc_nomem);
-	if (!strstr(t, want))
-		TEST_FAIL("--stats=json lacks '%s':\n%s", want, t);
+	expect_in(t, "\"batch\": {\"calls\": %llu, \"entries\": %llu, \"pages\": %llu}",
+		  calls, entries, pages);
+	expect_in(t, "\"nomem\": %llu, \"latency_ns_p50\"", nomem);
 }
 
 /* A rollback that cannot restore a view: broken memory stays fatal. */
