@@ -107,26 +107,26 @@ _Static_assert(sizeof(struct gm_boot_info) == 48, "boot info");
  */
 #define GM_BOOT_F_BATCH		(1u << 4)	/* extension 3 exists */
 #define GM_HC_CONVERT_BATCH	0x474d0002ULL	/* "GM" 2 */
-#define GM_HC_ENOMEM		(-12L)	/* host cannot fragment memory further */
+#define GM_HC_ENOMEM		(-12L)	/* the host cannot split mappings */
 
 #define GM_BATCH_MAX_ENTRIES	253
 #define GM_BATCH_TO_SHARED	0	/* struct gm_batch_entry.target */
 #define GM_BATCH_TO_PRIVATE	1
-#define GM_BATCH_NO_ENTRY	0xffffu	/* header.failed: no entry to blame */
+#define GM_BATCH_NO_ENTRY	0xffffu	/* header.failed: none to blame */
 
 /* Written by gmvm only; its old content is never read. */
 struct gm_batch_header {
-	uint16_t done;		/* entries applied: a1 on success, else 0 */
+	uint16_t done;		/* entries applied: a1, or 0 on failure */
 	uint16_t failed;	/* index of the entry at fault, or NO_ENTRY */
 	int32_t status;		/* the call's result, as in RAX */
-	uint64_t busy_gpa;	/* status -11: the first GPA refused, else 0 */
+	uint64_t busy_gpa;	/* status -11: first GPA refused, else 0 */
 };
 
 /* Written by the guest; gmvm never writes it. */
 struct gm_batch_entry {
 	uint64_t gpa;		/* private-view GPA, 4 KiB aligned */
 	uint32_t pages;		/* 4 KiB pages, > 0 */
-	uint8_t target;		/* GM_BATCH_TO_SHARED or GM_BATCH_TO_PRIVATE */
+	uint8_t target;		/* GM_BATCH_TO_SHARED or _TO_PRIVATE */
 	uint8_t reserved[3];	/* must be 0 */
 };
 
