@@ -53,6 +53,8 @@ LIB_SRCS := $(sort $(wildcard lib/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 VMM_SRCS := $(sort $(wildcard vmm/*.c vmm/*/*.c))
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
+# gmvm without its main(): what the fuzzers and test_gmvm_hypercall link.
+VMM_NOMAIN_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
 TESTLIB_SRCS := $(sort $(wildcard tests/lib/*.c))
 TESTLIB_OBJS := $(TESTLIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
@@ -134,7 +136,8 @@ $(GMVM): $(VMM_OBJS) $(LIBGMEM_A)
 # White-box tests look inside libgmem (its internal headers and symbols);
 # every other test uses the public API only.
 WHITEBOX_TESTS := test_gmem_failures test_gmem_faults test_gmem_oracle \
-	test_gmem_plug test_range_map test_range_map_scale
+	test_gmem_plug test_range_map test_range_map_scale \
+	test_gmem_max_map_count
 $(patsubst %,$(BUILD)/tests/%,$(WHITEBOX_TESTS)): TEST_CFLAGS = -Ilib
 
 $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(LIBGMEM_TEST_A)
@@ -151,6 +154,18 @@ $(BUILD)/tests/test_snapshot_mem: $(SNAPSHOT_OBJS)
 # The DMA device protocol test speaks the protocol of vmm/devices/ to the
 # device process (gmvm dma-device); it needs the protocol header only.
 $(BUILD)/tests/test_dmadev_protocol: TEST_CFLAGS = -Ivmm/devices
+
+# gmvm's hypercall rules and mapping-limit estimate, alone; and its
+# hypercall handlers on the fuzzers' VM (real libgmem, no KVM), with
+# libgmem's fault injection (-Ilib).
+HC_RULES_OBJS := $(BUILD)/vmm/hc_rules.o $(BUILD)/vmm/map_limit.o
+$(BUILD)/tests/test_hc_rules: TEST_VMM_OBJS = $(HC_RULES_OBJS)
+$(BUILD)/tests/test_hc_rules: TEST_CFLAGS = -Ivmm
+$(BUILD)/tests/test_hc_rules: $(HC_RULES_OBJS)
+HC_VM_OBJS := $(VMM_NOMAIN_OBJS) $(BUILD)/fuzz/lib/fuzz_vm.o
+$(BUILD)/tests/test_gmvm_hypercall: TEST_VMM_OBJS = $(HC_VM_OBJS)
+$(BUILD)/tests/test_gmvm_hypercall: TEST_CFLAGS = -Ilib -Ivmm -Ifuzz/lib
+$(BUILD)/tests/test_gmvm_hypercall: $(HC_VM_OBJS)
 
 # Host tests of a part of gmvm link that part's objects (gmvm itself is no
 # library).
@@ -227,7 +242,7 @@ FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZERS := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/%)
 FUZZLIB_SRCS := $(sort $(wildcard fuzz/lib/*.c))
 FUZZLIB_OBJS := $(FUZZLIB_SRCS:%.c=$(BUILD)/%.o)
-FUZZ_VMM_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
+FUZZ_VMM_OBJS := $(VMM_NOMAIN_OBJS)
 
 fuzzers: $(FUZZERS)
 

@@ -53,7 +53,7 @@ struct lat {
 /* gmvm run of latency.elf with @opts (NULL-terminated, then guest args). */
 static void lat_run(struct lat *l, const char *name, const char *const *opts)
 {
-	uint64_t v[BENCH_MAX_SAMPLES], first, last;
+	uint64_t v[BENCH_MAX_SAMPLES];
 	const char *p;
 	struct bench_run r;
 	int s, d, n;
@@ -63,35 +63,21 @@ static void lat_run(struct lat *l, const char *name, const char *const *opts)
 	bench_progress("latency, %s", name);
 	if (bench_run_gmvm(&r, "latency.elf", opts))
 		goto out;
-	if (!(p = bench_find_tag(r.out, "tsc")) || bench_parse_hex(p, &first, 1) != 1 ||
-	    !(p = bench_find_tag(p, "tsc")) || bench_parse_hex(p, &last, 1) != 1 ||
-	    !bench_find_tag(r.out, "done")) {
+	if (!bench_tsc_bracket(&r)) {
 		bench_fail("latency.elf (%s): incomplete output:\n%s", name, r.out);
 		goto out;
 	}
-	bench_tsc_check(&r, first);
-	bench_tsc_check(&r, last);
 	if (!(p = bench_find_tag(r.out, "info")) || bench_parse_hex(p, v, 4) != 4)
 		goto bad;
 	l->ram = v[0];
 	l->shared_base = v[1];
-	if (!(p = bench_find_tag(r.out, "bare")) ||
-	    (n = bench_parse_hex(p, v, BENCH_MAX_SAMPLES)) < 1)
+	if (!bench_tag_median_us(r.out, "bare", &l->bare_us) ||
+	    !bench_tag_median_us(r.out, "noop", &l->noop_us))
 		goto bad;
-	l->bare_us = bench_cycles_us(bench_median_u64(v, n));
-	if (!(p = bench_find_tag(r.out, "noop")) ||
-	    (n = bench_parse_hex(p, v, BENCH_MAX_SAMPLES)) < 1)
-		goto bad;
-	l->noop_us = bench_cycles_us(bench_median_u64(v, n));
 	for (s = 0; s < LAT_SIZES; s++) {
 		char tag[64];
 
-		p = r.out;
-		while ((p = bench_find_tag(p, "area")) != NULL) {
-			if (bench_parse_hex(p, v, 3) == 3 && v[0] == size_bytes[s])
-				break;
-		}
-		if (!p)
+		if (!bench_find_keyed(r.out, "area", size_bytes[s], v, 3))
 			goto bad;
 		l->area[s][0] = v[1];
 		l->area[s][1] = v[2];
@@ -99,11 +85,10 @@ static void lat_run(struct lat *l, const char *name, const char *const *opts)
 			snprintf(tag, sizeof(tag), "lat %llx %s",
 				 (unsigned long long)size_bytes[s],
 				 d ? "private" : "shared");
-			if (!(p = bench_find_tag(r.out, tag)) ||
-			    (n = bench_parse_hex(p, v, BENCH_MAX_SAMPLES)) < 1)
+			n = bench_tag_median_us(r.out, tag, &l->us[s][d]);
+			if (!n)
 				goto bad;
 			l->n[s] = n;
-			l->us[s][d] = bench_cycles_us(bench_median_u64(v, n));
 		}
 	}
 	l->ok = true;

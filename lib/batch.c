@@ -21,11 +21,15 @@ struct sorted_entry {
 	unsigned int idx;	/* in the caller's array */
 };
 
+/* By GPA, equal GPAs by index: which entry an overlap names must not
+ * depend on qsort(), which is not stable (guest ABI extension 3 says). */
 static int cmp_entry(const void *a, const void *b)
 {
 	const struct sorted_entry *x = a, *y = b;
 
-	return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
+	if (x->gpa != y->gpa)
+		return x->gpa < y->gpa ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
 /* The caller's index of the entry holding @gpa, or -1. */

@@ -353,9 +353,13 @@ typedef int (*backend_fn)(struct gmem_vm *vm, uint64_t page, uint64_t npages,
 #define RESTORE_VIEW "restore the view"
 
 /*
- * Undo on the runs of @step among the first @n runs.  An undo that fails
- * leaves memory the map does not describe (@what it could not do): mark
- * the memory broken.
+ * Undo on the runs of @step among the first @n runs, last first: each
+ * undo then returns the views to a state the change went through, so it
+ * never needs more host mappings than the change had (forwards, undoing
+ * a run whose revoke merged mappings could need the ones a later run's
+ * split took, and fail at vm.max_map_count).  An undo that fails leaves
+ * memory the map does not describe (@what it could not do): mark the
+ * memory broken.
  */
 static int undo_runs(struct gmem_vm *vm, const struct delta *d,
 		     enum step step, size_t n, backend_fn undo,
@@ -364,7 +368,7 @@ static int undo_runs(struct gmem_vm *vm, const struct delta *d,
 	size_t i;
 	int err, ret = 0;
 
-	for (i = 0; i < n; i++) {
+	for (i = n; i-- > 0;) {
 		const struct run *r = &d->runs[i];
 
 		if (!run_in_step(r, step))

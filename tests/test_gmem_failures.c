@@ -316,6 +316,28 @@ static void test_batch_api(void)
 					  .to = 0 };
 	TEST_ASSERT_EQ(gmem_convert_batch(vm, e, 3, &failed, NULL), -EINVAL);
 	TEST_ASSERT_EQ(failed, 2);	/* overlaps e[1], whatever its target */
+	/* Sorted by GPA, equal GPAs by index, the first entry starting
+	 * inside the one before it is named (guest ABI extension 3 relies
+	 * on it): the same pair named the same way in either order. */
+	{
+		struct gmem_batch_entry o[2] = {
+			{ .gpa = 9 * PG, .len = PG, .to = 1 },
+			{ .gpa = 8 * PG, .len = 4 * PG, .to = 1 },
+		};
+
+		TEST_ASSERT_EQ(gmem_convert_batch(vm, o, 2, &failed, NULL),
+			       -EINVAL);
+		TEST_ASSERT_EQ(failed, 0);
+		o[0].gpa = 8 * PG;
+		TEST_ASSERT_EQ(gmem_convert_batch(vm, o, 2, &failed, NULL),
+			       -EINVAL);
+		TEST_ASSERT_EQ(failed, 1);
+		o[1].len = PG;
+		o[0].len = 4 * PG;
+		TEST_ASSERT_EQ(gmem_convert_batch(vm, o, 2, &failed, NULL),
+			       -EINVAL);
+		TEST_ASSERT_EQ(failed, 1);
+	}
 	e[2].gpa = 20 * PG;
 	e[2].flags = 1;
 	TEST_ASSERT_EQ(gmem_convert_batch(vm, e, 3, &failed, NULL), -EINVAL);

@@ -416,8 +416,11 @@ skip_without_kvm
 expect 0 "" -- caps
 grep -q '^guest_memfd:' "$tmp/out" || fail "caps does not report guest_memfd"
 grep -q '^vmcall comes back:' "$tmp/out" || fail "caps does not report vmcall"
+grep -Eq '^page-state runs: +about [0-9]+: vm.max_map_count [0-9]+' "$tmp/out" ||
+	fail "caps does not estimate the runs vm.max_map_count allows"
 expect 0 "" -- caps --json
 grep -q '"hypercall_transport"' "$tmp/out" || fail "caps --json lacks hypercall_transport"
+grep -Eq '"max_runs": [0-9]+' "$tmp/out" || fail "caps --json lacks max_runs"
 
 to="--timeout 60"
 expect 42 "" -- run $to "$tmp/g0.elf"

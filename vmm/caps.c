@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "gmvm.h"
+#include "map_limit.h"
 
 /* What libgmem would run in one conversion mode, and why. */
 struct caps_backend {
@@ -36,6 +37,10 @@ struct caps_backend {
 
 struct caps_report {
 	struct gmem_vm_caps vm;		/* of the VM gmvm created here */
+	/* How many runs of page state the host's mapping limit allows
+	 * (map_limit.c): map_limit_read()'s answer. */
+	int maps_ret;
+	struct map_limit maps;
 	const char *module;
 	char missing[512];
 	int nr_missing;
@@ -211,6 +216,13 @@ static void print_text(const struct caps_report *r)
 	       (h->exit_hypercall & (1ULL << KVM_HC_MAP_GPA_RANGE)) ?
 	       "MAP_GPA_RANGE" : "no MAP_GPA_RANGE");
 	printf("memslots:            %u\n", h->nr_memslots);
+	if (r->maps_ret)
+		printf("page-state runs:     unknown: %s\n",
+		       strerror(-r->maps_ret));
+	else
+		printf("page-state runs:     about %ld: vm.max_map_count %ld, minus the %ld mappings gmvm has now, over %d mappings per run (one per view; each vCPU adds a few); a conversion past it gets -12\n",
+		       r->maps.runs, r->maps.max_map_count, r->maps.mappings,
+		       MAP_VMAS_PER_RUN);
 	printf("user_memory2:        %s\n", yes(h->user_memory2));
 	printf("memory fault info:   %s\n", yes(h->memory_fault_info));
 	printf("sync regs:           %#x%s\n", h->sync_regs,
@@ -306,6 +318,11 @@ static void print_json(const struct caps_report *r)
 	printf(", \"nr_memslots\": %u, \"user_memory2\": %s, \"memory_fault_info\": %s, \"sync_regs\": %u",
 	       h->nr_memslots, jbool(h->user_memory2),
 	       jbool(h->memory_fault_info), h->sync_regs);
+	if (r->maps_ret)
+		printf(", \"max_map_count\": null, \"mappings\": null, \"max_runs\": null");
+	else
+		printf(", \"max_map_count\": %ld, \"mappings\": %ld, \"max_runs\": %ld",
+		       r->maps.max_map_count, r->maps.mappings, r->maps.runs);
 	printf(", \"requirements_met\": %s", jbool(!r->nr_missing));
 	/* The default mode's (discard) choice, flat, as before. */
 	if (def->ret)
@@ -403,6 +420,7 @@ int caps_main(int argc, char **argv)
 	r.nr_missing = vm_missing_caps(vm_fd, r.missing, sizeof(r.missing));
 	close(vm_fd);
 	r.module = kvm_module();
+	r.maps_ret = map_limit_read(&r.maps);
 	pick(&r.vm, GMEM_MODE_DISCARD, &r.modes[0]);
 	pick(&r.vm, GMEM_MODE_IN_PLACE, &r.modes[1]);
 	for (i = 0; i < (int)ARRAY_SIZE(r.modes); i++)

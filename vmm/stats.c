@@ -132,6 +132,10 @@ static void gather(struct vm *vm, struct stats_all *s)
 		for (k = 0; k < STATS_HIST_BUCKETS; k++)
 			s->v.hc_hist[k] += v->hc_hist[k];
 		s->v.convert_busy += v->convert_busy;
+		s->v.hc_nomem += v->hc_nomem;
+		s->v.batch_calls += v->batch_calls;
+		s->v.batch_entries += v->batch_entries;
+		s->v.batch_pages += v->batch_pages;
 		if (v->convert_busy && v->busy_last_ns >= s->v.busy_last_ns) {
 			s->v.busy_last_ns = v->busy_last_ns;
 			s->v.busy_last_gpa = v->busy_last_gpa;
@@ -433,15 +437,26 @@ static const struct stat_field vm_fields[] = {
 	LINE("hypercalls:   "),
 	OBJ("hypercalls"),
 	F(STAT_U64, "", "", "count", v.hypercalls),
-	F(STAT_U64, " (", " failed)", "failed", v.hypercalls_failed),
+	F(STAT_U64, " (", " failed", "failed", v.hypercalls_failed),
+	F(STAT_U64, ", ", " of them -12: no memory, the host's mapping limit)",
+	  "nomem", v.hc_nomem),
 	F(STAT_US, ", latency p50 ", " us", "latency_ns_p50", p50),
 	F(STAT_US, ", p99 ", " us (host side, exit to re-entry)",
 	  "latency_ns_p99", p99),
 	END,
 
+	LINE("batches:      "),
+	OBJ("batch"),
+	F(STAT_U64, "", " CONVERT_BATCH calls", "calls", v.batch_calls),
+	F(STAT_U64, "; those that succeeded applied ", " entries", "entries",
+	  v.batch_entries),
+	F(STAT_U64, " and changed ", " pages", "pages", v.batch_pages),
+	END,
+
 	LINE("busy:         "),
 	OBJ("busy"),
-	F(STAT_U64, "", " MAP_GPA_RANGE refused", "count", v.convert_busy),
+	F(STAT_U64, "", " MAP_GPA_RANGE or CONVERT_BATCH refused", "count",
+	  v.convert_busy),
 	{ STAT_HEX, " (-EAGAIN: a page in use), last busy GPA ", "",
 	  "last_gpa", offsetof(struct stats_all, v.busy_last_gpa),
 	  .has_when = true, .null_otherwise = true,

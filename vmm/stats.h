@@ -29,18 +29,27 @@ struct vcpu_stats {
 	uint64_t exits_intr;			/* returned EINTR (kicked) */
 	uint64_t exits_memory_fault;		/* EFAULT + MEMORY_FAULT */
 	uint64_t port_exits[8];			/* per registered handler */
-	uint64_t hypercalls;			/* MAP_GPA_RANGE calls */
+	uint64_t hypercalls;			/* every number */
 	uint64_t hypercalls_failed;		/* returned != 0 to the guest */
 	/* Conversions that changed pages, indexed by target enum gmem_state. */
 	uint64_t explicit_conv[2];
 	uint64_t explicit_pages[2];
 	uint64_t implicit_conv[2];
 	uint64_t implicit_pages[2];
-	/* MAP_GPA_RANGE conversions refused with -EAGAIN (a pinned page),
-	 * and the first busy GPA libgmem named for the latest of them. */
+	/* MAP_GPA_RANGE and CONVERT_BATCH calls refused with -EAGAIN (a
+	 * pinned page), and the first busy GPA libgmem named for the latest
+	 * of them. */
 	uint64_t convert_busy;
 	uint64_t busy_last_gpa;
 	uint64_t busy_last_ns;			/* when: the latest wins */
+	/* Hypercalls answered -12 (extension 3): the host would not split
+	 * its mappings further (vm.max_map_count); nothing changed. */
+	uint64_t hc_nomem;
+	/* CONVERT_BATCH (extension 3): calls, and the entries and pages
+	 * changed by those that succeeded. */
+	uint64_t batch_calls;
+	uint64_t batch_entries;
+	uint64_t batch_pages;
 	/* Wrong-view exits whose page was in the view used by the time gmvm
 	 * looked (a conversion raced the access): completed, not converted
 	 * or denied. */

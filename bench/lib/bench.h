@@ -156,6 +156,11 @@ double bench_tsc_per_ns(void);
 double bench_cycles_us(double cycles);
 /* A TSC value a guest of run @r reported: counted, failed if outside. */
 void bench_tsc_check(const struct bench_run *r, uint64_t guest_tsc);
+/*
+ * A benchmark guest's whole output: its first and last "@ tsc" lines
+ * (each checked as above) and "@ done".  False if any is missing.
+ */
+bool bench_tsc_bracket(const struct bench_run *r);
 /* The closing paragraph: the rate, and how many checks held. */
 void bench_tsc_report(void);
 
@@ -203,5 +208,17 @@ void bench_run_free(struct bench_run *r);
 const char *bench_find_tag(const char *from, const char *tag);
 /* Hex numbers up to the end of the line; returns how many. */
 int bench_parse_hex(const char *p, uint64_t *v, int max);
+/*
+ * The first "@ TAG" line after @from holds TSC cycle samples: *@us gets
+ * their median in us.  Returns how many there were, 0 if none (or no
+ * such line).
+ */
+int bench_tag_median_us(const char *from, const char *tag, double *us);
+/*
+ * The first "@ TAG" line of @out with @n values whose first is @key (one
+ * line per size, say): the values in @v; false if there is none.
+ */
+bool bench_find_keyed(const char *out, const char *tag, uint64_t key,
+		      uint64_t *v, int n);
 
 #endif /* GMEM_BENCH_H */

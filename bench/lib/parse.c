@@ -43,3 +43,26 @@ int bench_parse_hex(const char *p, uint64_t *v, int max)
 	}
 	return n;
 }
+
+int bench_tag_median_us(const char *from, const char *tag, double *us)
+{
+	uint64_t v[BENCH_MAX_SAMPLES];
+	const char *p = bench_find_tag(from, tag);
+	int n;
+
+	if (!p || (n = bench_parse_hex(p, v, BENCH_MAX_SAMPLES)) < 1)
+		return 0;
+	*us = bench_cycles_us(bench_median_u64(v, n));
+	return n;
+}
+
+bool bench_find_keyed(const char *out, const char *tag, uint64_t key,
+		      uint64_t *v, int n)
+{
+	const char *p = out;
+
+	while ((p = bench_find_tag(p, tag)) != NULL)
+		if (bench_parse_hex(p, v, n) == n && v[0] == key)
+			return true;
+	return false;
+}

@@ -60,6 +60,22 @@ void bench_tsc_check(const struct bench_run *r, uint64_t guest_tsc)
 	}
 }
 
+bool bench_tsc_bracket(const struct bench_run *r)
+{
+	uint64_t first, last;
+	const char *p;
+
+	if (!(p = bench_find_tag(r->out, "tsc")) ||
+	    bench_parse_hex(p, &first, 1) != 1 ||
+	    !(p = bench_find_tag(p, "tsc")) ||
+	    bench_parse_hex(p, &last, 1) != 1 ||
+	    !bench_find_tag(r->out, "done"))
+		return false;
+	bench_tsc_check(r, first);
+	bench_tsc_check(r, last);
+	return true;
+}
+
 void bench_tsc_report(void)
 {
 	printf("Guest TSC cycles are converted at the host TSC rate, %.2f MHz (calibrated against CLOCK_MONOTONIC_RAW over 200 ms). The guest TSC is the host TSC here: in %u of %u checks a TSC value reported by a guest lay between the host TSC read right before gmvm was spawned and right after it exited",

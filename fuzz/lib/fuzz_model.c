@@ -183,3 +183,9 @@ uint32_t model_dma(struct fuzz_model *m, uint32_t cmd, uint64_t addr,
 		return GM_DMA_OK;
 	}
 }
+
+/* Called by the harnesses' own rules (CONVERT_BATCH's -11). */
+bool model_page_busy(const struct fuzz_model *m, uint64_t p)
+{
+	return reachable(m, p) && pinned(m, p);
+}

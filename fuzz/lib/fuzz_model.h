@@ -67,4 +67,11 @@ int64_t model_plug(struct fuzz_model *m, uint64_t off, uint64_t len,
 uint32_t model_dma(struct fuzz_model *m, uint32_t cmd, uint64_t addr,
 		   uint64_t len, uint8_t pattern, uint32_t *sum);
 
+/*
+ * Would making page @p private be refused (-EAGAIN)?  It is reachable
+ * (shared and plugged) and a PIN holds it.  Batches (guest ABI extension
+ * 3) are all or nothing on this, as single conversions are.
+ */
+bool model_page_busy(const struct fuzz_model *m, uint64_t p);
+
 #endif /* GMVM_FUZZ_MODEL_H */

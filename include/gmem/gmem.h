@@ -425,7 +425,10 @@ int gmem_for_each_run(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
  * pages whose state changed, or
  *   -EINVAL  gpa/len not page aligned, len 0, or touching a hole;
  *   -EAGAIN  a listener refused to let go of a page (in use);
- *   -ENOMEM, or the -errno of a failed backend call, punch or hook;
+ *   -ENOMEM, or the -errno of a failed backend call, punch or hook
+ *            (the emulated backend's mprotect() fails with -ENOMEM where a
+ *            split would pass the host's vm.max_map_count: merging
+ *            conversions still work);
  *   -EIO     the backend could not restore a view while rolling back: the
  *            memory is marked broken, every later change fails with -EIO
  *            and gmem_audit() says why.
@@ -453,8 +456,10 @@ int64_t gmem_convert_ex(struct gmem_vm *vm, uint64_t gpa, uint64_t len,
  * the order).  @flags of every entry must be 0.  Returns the pages whose
  * state changed, or -errno as gmem_convert(), -E2BIG for more than
  * GMEM_BATCH_MAX entries; *failed_entry (if non-NULL) is then the index of
- * the entry that failed (a bad or overlapping entry, one touching a hole,
- * the one holding the busy page), or -1 when no entry is to blame, and on
+ * the entry that failed (a bad entry; of two overlapping ones, the first
+ * that starts inside the entry before it, sorted by GPA and equal GPAs by
+ * index; one touching a hole; the one holding the busy page), or -1 when
+ * no entry is to blame, and on
  * -EAGAIN *busy_gpa the first refusing GPA.  All or nothing, with
  * gmem_set_plugged()'s exception: in discard mode, a punch that fails
  * after another punch of the same batch succeeded leaves the pages of the

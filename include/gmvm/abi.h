@@ -96,6 +96,58 @@ _Static_assert(sizeof(struct gm_boot_info) == 48, "boot info");
 #define GM_DMA_MAX_PINS		64	/* pins the device holds at once */
 
 /*
+ * Extension 3 (docs/GUEST_ABI.md): CONVERT_BATCH, many page-state changes
+ * as one all-or-nothing call, modelled on SEV-SNP's GHCB Page State
+ * Change request; doorbell only.  a0: GPA of the list page (shared and
+ * plugged), a1: entries (1..GM_BATCH_MAX_ENTRIES), a2: flags, must be 0.
+ * The list page holds struct gm_batch_list; gmvm writes its header (and
+ * nothing else) once per call that got as far as reading the list.
+ * Also new with extension 3: status -12 from MAP_GPA_RANGE, SET_PLUGGED
+ * and CONVERT_BATCH where older gmvm stopped with 125.
+ */
+#define GM_BOOT_F_BATCH		(1u << 4)	/* extension 3 exists */
+#define GM_HC_CONVERT_BATCH	0x474d0002ULL	/* "GM" 2 */
+#define GM_HC_ENOMEM		(-12L)	/* the host cannot split mappings */
+
+#define GM_BATCH_MAX_ENTRIES	253
+#define GM_BATCH_TO_SHARED	0	/* struct gm_batch_entry.target */
+#define GM_BATCH_TO_PRIVATE	1
+#define GM_BATCH_NO_ENTRY	0xffffu	/* header.failed: none to blame */
+
+/* Written by gmvm only; its old content is never read. */
+struct gm_batch_header {
+	uint16_t done;		/* entries applied: a1, or 0 on failure */
+	uint16_t failed;	/* index of the entry at fault, or NO_ENTRY */
+	int32_t status;		/* the call's result, as in RAX */
+	uint64_t busy_gpa;	/* status -11: first GPA refused, else 0 */
+};
+
+/* Written by the guest; gmvm never writes it. */
+struct gm_batch_entry {
+	uint64_t gpa;		/* private-view GPA, 4 KiB aligned */
+	uint32_t pages;		/* 4 KiB pages, > 0 */
+	uint8_t target;		/* GM_BATCH_TO_SHARED or _TO_PRIVATE */
+	uint8_t reserved[3];	/* must be 0 */
+};
+
+struct gm_batch_list {
+	struct gm_batch_header hdr;
+	struct gm_batch_entry entries[GM_BATCH_MAX_ENTRIES];
+};
+
+_Static_assert(offsetof(struct gm_batch_header, failed) == 2, "batch");
+_Static_assert(offsetof(struct gm_batch_header, status) == 4, "batch");
+_Static_assert(offsetof(struct gm_batch_header, busy_gpa) == 8, "batch");
+_Static_assert(sizeof(struct gm_batch_header) == 16, "batch");
+_Static_assert(offsetof(struct gm_batch_entry, pages) == 8, "batch");
+_Static_assert(offsetof(struct gm_batch_entry, target) == 12, "batch");
+_Static_assert(offsetof(struct gm_batch_entry, reserved) == 13, "batch");
+_Static_assert(sizeof(struct gm_batch_entry) == 16, "batch");
+_Static_assert(offsetof(struct gm_batch_list, entries) == 16, "batch");
+_Static_assert(sizeof(struct gm_batch_list) <= 4096, "one page");
+_Static_assert(GM_BATCH_MAX_ENTRIES < GM_BATCH_NO_ENTRY, "batch");
+
+/*
  * Extension 4 (docs/GUEST_ABI.md, "Extensions"): the RAM region table.
  * With GM_BOOT_F_REGIONS set, struct gm_boot_regions follows the version-1
  * boot info at offset 48, and boot info ram_size is the top of RAM (the

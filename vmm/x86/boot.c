@@ -303,6 +303,9 @@ int boot_plan(struct vm *vm, const char *cmdline)
 		b->flags |= GM_BOOT_F_INIT_SHARED;
 	if (vm->vmcall)
 		b->flags |= GM_BOOT_F_VMCALL;
+
+	/* Extension 3 is always there too. */
+	b->flags |= GM_BOOT_F_BATCH;
 	return 0;
 }
 
