@@ -53,6 +53,8 @@ LIB_SRCS := $(sort $(wildcard lib/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 VMM_SRCS := $(sort $(wildcard vmm/*.c vmm/*/*.c))
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
+# gmvm but its main(), for programs that bring their own (fuzzers, tests).
+VMM_NOMAIN_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
 TESTLIB_SRCS := $(sort $(wildcard tests/lib/*.c))
 TESTLIB_OBJS := $(TESTLIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
@@ -149,6 +151,14 @@ $(BUILD)/tests/test_dmadev_protocol: TEST_CFLAGS = -Ivmm/devices
 # library).
 $(BUILD)/tests/test_loader_truncate: TEST_VMM_OBJS = $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o
 $(BUILD)/tests/test_loader_truncate: $(BUILD)/vmm/loader.o $(BUILD)/vmm/err.o
+# The control socket's protocol and server (vmm/control/) with a fake
+# command table; the pause test drives gmvm's own pause.c and vm_stop().
+CONTROL_TEST_OBJS := $(addprefix $(BUILD)/vmm/,control/json.o control/proto.o \
+	control/server.o err.o)
+$(BUILD)/tests/test_control $(BUILD)/tests/test_control_proto: TEST_VMM_OBJS = $(CONTROL_TEST_OBJS)
+$(BUILD)/tests/test_control $(BUILD)/tests/test_control_proto: $(CONTROL_TEST_OBJS)
+$(BUILD)/tests/test_vm_pause: TEST_VMM_OBJS = $(VMM_NOMAIN_OBJS)
+$(BUILD)/tests/test_vm_pause: $(VMM_NOMAIN_OBJS)
 
 # Benchmarks link the bench library (bench/lib), an archive so that each
 # takes only what it uses, and the production libgmem; they see the public
@@ -216,7 +226,7 @@ FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZERS := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/%)
 FUZZLIB_SRCS := $(sort $(wildcard fuzz/lib/*.c))
 FUZZLIB_OBJS := $(FUZZLIB_SRCS:%.c=$(BUILD)/%.o)
-FUZZ_VMM_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
+FUZZ_VMM_OBJS := $(VMM_NOMAIN_OBJS)
 
 fuzzers: $(FUZZERS)
 
