@@ -267,7 +267,9 @@ static int exchange(const char *path, int fd, const struct ctl_buf *req,
 			return no_reply(path, "receiving the reply: %s",
 					strerror(errno));
 		if (n == 0)
-			return no_reply(path, "the connection closed without a reply");
+			return no_reply(path, reply->len ?
+					"the connection closed in the middle of the reply" :
+					"the connection closed without a reply");
 		nl = memchr(buf, '\n', (size_t)n);
 		ctl_buf_add(reply, buf, nl ? (size_t)(nl - buf) + 1 : (size_t)n);
 		if (reply->oom)
