@@ -3,9 +3,9 @@
  * gmvm's pause (vmm/pause.c), with gmvm's own vm_stop() and vcpu_kick(),
  * on fake vCPU threads: no KVM.
  *
- * A fake vCPU runs the run loop's protocol (vmm/vcpu.c: the pause point at
- * the top when pause_req is set and after every EINTR, the stop check,
- * leaving the loop under gate_lock) around a "KVM_RUN" that treats the
+ * A fake vCPU runs the run loop's protocol (vmm/vcpu.c: the stop check,
+ * the pause point before KVM_RUN when pause_req is set and after every
+ * EINTR, leaving the loop under gate_lock) around a "KVM_RUN" that treats the
  * kick as KVM does: EINTR at once when immediate_exit is set, EINTR when
  * SIGUSR1 interrupts the guest's time (a nanosleep), else an exit.
  *
@@ -68,10 +68,12 @@ static void *fake_vcpu(void *arg)
 		pthread_cond_wait(&vm.gate_cond, &vm.gate_lock);
 	pthread_mutex_unlock(&vm.gate_lock);
 	for (;;) {
-		if (__atomic_load_n(&vm.pause_req, __ATOMIC_ACQUIRE))
-			vcpu_pause_point(v);
 		if (vm_stopping(&vm))
 			break;
+		if (__atomic_load_n(&vm.pause_req, __ATOMIC_ACQUIRE)) {
+			vcpu_pause_point(v);
+			continue;
+		}
 		v->stats.runs++;	/* plain, as the real counters */
 		if (fake_kvm_run(v)) {
 			v->stats.exits_intr++;

@@ -222,7 +222,7 @@ void vm_quit(struct vm *vm);
  * @timeout_ms (0, or -ETIMEDOUT and the VM runs on); idempotent.  Their
  * threads' state (stats) may be read until vm_resume().  vm_pause_wake():
  * a stop wakes parked vCPUs (vm_stop()).  vcpu_pause_point(): the vCPU
- * loop's top when pause_req is set, and after every EINTR.
+ * loop, before KVM_RUN when pause_req is set, and after every EINTR.
  */
 void vm_pause_init(struct vm *vm);
 void vm_pause_destroy(struct vm *vm);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Pausing the VM: every vCPU out of KVM_RUN (so stopped at an instruction
- * boundary: KVM_RUN returns only between guest instructions) and parked at
- * the top of its loop, until resumed or stopped.  The control socket's
+ * boundary: KVM_RUN returns only between guest instructions) and parked in
+ * its run loop before it would enter KVM_RUN again, until resumed or
+ * stopped.  The control socket's
  * pause and resume use it, and its stats, so that the vCPUs' counters,
  * which their threads write without atomics, are read while none writes.
  *
@@ -11,8 +12,8 @@
  * EINTR and one about to enter returns at once), and waits until every
  * vCPU still in its loop is parked (nr_paused == running; one that left
  * its loop, by hlt or a stop, counts as stopped).  A vCPU parks in
- * vcpu_pause_point(), which its loop calls at the top when pause_req is
- * set and after every EINTR, and leaves when pause_req is cleared
+ * vcpu_pause_point(), which its loop calls before KVM_RUN when pause_req
+ * is set and after every EINTR, and leaves when pause_req is cleared
  * (vm_resume(), or a pause that timed out) or the VM stops
  * (vm_pause_wake(), called by vm_stop() before its kicks).
  *
@@ -25,8 +26,8 @@
  * stop_flag and leaves it set.  Either way a stop is never lost.
  *
  * Locking: pause_req, nr_paused and running (vcpu.c) under gate_lock,
- * which stays a leaf: a vCPU parks holding nothing else (its loop's top
- * or its EINTR path), so a pause never waits for a lock a parked vCPU
+ * which stays a leaf: a vCPU parks holding nothing else (in its loop,
+ * between exits), so a pause never waits for a lock a parked vCPU
  * holds, and nobody takes another lock under gate_lock.  pause_req is also
  * read without the lock, atomically, as a hint; the decision is taken
  * again under the lock.  One thread pauses and resumes (the control

@@ -9,7 +9,7 @@
  * its next KVM_RUN, and one that is between that check and the ioctl has
  * immediate_exit set (stored before the signal is sent), so KVM_RUN
  * returns EINTR at once.  No window is left in which a vCPU keeps running.
- * A pause (pause.c) kicks the same way; the loop parks at its top, or
+ * A pause (pause.c) kicks the same way; the loop parks before KVM_RUN, or
  * right after the EINTR, until resumed, and clears immediate_exit before
  * it enters KVM_RUN again.
  *
@@ -188,14 +188,18 @@ static void vcpu_loop(struct vcpu *vcpu)
 	int ret;
 
 	for (;;) {
-		if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE))
-			vcpu_pause_point(vcpu);
 		if (__atomic_load_n(&vm->stop_flag, __ATOMIC_ACQUIRE))
 			break;
 		if (vcpu->hc_timing) {
 			stats_hist_record(vcpu->stats.hc_hist,
 					  now_ns() - vcpu->t_exit);
 			vcpu->hc_timing = false;
+		}
+		/* After the latency is taken: a pause is not the VMM's cost.
+		 * Then the stop check again: a stop ends a pause. */
+		if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)) {
+			vcpu_pause_point(vcpu);
+			continue;
 		}
 		vcpu->stats.runs++;
 		ret = ioctl(vcpu->fd, KVM_RUN, 0);
