@@ -343,6 +343,7 @@ static void client_close(struct client *c)
 	c->fd = -1;
 	c->eof = false;
 	c->out.len = 0;
+	c->out.oom = false;	/* the slot's next client starts afresh */
 	c->out_off = 0;
 	memset(&c->in, 0, sizeof(c->in));
 }
