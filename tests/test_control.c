@@ -456,8 +456,8 @@ static void test_slow_clients(void)
 	}
 	pthread_join(d.t, NULL);
 	TEST_ASSERT(d.ok);
-	/* Each reply comes at once; 1 s allows for a loaded machine. */
-	if (worst > 1000)
+	/* Each reply comes at once; 2 s allows for a loaded machine. */
+	if (worst > 2000)
 		TEST_FAIL("a reply took %llu ms beside a dribbling client",
 			  (unsigned long long)worst);
 
@@ -487,7 +487,7 @@ static void test_slow_clients(void)
 	 * unread replies let them (else its socket would have drained). */
 	t0 = ms_now();
 	n = count_now(c);
-	TEST_ASSERT(ms_now() - t0 < 1000);
+	TEST_ASSERT(ms_now() - t0 < 2000);
 	TEST_ASSERT(n > first && n - first < sent);
 	/* Now the hog reads: every reply, in order, none lost. */
 	for (i = 0, k = 0; got < sent; got++) {
@@ -675,7 +675,7 @@ static void test_shutdown(void)
 	usleep(50000);
 	t0 = ms_now();
 	ctl_server_close(s);
-	if (ms_now() - t0 > 1000)
+	if (ms_now() - t0 > 2000)
 		TEST_FAIL("ctl_server_close took %llu ms",
 			  (unsigned long long)(ms_now() - t0));
 	TEST_ASSERT(lstat(path, &st) && errno == ENOENT);
