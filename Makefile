@@ -175,6 +175,14 @@ $(BUILD)/tests/test_layout: TEST_VMM_OBJS = $(BUILD)/vmm/layout.o
 $(BUILD)/tests/test_layout: $(BUILD)/vmm/layout.o
 $(BUILD)/tests/test_probe_cache: TEST_VMM_OBJS = $(BUILD)/vmm/probe_cache.o
 $(BUILD)/tests/test_probe_cache: $(BUILD)/vmm/probe_cache.o
+# The control socket's protocol and server (vmm/control/) with a fake
+# command table; the pause test drives gmvm's own pause.c and vm_stop().
+CONTROL_TEST_OBJS := $(addprefix $(BUILD)/vmm/,control/json.o control/proto.o \
+	control/server.o err.o)
+$(BUILD)/tests/test_control $(BUILD)/tests/test_control_proto: TEST_VMM_OBJS = $(CONTROL_TEST_OBJS)
+$(BUILD)/tests/test_control $(BUILD)/tests/test_control_proto: $(CONTROL_TEST_OBJS)
+$(BUILD)/tests/test_vm_pause: TEST_VMM_OBJS = $(VMM_NOMAIN_OBJS)
+$(BUILD)/tests/test_vm_pause: $(VMM_NOMAIN_OBJS)
 
 # Benchmarks link the bench library (bench/lib), an archive so that each
 # takes only what it uses, and the production libgmem; they see the public

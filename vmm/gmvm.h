@@ -12,13 +12,18 @@
  *    KVM_RUN (atomic);
  *  - device state, each under its device's own lock;
  *  - struct vcpu, which belongs to its thread, except run->immediate_exit
- *    (set atomically by whoever stops the VM) and the thread handle (written
- *    before the start gate opens).
+ *    (set atomically by whoever stops or pauses the VM) and the thread
+ *    handle (written before the start gate opens);
+ *  - the pause state (pause_req, nr_paused), under gate_lock (pause.c);
+ *  - stop_quit, written by the control server's thread (--control), read
+ *    by the main thread after joining it.
  *
  * Lock order: a device lock may be held while calling into libgmem
  * (gmem_access); libgmem may call the DMA device's IOMMU listener, whose
  * lock (swiommu) is a leaf.  stop_lock is a leaf.  The console lock is a
- * leaf.  Nothing is called with stop_lock held.
+ * leaf.  Nothing is called with stop_lock held.  gate_lock is a leaf; a
+ * vCPU parked by a pause holds it alone (in pthread_cond_wait).  The
+ * control server (control/server.c) holds no lock while its commands run.
  */
 #ifndef GMVM_GMVM_H
 #define GMVM_GMVM_H
@@ -86,6 +91,7 @@ struct vm_config {
 	bool audit_each;	/* --audit each */
 	double timeout;		/* seconds; 0: none */
 	enum stats_format stats;
+	const char *control_path;	/* --control PATH, or NULL */
 	const char *elf_path;
 	char *cmdline;		/* the guest's ARGS joined; NULL if none */
 };
@@ -216,6 +222,19 @@ struct vm {
 	unsigned int running;
 	int done_fd;
 
+	/*
+	 * Pause (pause.c), under gate_lock: pause_req asks every vCPU to
+	 * park (also read atomically without the lock, as a hint), nr_paused
+	 * counts the parked ones; pause_cond wakes both sides.
+	 */
+	pthread_cond_t pause_cond;
+	int pause_req;
+	unsigned int nr_paused;
+
+	/* The control socket (--control), or NULL: control/commands.c. */
+	struct control *control;
+	bool stop_quit;		/* a quit request stopped the VM */
+
 	/* Stop state: the first vm_stop() wins. */
 	pthread_mutex_t stop_lock;
 	bool stopping;
@@ -233,6 +252,32 @@ int vm_run(const struct vm_config *cfg);
 enum exit_action vm_stop(struct vm *vm, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 bool vm_stopping(struct vm *vm);
+void vm_quit(struct vm *vm);
+
+/*
+ * pause.c: vm_pause() takes every vCPU out of KVM_RUN and parks it, within
+ * @timeout_ms (0, or -ETIMEDOUT and the VM runs on); idempotent.  Their
+ * threads' state (stats) may be read until vm_resume().  vm_pause_wake():
+ * a stop wakes parked vCPUs (vm_stop()).  vcpu_pause_point(): the vCPU
+ * loop, before KVM_RUN when pause_req is set, and after every EINTR.
+ */
+void vm_pause_init(struct vm *vm);
+void vm_pause_destroy(struct vm *vm);
+int vm_pause(struct vm *vm, unsigned int timeout_ms);
+void vm_resume(struct vm *vm);
+void vm_pause_wake(struct vm *vm);
+void vcpu_pause_point(struct vcpu *vcpu);
+
+/*
+ * control/commands.c: --control.  control_open() creates the socket (one
+ * line and -errno if it cannot), control_start() serves it once the vCPUs
+ * run, control_close() stops serving and removes it (idempotent).
+ * control/client.c: `gmvm ctl`.
+ */
+int control_open(struct vm *vm);
+void control_start(struct vm *vm);
+void control_close(struct vm *vm);
+int ctl_main(int argc, char **argv);
 
 /* err.c: every message of gmvm's own, "gmvm: [ABOUT: ]TEXT\n" on stderr. */
 void gmvm_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -26,6 +26,7 @@ static const char usage_main[] =
 	"commands:\n"
 	"  run [OPTIONS] GUEST.elf [ARGS...]   run a guest program\n"
 	"  caps [--json] [--no-probe-cache]    show what this host's KVM offers\n"
+	"  ctl PATH COMMAND [ARGS...]          control a gmvm run --control PATH\n"
 	"  help                                this text\n"
 	"\n"
 	"`gmvm COMMAND --help` describes a command.\n"
@@ -37,7 +38,8 @@ static const char usage_main[] =
 	"124 --timeout fired, 125 gmvm or host error (bad option or image,\n"
 	"no KVM, resource failure), 126 guest fault (triple fault, denied\n"
 	"implicit access, unhandled exit, all vCPUs halted), 130 stopped by\n"
-	"SIGINT, 143 stopped by SIGTERM (`gmvm run --help` says more).\n";
+	"SIGINT, 143 stopped by SIGTERM or a quit request on the control\n"
+	"socket (`gmvm run --help` says more).\n";
 
 static const char usage_run[] =
 	"usage: gmvm run [OPTIONS] GUEST.elf [ARGS...]\n"
@@ -90,6 +92,11 @@ static const char usage_run[] =
 	"                        now, neither reading nor writing the probe\n"
 	"                        cache ($XDG_CACHE_HOME/gmvm/probes, else\n"
 	"                        ~/.cache/gmvm/probes; `gmvm caps` says more)\n"
+	"  --control PATH        serve the control socket PATH (mode 0600, this\n"
+	"                        user and root only) while the guest runs:\n"
+	"                        stats, pause, resume, quit (`gmvm ctl --help`,\n"
+	"                        docs/CONTROL.md).  An existing PATH is\n"
+	"                        replaced only if it is a stale socket\n"
 	"  -h, --help            this text\n"
 	"\n"
 	"The guest's console output goes to stdout.  If stdout stops taking it\n"
@@ -101,7 +108,8 @@ static const char usage_run[] =
 	"line on stderr says it passed) and exits with 128 + the signal's\n"
 	"number.  A second signal while gmvm stops changes nothing.  If the\n"
 	"guest stopped first, its status stands.  A signal ignored when gmvm\n"
-	"started stays ignored.\n"
+	"started stays ignored.  A quit request on the control socket stops\n"
+	"the guest as SIGTERM does (status 143).\n"
 	"\n"
 	"exit status:\n"
 	"  0..123  the guest's own (written to the exit port, 0xf4)\n"
@@ -111,7 +119,8 @@ static const char usage_run[] =
 	"  126     guest fault: triple fault, denied implicit access, unhandled\n"
 	"          exit, all vCPUs halted\n"
 	"  130     stopped by SIGINT (128 + 2)\n"
-	"  143     stopped by SIGTERM (128 + 15)\n";
+	"  143     stopped by SIGTERM (128 + 15), or by a quit request on the\n"
+	"          control socket\n";
 
 static const char usage_caps[] =
 	"usage: gmvm caps [--json] [--no-probe-cache]\n"
@@ -199,7 +208,7 @@ static int parse_uint(const char *s, unsigned long *out)
 enum opt_id {
 	OPT_MEMORY, OPT_VCPUS, OPT_CONVERSION, OPT_IMPLICIT, OPT_INIT_SHARED,
 	OPT_TIMEOUT, OPT_STATS, OPT_RECLAIM, OPT_DMATEST, OPT_AUDIT,
-	OPT_MEMORY_LAYOUT, OPT_NO_PROBE_CACHE, OPT_HELP,
+	OPT_MEMORY_LAYOUT, OPT_NO_PROBE_CACHE, OPT_CONTROL, OPT_HELP,
 };
 
 enum opt_arg { ARG_NONE, ARG_REQUIRED, ARG_OPTIONAL };
@@ -230,6 +239,7 @@ static const struct {
 	 * the image name. */
 	{ "stats", OPT_STATS, ARG_OPTIONAL, { "text", "json" } },
 	{ "no-probe-cache", OPT_NO_PROBE_CACHE, ARG_NONE },
+	{ "control", OPT_CONTROL, ARG_REQUIRED },
 	{ "help", OPT_HELP, ARG_NONE },
 };
 
@@ -299,6 +309,10 @@ static int apply_opt(struct vm_config *cfg, enum opt_id id, const char *val,
 		return 0;
 	case OPT_NO_PROBE_CACHE:
 		cfg->no_probe_cache = true;
+		return 0;
+	case OPT_CONTROL:
+		/* Checked when the socket is made (control/server.c). */
+		cfg->control_path = val;
 		return 0;
 	case OPT_HELP:
 		break;
@@ -449,6 +463,8 @@ int main(int argc, char **argv)
 	/* Internal: the --dmatest=external device process (dma_process.c). */
 	if (!strcmp(cmd, "dma-device"))
 		return dma_process_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "ctl"))
+		return ctl_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "caps")) {
 		int i;
 
@@ -461,6 +477,6 @@ int main(int argc, char **argv)
 		}
 		return caps_main(argc - 1, argv + 1);
 	}
-	return bad_usage("unknown command '%s' (commands: run, caps, help)",
+	return bad_usage("unknown command '%s' (commands: run, caps, ctl, help)",
 			 cmd);
 }

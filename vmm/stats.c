@@ -4,7 +4,8 @@
  * (so that `make run` ends with the table), as text or one JSON object.
  *
  * Sources: the vCPUs' own counters (summed here, after every vCPU thread
- * has been joined, so no locking), libgmem's gmem_get_stats() and
+ * has been joined, or, for the control socket, while every vCPU is
+ * paused: either way without locking), libgmem's gmem_get_stats() and
  * gmem_backing_resident(), and each device's own section (its stats
  * hook, after the VM's lines).
  *
@@ -108,6 +109,7 @@ struct stats_all {
 static void gather(struct vm *vm, struct stats_all *s)
 {
 	unsigned int i, k;
+	uint64_t end;
 
 	memset(s, 0, sizeof(*s));
 	for (i = 0; i < vm->nr_vcpus; i++) {
@@ -148,8 +150,10 @@ static void gather(struct vm *vm, struct stats_all *s)
 						GMEM_BACKING_SHARED);
 	s->p50 = hist_quantile(s->v.hc_hist, 0.50);
 	s->p99 = hist_quantile(s->v.hc_hist, 0.99);
-	if (vm->t_end > vm->t_start)
-		s->seconds = (double)(vm->t_end - vm->t_start) / 1e9;
+	/* While the guest runs (the control socket's stats): so far. */
+	end = vm->t_end ? vm->t_end : now_ns();
+	if (vm->t_start && end > vm->t_start)
+		s->seconds = (double)(end - vm->t_start) / 1e9;
 
 	s->vm = vm;
 	s->vcpus = vm->nr_vcpus;
@@ -466,19 +470,22 @@ static const struct stat_field vm_fields[] = {
 	END,
 };
 
-void stats_print(struct vm *vm)
+void stats_write(struct vm *vm, FILE *f, bool json)
 {
-	struct stats_out o = { .f = stdout };
+	struct stats_out o = { .f = f, .json = json };
 	struct stats_all s;
 
-	if (vm->cfg->stats == STATS_NONE)
-		return;
 	gather(vm, &s);
-	o.json = vm->cfg->stats == STATS_JSON;
 	o.first[0] = true;
 	fputs(o.json ? "{" : "--- gmvm stats ---\n", o.f);
 	stats_emit(&o, vm_fields, ARRAY_SIZE(vm_fields), &s);
 	devices_stats(vm, &o);
 	fputs(o.json ? "}\n" : o.line_open ? "\n" : "", o.f);
-	fflush(stdout);
+	fflush(f);
+}
+
+void stats_print(struct vm *vm)
+{
+	if (vm->cfg->stats != STATS_NONE)
+		stats_write(vm, stdout, vm->cfg->stats == STATS_JSON);
 }

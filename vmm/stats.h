@@ -2,7 +2,8 @@
 /*
  * Run statistics.  Each vCPU counts into its own struct vcpu_stats without
  * locks or atomics (only its thread writes it); stats_print() sums them
- * after every vCPU thread has been joined.
+ * after every vCPU thread has been joined, the control socket's stats
+ * while every vCPU is paused.
  */
 #ifndef GMVM_STATS_H
 #define GMVM_STATS_H
@@ -10,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* KVM exit reasons are small numbers; anything >= this counts as "other". */
 #define STATS_NR_EXIT_REASONS 64
@@ -61,6 +63,9 @@ void stats_hist_record(uint64_t *hist, uint64_t ns);
 
 struct vm;
 void stats_print(struct vm *vm);
+/* The same, to @f, as text or one JSON object on one line: at exit, or
+ * while every vCPU is paused (vm_pause()). */
+void stats_write(struct vm *vm, FILE *f, bool json);
 
 /*
  * The --stats output is described by tables of struct stat_field, one

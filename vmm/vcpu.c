@@ -9,6 +9,9 @@
  * its next KVM_RUN, and one that is between that check and the ioctl has
  * immediate_exit set (stored before the signal is sent), so KVM_RUN
  * returns EINTR at once.  No window is left in which a vCPU keeps running.
+ * A pause (pause.c) kicks the same way; the loop parks before KVM_RUN, or
+ * right after the EINTR, until resumed, and clears immediate_exit before
+ * it enters KVM_RUN again.
  *
  * Registers: with KVM_CAP_SYNC_REGS (KVM_SYNC_X86_REGS) KVM copies the
  * GPRs into run->s.regs on every exit and takes them back when the bit is
@@ -17,8 +20,8 @@
  * left alone, so KVM completes the `out` on re-entry.
  *
  * Everything in struct vcpu belongs to its thread once the start gate
- * opens, except run->immediate_exit (written atomically by the stopper)
- * and the thread handle (written by the main thread before the gate
+ * opens, except run->immediate_exit (written atomically by the stopper or
+ * pauser) and the thread handle (written by the main thread before the gate
  * opens).
  */
 #include <errno.h>
@@ -192,6 +195,12 @@ static void vcpu_loop(struct vcpu *vcpu)
 					  now_ns() - vcpu->t_exit);
 			vcpu->hc_timing = false;
 		}
+		/* After the latency is taken: a pause is not the VMM's cost.
+		 * Then the stop check again: a stop ends a pause. */
+		if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)) {
+			vcpu_pause_point(vcpu);
+			continue;
+		}
 		vcpu->stats.runs++;
 		ret = ioctl(vcpu->fd, KVM_RUN, 0);
 		vcpu->t_exit = now_ns();
@@ -200,6 +209,8 @@ static void vcpu_loop(struct vcpu *vcpu)
 
 			if (err == EINTR) {
 				vcpu->stats.exits_intr++;
+				/* Park if paused; clear a pause's kick. */
+				vcpu_pause_point(vcpu);
 				continue;
 			}
 			act = run_failed(vcpu, err);
@@ -228,6 +239,8 @@ void *vcpu_thread(void *arg)
 	vcpu_loop(vcpu);
 	pthread_mutex_lock(&vm->gate_lock);
 	last = --vm->running == 0;
+	/* A pause counts only the vCPUs still in their loop. */
+	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->gate_lock);
 	/*
 	 * Wake the main thread, which waits in ppoll() so that a signal can

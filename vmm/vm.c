@@ -73,6 +73,8 @@ static bool stop_va(struct vm *vm, int status, const char *fmt, va_list ap)
 	if (!first)
 		return false;
 	__atomic_store_n(&vm->stop_flag, 1, __ATOMIC_RELEASE);
+	/* Paused vCPUs wait on a condition, not in KVM_RUN (pause.c). */
+	vm_pause_wake(vm);
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
@@ -120,6 +122,18 @@ static void vm_stop_by_signal(struct vm *vm, int sig)
 			  "stopped by %s while the guest was running: every vCPU was taken out of KVM_RUN (status %d)",
 			  signal_name(sig), status))
 		vm->stop_signal = sig;
+}
+
+/*
+ * A quit request on the control socket (its thread): stop the VM as
+ * SIGTERM does, with its status, and say so the same way.
+ */
+void vm_quit(struct vm *vm)
+{
+	if (vm_stop_first(vm, GM_EXIT_SIGTERM,
+			  "stopped by a quit request on the control socket while the guest was running: every vCPU was taken out of KVM_RUN (status %d)",
+			  GM_EXIT_SIGTERM))
+		vm->stop_quit = true;
 }
 
 bool vm_stopping(struct vm *vm)
@@ -482,7 +496,11 @@ static int vm_run_vcpus(struct vm *vm)
 		goto join;
 	}
 	vm->t_start = now_ns();
+	control_start(vm);
 	vm_wait_vcpus(vm);
+	/* Before the vCPU threads are joined (a pause kicks them) and before
+	 * t_end is written (its stats read the clock themselves). */
+	control_close(vm);
 	vm->t_end = now_ns();
 
 join:
@@ -528,7 +546,8 @@ static int vm_finish(struct vm *vm, int status)
 		status = GM_EXIT_HOST_ERROR;
 	/* A run the guest did not end: say that its memory was checked,
 	 * once nothing can still fail. */
-	if (vm->stop_signal && status != GM_EXIT_HOST_ERROR)
+	if ((vm->stop_signal || vm->stop_quit) &&
+	    status != GM_EXIT_HOST_ERROR)
 		gmvm_err("audit after the run: every invariant holds (libgmem's page states, views and backings, and the DMA device's mappings)");
 	fflush(stdout);
 	return status;
@@ -565,6 +584,7 @@ int vm_run(const struct vm_config *cfg)
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_mutex_init(&vm->gate_lock, NULL);
 	pthread_cond_init(&vm->gate_cond, NULL);
+	vm_pause_init(vm);
 	vm->done_fd = -1;
 	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
@@ -574,6 +594,9 @@ int vm_run(const struct vm_config *cfg)
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vm->vcpus[i].fd = -1;
 
+	/* Before KVM: a path that cannot be used is 125 on any host. */
+	if (control_open(vm))
+		goto err_kvm;
 	if (vm_open_kvm(vm))
 		goto err_kvm;
 	if (vm_create_memory(vm))
@@ -599,6 +622,7 @@ err_gmem:
 	if (vm->gmem)
 		gmem_destroy(vm->gmem);
 err_kvm:
+	control_close(vm);
 	free(vm->cpuid);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
@@ -606,6 +630,7 @@ err_kvm:
 		close(vm->kvm_fd);
 	free(vm->vcpus);
 err_vm:
+	vm_pause_destroy(vm);
 	pthread_cond_destroy(&vm->gate_cond);
 	pthread_mutex_destroy(&vm->gate_lock);
 	pthread_mutex_destroy(&vm->stop_lock);

@@ -145,6 +145,7 @@ void fuzz_vm_init(struct fuzz_vm *f, const struct fuzz_vm_opts *o,
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_mutex_init(&vm->gate_lock, NULL);
 	pthread_cond_init(&vm->gate_cond, NULL);
+	vm_pause_init(vm);	/* vm_stop() wakes paused vCPUs */
 	vm->done_fd = -1;	/* no vCPU threads to wait for */
 
 	f->run = calloc(1, sizeof(*f->run));
@@ -174,6 +175,7 @@ void fuzz_vm_destroy(struct fuzz_vm *f)
 
 	devices_destroy(vm);
 	gmem_destroy(vm->gmem);
+	vm_pause_destroy(vm);
 	pthread_cond_destroy(&vm->gate_cond);
 	pthread_mutex_destroy(&vm->gate_lock);
 	pthread_mutex_destroy(&vm->stop_lock);

@@ -11,7 +11,9 @@
  *
  * A hook a device does not need is NULL.  Every hook but io runs on the
  * main thread; io runs on a vCPU thread, with the device's own lock to
- * take (see each device).
+ * take (see each device); stats also runs on the control socket's thread
+ * while the vCPUs are paused (`gmvm ctl PATH stats`), so it takes that
+ * lock too.
  */
 #ifndef GMVM_DEVICES_H
 #define GMVM_DEVICES_H

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gmvm's control socket (`gmvm run --control PATH`, docs/CONTROL.md): its
+ * commands over the running VM, and the socket's life in a run.
+ *
+ * The socket is created early in vm_run(), before KVM is touched, so that
+ * a path that cannot be used is status 125 on any host; it is served from
+ * the moment the vCPUs start until all of them have left their loops,
+ * then closed and removed, before the final audit.  A client that
+ * connects while the VM is being set up gets its reply once the vCPUs run.
+ *
+ * The commands run on the server's thread (server.c), one at a time, and
+ * struct control belongs to it (the main thread touches it only before
+ * the thread starts and after it is joined).  Pauses are bounded
+ * (PAUSE_TIMEOUT_MS): a vCPU stuck in an exit handler makes a pause fail,
+ * and the VM runs on, rather than holding the server forever.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../gmvm.h"
+#include "server.h"
+
+#define PAUSE_TIMEOUT_MS 10000
+
+struct control {
+	struct ctl_server *srv;
+	bool paused;		/* by a pause request, until a resume */
+};
+
+static void cmd_stats(void *ctx, const struct ctl_json_object *req,
+		      struct ctl_reply *r)
+{
+	struct vm *vm = ctx;
+	bool paused = vm->control->paused;
+	char *json = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	/* The vCPUs' counters are read while none of them runs. */
+	if (!paused && vm_pause(vm, PAUSE_TIMEOUT_MS)) {
+		ctl_reply_error(r, "stats: the vCPUs did not stop within %d s to be counted; the VM runs on",
+				PAUSE_TIMEOUT_MS / 1000);
+		return;
+	}
+	f = open_memstream(&json, &len);
+	if (f) {
+		stats_write(vm, f, true);
+		if (fclose(f)) {
+			free(json);
+			json = NULL;
+		}
+	}
+	if (!paused)
+		vm_resume(vm);
+	if (!json) {
+		ctl_reply_error(r, "stats: out of memory");
+		return;
+	}
+	while (len && json[len - 1] == '\n')
+		len--;
+	ctl_reply_ok(r);
+	ctl_reply_raw(r, "stats", json, len);
+	free(json);
+}
+
+static void cmd_pause(void *ctx, const struct ctl_json_object *req,
+		      struct ctl_reply *r)
+{
+	struct vm *vm = ctx;
+
+	if (vm_stopping(vm)) {
+		ctl_reply_error(r, "pause: the VM is stopping");
+		return;
+	}
+	if (vm_pause(vm, PAUSE_TIMEOUT_MS)) {
+		ctl_reply_error(r, "pause: not every vCPU stopped within %d s; the VM runs on",
+				PAUSE_TIMEOUT_MS / 1000);
+		return;
+	}
+	if (vm_stopping(vm)) {
+		ctl_reply_error(r, "pause: the VM is stopping");
+		return;
+	}
+	vm->control->paused = true;
+	ctl_reply_ok(r);
+	ctl_reply_bool(r, "paused", true);
+}
+
+static void cmd_resume(void *ctx, const struct ctl_json_object *req,
+		       struct ctl_reply *r)
+{
+	struct vm *vm = ctx;
+
+	if (vm->control->paused) {
+		vm_resume(vm);
+		vm->control->paused = false;
+	}
+	ctl_reply_ok(r);
+	ctl_reply_bool(r, "paused", false);
+}
+
+static void cmd_quit(void *ctx, const struct ctl_json_object *req,
+		     struct ctl_reply *r)
+{
+	vm_quit(ctx);
+	ctl_reply_ok(r);
+	ctl_reply_bool(r, "stopping", true);
+}
+
+/* Declared so that requests are checked as they will be once it exists. */
+static void cmd_snapshot(void *ctx, const struct ctl_json_object *req,
+			 struct ctl_reply *r)
+{
+	ctl_reply_error(r, "snapshot: not supported by this gmvm yet");
+}
+
+static void cmd_migrate(void *ctx, const struct ctl_json_object *req,
+			struct ctl_reply *r)
+{
+	ctl_reply_error(r, "migrate: not supported by this gmvm yet");
+}
+
+static const struct ctl_command commands[] = {
+	{ "stats", { { NULL } }, cmd_stats },
+	{ "pause", { { NULL } }, cmd_pause },
+	{ "resume", { { NULL } }, cmd_resume },
+	{ "quit", { { NULL } }, cmd_quit },
+	{ "snapshot", { { "path", CTL_JSON_STRING, true },
+			{ "stop", CTL_JSON_BOOL, false } }, cmd_snapshot },
+	{ "migrate", { { "uri", CTL_JSON_STRING, true } }, cmd_migrate },
+};
+
+int control_open(struct vm *vm)
+{
+	struct ctl_server_config cfg = {
+		.path = vm->cfg->control_path,
+		.cmds = commands,
+		.nr_cmds = ARRAY_SIZE(commands),
+		.ctx = vm,
+		.owner = geteuid(),
+	};
+	struct control *c;
+	char why[256];
+	int ret;
+
+	if (!cfg.path)
+		return 0;
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		gmvm_err("--control %s: out of memory", cfg.path);
+		return -ENOMEM;
+	}
+	ret = ctl_server_open(&cfg, &c->srv, why, sizeof(why));
+	if (ret) {
+		if (cfg.path[0])
+			gmvm_err("--control %s: %s", cfg.path, why);
+		else
+			gmvm_err("--control: %s", why);
+		free(c);
+		return ret;
+	}
+	vm->control = c;
+	return 0;
+}
+
+void control_start(struct vm *vm)
+{
+	int ret;
+
+	if (!vm->control)
+		return;
+	ret = ctl_server_start(vm->control->srv);
+	if (ret)
+		vm_stop(vm, GM_EXIT_HOST_ERROR,
+			"--control %s: starting its thread: %s",
+			vm->cfg->control_path, strerror(-ret));
+}
+
+void control_close(struct vm *vm)
+{
+	if (!vm->control)
+		return;
+	ctl_server_close(vm->control->srv);
+	free(vm->control);
+	vm->control = NULL;
+}

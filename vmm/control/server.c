@@ -1,0 +1,533 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket's server (server.h): one thread, poll(), a bounded
+ * number of clients, each with its own input framer and output buffer.
+ *
+ * Nothing a peer does can block the VM or another client:
+ *  - every socket is non-blocking; the thread waits only in poll();
+ *  - a client that sends nothing, or a byte at a time, only holds its slot
+ *    (at most max_clients, then a newcomer is told so and closed);
+ *  - a line without a newline within CTL_MAX_LINE bytes gets an error
+ *    reply and is dropped (proto.c's framer); its memory is bounded;
+ *  - a client that does not read its replies: its next request is not
+ *    read until its reply is sent (one reply buffered per client), so its
+ *    memory is bounded too and the others are served meanwhile;
+ *  - requests of one client are answered in order, one line each.
+ * Commands run on this thread, one at a time; a command that waits (a
+ * pause waits for the vCPUs, bounded by commands.c) delays the other
+ * clients' replies by that long, never the VM.
+ *
+ * Security: the socket is created with mode 0600 (umask around bind(),
+ * then checked, fixed with chmod() where a default ACL won over the umask);
+ * an existing path is replaced only if it is a socket nobody listens on;
+ * each accepted peer's credentials (SO_PEERCRED) must be the owner's uid
+ * or root, others get one error line and are closed before anything they
+ * send is read.
+ *
+ * Threads and locks: the server has no lock.  Its clients, buffers and the
+ * listening socket belong to its thread; the config is read-only; the
+ * thread that closes the server only writes the wake eventfd and joins.
+ * The server holds nothing while a command runs, so the commands' own
+ * locks (commands.c: gate_lock through pause.c, stop_lock through
+ * vm_stop()) keep the order gmvm.h gives, and no vCPU thread ever waits
+ * for the server except while the VM is paused, which only a resume, a
+ * stop, or a failed pause (commands.c) ends.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../gmvm.h"
+#include "server.h"
+
+/* After an accept() failure such as EMFILE: try again this much later. */
+#define ACCEPT_BACKOFF_MS 100
+/* Connections accepted per round, so that clients are served meanwhile. */
+#define ACCEPT_BATCH 16
+
+struct client {
+	int fd;			/* -1: a free slot */
+	bool eof;		/* the peer sent its last byte */
+	struct ctl_framer in;
+	struct ctl_buf out;	/* the reply being sent */
+	size_t out_off;		/* of it, sent */
+};
+
+struct ctl_server {
+	struct ctl_server_config cfg;
+	char *path;
+	dev_t dev;		/* the socket file created */
+	ino_t ino;
+	int listen_fd;
+	int wake_fd;
+	pthread_t thread;
+	bool started;
+	uint64_t accept_again;	/* ns: 0, or when to accept again */
+	struct ctl_reply reply;
+	struct client *clients;
+	struct pollfd *pfd;	/* wake, listen, then a client each */
+	unsigned int *map;	/* pfd index -> client */
+};
+
+static int set_why(char *why, size_t len, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int set_why(char *why, size_t len, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+	return -err;
+}
+
+static int socket_addr(const char *path, struct sockaddr_un *sa,
+		       char *why, size_t why_len)
+{
+	size_t n = strlen(path);
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (!n)
+		return set_why(why, why_len, EINVAL, "the socket path is empty");
+	if (n >= sizeof(sa->sun_path))
+		return set_why(why, why_len, ENAMETOOLONG,
+			       "too long for a unix socket path (%zu bytes, at most %zu)",
+			       n, sizeof(sa->sun_path) - 1);
+	memcpy(sa->sun_path, path, n);
+	return 0;
+}
+
+/*
+ * Make way for the socket: nothing there, or a stale socket (connect()
+ * refused: nobody listens) removed.  Anything else stays and is refused.
+ */
+static int clear_path(const struct sockaddr_un *sa, char *why, size_t why_len)
+{
+	struct stat st;
+	int fd, err;
+
+	if (lstat(sa->sun_path, &st)) {
+		if (errno == ENOENT)
+			return 0;
+		return set_why(why, why_len, errno, "cannot check it: %s",
+			       strerror(errno));
+	}
+	if (!S_ISSOCK(st.st_mode))
+		return set_why(why, why_len, EEXIST,
+			       "exists and is not a socket; refusing to replace it");
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return set_why(why, why_len, errno, "socket: %s",
+			       strerror(errno));
+	err = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) ? errno : 0;
+	close(fd);
+	/* EAGAIN: a listener whose backlog is full is a listener. */
+	if (!err || err == EAGAIN || err == EINPROGRESS)
+		return set_why(why, why_len, EADDRINUSE,
+			       "another process is listening on this socket (a gmvm running with it?)");
+	if (err != ECONNREFUSED)
+		return set_why(why, why_len, err,
+			       "a socket that cannot be checked (connect: %s); refusing to replace it",
+			       strerror(err));
+	if (unlink(sa->sun_path) && errno != ENOENT)
+		return set_why(why, why_len, errno,
+			       "cannot remove the stale socket there: %s",
+			       strerror(errno));
+	return 0;
+}
+
+/* The socket file bind() made: ours, a socket, mode 0600. */
+static int check_socket_file(struct ctl_server *s, char *why, size_t why_len)
+{
+	struct stat st;
+
+	if (lstat(s->path, &st))
+		return set_why(why, why_len, errno,
+			       "checking the socket after bind: %s",
+			       strerror(errno));
+	if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid())
+		return set_why(why, why_len, EPERM,
+			       "the path changed under bind(): not our socket");
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	if ((st.st_mode & 07777) == 0600)
+		return 0;
+	/* A default ACL on the directory takes precedence over the umask. */
+	if (chmod(s->path, 0600) || lstat(s->path, &st) ||
+	    st.st_ino != s->ino || (st.st_mode & 07777) != 0600)
+		return set_why(why, why_len, EPERM,
+			       "the socket's mode is %04o and cannot be made 0600",
+			       (unsigned int)(st.st_mode & 07777));
+	return 0;
+}
+
+int ctl_server_open(const struct ctl_server_config *cfg,
+		    struct ctl_server **out, char *why, size_t why_len)
+{
+	struct sockaddr_un sa;
+	struct ctl_server *s;
+	unsigned int i;
+	mode_t old;
+	int ret;
+
+	*out = NULL;
+	ret = socket_addr(cfg->path, &sa, why, why_len);
+	if (ret)
+		return ret;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return set_why(why, why_len, ENOMEM, "out of memory");
+	s->cfg = *cfg;
+	if (!s->cfg.max_clients)
+		s->cfg.max_clients = CTL_MAX_CLIENTS;
+	s->listen_fd = -1;
+	s->wake_fd = -1;
+	s->path = strdup(cfg->path);
+	s->clients = calloc(s->cfg.max_clients, sizeof(*s->clients));
+	s->pfd = calloc(s->cfg.max_clients + 2, sizeof(*s->pfd));
+	s->map = calloc(s->cfg.max_clients + 2, sizeof(*s->map));
+	if (!s->path || !s->clients || !s->pfd || !s->map) {
+		ret = set_why(why, why_len, ENOMEM, "out of memory");
+		goto err;
+	}
+	for (i = 0; i < s->cfg.max_clients; i++)
+		s->clients[i].fd = -1;
+	s->cfg.path = s->path;
+
+	ret = clear_path(&sa, why, why_len);
+	if (ret)
+		goto err;
+	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+			      SOCK_CLOEXEC, 0);
+	if (s->listen_fd < 0) {
+		ret = set_why(why, why_len, errno, "socket: %s",
+			      strerror(errno));
+		goto err;
+	}
+	old = umask(0177);
+	ret = bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) ? errno : 0;
+	umask(old);
+	if (ret) {
+		ret = set_why(why, why_len, ret, "bind: %s", strerror(ret));
+		goto err;
+	}
+	ret = check_socket_file(s, why, why_len);
+	if (ret) {
+		if (s->ino)
+			unlink(s->path);
+		s->ino = 0;
+		goto err;
+	}
+	if (listen(s->listen_fd, (int)s->cfg.max_clients)) {
+		ret = set_why(why, why_len, errno, "listen: %s",
+			      strerror(errno));
+		goto err;
+	}
+	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->wake_fd < 0) {
+		ret = set_why(why, why_len, errno, "eventfd: %s",
+			      strerror(errno));
+		goto err;
+	}
+	*out = s;
+	return 0;
+
+err:
+	ctl_server_close(s);
+	return ret;
+}
+
+/* ---- the server thread -------------------------------------------------- */
+
+static bool output_pending(const struct client *c)
+{
+	return c->out_off < c->out.len;
+}
+
+/* Send what the socket takes now: 0, or -1 if the connection is gone. */
+static int client_flush(struct client *c)
+{
+	while (output_pending(c)) {
+		ssize_t n = send(c->fd, c->out.p + c->out_off,
+				 c->out.len - c->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return -1;
+		}
+		c->out_off += (size_t)n;
+	}
+	c->out.len = 0;
+	c->out_off = 0;
+	return 0;
+}
+
+static int client_send(struct ctl_server *s, struct client *c)
+{
+	size_t len;
+	const char *line = ctl_reply_line(&s->reply, &len);
+
+	ctl_buf_add(&c->out, line, len);
+	if (c->out.oom) {
+		/* No room for the reply: the client cannot be answered. */
+		return -1;
+	}
+	return client_flush(c);
+}
+
+/* Answer the complete lines received, while replies go out at once. */
+static int client_serve(struct ctl_server *s, struct client *c)
+{
+	const char *line;
+	size_t len;
+
+	while (!output_pending(c)) {
+		switch (ctl_framer_next(&c->in, &line, &len)) {
+		case CTL_FRAME_NONE:
+			return 0;
+		case CTL_FRAME_TOO_LONG:
+			ctl_reply_error(&s->reply,
+					"request too long: no newline within %d bytes (the line is dropped up to its newline)",
+					CTL_MAX_LINE);
+			break;
+		case CTL_FRAME_LINE:
+			ctl_handle(s->cfg.cmds, s->cfg.nr_cmds, s->cfg.ctx,
+				   line, len, &s->reply);
+			break;
+		}
+		if (client_send(s, c))
+			return -1;
+	}
+	return 0;
+}
+
+/* One recv(): 0, or -1 if the connection is gone or broken. */
+static int client_read(struct client *c)
+{
+	size_t room;
+	char *p = ctl_framer_room(&c->in, &room);
+	ssize_t n;
+
+	do
+		n = recv(c->fd, p, room, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+	if (n == 0)
+		c->eof = true;
+	else
+		ctl_framer_filled(&c->in, (size_t)n);
+	return 0;
+}
+
+static void client_close(struct client *c)
+{
+	close(c->fd);
+	c->fd = -1;
+	c->eof = false;
+	c->out.len = 0;
+	c->out.oom = false;	/* the slot's next client starts afresh */
+	c->out_off = 0;
+	memset(&c->in, 0, sizeof(c->in));
+}
+
+/*
+ * After poll() said @revents: read, answer, send.  Closed when the
+ * connection breaks, or at the peer's EOF once every complete line it
+ * sent is answered (a line it cut short is dropped).
+ */
+static void client_event(struct ctl_server *s, struct client *c, short revents)
+{
+	if ((revents & POLLOUT && client_flush(c)) ||
+	    (revents & (POLLIN | POLLHUP | POLLERR) && !output_pending(c) &&
+	     !c->eof && client_read(c)) ||
+	    client_serve(s, c) ||
+	    (c->eof && !output_pending(c)))
+		client_close(c);
+}
+
+/* One error line, without waiting, then close: a refused connection. */
+static void refuse(struct ctl_server *s, int fd, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void refuse(struct ctl_server *s, int fd, const char *fmt, ...)
+{
+	const char *line;
+	char msg[256];
+	va_list ap;
+	size_t len;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ctl_reply_error(&s->reply, "%s", msg);
+	line = ctl_reply_line(&s->reply, &len);
+	/* A fresh socket's buffer takes a short line whole. */
+	if (send(fd, line, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* The peer is gone already: nothing to tell it. */
+	}
+	close(fd);
+}
+
+static void accept_clients(struct ctl_server *s)
+{
+	unsigned int k, i;
+
+	for (k = 0; k < ACCEPT_BATCH; k++) {
+		struct ucred cred;
+		socklen_t clen = sizeof(cred);
+		int fd;
+
+		fd = accept4(s->listen_fd, NULL, NULL,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				s->accept_again = now_ns() +
+						  ACCEPT_BACKOFF_MS * 1000000ULL;
+			return;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen)) {
+			close(fd);
+			continue;
+		}
+		if (cred.uid != s->cfg.owner && cred.uid != 0) {
+			refuse(s, fd, "permission denied: uid %u may not use this control socket (only its owner and root may)",
+			       (unsigned int)cred.uid);
+			continue;
+		}
+		for (i = 0; i < s->cfg.max_clients; i++)
+			if (s->clients[i].fd < 0)
+				break;
+		if (i == s->cfg.max_clients) {
+			refuse(s, fd, "too many clients: this control socket serves at most %u at once",
+			       s->cfg.max_clients);
+			continue;
+		}
+		s->clients[i].fd = fd;
+	}
+}
+
+static void *server_thread(void *arg)
+{
+	struct ctl_server *s = arg;
+	unsigned int i;
+
+	for (;;) {
+		struct pollfd *pfd = s->pfd;
+		unsigned int n = 0;
+		int timeout = -1, r;
+
+		pfd[n++] = (struct pollfd){ .fd = s->wake_fd, .events = POLLIN };
+		if (s->accept_again) {
+			uint64_t now = now_ns();
+
+			if (now >= s->accept_again)
+				s->accept_again = 0;
+			else
+				timeout = (int)((s->accept_again - now) /
+						1000000ULL) + 1;
+		}
+		pfd[n++] = (struct pollfd){
+			.fd = s->accept_again ? -1 : s->listen_fd,
+			.events = POLLIN,
+		};
+		for (i = 0; i < s->cfg.max_clients; i++) {
+			struct client *c = &s->clients[i];
+
+			if (c->fd < 0)
+				continue;
+			s->map[n] = i;
+			pfd[n++] = (struct pollfd){
+				.fd = c->fd,
+				.events = output_pending(c) ? POLLOUT :
+					  c->eof ? 0 : POLLIN,
+			};
+		}
+		r = poll(pfd, n, timeout);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			gmvm_err("control socket %s: poll: %s; it answers no more requests",
+				 s->path, strerror(errno));
+			break;
+		}
+		if (pfd[0].revents)
+			break;
+		for (i = 2; i < n; i++)
+			if (pfd[i].revents)
+				client_event(s, &s->clients[s->map[i]],
+					     pfd[i].revents);
+		if (pfd[1].revents)
+			accept_clients(s);
+	}
+	/* Stopping: replies that fit go out, the rest is lost. */
+	for (i = 0; i < s->cfg.max_clients; i++) {
+		if (s->clients[i].fd < 0)
+			continue;
+		client_flush(&s->clients[i]);
+		client_close(&s->clients[i]);
+	}
+	return NULL;
+}
+
+int ctl_server_start(struct ctl_server *s)
+{
+	int ret = pthread_create(&s->thread, NULL, server_thread, s);
+
+	if (ret)
+		return -ret;
+	s->started = true;
+	return 0;
+}
+
+void ctl_server_close(struct ctl_server *s)
+{
+	struct stat st;
+	unsigned int i;
+
+	if (!s)
+		return;
+	if (s->started) {
+		/* Adding 1 to a fresh eventfd cannot fail. */
+		eventfd_write(s->wake_fd, 1);
+		pthread_join(s->thread, NULL);
+	}
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	/* Only the socket created here: not what someone put there since. */
+	if (s->ino && !lstat(s->path, &st) && st.st_dev == s->dev &&
+	    st.st_ino == s->ino)
+		unlink(s->path);
+	if (s->wake_fd >= 0)
+		close(s->wake_fd);
+	for (i = 0; s->clients && i < s->cfg.max_clients; i++) {
+		if (s->clients[i].fd >= 0)
+			close(s->clients[i].fd);
+		ctl_buf_free(&s->clients[i].out);
+	}
+	ctl_reply_free(&s->reply);
+	free(s->clients);
+	free(s->pfd);
+	free(s->map);
+	free(s->path);
+	free(s);
+}
