@@ -55,7 +55,9 @@ VMM_SRCS := $(sort $(wildcard vmm/*.c vmm/*/*.c))
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
 # gmvm without its main(): what the fuzzers and test_gmvm_hypercall link.
 VMM_NOMAIN_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
-TESTLIB_SRCS := $(sort $(wildcard tests/lib/*.c))
+# tests/lib/snapshot_fixture.c needs vmm/snapshot/: only the snapshot tests
+# link it (below).
+TESTLIB_SRCS := $(filter-out tests/lib/snapshot_fixture.c,$(sort $(wildcard tests/lib/*.c)))
 TESTLIB_OBJS := $(TESTLIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
@@ -144,12 +146,21 @@ $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(LIBGMEM_TEST_A)
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) $(TEST_CFLAGS) -DGMEM_TESTING -Itests/lib -MMD -MP -o $@ $< $(TEST_VMM_OBJS) $(TESTLIB_OBJS) $(LIBGMEM_TEST_A) $(HOST_LDFLAGS) -lm
 
-# The snapshot test links the snapshot module (vmm/snapshot/, which uses
-# libgmem's public header only) and sees its headers.
+# The snapshot tests link the snapshot module (vmm/snapshot/, which uses
+# libgmem's public header only) and see its headers; all but the CRC32C
+# test also link their shared fixture (tests/lib/snapshot_fixture.c).
 SNAPSHOT_OBJS := $(filter $(BUILD)/vmm/snapshot/%,$(VMM_OBJS))
-$(BUILD)/tests/test_snapshot_mem: TEST_CFLAGS = -Ivmm/snapshot
-$(BUILD)/tests/test_snapshot_mem: TEST_VMM_OBJS = $(SNAPSHOT_OBJS)
-$(BUILD)/tests/test_snapshot_mem: $(SNAPSHOT_OBJS)
+SNAPSHOT_FIXTURE_OBJ := $(BUILD)/tests/lib/snapshot_fixture.o
+SNAPSHOT_TESTS := $(addprefix $(BUILD)/tests/,test_snapshot_roundtrip \
+	test_snapshot_refuse test_snapshot_write_fail)
+$(SNAPSHOT_FIXTURE_OBJ): tests/lib/snapshot_fixture.c
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -Ivmm/snapshot -MMD -MP -c $< -o $@
+$(SNAPSHOT_TESTS) $(BUILD)/tests/test_snapshot_crc32c: TEST_CFLAGS = -Ivmm/snapshot
+$(SNAPSHOT_TESTS): TEST_VMM_OBJS = $(SNAPSHOT_FIXTURE_OBJ) $(SNAPSHOT_OBJS)
+$(SNAPSHOT_TESTS): $(SNAPSHOT_FIXTURE_OBJ) $(SNAPSHOT_OBJS)
+$(BUILD)/tests/test_snapshot_crc32c: TEST_VMM_OBJS = $(SNAPSHOT_OBJS)
+$(BUILD)/tests/test_snapshot_crc32c: $(SNAPSHOT_OBJS)
 
 # The DMA device protocol test speaks the protocol of vmm/devices/ to the
 # device process (gmvm dma-device); it needs the protocol header only.

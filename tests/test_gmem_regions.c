@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Memory made of several RAM regions with holes between them:
+ * Memory made of several RAM regions with holes between them, case by
+ * case (the random walk is test_gmem_regions_random.c):
  *  - a request touching a hole (convert, set_plugged, access, state_at,
  *    plugged_at) is -EINVAL and changes nothing, no callback runs;
  *  - changes across two adjacent regions work in one call, and every
@@ -14,152 +15,12 @@
  *    listeners and the DMA mapper get the new shared region, content lands
  *    at the file offset; bad adds change nothing;
  *  - gmem_region_remove: listeners discard, private pages are invalidated,
- *    subscribers hear RELEASE, slots are deleted and their ids reused;
- *  - a random walk against a per-page model over regions and holes, with
- *    regions removed and added back.
- * The audit runs after every change (see audit() for a known lib bug).
+ *    subscribers hear RELEASE, slots are deleted and their ids reused.
+ * The audit runs after every change.
  */
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include "fake_iommu.h"
-
-#define PG GMEM_PAGE_SIZE
-#define MiB (1ULL << 20)
-#define MAX_GPA (8 * MiB)
-#define NPAGES (MAX_GPA / PG)
-
-static int vm_fd = -1;
-static struct slot_table slots;
-static struct recorder rec;
-
-struct rgn {
-	uint64_t gpa, len;
-};
-
-static struct gmem_region_config region_config(uint64_t gpa, uint64_t len)
-{
-	/* Without KVM a memfd stands in for the guest_memfd: the caller
-	 * closes it once libgmem has its dup. */
-	return GMEM_INIT(struct gmem_region_config, .gpa = gpa, .len = len,
-			 .private_fd = vm_fd < 0 ? test_memfd(len) : -1,
-			 .shared_fd = -1);
-}
-
-static void close_config_fds(struct gmem_region_config *rc)
-{
-	if (rc->private_fd >= 0)
-		close(rc->private_fd);
-	rc->private_fd = -1;
-}
-
-static struct gmem_vm *create(enum gmem_mode mode, enum gmem_state initial,
-			      const struct rgn *r, unsigned int nr)
-{
-	struct gmem_region_config rc[8];
-	struct gmem_config cfg;
-	struct gmem_vm *vm;
-	unsigned int i;
-	int err;
-
-	for (i = 0; i < nr; i++)
-		rc[i] = region_config(r[i].gpa, r[i].len);
-	cfg = GMEM_INIT(struct gmem_config, .vm_fd = vm_fd, .mode = mode,
-			.initial_state = initial, .max_gpa = MAX_GPA,
-			.regions = rc, .nr_regions = nr,
-			.set_slot = slot_table_set, .slot_data = &slots,
-			.platform = &recorder_platform_ops,
-			.platform_data = &rec);
-	if (vm_fd >= 0) {
-		enum gmem_layout layout;
-
-		TEST_ASSERT_EQ(gmem_probe_gating(&layout), 0);
-		cfg.layout = layout;
-	}
-	err = gmem_create(&cfg, &vm);
-	for (i = 0; i < nr; i++)
-		close_config_fds(&rc[i]);
-	if (err)
-		TEST_FAIL("gmem_create: %s", strerror(-err));
-	return vm;
-}
-
-/*
- * gmem_audit(), tolerating one known lib bug: lib/audit.c audit_listener()
- * merges touching listener ranges but compares them with runs cut at
- * region boundaries (gmem_walk), so a listener of two adjacent shared
- * regions always "differs".  Counted and printed until the library is
- * fixed; any other violation fails.
- */
-
-static void audit_at(struct gmem_vm *vm, int line)
-{
-	char msg[512];
-	int err = gmem_audit(vm, msg, sizeof(msg));
-
-	if (err)
-		TEST_FAIL("audit after line %d: %s (%s)", line, msg,
-			  strerror(-err));
-}
-
-#define audit(vm) audit_at(vm, __LINE__)
-
-/* Is [gpa, gpa + len) inside one of @r? */
-static bool inside_one(const struct rgn *r, unsigned int nr, uint64_t gpa,
-		       uint64_t len)
-{
-	unsigned int i;
-
-	for (i = 0; i < nr; i++)
-		if (gpa >= r[i].gpa && gpa + len <= r[i].gpa + r[i].len)
-			return true;
-	return false;
-}
-
-/* Every callback recorded since @from stays inside one region. */
-static void expect_events_inside(const struct rgn *r, unsigned int nr,
-				 size_t from)
-{
-	size_t i;
-
-	pthread_mutex_lock(&rec.lock);
-	for (i = from; i < rec.nr; i++)
-		if (!inside_one(r, nr, rec.ev[i].offset, rec.ev[i].len))
-			TEST_FAIL("callback %d on [%#llx, +%#llx) crosses a "
-				  "region boundary or a hole", rec.ev[i].kind,
-				  (unsigned long long)rec.ev[i].offset,
-				  (unsigned long long)rec.ev[i].len);
-	pthread_mutex_unlock(&rec.lock);
-}
-
-struct map_check {
-	const struct rgn *r;
-	unsigned int nr;
-};
-
-static int mapping_inside(void *arg, uint64_t iova, uint64_t len)
-{
-	struct map_check *c = arg;
-
-	if (!inside_one(c->r, c->nr, iova, len))
-		TEST_FAIL("DMA mapping [%#llx, +%#llx) crosses a region",
-			  (unsigned long long)iova, (unsigned long long)len);
-	return 0;
-}
-
-static void check_mapper(struct gmem_dma_mapper *m, struct fake *f,
-			 const struct rgn *r, unsigned int nr)
-{
-	struct map_check c = { r, nr };
-	char msg[256];
-
-	if (!m)
-		return;
-	check_backend(f);
-	TEST_ASSERT_EQ(gmem_dma_mapper_for_each(m, mapping_inside, &c), 0);
-	if (gmem_dma_mapper_validate(m, msg, sizeof(msg)))
-		TEST_FAIL("mapper: %s", msg);
-}
+#include "regions_fixture.h"
 
 static size_t count_events(enum rec_kind kind, size_t from)
 {
@@ -740,217 +601,18 @@ static void test_hotplug(enum gmem_mode mode, enum gmem_state initial)
 	recorder_free(&rec);
 }
 
-/* ---- random walk against a model ----------------------------------------------- */
-
-#define M_HOLE 0xff
-
-static uint8_t m_state[NPAGES], m_plugged[NPAGES];
-
-static const struct rgn rr[] = {
-	{ 0, 3 * MiB }, { 3 * MiB, MiB }, { 5 * MiB, MiB }, { 6 * MiB, MiB / 2 },
-};
-static bool rr_present[4];
-
-static unsigned int present_regions(struct rgn *out)
+static void test_regions_mode(enum gmem_mode mode)
 {
-	unsigned int i, n = 0;
-
-	for (i = 0; i < 4; i++)
-		if (rr_present[i])
-			out[n++] = rr[i];
-	return n;
+	test_holes(mode);
+	test_adjacent(mode, false);
+	test_adjacent(mode, true);
+	test_hotplug(mode, GMEM_SHARED);
+	test_hotplug(mode, GMEM_PRIVATE);
 }
 
-static void model_region(unsigned int i, bool present, uint8_t initial)
+int main(void)
 {
-	uint64_t p;
-
-	rr_present[i] = present;
-	for (p = rr[i].gpa / PG; p < (rr[i].gpa + rr[i].len) / PG; p++) {
-		m_state[p] = present ? initial : M_HOLE;
-		m_plugged[p] = 1;
-	}
-}
-
-static void model_check(struct gmem_vm *vm)
-{
-	uint64_t p, rs, rl;
-	int st, pl;
-
-	pthread_mutex_lock(&rec.lock);
-	for (p = 0; p < NPAGES; p++) {
-		bool hole = m_state[p] == M_HOLE;
-
-		if (rec.mapped[p] != (!hole && m_state[p] == GMEM_SHARED &&
-				      m_plugged[p]))
-			TEST_FAIL("page %#llx: listener mapped %d",
-				  (unsigned long long)p, rec.mapped[p]);
-		if (rec.prepared[p] != (!hole && m_state[p] == GMEM_PRIVATE &&
-					m_plugged[p]))
-			TEST_FAIL("page %#llx: prepared %d",
-				  (unsigned long long)p, rec.prepared[p]);
-	}
-	pthread_mutex_unlock(&rec.lock);
-	for (p = 0; p < NPAGES; p += rl / PG) {
-		st = gmem_state_at(vm, p * PG, &rs, &rl);
-		if (m_state[p] == M_HOLE) {
-			TEST_ASSERT_EQ(st, -EINVAL);
-			TEST_ASSERT_EQ(gmem_plugged_at(vm, p * PG, NULL, NULL),
-				       -EINVAL);
-			rl = PG;
-			continue;
-		}
-		TEST_ASSERT_EQ(st, m_state[p]);
-		TEST_ASSERT_EQ(rs, p * PG);	/* walking run by run */
-		for (; rs < p * PG + rl; rs += PG)
-			TEST_ASSERT_EQ(m_state[rs / PG], st);
-		pl = gmem_plugged_at(vm, p * PG, NULL, NULL);
-		TEST_ASSERT_EQ(pl, m_plugged[p]);
-	}
-}
-
-static void test_random(enum gmem_mode mode, unsigned int ops)
-{
-	struct gmem_dma_mapper_config mcfg = { .size = sizeof(mcfg) };
-	struct gmem_dma_mapper *m;
-	struct gmem_listener *l;
-	struct gmem_vm *vm;
-	struct fake f;
-	struct rgn cur[4];
-	uint64_t seed = test_seed("GMEM_REGIONS_SEED", 0x5eed2);
-	unsigned int i, nr, einval = 0, done = 0;
-	/* Shared: regions added back populate the listeners and mapper. */
-	const uint8_t initial = GMEM_SHARED;
-
-	printf("random (%s): %u ops\n", gmem_mode_name(mode), ops);
-	recorder_init(&rec, MAX_GPA);
-	slot_table_init(&slots);
-	memset(m_state, M_HOLE, sizeof(m_state));
-	memset(m_plugged, 0, sizeof(m_plugged));
-	for (i = 0; i < 4; i++)
-		model_region(i, true, initial);
-	vm = create(mode, (enum gmem_state)initial, rr, 4);
-	TEST_ASSERT_EQ(gmem_listener_register(vm, &recorder_listener_ops, &rec,
-					      &l), 0);
-	fake_init(&f, MAX_GPA, 0);
-	mcfg.ops = &fake_exact_ops;
-	mcfg.data = &f;
-	TEST_ASSERT_EQ(gmem_dma_mapper_create(vm, &mcfg, &m), 0);
-	model_check(vm);
-
-	for (i = 0; i < ops; i++) {
-		uint64_t r = test_rand(&seed), start, len, p, changed = 0;
-		unsigned int op = (unsigned int)(r % 16), k;
-		bool hole = false, to;
-		size_t from = rec.nr;
-		int64_t ret;
-
-		nr = present_regions(cur);
-		if (op == 0) {
-			/* Remove or add back a region (not region 0). */
-			k = 1 + (unsigned int)(test_rand(&seed) % 3);
-			if (rr_present[k]) {
-				TEST_ASSERT_EQ(gmem_region_remove(vm, rr[k].gpa),
-					       0);
-				model_region(k, false, initial);
-			} else {
-				struct gmem_region_config rc =
-					region_config(rr[k].gpa, rr[k].len);
-
-				TEST_ASSERT_EQ(gmem_region_add(vm, &rc), 0);
-				close_config_fds(&rc);
-				model_region(k, true, initial);
-			}
-			expect_events_inside(rr, 4, from);
-			audit(vm);
-			model_check(vm);
-			continue;
-		}
-		/* A range near a region boundary most of the time. */
-		if (test_rand(&seed) % 4) {
-			uint64_t b = rr[test_rand(&seed) % 4].gpa / PG;
-
-			start = b - (b ? test_rand(&seed) % (b < 64 ? b : 64) : 0);
-		} else {
-			start = test_rand(&seed) % NPAGES;
-		}
-		len = 1 + test_rand(&seed) % 300;
-		if (start + len > NPAGES)
-			len = NPAGES - start;
-		to = (test_rand(&seed) & 1) != 0;
-		for (p = start; p < start + len; p++)
-			hole |= m_state[p] == M_HOLE;
-		if (op < 10) {
-			ret = gmem_convert(vm, start * PG, len * PG,
-					   to ? GMEM_SHARED : GMEM_PRIVATE);
-		} else {
-			ret = gmem_set_plugged(vm, start * PG, len * PG, to);
-		}
-		if (hole) {
-			if (ret != -EINVAL)
-				TEST_FAIL("op %u on [%#llx, +%#llx) touching a "
-					  "hole: %lld", i,
-					  (unsigned long long)(start * PG),
-					  (unsigned long long)(len * PG),
-					  (long long)ret);
-			TEST_ASSERT_EQ(rec.nr, from);
-			einval++;
-		} else {
-			for (p = start; p < start + len; p++) {
-				uint8_t *v = op < 10 ? &m_state[p] :
-						       &m_plugged[p];
-
-				changed += *v != to;
-				*v = to;
-			}
-			if (ret != (int64_t)changed)
-				TEST_FAIL("op %u (%s) on [%#llx, +%#llx): %lld, "
-					  "want %llu", i,
-					  op < 10 ? "convert" : "plug",
-					  (unsigned long long)(start * PG),
-					  (unsigned long long)(len * PG),
-					  (long long)ret,
-					  (unsigned long long)changed);
-			done++;
-		}
-		expect_events_inside(cur, nr, from);
-		if (rec.nr > 4096)
-			recorder_reset_events(&rec);
-		model_check(vm);
-		check_mapper(m, &f, cur, nr);
-		if (i % 64 == 0)
-			audit(vm);
-	}
-	audit(vm);
-	printf("  %u changes, %u refused at a hole\n", done, einval);
-	TEST_ASSERT(einval > ops / 20 && done > ops / 4);
-	gmem_dma_mapper_destroy(vm, m);
-	fake_free(&f);
-	gmem_listener_unregister(vm, l);
-	gmem_destroy(vm);
-	TEST_ASSERT_EQ(slot_table_nr_live(&slots), 0);
-	recorder_free(&rec);
-}
-
-int main(int argc, char **argv)
-{
-	static const enum gmem_mode modes[] = { GMEM_MODE_DISCARD,
-						GMEM_MODE_IN_PLACE };
-	unsigned int i, ops = argc > 1 ? (unsigned int)atoi(argv[1]) : 3000;
-
-	vm_fd = test_create_vm();
-	if (vm_fd < 0)
-		printf("no KVM: memfd backings, slots recorded\n");
-	for (i = 0; i < 2; i++) {
-		test_holes(modes[i]);
-		test_adjacent(modes[i], false);
-		test_adjacent(modes[i], true);
-		test_hotplug(modes[i], GMEM_SHARED);
-		test_hotplug(modes[i], GMEM_PRIVATE);
-		test_random(modes[i], ops);
-	}
-	if (vm_fd >= 0)
-		close(vm_fd);
+	regions_run(test_regions_mode);
 	printf("ok\n");
 	return T_EXIT_PASS;
 }

@@ -396,6 +396,19 @@ bool test_probe_write(volatile uint8_t *p, uint8_t value)
 	return probe(p, true, &value);
 }
 
+void test_each_mode(void (*fn)(enum gmem_mode mode))
+{
+	static const enum gmem_mode modes[] = { GMEM_MODE_DISCARD,
+						GMEM_MODE_IN_PLACE };
+	unsigned int i;
+
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		printf("mode %s\n", gmem_mode_name(modes[i]));
+		fflush(stdout);
+		fn(modes[i]);
+	}
+}
+
 uint64_t test_rand(uint64_t *state)
 {
 	uint64_t x = *state;

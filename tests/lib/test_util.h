@@ -129,6 +129,10 @@ struct gmem_vm *test_create_gmem(int vm_fd, uint64_t ram_size,
 bool test_probe_read(const volatile uint8_t *p, uint8_t *value);
 bool test_probe_write(volatile uint8_t *p, uint8_t value);
 
+/* Run @fn for discard mode, then for in-place mode, printing "mode NAME"
+ * before each (the tests that check a behaviour in both modes). */
+void test_each_mode(void (*fn)(enum gmem_mode mode));
+
 /* Deterministic PRNG (xorshift64*). */
 uint64_t test_rand(uint64_t *state);
 uint64_t test_seed(const char *env_name, uint64_t dflt);

@@ -2,7 +2,7 @@
 /*
  * CRC32C: slicing-by-8 tables in software, the SSE4.2 crc32 instruction
  * where the CPU has one (chosen once, at the first call).  Both compute
- * the same function; tests/test_snapshot_mem.c checks that they agree.
+ * the same function; tests/test_snapshot_crc32c.c checks that they agree.
  */
 #include <pthread.h>
 #include <stdbool.h>

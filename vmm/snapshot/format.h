@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The gmvm snapshot file format (docs/SNAPSHOT.md): its constants, the
- * checked, buffered writer, and the strict reader of the framing (header,
- * sections, checksums, section order).  What a payload means is the job
- * of its user (mem_image.c for the memory sections); format.c states the
- * invariants every file must keep.
+ * checked, buffered writer (format_write.c), and the strict reader of the
+ * framing (header, sections, checksums, section order: format_read.c,
+ * which states the invariants every file must keep); format.c holds what
+ * both share.  What a payload means is the job of its user (mem_image.c
+ * for the memory sections).
  *
  * Errors are -errno with one line in a caller's buffer (struct snap_msg);
  * nothing here prints or exits.
