@@ -45,9 +45,12 @@
  * converts its own 4 KiB page, 2 MiB from the other's, to shared and
  * back; the figure is the span from the first thread's start to the last
  * one's end; thread i runs on CPU i.  Every run is on a fresh memfd and
- * views; rows and thread counts are interleaved within each repetition, and the figures are
- * medians over the repetitions (the ratio is the median of each
- * repetition's own ratio): these machines are shared and noisy.
+ * views; rows and thread counts are interleaved within each repetition,
+ * and the figures are medians over the repetitions (the ratio is the
+ * median of each repetition's own ratio): these machines are shared and
+ * noisy, so a CPU loop timed the same way right beside each row says how
+ * much parallelism the machine gave at that moment, and each ratio is
+ * also given over that one.
  *
  * More than the mmap lock can slow two threads: revoking a mapped page
  * means a TLB shootdown on every CPU running the process, whatever the
@@ -1310,6 +1313,7 @@ struct sample {
 	double us[2][REPS];	/* 1 thread, 2 threads */
 	double ratio[REPS];	/* per repetition: us[0] / us[1] */
 	double cpu[REPS];	/* the CPU loop's ratio, right beside */
+	double share[REPS];	/* ratio / cpu: of what the machine gave */
 };
 
 static struct sample samples[NR_ROWS];
@@ -1371,12 +1375,13 @@ static void measure(void)
 			}
 			s->ratio[rep] = s->us[0][rep] / s->us[1][rep];
 			s->cpu[rep] = cpu[0] / cpu[1];
+			s->share[rep] = s->ratio[rep] / s->cpu[rep];
 		}
 	}
 }
 
 struct medians {
-	double us1, us2, ratio, cpu;
+	double us1, us2, ratio, cpu, share;
 };
 
 static struct medians md[NR_ROWS];
@@ -1400,7 +1405,8 @@ static void print_rows(bool write)
 	printf("| gate | punch | 1 thread us/conversion | 2 threads "
 	       "us/conversion (aggregate) | 2 / 1 | goal >= 1.6 | 1 thread, "
 	       "cost / mprotect's | gate checked | a CPU loop's 2 / 1 "
-	       "beside |\n|---|---|---|---|---|---|---|---|---|\n");
+	       "beside | 2 / 1 over the CPU loop's |\n"
+	       "|---|---|---|---|---|---|---|---|---|---|\n");
 	for (r = 0; r < NR_ROWS; r++) {
 		const struct row *w = &rows[r];
 		const struct medians *x = &md[r], *base;
@@ -1411,7 +1417,7 @@ static void print_rows(bool write)
 		printf("| %s | %s | ", methods[w->m].name,
 		       w->punch ? "yes" : "no");
 		if (unavailable[w->m]) {
-			printf("not measured: %s | | | | | | |\n",
+			printf("not measured: %s | | | | | | | |\n",
 			       unavailable[w->m]);
 			continue;
 		}
@@ -1420,13 +1426,14 @@ static void print_rows(bool write)
 		       gate ? bench_goal_mark(x->ratio >= 1.6) : "(reference)");
 		if (gate)
 			printf("%.2f", x->us1 / base->us1);
-		printf(" | %s | %.2f |\n", !gate ? "(no gate)" :
-		       check_failed[w->m] ? "**FAILED**" : "yes", x->cpu);
+		printf(" | %s | %.2f | %.2f |\n", !gate ? "(no gate)" :
+		       check_failed[w->m] ? "**FAILED**" : "yes", x->cpu,
+		       x->share);
 		printf("BENCH gating gate=%s punch=%s write=%s us1=%.3f "
-		       "us2=%.3f ratio=%.3f cpu_ratio=%.3f\n",
+		       "us2=%.3f ratio=%.3f cpu_ratio=%.3f share=%.3f\n",
 		       methods[w->m].key, w->punch ? "yes" : "no",
 		       w->write ? "yes" : "no", x->us1, x->us2, x->ratio,
-		       x->cpu);
+		       x->cpu, x->share);
 	}
 }
 
@@ -1481,10 +1488,12 @@ static void print_tables(const struct utsname *u)
 			.us2 = bench_median(s->us[1], REPS),
 			.ratio = bench_median(s->ratio, REPS),
 			.cpu = bench_median(s->cpu, REPS),
+			.share = bench_median(s->share, REPS),
 		};
 	}
-	printf("## Scaling past the mmap lock: other gates, 1 against 2 "
-	       "threads (host side, no KVM)\n\n");
+	printf("## Scaling past the mmap lock (host side, no KVM)\n\n");
+	printf("Other gates than mprotect, 1 against 2 threads converting "
+	       "disjoint pages.\n\n");
 	printf("Each conversion is followed by a write through the new view "
 	       "(the guest uses the page):\n\n");
 	print_rows(true);
@@ -1500,18 +1509,20 @@ static void print_tables(const struct utsname *u)
 	       "us/conversion: the span from the first start to the last end "
 	       "over all conversions; 2 / 1: the throughput of 2 threads over "
 	       "1, the median of each repetition's own ratio; thread i on CPU "
-	       "i; medians of %d "
-	       "repetitions, rows and thread counts interleaved, every run on "
-	       "a fresh memfd. A CPU loop's 2 / 1 beside: the same "
-	       "measurement of a loop of about a conversion's length, no "
-	       "system call, run right after the row's own in each "
-	       "repetition; below 2 the machine itself did not run two "
-	       "threads at once all the time (other work on it). Gate "
-	       "checked: before timing, a revoked page refuses a load from "
-	       "another thread and GUP (process_vm_readv, the path of KVM's "
-	       "hva_to_pfn), also after its neighbour was faulted back in, "
-	       "the page tables say so (pagemap: guard marker, or no PTE), "
-	       "and a granted page shows its backing's content. Linux %s.\n\n",
+	       "i; medians of %d repetitions, rows and thread counts "
+	       "interleaved, every run on a fresh memfd. A CPU loop's 2 / 1 "
+	       "beside: the same measurement of a loop of about a conversion's "
+	       "length, no system call, run right after the row's own in each "
+	       "repetition; below 2 the machine itself did not run two threads "
+	       "at once all the time (other work on it). Over the CPU loop's: "
+	       "each repetition's 2 / 1 divided by the CPU loop's beside it, "
+	       "the share of the parallelism the machine gave that the row "
+	       "used (1: all of it). Gate checked: before timing, a revoked "
+	       "page refuses a load from another thread and GUP "
+	       "(process_vm_readv, the path of KVM's hva_to_pfn), also after "
+	       "its neighbour was faulted back in, the page tables say so "
+	       "(pagemap: guard marker, or no PTE), and a granted page shows "
+	       "its backing's content. Linux %s.\n\n",
 	       ROUNDS, WARMUP, REPS, u->release);
 	print_machine();
 	print_lock();
