@@ -18,7 +18,7 @@
 # freestanding guest runtime and every guest/tests/*.c one guest program;
 # every tests/test_*.c one host test program (tests/lib/*.c is shared by
 # them); every bench/bench_*.c one benchmark (bench/lib/*.c is shared by
-# them).
+# them; bench/gating/*.c is bench_gating_scaling's alone).
 
 CC ?= gcc
 BUILD ?= build
@@ -66,6 +66,9 @@ BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 BENCHLIB_SRCS := $(sort $(wildcard bench/lib/*.c))
 BENCHLIB_OBJS := $(BENCHLIB_SRCS:%.c=$(BUILD)/%.o)
 BENCHLIB_A := $(BUILD)/bench/lib/libbench.a
+# bench_gating_scaling's parts, too big for one file: only it links them.
+GATING_SRCS := $(sort $(wildcard bench/gating/*.c))
+GATING_OBJS := $(GATING_SRCS:%.c=$(BUILD)/%.o)
 GUEST_RT_SRCS := $(sort $(wildcard guest/lib/*.c guest/lib/*.S))
 GUEST_RT_OBJS := $(patsubst %,$(BUILD)/%.o,$(GUEST_RT_SRCS))
 GUEST_SRCS := $(sort $(wildcard guest/tests/*.c))
@@ -209,9 +212,17 @@ $(BENCHLIB_A): $(BENCHLIB_OBJS)
 
 $(BUILD)/bench/bench_range_map: BENCH_CFLAGS = -Ilib
 
+# bench_gating_scaling's parts (bench/gating/), built as bench/lib is.
+$(BUILD)/bench/gating/%.o: bench/gating/%.c
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -Ibench/lib -MMD -MP -c $< -o $@
+
+$(BUILD)/bench/bench_gating_scaling: BENCH_OBJS = $(GATING_OBJS)
+$(BUILD)/bench/bench_gating_scaling: $(GATING_OBJS)
+
 $(BUILD)/bench/%: bench/%.c $(BENCHLIB_A) $(LIBGMEM_A)
 	@mkdir -p $(@D)
-	$(CC) $(HOST_CFLAGS) $(BENCH_CFLAGS) -Ibench/lib -MMD -MP -o $@ $< $(BENCHLIB_A) $(LIBGMEM_A) $(HOST_LDFLAGS) -lm
+	$(CC) $(HOST_CFLAGS) $(BENCH_CFLAGS) -Ibench/lib -MMD -MP -o $@ $< $(BENCH_OBJS) $(BENCHLIB_A) $(LIBGMEM_A) $(HOST_LDFLAGS) -lm
 
 $(BUILD)/guest/%.c.o: guest/%.c
 	@mkdir -p $(@D)
