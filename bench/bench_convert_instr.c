@@ -52,33 +52,16 @@ static const struct instr_case cases[] = {
 
 struct subject {
 	struct gmem_vm *vm;		/* libgmem, or NULL for the floor */
-	uint8_t *priv, *shared;		/* the floor's two views */
-	int pfd, sfd;
-	bool in_place;
+	struct floor_vm floor;		/* two views of memfds, no KVM VM */
 	uint64_t gpa, len;
 };
-
-static void floor_convert(struct subject *s, bool to_shared)
-{
-	uint8_t *old = to_shared ? s->priv : s->shared;
-	uint8_t *new = to_shared ? s->shared : s->priv;
-	int old_fd = to_shared ? s->pfd : s->sfd;
-
-	if (mprotect(old + s->gpa, s->len, PROT_NONE) ||
-	    mprotect(new + s->gpa, s->len, PROT_READ | PROT_WRITE))
-		bench_die("mprotect: %s", strerror(errno));
-	if (!s->in_place &&
-	    fallocate(old_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)s->gpa, (off_t)s->len))
-		bench_die("fallocate: %s", strerror(errno));
-}
 
 static void convert_once(struct subject *s, bool to_shared)
 {
 	int64_t r;
 
 	if (!s->vm) {
-		floor_convert(s, to_shared);
+		floor_vm_convert(&s->floor, s->gpa, s->len, to_shared);
 		return;
 	}
 	r = gmem_convert(s->vm, s->gpa, s->len,
@@ -110,8 +93,8 @@ static uint8_t *map_view(int fd)
 static int child(const char *what, unsigned int ci)
 {
 	const struct instr_case *c = &cases[ci];
-	struct subject s = { .in_place = c->in_place, .len = c->len,
-			     .pfd = -1, .sfd = -1 };
+	struct subject s = { .len = c->len };
+	struct floor_vm *f = &s.floor;
 	struct gmem_region_config rc;
 	struct gmem_config cfg;
 
@@ -126,13 +109,18 @@ static int child(const char *what, unsigned int ci)
 		if (rc.private_fd >= 0)
 			close(rc.private_fd);
 	} else {
-		s.pfd = bench_memfd("floor-private", RAM);
-		s.sfd = c->in_place ? s.pfd : bench_memfd("floor-shared", RAM);
-		if (s.pfd < 0 || s.sfd < 0)
+		/* floor_vm_create() needs KVM: the same views, built here
+		 * on memfds (the floor's calls touch only these). */
+		*f = (struct floor_vm){ .vm = -1, .in_place = c->in_place,
+					.ram = RAM };
+		f->gfd = bench_memfd("floor-private", RAM);
+		f->sfd = c->in_place ? f->gfd :
+				       bench_memfd("floor-shared", RAM);
+		if (f->gfd < 0 || f->sfd < 0)
 			bench_die("memfd: %s", strerror(errno));
-		s.priv = map_view(s.pfd);
-		s.shared = map_view(s.sfd);
-		if (mprotect(s.priv, RAM, PROT_READ | PROT_WRITE))
+		f->priv = map_view(f->gfd);
+		f->shared = map_view(f->sfd);
+		if (mprotect(f->priv, RAM, PROT_READ | PROT_WRITE))
 			bench_die("mprotect: %s", strerror(errno));
 	}
 	/* Warm-up outside the count: first-time allocations, lazy binding. */

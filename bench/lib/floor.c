@@ -131,10 +131,13 @@ void floor_vm_convert(struct floor_vm *f, uint64_t off, uint64_t len,
 	uint8_t *from = to_shared ? f->priv : f->shared;
 	uint8_t *to = to_shared ? f->shared : f->priv;
 
-	mprotect(from + off, len, PROT_NONE);
-	mprotect(to + off, len, PROT_READ | PROT_WRITE);
-	if (!f->in_place)
-		fallocate(to_shared ? f->gfd : f->sfd,
-			  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  (off_t)off, (off_t)len);
+	/* A failed call would make the floor cheaper than it is. */
+	if (mprotect(from + off, len, PROT_NONE) ||
+	    mprotect(to + off, len, PROT_READ | PROT_WRITE))
+		bench_die("floor: mprotect: %s", strerror(errno));
+	if (!f->in_place &&
+	    fallocate(to_shared ? f->gfd : f->sfd,
+		      FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)off, (off_t)len))
+		bench_die("floor: fallocate: %s", strerror(errno));
 }
