@@ -82,6 +82,7 @@
 
 #include "engine.h"
 #include "internal.h"
+#include "vec.h"
 
 #define VIEW_NONE (-1)		/* an unplugged page's view */
 
@@ -102,23 +103,10 @@ int gmem_delta_collect(void *arg, uint64_t start, uint64_t npages,
 
 	if ((value & d->mask) == d->bits)
 		return 0;
-	if (!d->runs) {
-		d->runs = d->inline_runs;
-		d->cap = DELTA_INLINE_RUNS;
-	}
-	if (d->nr == d->cap) {
-		size_t cap = d->cap * 2;
-		struct run *v = d->runs == d->inline_runs ?
-				malloc(cap * sizeof(*v)) :
-				realloc(d->runs, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		if (d->runs == d->inline_runs)
-			memcpy(v, d->inline_runs, sizeof(d->inline_runs));
-		d->runs = v;
-		d->cap = cap;
-	}
+	if (vec_reserve_inline((void **)&d->runs, &d->cap, d->nr,
+			       sizeof(*d->runs), d->inline_runs,
+			       DELTA_INLINE_RUNS))
+		return -ENOMEM;
 	d->runs[d->nr].start = start;
 	d->runs[d->nr].npages = npages;
 	d->runs[d->nr].old = value;

@@ -6,7 +6,8 @@
  * code without sharing symbols: libgmem exports nothing of it, and nothing
  * links a second copy of a libgmem object.
  *
- * Invariant: *cap is 0 with *v NULL, or the number of elements *v holds.
+ * Invariant: *cap is 0 with *v NULL, or the number of elements *v holds
+ * (for vec_reserve_inline(), *v may be the caller's own storage).
  * vec_reserve() never shrinks and leaves *v and *cap untouched on failure,
  * so a caller that fails mid-push has lost nothing it had.
  */
@@ -16,6 +17,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Make room for element index @nr (so nr + 1 elements): 0 or -ENOMEM. */
 static inline int vec_reserve(void **v, size_t *cap, size_t nr, size_t size)
@@ -34,6 +36,34 @@ static inline int vec_reserve(void **v, size_t *cap, size_t nr, size_t size)
 	if (!p)
 		return -ENOMEM;
 	*v = p;
+	*cap = n;
+	return 0;
+}
+
+/*
+ * The same for a vector that starts in the caller's storage @buf of
+ * @buf_cap elements (*v NULL: not started yet), so that a short one costs
+ * no malloc(); past it, the elements move to the heap.  The caller frees
+ * *v only if it is not @buf.
+ */
+static inline int vec_reserve_inline(void **v, size_t *cap, size_t nr,
+				     size_t size, void *buf, size_t buf_cap)
+{
+	void *heap = NULL;
+	size_t n = 0;
+
+	if (!*v) {
+		*v = buf;
+		*cap = buf_cap;
+	}
+	if (nr < *cap)
+		return 0;
+	if (*v != buf)
+		return vec_reserve(v, cap, nr, size);
+	if (vec_reserve(&heap, &n, nr, size))
+		return -ENOMEM;
+	memcpy(heap, buf, *cap * size);
+	*v = heap;
 	*cap = n;
 	return 0;
 }
