@@ -35,8 +35,16 @@ enum snap_sec_type {
 	SNAP_SEC_STATE = 0x03,
 	SNAP_SEC_PLUG = 0x04,
 	SNAP_SEC_DATA = 0x05,
+	/* Beyond memory (machine.h): */
+	SNAP_SEC_VCPU = 0x10,		/* one per vCPU */
+	SNAP_SEC_CLOCK = 0x11,
+	SNAP_SEC_DMADEV = 0x20,
+	SNAP_SEC_RUNOPTS = 0x30,
 	SNAP_SEC_END = 0xffffffffu,
 };
+
+/* The most VCPU sections a file may hold. */
+#define SNAP_MAX_VCPUS 64
 
 /* The name of a known section type, NULL for an unknown one. */
 const char *snap_sec_name(uint32_t type);

@@ -52,6 +52,12 @@ static const struct sec_rule {
 	/* Per backing: which and how many follows from CONFIG's mode
 	 * (mem_image.c). */
 	{ SNAP_SEC_DATA, "DATA", 1, 2 },
+	/* The machine beyond memory (machine.h): a whole-VM snapshot has
+	 * them all (snap_machine_parse() says so); a memory-only file none. */
+	{ SNAP_SEC_VCPU, "VCPU", 0, SNAP_MAX_VCPUS },
+	{ SNAP_SEC_CLOCK, "CLOCK", 0, 1 },
+	{ SNAP_SEC_DMADEV, "DMADEV", 0, 1 },
+	{ SNAP_SEC_RUNOPTS, "RUNOPTS", 0, 1 },
 };
 #define NR_SEC_RULES (sizeof(sec_rules) / sizeof(sec_rules[0]))
 

@@ -272,6 +272,17 @@ int snap_mem_restore(struct snap_reader *r, const struct snap_restore_opts *o,
 	return 0;
 }
 
+/* snap_image_read() checks everything, DATA record headers included. */
+int snap_mem_check(struct snap_reader *r)
+{
+	struct snap_mem_image img;
+	int err = snap_image_read(r, &img);
+
+	if (!err)
+		snap_image_free(&img);
+	return err;
+}
+
 int snap_mem_restore_file(const char *path, const struct snap_restore_opts *o,
 			  struct gmem_vm **out, char *msg, size_t msg_len)
 {

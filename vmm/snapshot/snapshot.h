@@ -117,6 +117,14 @@ struct snap_restore_opts {
 int snap_mem_restore(struct snap_reader *r, const struct snap_restore_opts *o,
 		     struct gmem_vm **out);
 
+/*
+ * Every check snap_mem_restore() makes of @r's memory sections before it
+ * creates anything (maps, regions, DATA record headers), and nothing
+ * else: so that a caller can refuse a damaged file before it opens KVM.
+ * 0, or -EBADMSG/-EPROTO/-EFBIG/-ENOMEM with the message in @r.
+ */
+int snap_mem_check(struct snap_reader *r);
+
 /* snap_reader_open() on @path, then snap_mem_restore(). */
 int snap_mem_restore_file(const char *path, const struct snap_restore_opts *o,
 			  struct gmem_vm **out, char *msg, size_t msg_len);
