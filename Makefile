@@ -155,7 +155,7 @@ $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(LIBGMEM_TEST_A)
 SNAPSHOT_OBJS := $(filter $(BUILD)/vmm/snapshot/%,$(VMM_OBJS))
 SNAPSHOT_FIXTURE_OBJ := $(BUILD)/tests/lib/snapshot_fixture.o
 SNAPSHOT_TESTS := $(addprefix $(BUILD)/tests/,test_snapshot_roundtrip \
-	test_snapshot_refuse test_snapshot_write_fail)
+	test_snapshot_refuse test_snapshot_write_fail test_snapshot_machine)
 $(SNAPSHOT_FIXTURE_OBJ): tests/lib/snapshot_fixture.c
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -Ivmm/snapshot -MMD -MP -c $< -o $@
