@@ -61,6 +61,7 @@ static void rnd_vcpu(struct snap_vcpu *v, uint32_t index, bool big)
 
 	memset(v, 0, sizeof(*v));
 	v->index = index;
+	v->flags = (uint32_t)rnd(2);
 	v->mp_state = (uint32_t)rnd(5);
 	rnd_fill(&v->regs, sizeof(v->regs));
 	v->regs.rflags &= (1ULL << 22) - 1;
@@ -471,7 +472,8 @@ static void handmade(struct gmem_vm *vm, enum gmem_mode mode)
 	expect_poked(vm, ma, SNAP_SEC_DMADEV, 24, 3, "3 pins in");
 
 	/* VCPU: the head. */
-	expect_poked(vm, ma, SNAP_SEC_VCPU, 4, 1, "flags or reserved");
+	expect_poked(vm, ma, SNAP_SEC_VCPU, 4, 2, "unknown flags 0x2");
+	expect_poked(vm, ma, SNAP_SEC_VCPU, 20, 1, "reserved field");
 	expect_poked(vm, ma, SNAP_SEC_VCPU, 8, 9, "MP state 9");
 	expect_poked(vm, ma, SNAP_SEC_VCPU, 0, 64, "vCPU index 64");
 	x = v->xsave_size;

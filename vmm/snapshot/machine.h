@@ -11,7 +11,7 @@
  * Invariants of a parsed struct (the parsers refuse a file that breaks
  * one, -EBADMSG with a message naming the section, the field and why;
  * every length and count is checked before it is used, without overflow):
- *  - snap_vcpu: index < SNAP_MAX_VCPUS; 4096 <= xsave_size <= 1 MiB and a
+ *  - snap_vcpu: index < SNAP_MAX_VCPUS; flags only SNAP_VCPU_PARKED; 4096 <= xsave_size <= 1 MiB and a
  *    multiple of 4, xsave holds that many bytes; nr_msrs <= SNAP_MAX_MSRS,
  *    indices strictly increasing; the KVM structs' reserved and padding
  *    bytes are 0, their one-bit fields 0 or 1, enumerations in range
@@ -57,8 +57,13 @@ struct snap_msr {
 	uint64_t value;
 };
 
+/* VCPU flags: the vCPU had left its run loop (hlt): a restore keeps it
+ * out of the guest. */
+#define SNAP_VCPU_PARKED (1u << 0)
+
 struct snap_vcpu {
 	uint32_t index;
+	uint32_t flags;			/* SNAP_VCPU_* */
 	uint32_t mp_state;		/* KVM_MP_STATE_* */
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;

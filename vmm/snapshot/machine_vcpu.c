@@ -3,7 +3,7 @@
  * The VCPU section (docs/SNAPSHOT.md): one vCPU's architectural state, as
  * KVM's x86 UAPI gives it, written and parsed strictly.
  *
- * Payload: a 24-byte head {index, flags = 0, mp_state, xsave_size,
+ * Payload: a 24-byte head {index, flags, mp_state, xsave_size,
  * nr_msrs, reserved = 0}, then the bytes of struct kvm_regs (144),
  * kvm_sregs (312), kvm_xcrs (392) and kvm_vcpu_events (64) exactly as
  * arch/x86/include/uapi/asm/kvm.h lays them out (a fixed ABI: x86-64 is
@@ -48,6 +48,7 @@ int snap_vcpu_write(struct snap_writer *w, const struct snap_vcpu *v)
 	uint32_t i;
 
 	snap_put_le32(head, v->index);
+	snap_put_le32(head + 4, v->flags);
 	snap_put_le32(head + 8, v->mp_state);
 	snap_put_le32(head + 12, v->xsave_size);
 	snap_put_le32(head + 16, v->nr_msrs);
@@ -194,12 +195,15 @@ static int check_head(struct snap_reader *r, const struct snap_section *s,
 	uint64_t want;
 
 	v->index = snap_get_le32(p);
+	v->flags = snap_get_le32(p + 4);
 	v->mp_state = snap_get_le32(p + 8);
 	v->xsave_size = snap_get_le32(p + 12);
 	v->nr_msrs = snap_get_le32(p + 16);
-	if (snap_get_le32(p + 4) || snap_get_le32(p + 20))
-		return snap_sec_err(r, s, -EBADMSG,
-				    "flags or reserved field not zero");
+	if (v->flags & ~SNAP_VCPU_PARKED)
+		return snap_sec_err(r, s, -EBADMSG, "unknown flags %#x",
+				    v->flags & ~SNAP_VCPU_PARKED);
+	if (snap_get_le32(p + 20))
+		return snap_sec_err(r, s, -EBADMSG, "reserved field not zero");
 	if (v->index >= SNAP_MAX_VCPUS)
 		return snap_sec_err(r, s, -EBADMSG, "vCPU index %u (at most %d)",
 				    v->index, SNAP_MAX_VCPUS - 1);
