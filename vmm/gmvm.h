@@ -94,6 +94,8 @@ struct vm_config {
 	const char *control_path;	/* --control PATH, or NULL */
 	const char *elf_path;
 	char *cmdline;		/* the guest's ARGS joined; NULL if none */
+	/* `gmvm restore`: the checked snapshot (restore.c); NULL for run. */
+	struct restore *restore;
 };
 
 /* vmcall_probe.c: what a guest vmcall does on this host. */
@@ -166,6 +168,13 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool thread_started;
+	/*
+	 * It left its loop by hlt (EXIT_PARK), or was restored so: written
+	 * by its thread before it leaves the count of running vCPUs (under
+	 * gate_lock), so a pause (which waits under that lock) reads it
+	 * settled; before the threads start by a restore.
+	 */
+	bool parked;
 
 	/* Registers when KVM_CAP_SYNC_REGS is not available. */
 	struct kvm_regs regs;
@@ -249,6 +258,11 @@ struct vm {
 
 /* vm.c */
 int vm_run(const struct vm_config *cfg);
+/* For a restore: the create callback of snap_mem_restore() (@data is the
+ * vm), and the check that libgmem's regions are vm->ram's. */
+int vm_memory_create(void *data, const struct gmem_config *cfg,
+		     struct gmem_vm **out);
+int vm_check_memory(struct vm *vm);
 enum exit_action vm_stop(struct vm *vm, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 bool vm_stopping(struct vm *vm);
@@ -336,6 +350,43 @@ enum exit_action audit_after_change(struct vcpu *vcpu, const char *what);
 enum exit_action implicit_mmio(struct vcpu *vcpu);
 enum exit_action implicit_memory_fault(struct vcpu *vcpu);
 void implicit_note_exit(struct vcpu *vcpu);
+
+/*
+ * restore.c: `gmvm restore FILE`.  restore_open() reads and checks the
+ * whole file before KVM is touched (one line and 125 if it is not a good
+ * whole-VM snapshot) and fills @cfg from its run options; vm_run() then
+ * calls the others in place of loading an image: restore_host() after
+ * KVM is open, restore_memory() for guest memory, restore_devices() after
+ * the devices are set up, restore_vcpu() after each vCPU is created.
+ * Each prints its one line and returns -errno.
+ */
+struct restore;
+int restore_open(const char *path, struct vm_config *cfg);
+void restore_close(struct vm_config *cfg);
+int restore_host(struct vm *vm);
+int restore_memory(struct vm *vm);
+int restore_devices(struct vm *vm);
+int restore_vcpu(struct vm *vm, struct vcpu *vcpu);
+
+/*
+ * snapshot_save.c: the whole VM into the new file @path (absolute; not
+ * there yet), with every vCPU paused by the caller: 0 and the file's
+ * size, or -errno and one line in @why.  Nothing is left at @path on
+ * failure.
+ */
+int vm_snapshot_save(struct vm *vm, const char *path, uint64_t *bytes,
+		     char *why, size_t why_len);
+
+/* vcpu_state.c: KVM state to and from the snapshot's machine sections. */
+struct snap_vcpu;
+struct snap_clock;
+int vcpu_state_get(struct vcpu *vcpu, struct snap_vcpu *v, char *why,
+		   size_t len);
+int vcpu_state_set(struct vcpu *vcpu, const struct snap_vcpu *v, char *why,
+		   size_t len);
+int vm_clock_get(struct vm *vm, struct snap_clock *c, char *why, size_t len);
+int vm_clock_set(struct vm *vm, const struct snap_clock *c, char *why,
+		 size_t len);
 
 /* caps.c */
 int caps_main(int argc, char **argv);

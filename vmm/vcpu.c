@@ -9,9 +9,10 @@
  * its next KVM_RUN, and one that is between that check and the ioctl has
  * immediate_exit set (stored before the signal is sent), so KVM_RUN
  * returns EINTR at once.  No window is left in which a vCPU keeps running.
- * A pause (pause.c) kicks the same way; the loop parks before KVM_RUN, or
- * right after the EINTR, until resumed, and clears immediate_exit before
- * it enters KVM_RUN again.
+ * A pause (pause.c) kicks the same way; the loop parks before KVM_RUN
+ * (after one KVM_RUN with immediate_exit that completes the last exit:
+ * vcpu_settle()), or right after the EINTR, until resumed, and clears
+ * immediate_exit before it enters KVM_RUN again.
  *
  * Registers: with KVM_CAP_SYNC_REGS (KVM_SYNC_X86_REGS) KVM copies the
  * GPRs into run->s.regs on every exit and takes them back when the bit is
@@ -181,10 +182,28 @@ static enum exit_action run_failed(struct vcpu *vcpu, int err)
 		       reason, (unsigned long long)vcpu_rip(vcpu));
 }
 
-static void vcpu_loop(struct vcpu *vcpu)
+/*
+ * Before parking for a pause: finish what the last exit left pending.
+ * KVM completes a port-I/O (or MMIO) exit, and takes registers marked
+ * dirty in kvm_run, only when KVM_RUN is entered again (api.rst, "the
+ * corresponding operations are complete ... only after userspace has
+ * re-entered the kernel with KVM_RUN"); with immediate_exit set it does
+ * that and returns -EINTR without running the guest.  So a paused vCPU's
+ * state, as KVM_GET_* read it for a snapshot, is whole: stopped at an
+ * instruction boundary with nothing in flight.
+ */
+static void vcpu_settle(struct vcpu *vcpu)
+{
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	/* -EINTR: with immediate_exit KVM never enters the guest, so no
+	 * exit can come back that would need handling. */
+	(void)ioctl(vcpu->fd, KVM_RUN, 0);
+}
+
+static enum exit_action vcpu_loop(struct vcpu *vcpu)
 {
 	struct vm *vm = vcpu->vm;
-	enum exit_action act;
+	enum exit_action act = EXIT_STOP;
 	int ret;
 
 	for (;;) {
@@ -198,6 +217,7 @@ static void vcpu_loop(struct vcpu *vcpu)
 		/* After the latency is taken: a pause is not the VMM's cost.
 		 * Then the stop check again: a stop ends a pause. */
 		if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)) {
+			vcpu_settle(vcpu);
 			vcpu_pause_point(vcpu);
 			continue;
 		}
@@ -226,6 +246,7 @@ static void vcpu_loop(struct vcpu *vcpu)
 		if (act != EXIT_RESUME)
 			break;
 	}
+	return act;
 }
 
 void *vcpu_thread(void *arg)
@@ -236,7 +257,9 @@ void *vcpu_thread(void *arg)
 
 	if (!gate_wait(vm))
 		return NULL;
-	vcpu_loop(vcpu);
+	/* A vCPU restored as parked (it had done hlt) stays out. */
+	if (!vcpu->parked)
+		vcpu->parked = vcpu_loop(vcpu) == EXIT_PARK;
 	pthread_mutex_lock(&vm->gate_lock);
 	last = --vm->running == 0;
 	/* A pause counts only the vCPUs still in their loop. */

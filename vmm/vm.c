@@ -267,7 +267,7 @@ static int shared_memfd(const struct vm *vm)
 }
 
 /* What libgmem made must be what gmvm asked for: one region per range. */
-static int vm_check_memory(struct vm *vm)
+int vm_check_memory(struct vm *vm)
 {
 	struct gmem_region_info info = GMEM_INIT(struct gmem_region_info);
 	unsigned int i;
@@ -301,50 +301,38 @@ static int vm_check_memory(struct vm *vm)
 }
 
 /*
- * Guest RAM: one region per range of the layout, at its GPA, with a
- * guest_memfd libgmem creates and (discard mode) gmvm's shared memfd;
+ * libgmem's VM from @gc, whose regions (at most RAM_MAX_RANGES, fds -1)
+ * are RAM: the backend and layout this host gates with, a guest_memfd
+ * libgmem creates per region and (discard mode) gmvm's shared memfd;
  * memslots are KVM slots 0 and up, registered by libgmem on the VM fd.
  */
-static int vm_create_memory(struct vm *vm)
+static int vm_gmem_create(struct vm *vm, struct gmem_config *gc)
 {
 	struct gmem_region_config ram[RAM_MAX_RANGES];
-	struct gmem_config gc = {
-		.size = sizeof(gc),
-		.flags = vm->cfg->deferred_reclaim ?
-			 GMEM_CONFIG_DEFERRED_RECLAIM : 0,
-		.vm_fd = vm->vm_fd,
-		.mode = vm->cfg->mode,
-		.initial_state = vm->cfg->init_shared ? GMEM_SHARED :
-							GMEM_PRIVATE,
-		.max_gpa = 0,		/* the top of RAM */
-		.shared_base = 0,	/* libgmem picks; we use what it says */
-		.regions = ram,
-		.nr_regions = vm->ram.nr,
-		.set_slot = NULL,	/* libgmem registers KVM slots */
-		.slot_base = 0,
-	};
 	int shared_fd = -1, ret;
 	unsigned int i;
 
-	ret = vm_pick_backend(vm, &gc.backend, &gc.layout);
+	if (gc->nr_regions > RAM_MAX_RANGES)
+		return -EINVAL;
+	ret = vm_pick_backend(vm, &gc->backend, &gc->layout);
 	if (ret)
 		return ret;
-	if (vm->cfg->mode == GMEM_MODE_DISCARD) {
+	if (gc->mode == GMEM_MODE_DISCARD) {
 		shared_fd = shared_memfd(vm);
 		if (shared_fd < 0)
 			return shared_fd;
 	}
-	for (i = 0; i < vm->ram.nr; i++)
-		ram[i] = (struct gmem_region_config){
-			.size = sizeof(ram[i]),
-			.gpa = vm->ram.range[i].gpa,
-			.len = vm->ram.range[i].len,
-			.private_fd = -1,
-			.shared_fd = shared_fd,
-			.shared_offset = shared_fd < 0 ? 0 :
-					 vm->ram.range[i].gpa,
-		};
-	ret = gmem_create(&gc, &vm->gmem);
+	for (i = 0; i < gc->nr_regions; i++) {
+		ram[i] = gc->regions[i];
+		ram[i].private_fd = -1;
+		ram[i].shared_fd = shared_fd;
+		ram[i].shared_offset = shared_fd < 0 ? 0 : ram[i].gpa;
+	}
+	gc->regions = ram;
+	gc->vm_fd = vm->vm_fd;
+	gc->set_slot = NULL;	/* libgmem registers KVM slots */
+	gc->slot_base = 0;
+	ret = gmem_create(gc, &vm->gmem);
 	if (shared_fd >= 0)
 		close(shared_fd);	/* libgmem holds its own dups */
 	if (ret) {
@@ -352,14 +340,54 @@ static int vm_create_memory(struct vm *vm)
 		gmvm_err("creating %llu MiB of guest memory in %u region%s (%s mode, %s backend): gmem_create: %s%s",
 			 (unsigned long long)(vm->ram.bytes >> 20), vm->ram.nr,
 			 vm->ram.nr > 1 ? "s" : "",
-			 gmem_mode_name(vm->cfg->mode),
-			 gmem_backend_name(gc.backend), strerror(-ret),
+			 gmem_mode_name(gc->mode),
+			 gmem_backend_name(gc->backend), strerror(-ret),
 			 vm->probes.cache.enabled && !vm->probes.cache.load ?
 			 " (its memslot layout came from the probe cache: --no-probe-cache probes again)" :
 			 "");
-		return ret;
 	}
-	return vm_check_memory(vm);
+	return ret;
+}
+
+/* What a restore creates its VM with (snap_restore_opts.create). */
+int vm_memory_create(void *data, const struct gmem_config *cfg,
+		     struct gmem_vm **out)
+{
+	struct gmem_config gc = *cfg;
+	struct vm *vm = data;
+	int ret = vm_gmem_create(vm, &gc);
+
+	*out = ret ? NULL : vm->gmem;
+	return ret;
+}
+
+/* Guest RAM: one region per range of the layout, at its GPA. */
+static int vm_create_memory(struct vm *vm)
+{
+	struct gmem_region_config ram[RAM_MAX_RANGES];
+	struct gmem_config gc = {
+		.size = sizeof(gc),
+		.flags = vm->cfg->deferred_reclaim ?
+			 GMEM_CONFIG_DEFERRED_RECLAIM : 0,
+		.mode = vm->cfg->mode,
+		.initial_state = vm->cfg->init_shared ? GMEM_SHARED :
+							GMEM_PRIVATE,
+		.max_gpa = 0,		/* the top of RAM */
+		.shared_base = 0,	/* libgmem picks; we use what it says */
+		.regions = ram,
+		.nr_regions = vm->ram.nr,
+	};
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < vm->ram.nr; i++)
+		ram[i] = (struct gmem_region_config){
+			.size = sizeof(ram[i]),
+			.gpa = vm->ram.range[i].gpa,
+			.len = vm->ram.range[i].len,
+		};
+	ret = vm_gmem_create(vm, &gc);
+	return ret ? ret : vm_check_memory(vm);
 }
 
 /*
@@ -569,7 +597,9 @@ int vm_run(const struct vm_config *cfg)
 			 ram_layout_name(cfg->layout), strerror(-ret));
 		return GM_EXIT_HOST_ERROR;
 	}
-	if (elf_open(&img, cfg->elf_path, &ram))
+	memset(&img, 0, sizeof(img));
+	/* A restore has no image: its memory comes from the snapshot. */
+	if (!cfg->restore && elf_open(&img, cfg->elf_path, &ram))
 		return GM_EXIT_HOST_ERROR;
 	vm = calloc(1, sizeof(*vm));
 	if (!vm) {
@@ -599,15 +629,17 @@ int vm_run(const struct vm_config *cfg)
 		goto err_kvm;
 	if (vm_open_kvm(vm))
 		goto err_kvm;
-	if (vm_create_memory(vm))
+	if (cfg->restore ? restore_host(vm) || restore_memory(vm) :
+			   vm_create_memory(vm))
 		goto err_gmem;
 	if (devices_init(vm))
 		goto err_devices;
-	if (vm_launch(vm, &img))
+	if (cfg->restore ? restore_devices(vm) : vm_launch(vm, &img))
 		goto err_devices;
 	elf_close(&img);
 	for (i = 0; i < vm->nr_vcpus; i++)
-		if (vcpu_create(vm, &vm->vcpus[i], i))
+		if (vcpu_create(vm, &vm->vcpus[i], i) ||
+		    (cfg->restore && restore_vcpu(vm, &vm->vcpus[i])))
 			goto err_vcpus;
 
 	status = vm_run_vcpus(vm);

@@ -161,3 +161,37 @@ void devices_destroy(struct vm *vm)
 				vm->devices[vm->nr_devices].state);
 	}
 }
+
+int devices_snap_save(struct vm *vm, struct snap_machine *m, char *why,
+		      size_t why_len)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < vm->nr_devices; i++) {
+		if (!vm->devices[i].dev->snap_save)
+			continue;
+		ret = vm->devices[i].dev->snap_save(vm->devices[i].state, m,
+						    why, why_len);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int devices_snap_restore(struct vm *vm, const struct snap_machine *m,
+			 char *why, size_t why_len)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < vm->nr_devices; i++) {
+		if (!vm->devices[i].dev->snap_restore)
+			continue;
+		ret = vm->devices[i].dev->snap_restore(vm->devices[i].state,
+						       m, why, why_len);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}

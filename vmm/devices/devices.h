@@ -24,6 +24,7 @@
 #include "../gmvm.h"
 
 struct stats_out;
+struct snap_machine;
 
 struct device {
 	const char *name;	/* its ports' name (--stats port exits) */
@@ -54,6 +55,17 @@ struct device {
 	int (*teardown)(void *state);
 	/* Free everything (also after a failed start).  NULL state: none. */
 	void (*destroy)(void *state);
+	/*
+	 * Snapshots (docs/SNAPSHOT.md): snap_save puts the device's state
+	 * into @m while every vCPU is paused (control socket's thread);
+	 * snap_restore sets it from a checked file after init, before any
+	 * vCPU runs (main thread).  0, or -errno with one line in @why.
+	 * NULL: the device has no state a guest could see change.
+	 */
+	int (*snap_save)(void *state, struct snap_machine *m, char *why,
+			 size_t why_len);
+	int (*snap_restore)(void *state, const struct snap_machine *m,
+			    char *why, size_t why_len);
 };
 
 /* A device on the I/O ports [@first, @last], named @name in --stats. */
@@ -79,6 +91,11 @@ int devices_check(struct vm *vm);
 void devices_stats(struct vm *vm, struct stats_out *out);
 int devices_teardown(struct vm *vm);
 void devices_destroy(struct vm *vm);
+/* Every device's snap_save / snap_restore, in order: the first failure. */
+int devices_snap_save(struct vm *vm, struct snap_machine *m, char *why,
+		      size_t why_len);
+int devices_snap_restore(struct vm *vm, const struct snap_machine *m,
+			 char *why, size_t why_len);
 
 /* dma_process.c: `gmvm dma-device`, internal, started by gmvm itself. */
 int dma_process_main(int argc, char **argv);

@@ -60,8 +60,12 @@
 
 #include "devices.h"
 #include "dma_remote.h"
+#include "../snapshot/machine.h"
 #include "../stats.h"
 #include "swiommu.h"
+
+_Static_assert(SNAP_MAX_PINS == GM_DMA_MAX_PINS, "the DMADEV section's pins");
+_Static_assert(SNAP_DMA_MAX_LEN == GM_DMA_MAX_LEN, "the DMADEV section's pins");
 
 /* What --stats shows of the device (a snapshot, see dma_get_stats()). */
 struct dma_stats {
@@ -94,6 +98,13 @@ struct dma_dev {
 	uint8_t *buf;		/* bounce buffer, grown up to GM_DMA_MAX_LEN */
 	size_t buf_len;
 	struct dma_stats stats;
+	/*
+	 * The guest's pins, as the PINs and UNPINs that succeeded left them:
+	 * what a snapshot saves (an external device holds its pins in its
+	 * own process, out of gmvm's sight).
+	 */
+	struct snap_pin pins[GM_DMA_MAX_PINS];
+	unsigned int nr_pins;
 
 	bool external;
 	struct swiommu iommu;	/* internal: the device's IOMMU */
@@ -258,6 +269,26 @@ static uint32_t dma_pin(struct dma_dev *d, uint32_t cmd, uint64_t addr,
 	return swiommu_unpin(&d->iommu, addr, len) ? GM_DMA_BAD : GM_DMA_OK;
 }
 
+/* A PIN or UNPIN that succeeded, in the mirror of the pins. */
+static void note_pin(struct dma_dev *d, uint32_t cmd, uint64_t addr,
+		     uint64_t len)
+{
+	unsigned int k;
+
+	if (cmd == GM_DMA_CMD_PIN && d->nr_pins < GM_DMA_MAX_PINS) {
+		d->pins[d->nr_pins].addr = addr;
+		d->pins[d->nr_pins].len = len;
+		d->nr_pins++;
+		return;
+	}
+	for (k = 0; cmd == GM_DMA_CMD_UNPIN && k < d->nr_pins; k++) {
+		if (d->pins[k].addr == addr && d->pins[k].len == len) {
+			d->pins[k] = d->pins[--d->nr_pins];
+			return;
+		}
+	}
+}
+
 /* A write to CMD, with dev->lock held. */
 static enum exit_action dma_command(struct vcpu *vcpu, struct dma_dev *d,
 				    uint32_t cmd)
@@ -290,6 +321,8 @@ static enum exit_action dma_command(struct vcpu *vcpu, struct dma_dev *d,
 		if (d->status == GM_DMA_OK && cmd <= GM_DMA_CMD_CHECKSUM)
 			d->stats.bytes += len;
 	}
+	if (d->status == GM_DMA_OK)
+		note_pin(d, cmd, addr, len);
 	if (d->status == GM_DMA_FAULT)
 		d->stats.faults++;
 	else if (d->status == GM_DMA_BAD)
@@ -632,6 +665,80 @@ static void dma_destroy(void *state)
 	free(d);
 }
 
+/* ---- snapshots ----------------------------------------------------------- */
+
+/* vCPUs paused: no command runs, so the registers and pins hold still. */
+static int dma_snap_save(void *state, struct snap_machine *m, char *why,
+			 size_t why_len)
+{
+	struct dma_dev *d = state;
+	struct snap_dmadev *s = &m->dma;
+	int ret = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->ext && dma_remote_died(d->ext)) {
+		snprintf(why, why_len, "the DMA device process (pid %d) died: its pins and mappings are gone",
+			 (int)dma_remote_pid(d->ext));
+		ret = -EIO;
+	} else {
+		s->addr_lo = d->addr_lo;
+		s->addr_hi = d->addr_hi;
+		s->len = d->len;
+		s->pattern = d->pattern;
+		s->status = d->status;
+		s->result = d->result;
+		s->nr_pins = d->nr_pins;
+		memcpy(s->pins, d->pins, sizeof(d->pins));
+	}
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}
+
+/*
+ * After init, whose mapper mapped the restored shared-and-plugged runs:
+ * the registers, then each pin again, as the guest's PIN made it.  A pin
+ * that does not lie in RAM or is not mapped now (the file's pins disagree
+ * with its page and plug maps) refuses the file.
+ */
+static int dma_snap_restore(void *state, const struct snap_machine *m,
+			    char *why, size_t why_len)
+{
+	struct dma_dev *d = state;
+	const struct snap_dmadev *s = &m->dma;
+	uint32_t st, result;
+	unsigned int i;
+
+	d->addr_lo = s->addr_lo;
+	d->addr_hi = s->addr_hi;
+	d->len = s->len;
+	d->pattern = s->pattern;
+	d->status = s->status;
+	d->result = s->result;
+	for (i = 0; i < s->nr_pins; i++) {
+		const struct snap_pin *p = &s->pins[i];
+
+		st = GM_DMA_BAD;
+		if (ram_layout_contains(&d->vm->ram, p->addr, p->len))
+			st = d->external ?
+			     (uint32_t)dma_remote_command(d->ext,
+							  GM_DMA_CMD_PIN,
+							  p->addr, p->len, 0,
+							  &result) :
+			     dma_pin(d, GM_DMA_CMD_PIN, p->addr, p->len);
+		if (st != GM_DMA_OK) {
+			snprintf(why, why_len, "the DMA device's pin %u [%#llx, +%#llx): %s",
+				 i, (unsigned long long)p->addr,
+				 (unsigned long long)p->len,
+				 st == GM_DMA_FAULT ? "not all of it is shared and plugged" :
+				 st == GM_DMA_BAD ? "not inside RAM" :
+				 "refused by the device");
+			return -EBADMSG;
+		}
+		note_pin(d, GM_DMA_CMD_PIN, p->addr, p->len);
+	}
+	return 0;
+}
+
 const struct device dma_test_device = {
 	DEVICE_PORTS("dmatest", GM_PORT_DMA, GM_PORT_DMA_LAST),
 	.io = dma_port,
@@ -641,4 +748,6 @@ const struct device dma_test_device = {
 	.stats = dma_stats,
 	.teardown = dma_teardown,
 	.destroy = dma_destroy,
+	.snap_save = dma_snap_save,
+	.snap_restore = dma_snap_restore,
 };

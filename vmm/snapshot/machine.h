@@ -39,7 +39,7 @@
 #define SNAP_XSAVE_LEGACY 4096		/* struct kvm_xsave */
 #define SNAP_XSAVE_MAX (1u << 20)
 #define SNAP_MAX_PINS 64		/* GM_DMA_MAX_PINS */
-#define SNAP_DMA_MAX_LEN (1u << 20)	/* GM_DMA_MAX_LEN */
+#define SNAP_DMA_MAX_LEN (1u << 24)	/* GM_DMA_MAX_LEN, 16 MiB */
 
 /* The fixed part of a VCPU section: a head and four KVM structs. */
 #define SNAP_VCPU_HEAD 24

@@ -273,14 +273,28 @@ int snap_mem_restore(struct snap_reader *r, const struct snap_restore_opts *o,
 }
 
 /* snap_image_read() checks everything, DATA record headers included. */
-int snap_mem_check(struct snap_reader *r)
+int snap_mem_check(struct snap_reader *r, struct snap_mem_info *info)
 {
 	struct snap_mem_image img;
+	size_t i, max = info ? sizeof(info->region) / sizeof(info->region[0]) : 0;
 	int err = snap_image_read(r, &img);
 
-	if (!err)
-		snap_image_free(&img);
-	return err;
+	if (err)
+		return err;
+	if (info) {
+		memset(info, 0, sizeof(*info));
+		info->mode = img.mode;
+		info->initial_state = img.initial;
+		info->max_gpa = img.max_gpa;
+		info->nr_regions = (unsigned int)img.regions.nr;
+		for (i = 0; i < img.regions.nr && i < max; i++) {
+			info->region[i].gpa = img.regions.v[i].start;
+			info->region[i].len = img.regions.v[i].end -
+					      img.regions.v[i].start;
+		}
+	}
+	snap_image_free(&img);
+	return 0;
 }
 
 int snap_mem_restore_file(const char *path, const struct snap_restore_opts *o,

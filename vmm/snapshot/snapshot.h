@@ -117,13 +117,24 @@ struct snap_restore_opts {
 int snap_mem_restore(struct snap_reader *r, const struct snap_restore_opts *o,
 		     struct gmem_vm **out);
 
+/* What snap_mem_check() found: the memory a restore will create. */
+struct snap_mem_info {
+	enum gmem_mode mode;
+	enum gmem_state initial_state;
+	uint64_t max_gpa;
+	unsigned int nr_regions;	/* all of them */
+	struct { uint64_t gpa, len; } region[8];	/* the first 8 */
+};
+
 /*
  * Every check snap_mem_restore() makes of @r's memory sections before it
  * creates anything (maps, regions, DATA record headers), and nothing
- * else: so that a caller can refuse a damaged file before it opens KVM.
- * 0, or -EBADMSG/-EPROTO/-EFBIG/-ENOMEM with the message in @r.
+ * else: so that a caller can refuse a damaged file before it opens KVM,
+ * and compare the memory it describes (@info, may be NULL) with its own
+ * expectations.  0, or -EBADMSG/-EPROTO/-EFBIG/-ENOMEM with the message
+ * in @r.
  */
-int snap_mem_check(struct snap_reader *r);
+int snap_mem_check(struct snap_reader *r, struct snap_mem_info *info);
 
 /* snap_reader_open() on @path, then snap_mem_restore(). */
 int snap_mem_restore_file(const char *path, const struct snap_restore_opts *o,
