@@ -267,6 +267,7 @@ enum exit_action vm_stop(struct vm *vm, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 bool vm_stopping(struct vm *vm);
 void vm_quit(struct vm *vm);
+void vm_quit_snapshot(struct vm *vm);
 
 /*
  * pause.c: vm_pause() takes every vCPU out of KVM_RUN and parks it, within

@@ -136,6 +136,16 @@ void vm_quit(struct vm *vm)
 		vm->stop_quit = true;
 }
 
+/* `snapshot --stop` on the control socket: quit, saying why. */
+void vm_quit_snapshot(struct vm *vm)
+{
+	/* Not the file's name: nothing a peer sent goes to stderr. */
+	if (vm_stop_first(vm, GM_EXIT_SIGTERM,
+			  "stopped by a snapshot request with stop on the control socket, once the snapshot was written: every vCPU was taken out of KVM_RUN (status %d)",
+			  GM_EXIT_SIGTERM))
+		vm->stop_quit = true;
+}
+
 bool vm_stopping(struct vm *vm)
 {
 	return __atomic_load_n(&vm->stop_flag, __ATOMIC_ACQUIRE);

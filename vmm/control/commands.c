@@ -111,11 +111,73 @@ static void cmd_quit(void *ctx, const struct ctl_json_object *req,
 	ctl_reply_bool(r, "stopping", true);
 }
 
-/* Declared so that requests are checked as they will be once it exists. */
+/* @why with every @path in it replaced by @clip (at most @len bytes). */
+static void clip_path(char *why, size_t len, const char *path,
+		      const char *clip)
+{
+	char out[512];
+	size_t o = 0, plen = strlen(path), clen = strlen(clip);
+	const char *p = why, *hit;
+
+	while ((hit = strstr(p, path)) && o + (size_t)(hit - p) + clen <
+					  sizeof(out)) {
+		memcpy(out + o, p, (size_t)(hit - p));
+		o += (size_t)(hit - p);
+		memcpy(out + o, clip, clen);
+		o += clen;
+		p = hit + plen;
+	}
+	snprintf(out + o, sizeof(out) - o, "%s", p);
+	snprintf(why, len, "%s", out);
+}
+
+/*
+ * The whole VM into a new file (docs/SNAPSHOT.md), with every vCPU paused
+ * for it (as pause does), then resumed unless the VM was paused before;
+ * with stop, the VM is then stopped as quit stops it (status 143).
+ */
 static void cmd_snapshot(void *ctx, const struct ctl_json_object *req,
 			 struct ctl_reply *r)
 {
-	ctl_reply_error(r, "snapshot: not supported by this gmvm yet");
+	const struct ctl_json_member *p = ctl_json_get(req, "path");
+	const struct ctl_json_member *st = ctl_json_get(req, "stop");
+	struct vm *vm = ctx;
+	bool paused = vm->control->paused, stop = st && st->b;
+	char why[512], clip[48];
+	uint64_t bytes = 0;
+	int ret;
+
+	ctl_json_clip(p->str, 40, clip, sizeof(clip));
+	if (vm_stopping(vm)) {
+		ctl_reply_error(r, "snapshot: the VM is stopping");
+		return;
+	}
+	if (!paused && vm_pause(vm, PAUSE_TIMEOUT_MS)) {
+		ctl_reply_error(r, "snapshot: not every vCPU stopped within %d s; the VM runs on",
+				PAUSE_TIMEOUT_MS / 1000);
+		return;
+	}
+	/* A stop that came meanwhile ended the pause: its vCPUs may run. */
+	if (vm_stopping(vm)) {
+		ret = -ECANCELED;
+		snprintf(why, sizeof(why), "the VM is stopping");
+	} else {
+		ret = vm_snapshot_save(vm, p->str, &bytes, why, sizeof(why));
+	}
+	if (!ret && stop)
+		vm_quit_snapshot(vm);
+	else if (!paused)
+		vm_resume(vm);
+	if (ret) {
+		clip_path(why, sizeof(why), p->str, clip);
+		ctl_reply_error(r, "snapshot: %s; nothing was written", why);
+		return;
+	}
+	ctl_reply_ok(r);
+	ctl_reply_string(r, "path", p->str);
+	snprintf(why, sizeof(why), "%llu", (unsigned long long)bytes);
+	ctl_reply_raw(r, "bytes", why, strlen(why));
+	ctl_reply_bool(r, "stopping", stop);
 }
 
 static void cmd_migrate(void *ctx, const struct ctl_json_object *req,
