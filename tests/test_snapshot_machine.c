@@ -18,6 +18,11 @@
  *
  *   test_snapshot_machine --seeds DIR   writes whole-VM seeds into
  *                                       fuzz/corpus/fuzz_snapshot/
+ *   test_snapshot_machine --gmvm DIR    writes the files
+ *                                       tests/test_gmvm_restore.sh gives
+ *                                       `gmvm restore` (one good for a
+ *                                       16 MiB flat VM, and ones that
+ *                                       only gmvm can refuse)
  */
 #include <sys/mman.h>
 #include <unistd.h>
@@ -200,7 +205,7 @@ static int load(const uint8_t *p, size_t len, struct snap_machine *m,
 	err = snap_reader_open(&r, &src, msg, msg_len);
 	if (err)
 		goto out;
-	err = snap_mem_check(&r);
+	err = snap_mem_check(&r, NULL);
 	if (!err)
 		err = snap_machine_parse(&r, m);
 	if (err)
@@ -612,6 +617,75 @@ static void write_seeds(const char *dir)
 	}
 }
 
+/* @f into DIR/NAME. */
+static void put_file(const char *dir, const char *name, const struct bytes *f)
+{
+	char path[512];
+	FILE *out;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	out = fopen(path, "w");
+	TEST_ASSERT(out);
+	TEST_ASSERT(fwrite(f->p, 1, f->len, out) == f->len);
+	TEST_ASSERT(fclose(out) == 0);
+}
+
+/*
+ * What `gmvm run --memory 16M` would save (one flat region, discard, one
+ * vCPU), and variants whose sections are each well formed but that
+ * disagree with gmvm's own rules: for `gmvm restore` without KVM.
+ */
+static void write_gmvm_files(const char *dir)
+{
+	struct gmem_region_config rc = GMEM_INIT(struct gmem_region_config,
+		.gpa = 0, .len = 16 * MiB, .private_fd = -1, .shared_fd = -1);
+	struct gmem_config cfg = base_config(0);
+	struct creator c = { .own_shared = true };
+	struct gmem_vm *vm;
+	struct bytes f;
+	uint8_t page[PG];
+
+	cfg.mode = GMEM_MODE_DISCARD;
+	cfg.initial_state = GMEM_PRIVATE;
+	cfg.max_gpa = 16 * MiB;
+	cfg.regions = &rc;
+	cfg.nr_regions = 1;
+	TEST_ASSERT_EQ(create_cb(&c, &cfg, &vm), 0);
+	memset(page, 0x5a, sizeof(page));
+	TEST_ASSERT_EQ(gmem_access(vm, 1 * MiB, page, PG, true, GMEM_PRIVATE),
+		       0);
+	TEST_ASSERT_EQ(gmem_convert(vm, 2 * MiB, 64 * KiB, GMEM_SHARED), 16);
+	rnd_machine(ma, GMEM_MODE_DISCARD, 1, false);
+	ma->opts.ram_size = 16 * MiB;
+	ma->opts.layout = 0;
+	ma->opts.flags = 0;
+	ma->dma.nr_pins = 1;
+	ma->dma.pins[0].addr = 2 * MiB;
+	ma->dma.pins[0].len = 4096;
+	f = whole_file(vm, ma);
+	put_file(dir, "good.snap", &f);
+	b_free(&f);
+	f = whole_file(vm, NULL);
+	put_file(dir, "memory-only.snap", &f);
+	b_free(&f);
+	ma->dma.pins[0].addr = 16 * MiB;
+	f = whole_file(vm, ma);
+	put_file(dir, "pin-outside.snap", &f);
+	b_free(&f);
+	ma->dma.pins[0].addr = 2 * MiB;
+	ma->opts.ram_size = 32 * MiB;
+	f = whole_file(vm, ma);
+	put_file(dir, "other-layout.snap", &f);
+	b_free(&f);
+	ma->opts.ram_size = 16 * MiB;
+	ma->opts.flags = SNAP_RUNOPT_INIT_SHARED;
+	f = whole_file(vm, ma);
+	put_file(dir, "init-shared.snap", &f);
+	b_free(&f);
+	snap_machine_free(ma);
+	gmem_destroy(vm);
+}
+
 int main(int argc, char **argv)
 {
 	enum gmem_mode mode;
@@ -626,6 +700,10 @@ int main(int argc, char **argv)
 	TEST_ASSERT(ma && mb);
 	if (argc == 3 && !strcmp(argv[1], "--seeds")) {
 		write_seeds(argv[2]);
+		goto out;
+	}
+	if (argc == 3 && !strcmp(argv[1], "--gmvm")) {
+		write_gmvm_files(argv[2]);
 		goto out;
 	}
 	t0 = now_s();

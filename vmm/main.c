@@ -25,6 +25,7 @@ static const char usage_main[] =
 	"\n"
 	"commands:\n"
 	"  run [OPTIONS] GUEST.elf [ARGS...]   run a guest program\n"
+	"  restore [OPTIONS] FILE              run a VM on from its snapshot\n"
 	"  caps [--json] [--no-probe-cache]    show what this host's KVM offers\n"
 	"  ctl PATH COMMAND [ARGS...]          control a gmvm run --control PATH\n"
 	"  help                                this text\n"
@@ -39,7 +40,7 @@ static const char usage_main[] =
 	"no KVM, resource failure), 126 guest fault (triple fault, denied\n"
 	"implicit access, unhandled exit, all vCPUs halted), 130 stopped by\n"
 	"SIGINT, 143 stopped by SIGTERM or a quit request on the control\n"
-	"socket (`gmvm run --help` says more).\n";
+	"socket (`gmvm run --help` says more).  `restore` exits as `run`.\n";
 
 static const char usage_run[] =
 	"usage: gmvm run [OPTIONS] GUEST.elf [ARGS...]\n"
@@ -94,9 +95,9 @@ static const char usage_run[] =
 	"                        ~/.cache/gmvm/probes; `gmvm caps` says more)\n"
 	"  --control PATH        serve the control socket PATH (mode 0600, this\n"
 	"                        user and root only) while the guest runs:\n"
-	"                        stats, pause, resume, quit (`gmvm ctl --help`,\n"
-	"                        docs/CONTROL.md).  An existing PATH is\n"
-	"                        replaced only if it is a stale socket\n"
+	"                        stats, pause, resume, quit, snapshot (`gmvm\n"
+	"                        ctl --help`, docs/CONTROL.md).  An existing\n"
+	"                        PATH is replaced only if it is a stale socket\n"
 	"  -h, --help            this text\n"
 	"\n"
 	"The guest's console output goes to stdout.  If stdout stops taking it\n"
@@ -121,6 +122,36 @@ static const char usage_run[] =
 	"  130     stopped by SIGINT (128 + 2)\n"
 	"  143     stopped by SIGTERM (128 + 15), or by a quit request on the\n"
 	"          control socket\n";
+
+static const char usage_restore[] =
+	"usage: gmvm restore [OPTIONS] FILE\n"
+	"\n"
+	"Run on a VM from FILE, a snapshot written by `gmvm ctl PATH snapshot\n"
+	"FILE` (docs/SNAPSHOT.md): its memory (private pages into the\n"
+	"guest_memfd and shared ones into the shared backing in discard mode,\n"
+	"one backing in in-place mode), page states, plugs, devices (the DMA\n"
+	"device's registers and pins; its mappings are the shared-and-plugged\n"
+	"runs before the first instruction) and every vCPU, which continues\n"
+	"where it stopped.  The VM is what `gmvm run` was asked for (memory,\n"
+	"layout, vCPUs, conversion mode, --implicit, --init-shared, --reclaim,\n"
+	"--dmatest): the snapshot says, so those options are not taken here.\n"
+	"\n"
+	"The whole file is checked before KVM is touched: a truncated,\n"
+	"corrupted, foreign or newer-format file is one line on stderr naming\n"
+	"the problem and status 125.\n"
+	"\n"
+	"options (as for `gmvm run`):\n"
+	"  --control PATH        serve the control socket PATH; a restored VM\n"
+	"                        can be snapshotted again\n"
+	"  --stats[=text|json]   at exit, statistics of this run\n"
+	"  --timeout SECONDS     stop the guest with status 124 after SECONDS\n"
+	"  --audit exit|each     when to check every invariant (default exit)\n"
+	"  --no-probe-cache      run the start-up probes now\n"
+	"  -h, --help            this text\n"
+	"\n"
+	"exit status: as `gmvm run`'s: the guest's own 0..123, 124 --timeout,\n"
+	"125 gmvm or host error (a file refused included), 126 guest fault,\n"
+	"130 SIGINT, 143 SIGTERM or quit.\n";
 
 static const char usage_caps[] =
 	"usage: gmvm caps [--json] [--no-probe-cache]\n"
@@ -218,11 +249,16 @@ enum opt_arg { ARG_NONE, ARG_REQUIRED, ARG_OPTIONAL };
  * choice[1] is 1; no value, for an optional one, is 0): the parser checks
  * the word and apply_opt() gets its number.
  */
+/*
+ * @restore: `gmvm restore` takes it too; the others describe the VM, which
+ * a snapshot's run options give.
+ */
 static const struct {
 	const char *name;
 	enum opt_id id;
 	enum opt_arg arg;
 	const char *choice[2];
+	bool restore;
 } run_opts[] = {
 	{ "memory", OPT_MEMORY, ARG_REQUIRED },
 	{ "memory-layout", OPT_MEMORY_LAYOUT, ARG_REQUIRED, { "flat", "pc" } },
@@ -233,14 +269,14 @@ static const struct {
 	{ "init-shared", OPT_INIT_SHARED, ARG_NONE },
 	{ "reclaim", OPT_RECLAIM, ARG_REQUIRED, { "sync", "deferred" } },
 	{ "dmatest", OPT_DMATEST, ARG_REQUIRED, { "internal", "external" } },
-	{ "audit", OPT_AUDIT, ARG_REQUIRED, { "exit", "each" } },
-	{ "timeout", OPT_TIMEOUT, ARG_REQUIRED },
+	{ "audit", OPT_AUDIT, ARG_REQUIRED, { "exit", "each" }, true },
+	{ "timeout", OPT_TIMEOUT, ARG_REQUIRED, { NULL }, true },
 	/* Optional value only with '=': "--stats GUEST.elf" must not eat
 	 * the image name. */
-	{ "stats", OPT_STATS, ARG_OPTIONAL, { "text", "json" } },
-	{ "no-probe-cache", OPT_NO_PROBE_CACHE, ARG_NONE },
-	{ "control", OPT_CONTROL, ARG_REQUIRED },
-	{ "help", OPT_HELP, ARG_NONE },
+	{ "stats", OPT_STATS, ARG_OPTIONAL, { "text", "json" }, true },
+	{ "no-probe-cache", OPT_NO_PROBE_CACHE, ARG_NONE, { NULL }, true },
+	{ "control", OPT_CONTROL, ARG_REQUIRED, { NULL }, true },
+	{ "help", OPT_HELP, ARG_NONE, { NULL }, true },
 };
 
 /* @val (the word of a two-word option, as its number @k) into @cfg. */
@@ -344,15 +380,16 @@ static char *join_args(int argc, char **argv)
 	return s;
 }
 
-static int run_main(int argc, char **argv)
+/*
+ * The options of `gmvm @cmd` (run or restore) from argv[1] on, into @cfg;
+ * *@next is the first word after them.  0, 1 after --help (printed), or
+ * the status of a bad invocation (its line printed).
+ */
+static int parse_opts(int argc, char **argv, bool restore,
+		      struct vm_config *cfg, int *next)
 {
-	struct vm_config cfg = {
-		.ram_size = GMVM_DEFAULT_RAM,
-		.layout = RAM_LAYOUT_FLAT,
-		.nr_vcpus = 1,
-		.mode = GMEM_MODE_DISCARD,
-		.implicit = IMPLICIT_CONVERT,
-	};
+	const char *cmd = restore ? "restore" : "run";
+	const char *help = restore ? usage_restore : usage_run;
 	int i, ret, choice;
 
 	for (i = 1; i < argc; i++) {
@@ -365,14 +402,14 @@ static int run_main(int argc, char **argv)
 			break;
 		}
 		if (!strcmp(a, "-h")) {
-			fputs(usage_run, stdout);
-			return 0;
+			fputs(help, stdout);
+			return 1;
 		}
 		if (a[0] != '-')
 			break;
 		if (a[1] != '-')
-			return bad_usage("run: unknown option '%s' (see gmvm run --help)",
-					 a);
+			return bad_usage("%s: unknown option '%s' (see gmvm %s --help)",
+					 cmd, a, cmd);
 		a += 2;
 		eq = strchr(a, '=');
 		nlen = eq ? (size_t)(eq - a) : strlen(a);
@@ -381,25 +418,28 @@ static int run_main(int argc, char **argv)
 			    !strncmp(run_opts[k].name, a, nlen))
 				break;
 		if (k == ARRAY_SIZE(run_opts))
-			return bad_usage("run: unknown option '%s' (see gmvm run --help)",
-					 argv[i]);
+			return bad_usage("%s: unknown option '%s' (see gmvm %s --help)",
+					 cmd, argv[i], cmd);
+		if (restore && !run_opts[k].restore)
+			return bad_usage("restore: option --%s is not for restore: the snapshot's run options describe the VM (see gmvm restore --help)",
+					 run_opts[k].name);
 		if (run_opts[k].id == OPT_HELP && !eq) {
-			fputs(usage_run, stdout);
-			return 0;
+			fputs(help, stdout);
+			return 1;
 		}
 		switch (run_opts[k].arg) {
 		case ARG_NONE:
 			if (eq)
-				return bad_usage("run: option --%s takes no value",
-						 run_opts[k].name);
+				return bad_usage("%s: option --%s takes no value",
+						 cmd, run_opts[k].name);
 			break;
 		case ARG_REQUIRED:
 			if (eq) {
 				val = eq + 1;
 			} else {
 				if (i + 1 >= argc)
-					return bad_usage("run: option --%s needs a value",
-							 run_opts[k].name);
+					return bad_usage("%s: option --%s needs a value",
+							 cmd, run_opts[k].name);
 				val = argv[++i];
 			}
 			break;
@@ -418,10 +458,39 @@ static int run_main(int argc, char **argv)
 						 c[1]);
 			choice = !strcmp(val, c[1]);
 		}
-		ret = apply_opt(&cfg, run_opts[k].id, val, choice);
+		ret = apply_opt(cfg, run_opts[k].id, val, choice);
 		if (ret)
 			return ret;
 	}
+	*next = i;
+	return 0;
+}
+
+/* Signals set up (before any thread exists: they inherit the mask), run. */
+static int run_vm(struct vm_config *cfg)
+{
+	int ret = signals_init();
+
+	if (ret)
+		return bad_usage("setting up signal handling: %s",
+				 strerror(-ret));
+	return vm_run(cfg);
+}
+
+static int run_main(int argc, char **argv)
+{
+	struct vm_config cfg = {
+		.ram_size = GMVM_DEFAULT_RAM,
+		.layout = RAM_LAYOUT_FLAT,
+		.nr_vcpus = 1,
+		.mode = GMEM_MODE_DISCARD,
+		.implicit = IMPLICIT_CONVERT,
+	};
+	int i, ret;
+
+	ret = parse_opts(argc, argv, false, &cfg, &i);
+	if (ret)
+		return ret == 1 ? 0 : ret;
 	if (cfg.deferred_reclaim && cfg.mode != GMEM_MODE_DISCARD)
 		return bad_usage("--reclaim deferred: only --conversion discard punches memory on conversion; in-place mode has nothing to reclaim");
 	if (cfg.dmatest == DMATEST_EXTERNAL && cfg.mode != GMEM_MODE_DISCARD)
@@ -434,15 +503,29 @@ static int run_main(int argc, char **argv)
 		if (!cfg.cmdline)
 			return bad_usage("out of memory for the command line");
 	}
-	/* Before vm_run() creates any thread: they inherit the mask. */
-	ret = signals_init();
-	if (ret) {
-		free(cfg.cmdline);
-		return bad_usage("setting up signal handling: %s",
-				 strerror(-ret));
-	}
-	ret = vm_run(&cfg);
+	ret = run_vm(&cfg);
 	free(cfg.cmdline);
+	return ret;
+}
+
+static int restore_main(int argc, char **argv)
+{
+	struct vm_config cfg = { .nr_vcpus = 1 };
+	int i, ret;
+
+	ret = parse_opts(argc, argv, true, &cfg, &i);
+	if (ret)
+		return ret == 1 ? 0 : ret;
+	if (i >= argc)
+		return bad_usage("restore: no snapshot given (usage: gmvm restore [OPTIONS] FILE)");
+	if (i + 1 < argc)
+		return bad_usage("restore: unexpected argument '%s' after the snapshot (usage: gmvm restore [OPTIONS] FILE)",
+				 argv[i + 1]);
+	/* The whole file is checked here, before KVM is touched. */
+	if (restore_open(argv[i], &cfg))
+		return GM_EXIT_HOST_ERROR;
+	ret = run_vm(&cfg);
+	restore_close(&cfg);
 	return ret;
 }
 
@@ -460,6 +543,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "run"))
 		return run_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "restore"))
+		return restore_main(argc - 1, argv + 1);
 	/* Internal: the --dmatest=external device process (dma_process.c). */
 	if (!strcmp(cmd, "dma-device"))
 		return dma_process_main(argc - 1, argv + 1);
@@ -477,6 +562,6 @@ int main(int argc, char **argv)
 		}
 		return caps_main(argc - 1, argv + 1);
 	}
-	return bad_usage("unknown command '%s' (commands: run, caps, ctl, help)",
+	return bad_usage("unknown command '%s' (commands: run, restore, caps, ctl, help)",
 			 cmd);
 }

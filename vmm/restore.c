@@ -93,8 +93,9 @@ static int check_for_gmvm(struct restore *rs)
 			      (unsigned long long)o->ram_size,
 			      o->layout ? "pc" : "flat", strerror(-ret));
 	if (rs->info.nr_regions != ram.nr || rs->info.max_gpa != ram.top)
-		return refuse(rs, -EBADMSG, "%u regions up to %#llx, but section RUNOPTS makes %u up to %#llx",
+		return refuse(rs, -EBADMSG, "%u region%s up to %#llx, but section RUNOPTS makes %u up to %#llx",
 			      rs->info.nr_regions,
+			      rs->info.nr_regions == 1 ? "" : "s",
 			      (unsigned long long)rs->info.max_gpa, ram.nr,
 			      (unsigned long long)ram.top);
 	for (i = 0; i < ram.nr; i++)
