@@ -179,6 +179,10 @@ $(BUILD)/tests/test_hc_rules: $(HC_RULES_OBJS)
 HC_VM_OBJS := $(VMM_NOMAIN_OBJS) $(BUILD)/fuzz/lib/fuzz_vm.o
 $(BUILD)/tests/test_gmvm_hypercall: TEST_VMM_OBJS = $(HC_VM_OBJS)
 $(BUILD)/tests/test_gmvm_hypercall: TEST_CFLAGS = -Ilib -Ivmm -Ifuzz/lib
+# Its snapshot side (devices' state, saving's refusals) on the same VM.
+$(BUILD)/tests/test_gmvm_snapshot: TEST_VMM_OBJS = $(HC_VM_OBJS)
+$(BUILD)/tests/test_gmvm_snapshot: TEST_CFLAGS = -Ivmm -Ifuzz/lib
+$(BUILD)/tests/test_gmvm_snapshot: $(HC_VM_OBJS)
 $(BUILD)/tests/test_gmvm_hypercall: $(HC_VM_OBJS)
 
 # Host tests of a part of gmvm link that part's objects (gmvm itself is no

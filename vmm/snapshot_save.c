@@ -7,8 +7,8 @@
  * vCPU (vcpu.c: the last exit completed, nothing in flight), so the
  * state read here is one moment's, at an instruction boundary.  Devices
  * are quiet then too: the DMA device runs commands only inside a vCPU's
- * exit.  Order: everything that can fail without a file first (vCPU and
- * device state into memory), then the file: memory sections
+ * exit.  Order: PATH.tmp, then vCPU and device state into memory, then
+ * the file: memory sections
  * (snap_mem_save, which drains deferred punches and fails with -EAGAIN on
  * any change meanwhile), then the machine sections, written to PATH.tmp,
  * synced and renamed, so PATH is the whole snapshot or nothing.
@@ -60,10 +60,13 @@ static int gather(struct vm *vm, struct snap_machine *m, char *why,
 	return devices_snap_save(vm, m, why, len);
 }
 
-/* The file: memory, then the machine, into PATH.tmp, then renamed. */
-static int write_file(struct vm *vm, const char *path,
-		      const struct snap_machine *m, uint64_t *bytes,
-		      char *why, size_t len)
+/*
+ * The file: PATH.tmp first (a path that cannot be written fails before
+ * anything is read), then the state, memory and machine into it, synced
+ * and renamed.
+ */
+static int write_file(struct vm *vm, const char *path, struct snap_machine *m,
+		      uint64_t *bytes, char *why, size_t len)
 {
 	struct snap_save_opts so = {
 		.initial_state = vm->cfg->init_shared ? GMEM_SHARED :
@@ -79,6 +82,9 @@ static int write_file(struct vm *vm, const char *path,
 	ret = snap_file_create(&f, path, &msg);
 	if (ret)
 		return ret;
+	ret = gather(vm, m, why, len);
+	if (ret)
+		goto err_file;
 	ret = snap_writer_init(&w, f.fd, NULL, &msg);
 	if (ret)
 		goto err_file;
@@ -124,9 +130,7 @@ int vm_snapshot_save(struct vm *vm, const char *path, uint64_t *bytes,
 		snprintf(why, why_len, "out of memory");
 		return -ENOMEM;
 	}
-	ret = gather(vm, m, why, why_len);
-	if (!ret)
-		ret = write_file(vm, path, m, bytes, why, why_len);
+	ret = write_file(vm, path, m, bytes, why, why_len);
 	if (ret && !why[0])
 		snprintf(why, why_len, "%s", strerror(-ret));
 	snap_machine_free(m);
