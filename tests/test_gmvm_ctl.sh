@@ -17,9 +17,12 @@
 #    when it fails later: here, where /dev/kvm is missing);
 #  - with KVM: a session on a spinning guest (guest/tests/control_spin.c):
 #    stats, pause (counters stand still, a second pause is the same),
-#    resume (they move again), snapshot and migrate refused as not
-#    supported yet, quit: status 143 after --stats and the audit line;
-#    quit while paused; SIGTERM while paused; two vCPUs.
+#    resume (they move again), snapshot (a file, the VM runs on; over an
+#    existing file or into no directory: an error, nothing written; a
+#    relative FILE is the client's), migrate refused as not supported
+#    yet, quit: status 143 after --stats and the audit line; quit while
+#    paused; SIGTERM while paused; snapshot --stop while paused (143);
+#    two vCPUs.
 #
 # Run by tests/run-tests.sh with BUILD set and cwd = the repository root.
 # Exit 0 pass, 1 fail, 77 skip (the KVM part only, after the rest ran).
@@ -282,10 +285,23 @@ if start --stats=json; then
 	ctl 0 "" -- "$c" stats
 	[ "$(stat_of '"hypercalls": {"count":')" -gt "$hc1" ] ||
 		fail "no hypercalls after resume: $(head -c 300 "$tmp/out")"
-	ctl 1 "" -- "$c" snapshot "$tmp/snap" --stop
-	[ "$(cat "$tmp/out")" = '{"error": "snapshot: not supported by this gmvm yet"}' ] ||
+	# snapshot: a file, the VM runs on; refusals write nothing.
+	ctl 0 "" -- "$c" snapshot "$tmp/snap"
+	grep -q "^{\"ok\": true, \"path\": \"$tmp/snap\", \"bytes\": [0-9]*, \"stopping\": false}$" "$tmp/out" ||
 		fail "snapshot: $(cat "$tmp/out")"
-	[ -e "$tmp/snap" ] && fail "an unsupported snapshot wrote a file"
+	[ -f "$tmp/snap" ] && [ ! -e "$tmp/snap.tmp" ] || fail "snapshot: no file, or its .tmp left"
+	ctl 1 "" -- "$c" snapshot "$tmp/snap"
+	grep -q '^{"error": "snapshot: .* already exists; nothing was written"}$' "$tmp/out" ||
+		fail "snapshot over a file: $(cat "$tmp/out")"
+	ctl 1 "" -- "$c" snapshot "$tmp/no/dir/snap"
+	grep -q '^{"error": "snapshot: .*No such file or directory; nothing was written"}$' "$tmp/out" ||
+		fail "snapshot into no directory: $(cat "$tmp/out")"
+	(cd "$tmp" && "$GMVM" ctl "$c" snapshot rel.snap >/dev/null) ||
+		fail "snapshot to a relative path"
+	[ -f "$tmp/rel.snap" ] || fail "a relative snapshot path is not the client's"
+	ctl 0 "" -- "$c" stats
+	[ "$(stat_of '"hypercalls": {"count":')" -gt "$hc1" ] ||
+		fail "the VM stopped after a snapshot: $(head -c 300 "$tmp/out")"
 	ctl 1 "" -- "$c" migrate "unix:$tmp/dst"
 	[ "$(cat "$tmp/out")" = '{"error": "migrate: not supported by this gmvm yet"}' ] ||
 		fail "migrate: $(cat "$tmp/out")"
@@ -304,6 +320,15 @@ if start --vcpus 2; then
 	ctl 0 "" -- "$c" pause
 	ctl 0 "" -- "$c" quit
 	ended 143
+fi
+if start --vcpus 2; then
+	ctl 0 "" -- "$c" pause
+	ctl 0 "" -- "$c" snapshot "$tmp/stop.snap" --stop
+	grep -q '"stopping": true}$' "$tmp/out" || fail "snapshot --stop: $(cat "$tmp/out")"
+	ended 143
+	grep -q '^gmvm: stopped by a snapshot request with stop' "$tmp/run.err" ||
+		fail "snapshot --stop: $(cat "$tmp/run.err")"
+	[ -f "$tmp/stop.snap" ] || fail "snapshot --stop wrote no file"
 fi
 if start; then
 	ctl 0 "" -- "$c" pause
