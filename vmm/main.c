@@ -39,8 +39,9 @@ static const char usage_main[] =
 	"124 --timeout fired, 125 gmvm or host error (bad option or image,\n"
 	"no KVM, resource failure), 126 guest fault (triple fault, denied\n"
 	"implicit access, unhandled exit, all vCPUs halted), 130 stopped by\n"
-	"SIGINT, 143 stopped by SIGTERM or a quit request on the control\n"
-	"socket (`gmvm run --help` says more).  `restore` exits as `run`.\n";
+	"SIGINT, 143 stopped by SIGTERM, or by a quit request or a snapshot\n"
+	"with --stop on the control socket (`gmvm run --help` says more).\n"
+	"`restore` exits as `run` does.\n";
 
 static const char usage_run[] =
 	"usage: gmvm run [OPTIONS] GUEST.elf [ARGS...]\n"
@@ -109,8 +110,8 @@ static const char usage_run[] =
 	"line on stderr says it passed) and exits with 128 + the signal's\n"
 	"number.  A second signal while gmvm stops changes nothing.  If the\n"
 	"guest stopped first, its status stands.  A signal ignored when gmvm\n"
-	"started stays ignored.  A quit request on the control socket stops\n"
-	"the guest as SIGTERM does (status 143).\n"
+	"started stays ignored.  A quit request on the control socket, or a\n"
+	"snapshot with --stop, stops the guest as SIGTERM does (status 143).\n"
 	"\n"
 	"exit status:\n"
 	"  0..123  the guest's own (written to the exit port, 0xf4)\n"
@@ -120,8 +121,8 @@ static const char usage_run[] =
 	"  126     guest fault: triple fault, denied implicit access, unhandled\n"
 	"          exit, all vCPUs halted\n"
 	"  130     stopped by SIGINT (128 + 2)\n"
-	"  143     stopped by SIGTERM (128 + 15), or by a quit request on the\n"
-	"          control socket\n";
+	"  143     stopped by SIGTERM (128 + 15), or by a quit request or a\n"
+	"          snapshot with --stop on the control socket\n";
 
 static const char usage_restore[] =
 	"usage: gmvm restore [OPTIONS] FILE\n"
