@@ -33,6 +33,11 @@
  *   8. audit libgmem's invariants (a violation is 125: a bug never passes
  *      silently), check the devices, print --stats, tear down.
  *
+ * `gmvm restore` (cfg->restore, restore.c) runs the same way with three
+ * steps replaced: no image (1; the file was checked instead), memory from
+ * the snapshot (3), and instead of 5, the devices' state and kvmclock
+ * from it; each vCPU's state is set right after it is created (6).
+ *
  * Shared state and locking: see gmvm.h.  The main thread waits for the
  * vCPU threads in ppoll() on vm->done_fd (not pthread_join) so that it can
  * fire the timeout and act on a stop signal meanwhile (signals.c); threads
