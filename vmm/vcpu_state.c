@@ -113,9 +113,10 @@ out:
 	return ret;
 }
 
-#define GET(fd, req, arg, name)						\
+/* One vCPU ioctl, or -errno and "vcpu N: NAME: ERRNO" and on to err. */
+#define VCPU_IOCTL(req, arg, name)					\
 	do {								\
-		if (ioctl(fd, req, arg)) {				\
+		if (ioctl(vcpu->fd, req, arg)) {			\
 			ret = -errno;					\
 			snprintf(why, len, "vcpu %u: %s: %s",		\
 				 vcpu->index, name, strerror(errno));	\
@@ -133,12 +134,12 @@ int vcpu_state_get(struct vcpu *vcpu, struct snap_vcpu *v, char *why,
 	memset(v, 0, sizeof(*v));
 	v->index = vcpu->index;
 	v->flags = vcpu->parked ? SNAP_VCPU_PARKED : 0;
-	GET(vcpu->fd, KVM_GET_REGS, &v->regs, "KVM_GET_REGS");
-	GET(vcpu->fd, KVM_GET_SREGS, &v->sregs, "KVM_GET_SREGS");
+	VCPU_IOCTL(KVM_GET_REGS, &v->regs, "KVM_GET_REGS");
+	VCPU_IOCTL(KVM_GET_SREGS, &v->sregs, "KVM_GET_SREGS");
 	if (ioctl(vcpu->vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0)
-		GET(vcpu->fd, KVM_GET_XCRS, &v->xcrs, "KVM_GET_XCRS");
-	GET(vcpu->fd, KVM_GET_VCPU_EVENTS, &v->events, "KVM_GET_VCPU_EVENTS");
-	GET(vcpu->fd, KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE");
+		VCPU_IOCTL(KVM_GET_XCRS, &v->xcrs, "KVM_GET_XCRS");
+	VCPU_IOCTL(KVM_GET_VCPU_EVENTS, &v->events, "KVM_GET_VCPU_EVENTS");
+	VCPU_IOCTL(KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE");
 	v->mp_state = mp.mp_state;
 	v->xsave_size = xsave_size(vcpu->vm);
 	xs = calloc(1, v->xsave_size);
@@ -148,9 +149,9 @@ int vcpu_state_get(struct vcpu *vcpu, struct snap_vcpu *v, char *why,
 		goto err;
 	}
 	if (v->xsave_size > SNAP_XSAVE_LEGACY)
-		GET(vcpu->fd, KVM_GET_XSAVE2, xs, "KVM_GET_XSAVE2");
+		VCPU_IOCTL(KVM_GET_XSAVE2, xs, "KVM_GET_XSAVE2");
 	else
-		GET(vcpu->fd, KVM_GET_XSAVE, xs, "KVM_GET_XSAVE");
+		VCPU_IOCTL(KVM_GET_XSAVE, xs, "KVM_GET_XSAVE");
 	v->xsave = (uint8_t *)xs;
 	xs = NULL;
 	ret = msr_list(vcpu, v, why, len);
@@ -162,16 +163,6 @@ err:
 	snap_vcpu_free(v);
 	return ret;
 }
-
-#define SET(fd, req, arg, name)						\
-	do {								\
-		if (ioctl(fd, req, arg)) {				\
-			ret = -errno;					\
-			snprintf(why, len, "vcpu %u: %s: %s",		\
-				 vcpu->index, name, strerror(errno));	\
-			return ret;					\
-		}							\
-	} while (0)
 
 static int set_msrs(struct vcpu *vcpu, const struct snap_vcpu *v, char *why,
 		    size_t len)
@@ -224,10 +215,10 @@ int vcpu_state_set(struct vcpu *vcpu, const struct snap_vcpu *v, char *why,
 				 vcpu->index, v->xsave_size, host);
 			return -EOPNOTSUPP;
 		}
-	SET(vcpu->fd, KVM_SET_SREGS, &sregs, "KVM_SET_SREGS");
-	SET(vcpu->fd, KVM_SET_REGS, &regs, "KVM_SET_REGS");
+	VCPU_IOCTL(KVM_SET_SREGS, &sregs, "KVM_SET_SREGS");
+	VCPU_IOCTL(KVM_SET_REGS, &regs, "KVM_SET_REGS");
 	if (xcrs.nr_xcrs)
-		SET(vcpu->fd, KVM_SET_XCRS, &xcrs, "KVM_SET_XCRS");
+		VCPU_IOCTL(KVM_SET_XCRS, &xcrs, "KVM_SET_XCRS");
 	xs = calloc(1, host);
 	if (!xs) {
 		snprintf(why, len, "vcpu %u: out of memory", vcpu->index);
@@ -244,10 +235,12 @@ int vcpu_state_set(struct vcpu *vcpu, const struct snap_vcpu *v, char *why,
 	ret = set_msrs(vcpu, v, why, len);
 	if (ret)
 		return ret;
-	SET(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev, "KVM_SET_VCPU_EVENTS");
-	SET(vcpu->fd, KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
+	VCPU_IOCTL(KVM_SET_VCPU_EVENTS, &ev, "KVM_SET_VCPU_EVENTS");
+	VCPU_IOCTL(KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
 	vcpu->parked = v->flags & SNAP_VCPU_PARKED;
 	return 0;
+err:
+	return ret;
 }
 
 int vm_clock_get(struct vm *vm, struct snap_clock *c, char *why, size_t len)
