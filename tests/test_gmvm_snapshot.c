@@ -14,15 +14,24 @@
  *    existing file, a missing directory are refused with their errno and
  *    a line, before anything is read; a failure while reading the state
  *    (here KVM_GET_REGS, with no vCPU fd) leaves neither PATH nor
- *    PATH.tmp.
+ *    PATH.tmp;
+ *  - the control socket's snapshot request, served by gmvm's own command
+ *    table (vmm/control/commands.c) on that VM: each refusal is the
+ *    documented error reply, the request's path cut at 40 bytes in it,
+ *    nothing is written, and the VM is left running (not paused); a
+ *    stopping VM is refused.
  * The KVM half (vCPU state, whole files restored and run) is
  * tests/test_gmvm_restore.sh.
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "test_util.h"
 #include "fuzz_vm.h"
+#include <fcntl.h>
+
 #include "devices/devices.h"
 #include "snapshot/machine.h"
 
@@ -145,6 +154,92 @@ static void save_refusals(void)
 	TEST_ASSERT_EQ(rmdir(dir), 0);
 }
 
+/* One request line to the control socket @sock, its reply line. */
+static void request(const char *sock, const char *line, char *reply,
+		    size_t len)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t got = 0;
+	ssize_t n;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	TEST_ASSERT(fd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	TEST_ASSERT_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	TEST_ASSERT_EQ(write(fd, line, strlen(line)), (ssize_t)strlen(line));
+	while (got + 1 < len && (!got || reply[got - 1] != '\n')) {
+		n = read(fd, reply + got, len - 1 - got);
+		TEST_ASSERT(n > 0);
+		got += (size_t)n;
+	}
+	reply[got] = '\0';
+	close(fd);
+}
+
+static void expect_reply(const char *sock, const char *line,
+			 const char *want)
+{
+	char reply[1024];
+
+	request(sock, line, reply, sizeof(reply));
+	if (strcmp(reply, want))
+		TEST_FAIL("%s: got %s want %s", line, reply, want);
+}
+
+/* No file of the directory's but those named: nothing was written. */
+static void only_files(const char *dir, unsigned int n)
+{
+	char cmdl[256];
+
+	snprintf(cmdl, sizeof(cmdl), "test $(ls -A %s | wc -l) = %u", dir, n);
+	TEST_ASSERT_EQ(system(cmdl), 0);
+}
+
+static void socket_refusals(const struct fuzz_vm_opts *o)
+{
+	char dir[] = "/tmp/test_gmvm_snapshot.XXXXXX", sock[128], line[512];
+	char want[1024], longname[160];
+	int fd;
+
+	TEST_ASSERT(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/ctl", dir);
+	fuzz_vm_init(&a, o, true);
+	a.cfg.control_path = sock;
+	TEST_ASSERT_EQ(control_open(&a.vm), 0);
+	control_start(&a.vm);
+
+	expect_reply(sock, "{\"cmd\": \"snapshot\"}\n",
+		     "{\"error\": \"snapshot: 'path' (a string) is required\"}\n");
+	expect_reply(sock, "{\"cmd\": \"snapshot\", \"path\": \"x.snap\"}\n",
+		     "{\"error\": \"snapshot: 'x.snap' is not an absolute path; nothing was written\"}\n");
+	snprintf(line, sizeof(line), "{\"cmd\": \"snapshot\", \"path\": \"%s\"}\n", dir);
+	snprintf(want, sizeof(want), "{\"error\": \"snapshot: %s already exists; nothing was written\"}\n", dir);
+	expect_reply(sock, line, want);
+	/* A long name is cut at 40 bytes in the reply. */
+	snprintf(longname, sizeof(longname), "%s/%s", dir,
+		 "a-rather-long-snapshot-file-name-0123456789.snap");
+	fd = open(longname, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	TEST_ASSERT(fd >= 0);
+	close(fd);
+	snprintf(line, sizeof(line), "{\"cmd\": \"snapshot\", \"path\": \"%s\", \"stop\": true}\n",
+		 longname);
+	snprintf(want, sizeof(want), "{\"error\": \"snapshot: %.40s... already exists; nothing was written\"}\n",
+		 longname);
+	expect_reply(sock, line, want);
+	snprintf(line, sizeof(line), "{\"cmd\": \"snapshot\", \"path\": \"%s/vm.snap\"}\n", dir);
+	expect_reply(sock, line, "{\"error\": \"snapshot: vcpu 0: KVM_GET_REGS: Bad file descriptor; nothing was written\"}\n");
+	only_files(dir, 2);	/* the socket and the long-named file */
+	/* Not paused afterwards, not stopped (stop was not reached). */
+	TEST_ASSERT_EQ(__atomic_load_n(&a.vm.pause_req, __ATOMIC_ACQUIRE), 0);
+	TEST_ASSERT(!vm_stopping(&a.vm));
+	vm_quit(&a.vm);
+	expect_reply(sock, line, "{\"error\": \"snapshot: the VM is stopping\"}\n");
+	control_close(&a.vm);
+	fuzz_vm_destroy(&a);
+	unlink(longname);
+	TEST_ASSERT_EQ(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	struct fuzz_vm_opts o = { .ram_size = 16 * MiB };
@@ -153,6 +248,7 @@ int main(void)
 	dma_state(&o);
 	save_refusals();
 	fuzz_vm_destroy(&a);
+	socket_refusals(&o);
 	o.mode = GMEM_MODE_IN_PLACE;
 	o.hole_start = 8 * MiB;
 	o.hole = 2 * MiB;
