@@ -138,7 +138,7 @@ session() {
 	local d=$tmp/s$RANDOM
 	mkdir -p "$d"
 	start_bg "$d/run" run --control "$c" --timeout 300 "$@" "$stress" \
-		rounds=4000 status=7 || return
+		rounds=2000 status=7 || return
 	wait_for "$d/run.out" '^ready$' 60 || fail "never ready: $(head -c 300 "$d/run.err")"
 	pause_a_bit
 	snap "$d/a.snap"
