@@ -57,10 +57,7 @@ static int msr_list(struct vcpu *vcpu, struct snap_vcpu *v, char *why,
 		    size_t len)
 {
 	struct kvm_msr_list probe = { .nmsrs = 0 }, *list;
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e;
-	} one;
+	struct kvm_msrs *one;
 	uint32_t i, n = 0;
 	int ret = 0;
 
@@ -71,7 +68,8 @@ static int msr_list(struct vcpu *vcpu, struct snap_vcpu *v, char *why,
 	}
 	list = calloc(1, sizeof(*list) + probe.nmsrs * sizeof(list->indices[0]));
 	v->msrs = calloc(probe.nmsrs + 1, sizeof(*v->msrs));
-	if (!list || !v->msrs) {
+	one = calloc(1, sizeof(*one) + sizeof(one->entries[0]));
+	if (!list || !v->msrs || !one) {
 		snprintf(why, len, "out of memory for %u MSRs", probe.nmsrs);
 		ret = -ENOMEM;
 		goto out;
@@ -83,13 +81,13 @@ static int msr_list(struct vcpu *vcpu, struct snap_vcpu *v, char *why,
 		goto out;
 	}
 	for (i = 0; i < list->nmsrs && n < SNAP_MAX_MSRS; i++) {
-		memset(&one, 0, sizeof(one));
-		one.h.nmsrs = 1;
-		one.e.index = list->indices[i];
-		if (ioctl(vcpu->fd, KVM_GET_MSRS, &one) != 1)
+		memset(one, 0, sizeof(*one) + sizeof(one->entries[0]));
+		one->nmsrs = 1;
+		one->entries[0].index = list->indices[i];
+		if (ioctl(vcpu->fd, KVM_GET_MSRS, one) != 1)
 			continue;	/* not this vCPU's (its CPUID) */
-		v->msrs[n].index = one.e.index;
-		v->msrs[n].value = one.e.data;
+		v->msrs[n].index = one->entries[0].index;
+		v->msrs[n].value = one->entries[0].data;
 		n++;
 	}
 	v->nr_msrs = n;
@@ -109,6 +107,7 @@ static int msr_list(struct vcpu *vcpu, struct snap_vcpu *v, char *why,
 			v->msrs[n++] = v->msrs[i];
 	v->nr_msrs = n;
 out:
+	free(one);
 	free(list);
 	return ret;
 }
