@@ -210,6 +210,8 @@ static void socket_refusals(const struct fuzz_vm_opts *o)
 
 	expect_reply(sock, "{\"cmd\": \"snapshot\"}\n",
 		     "{\"error\": \"snapshot: 'path' (a string) is required\"}\n");
+	expect_reply(sock, "{\"cmd\": \"snapshot\", \"path\": \"\"}\n",
+		     "{\"error\": \"snapshot: '' is not an absolute path; nothing was written\"}\n");
 	expect_reply(sock, "{\"cmd\": \"snapshot\", \"path\": \"x.snap\"}\n",
 		     "{\"error\": \"snapshot: 'x.snap' is not an absolute path; nothing was written\"}\n");
 	snprintf(line, sizeof(line), "{\"cmd\": \"snapshot\", \"path\": \"%s\"}\n", dir);

@@ -373,7 +373,8 @@ int restore_vcpu(struct vm *vm, struct vcpu *vcpu);
  * snapshot_save.c: the whole VM into the new file @path (absolute; not
  * there yet), with every vCPU paused by the caller: 0 and the file's
  * size, or -errno and one line in @why.  Nothing is left at @path on
- * failure.
+ * failure, but for one: *@bytes is set then too if the file is complete
+ * at @path and only syncing its directory failed.
  */
 int vm_snapshot_save(struct vm *vm, const char *path, uint64_t *bytes,
 		     char *why, size_t why_len);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "gmvm.h"
 #include "devices/devices.h"
@@ -98,10 +99,11 @@ static int write_file(struct vm *vm, const char *path, struct snap_machine *m,
 		goto err_file;
 	}
 	ret = snap_file_commit(&f, &msg);
-	if (ret)
-		return ret;	/* it removed PATH.tmp */
-	*bytes = (uint64_t)size;
-	return 0;
+	/* Failed, yet PATH is there (it was not before): only its
+	 * directory's sync failed, after the rename. */
+	if (!ret || !access(path, F_OK))
+		*bytes = (uint64_t)size;
+	return ret;	/* on failure it removed PATH.tmp */
 
 err_file:
 	snap_file_abort(&f);

@@ -119,6 +119,8 @@ static void clip_path(char *why, size_t len, const char *path,
 	size_t o = 0, plen = strlen(path), clen = strlen(clip);
 	const char *p = why, *hit;
 
+	if (!plen)
+		return;		/* "" is found everywhere: nothing to cut */
 	while ((hit = strstr(p, path)) && o + (size_t)(hit - p) + clen <
 					  sizeof(out)) {
 		memcpy(out + o, p, (size_t)(hit - p));
@@ -170,7 +172,10 @@ static void cmd_snapshot(void *ctx, const struct ctl_json_object *req,
 		vm_resume(vm);
 	if (ret) {
 		clip_path(why, sizeof(why), p->str, clip);
-		ctl_reply_error(r, "snapshot: %s; nothing was written", why);
+		/* Only a failed sync of its directory leaves the file. */
+		ctl_reply_error(r, "snapshot: %s; %s", why, bytes ?
+				"the file was written but may not survive a crash" :
+				"nothing was written");
 		return;
 	}
 	ctl_reply_ok(r);
