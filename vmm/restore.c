@@ -24,9 +24,9 @@
  *  4. The devices are set up as at any start: the DMA device's mapper
  *     maps the shared-and-plugged runs of the restored maps when it is
  *     created, so its mappings equal them before the first instruction
- *     (the audit checks it at exit, --audit each after every change).
- *     restore_devices() then sets their registers and pins, and the VM's
- *     kvmclock.
+ *     (checked here before any vCPU runs, by the audit at exit, and with
+ *     --audit each after every change).  restore_devices() then sets
+ *     their registers and pins, and the VM's kvmclock.
  *  5. restore_vcpu() after each vCPU is created (CPUID as at a start),
  *     in the order vcpu_state.c gives.  A vCPU that had done hlt stays
  *     parked.
@@ -252,9 +252,16 @@ int restore_devices(struct vm *vm)
 	ret = devices_snap_restore(vm, &rs->m, why, sizeof(why));
 	if (!ret)
 		ret = vm_clock_set(vm, &rs->m.clock, why, sizeof(why));
-	if (ret)
+	if (ret) {
 		refuse(rs, ret, "%s", why[0] ? why : strerror(-ret));
-	return ret;
+		return ret;
+	}
+	/*
+	 * Before the first instruction: the DMA mapper's mappings are the
+	 * restored shared-and-plugged runs (its own validation; a failure
+	 * is a bug, said by the device, 125).
+	 */
+	return devices_check(vm) ? -EUCLEAN : 0;
 }
 
 int restore_vcpu(struct vm *vm, struct vcpu *vcpu)
