@@ -14,6 +14,8 @@
 #    (RAM layout against the regions, --init-shared against the initial
 #    state, a DMA pin outside RAM; made by `test_snapshot_machine --gmvm`);
 #    a good file gets as far as KVM (here: "/dev/kvm" is what stops it);
+#    the file is checked before --control's path, which is refused as
+#    for run (a regular file is left alone, the socket removed on exit);
 #  - with KVM: guest/tests/snap_stress.c, snapshotted at random moments
 #    while it runs (the VM goes on), then with --stop (143, the stop
 #    line, the audit line); restored, it runs on and exits with the
@@ -84,10 +86,18 @@ refused "$tmp/other-layout.snap" '1 region up to 0x1000000, but section RUNOPTS 
 refused "$tmp/init-shared.snap" "initial state disagrees with section RUNOPTS's --init-shared"
 refused "$tmp/pin-outside.snap" 'section DMADEV: pin 0 \[0x1000000, \+0x1000\) is not inside RAM'
 
-# A good file passes every check: without KVM, KVM is what stops it.
+# The file is checked first, then the control socket.
+: >"$tmp/regular"
+expect 125 "restore: $tmp/cut: .*truncated" -- restore --control "$tmp/regular" "$tmp/cut"
+expect 125 "--control $tmp/regular: " -- restore --control "$tmp/regular" "$good"
+[ -f "$tmp/regular" ] && [ ! -s "$tmp/regular" ] || fail "restore --control touched a regular file"
+
+# A good file passes every check: without KVM, KVM is what stops it (and
+# the control socket made meanwhile is removed).
 if [ ! -e /dev/kvm ]; then
-	expect 125 "/dev/kvm" -- restore "$good"
+	expect 125 "/dev/kvm" -- restore --control "$tmp/ctl0" "$good"
 	grep -q 'restore:' "$tmp/err" && fail "a good file was refused: $(cat "$tmp/err")"
+	[ -e "$tmp/ctl0" ] && fail "restore left its control socket behind"
 fi
 
 # ---------------------------------------------------------------- with KVM
