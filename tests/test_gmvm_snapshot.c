@@ -51,12 +51,12 @@ static uint32_t cmd(struct fuzz_vm *f, uint32_t c, uint64_t addr,
 
 static void same_registers(struct fuzz_vm *f, const struct snap_dmadev *d)
 {
-	TEST_ASSERT_EQ(fuzz_port_read32(f, GM_DMA_ADDR_LO), d->addr_lo);
-	TEST_ASSERT_EQ(fuzz_port_read32(f, GM_DMA_ADDR_HI), d->addr_hi);
-	TEST_ASSERT_EQ(fuzz_port_read32(f, GM_DMA_LEN), d->len);
-	TEST_ASSERT_EQ(fuzz_port_read32(f, GM_DMA_PATTERN), d->pattern);
-	TEST_ASSERT_EQ(fuzz_port_read32(f, GM_DMA_STATUS), d->status);
-	TEST_ASSERT_EQ(fuzz_port_read32(f, GM_DMA_RESULT), d->result);
+	TEST_ASSERT_EQ(fuzz_port_read32(f, GM_DMA_ADDR_LO), d->regs.addr_lo);
+	TEST_ASSERT_EQ(fuzz_port_read32(f, GM_DMA_ADDR_HI), d->regs.addr_hi);
+	TEST_ASSERT_EQ(fuzz_port_read32(f, GM_DMA_LEN), d->regs.len);
+	TEST_ASSERT_EQ(fuzz_port_read32(f, GM_DMA_PATTERN), d->regs.pattern);
+	TEST_ASSERT_EQ(fuzz_port_read32(f, GM_DMA_STATUS), d->regs.status);
+	TEST_ASSERT_EQ(fuzz_port_read32(f, GM_DMA_RESULT), d->regs.result);
 }
 
 static void dma_state(const struct fuzz_vm_opts *o)
@@ -87,8 +87,8 @@ static void dma_state(const struct fuzz_vm_opts *o)
 	TEST_ASSERT_EQ(m.dma.nr_pins, 1);
 	TEST_ASSERT_EQ(m.dma.pins[0].addr, 1 * MiB + 4 * KiB);
 	TEST_ASSERT_EQ(m.dma.pins[0].len, 8 * KiB);
-	TEST_ASSERT_EQ(m.dma.addr_hi, 0x12);
-	TEST_ASSERT_EQ(m.dma.pattern, 0xabcd1234);
+	TEST_ASSERT_EQ(m.dma.regs.addr_hi, 0x12);
+	TEST_ASSERT_EQ(m.dma.regs.pattern, 0xabcd1234);
 	same_registers(&a, &m.dma);
 
 	/* A fresh VM in the same page states, as a restore makes it. */

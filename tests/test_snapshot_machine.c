@@ -135,12 +135,12 @@ static void rnd_machine(struct snap_machine *m, enum gmem_mode mode,
 		m->opts.flags &= ~(SNAP_RUNOPT_DEFERRED_RECLAIM |
 				   SNAP_RUNOPT_DMA_EXTERNAL);
 	m->clock.clock = rnd(UINT64_MAX);
-	m->dma.addr_lo = (uint32_t)rnd(UINT32_MAX);
-	m->dma.addr_hi = (uint32_t)rnd(UINT32_MAX);
-	m->dma.len = (uint32_t)rnd(UINT32_MAX);
-	m->dma.pattern = (uint32_t)rnd(UINT32_MAX);
-	m->dma.status = (uint32_t)rnd(4);
-	m->dma.result = (uint32_t)rnd(UINT32_MAX);
+	m->dma.regs.addr_lo = (uint32_t)rnd(UINT32_MAX);
+	m->dma.regs.addr_hi = (uint32_t)rnd(UINT32_MAX);
+	m->dma.regs.len = (uint32_t)rnd(UINT32_MAX);
+	m->dma.regs.pattern = (uint32_t)rnd(UINT32_MAX);
+	m->dma.regs.status = (uint32_t)rnd(4);
+	m->dma.regs.result = (uint32_t)rnd(UINT32_MAX);
 	m->dma.nr_pins = (uint32_t)rnd(SNAP_MAX_PINS + 1);
 	for (i = 0; i < m->dma.nr_pins; i++) {
 		m->dma.pins[i].addr = rnd(1ULL << 40);

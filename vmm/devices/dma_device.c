@@ -89,12 +89,7 @@ struct dma_stats {
 struct dma_dev {
 	struct vm *vm;
 	pthread_mutex_t lock;	/* registers, buf, stats; held by commands */
-	uint32_t addr_lo;
-	uint32_t addr_hi;
-	uint32_t len;
-	uint32_t pattern;
-	uint32_t status;
-	uint32_t result;
+	struct snap_dma_regs regs;	/* as a snapshot holds them */
 	uint8_t *buf;		/* bounce buffer, grown up to GM_DMA_MAX_LEN */
 	size_t buf_len;
 	struct dma_stats stats;
@@ -221,7 +216,7 @@ static enum exit_action dma_transfer(struct vcpu *vcpu, struct dma_dev *d,
 		d->buf_len = len;
 	}
 	if (cmd == GM_DMA_CMD_FILL)
-		memset(d->buf, (int)(d->pattern & 0xff), len);
+		memset(d->buf, (int)(d->regs.pattern & 0xff), len);
 	ret = gmem_access(vm->gmem, addr, d->buf, len, cmd == GM_DMA_CMD_FILL,
 			  GMEM_SHARED);
 	if (ret == -EACCES && swiommu_unmap_seq(&d->iommu) != seq)
@@ -242,14 +237,14 @@ static enum exit_action dma_transfer(struct vcpu *vcpu, struct dma_dev *d,
 	if (cmd == GM_DMA_CMD_CHECKSUM) {
 		for (i = 0; i < len; i++)
 			sum += d->buf[i];
-		d->result = sum;
+		d->regs.result = sum;
 	}
-	d->status = GM_DMA_OK;
+	d->regs.status = GM_DMA_OK;
 	d->stats.bytes += len;
 	return EXIT_RESUME;
 
 fault:
-	d->status = GM_DMA_FAULT;
+	d->regs.status = GM_DMA_FAULT;
 	d->stats.faults++;
 	return EXIT_RESUME;
 }
@@ -293,8 +288,8 @@ static void note_pin(struct dma_dev *d, uint32_t cmd, uint64_t addr,
 static enum exit_action dma_command(struct vcpu *vcpu, struct dma_dev *d,
 				    uint32_t cmd)
 {
-	uint64_t addr = ((uint64_t)d->addr_hi << 32) | d->addr_lo;
-	uint64_t len = d->len;
+	uint64_t addr = ((uint64_t)d->regs.addr_hi << 32) | d->regs.addr_lo;
+	uint64_t len = d->regs.len;
 	uint32_t result = 0;
 
 	d->stats.commands[cmd >= 1 && cmd <= 4 ? cmd : 0]++;
@@ -302,7 +297,7 @@ static enum exit_action dma_command(struct vcpu *vcpu, struct dma_dev *d,
 	if (cmd < GM_DMA_CMD_FILL || cmd > GM_DMA_CMD_UNPIN || len == 0 ||
 	    len > GM_DMA_MAX_LEN ||
 	    !ram_layout_contains(&vcpu->vm->ram, addr, len)) {
-		d->status = GM_DMA_BAD;
+		d->regs.status = GM_DMA_BAD;
 		d->stats.bad++;
 		return EXIT_RESUME;
 	}
@@ -310,24 +305,24 @@ static enum exit_action dma_command(struct vcpu *vcpu, struct dma_dev *d,
 			     cmd == GM_DMA_CMD_CHECKSUM))
 		return dma_transfer(vcpu, d, cmd, addr, len);
 	if (!d->external) {
-		d->status = dma_pin(d, cmd, addr, len);
+		d->regs.status = dma_pin(d, cmd, addr, len);
 	} else {
-		d->status = (uint32_t)dma_remote_command(d->ext, cmd, addr,
+		d->regs.status = (uint32_t)dma_remote_command(d->ext, cmd, addr,
 							 len,
-							 (uint8_t)d->pattern,
+							 (uint8_t)d->regs.pattern,
 							 &result);
-		if (d->status == GM_DMA_OK && cmd == GM_DMA_CMD_CHECKSUM)
-			d->result = result;
-		if (d->status == GM_DMA_OK && cmd <= GM_DMA_CMD_CHECKSUM)
+		if (d->regs.status == GM_DMA_OK && cmd == GM_DMA_CMD_CHECKSUM)
+			d->regs.result = result;
+		if (d->regs.status == GM_DMA_OK && cmd <= GM_DMA_CMD_CHECKSUM)
 			d->stats.bytes += len;
 	}
-	if (d->status == GM_DMA_OK)
+	if (d->regs.status == GM_DMA_OK)
 		note_pin(d, cmd, addr, len);
-	if (d->status == GM_DMA_FAULT)
+	if (d->regs.status == GM_DMA_FAULT)
 		d->stats.faults++;
-	else if (d->status == GM_DMA_BAD)
+	else if (d->regs.status == GM_DMA_BAD)
 		d->stats.bad++;
-	else if (d->status == GM_DMA_NO_RESOURCES)
+	else if (d->regs.status == GM_DMA_NO_RESOURCES)
 		d->stats.no_resources++;
 	return EXIT_RESUME;
 }
@@ -350,23 +345,23 @@ static enum exit_action dma_port(struct vcpu *vcpu, void *opaque,
 	if (out) {
 		memcpy(&val, data, 4);
 		switch (port) {
-		case GM_DMA_ADDR_LO: d->addr_lo = val; break;
-		case GM_DMA_ADDR_HI: d->addr_hi = val; break;
-		case GM_DMA_LEN: d->len = val; break;
-		case GM_DMA_PATTERN: d->pattern = val; break;
+		case GM_DMA_ADDR_LO: d->regs.addr_lo = val; break;
+		case GM_DMA_ADDR_HI: d->regs.addr_hi = val; break;
+		case GM_DMA_LEN: d->regs.len = val; break;
+		case GM_DMA_PATTERN: d->regs.pattern = val; break;
 		case GM_DMA_CMD: act = dma_command(vcpu, d, val); break;
 		default: break;
 		}
 		goto out;
 	}
 	switch (port) {
-	case GM_DMA_ADDR_LO: val = d->addr_lo; break;
-	case GM_DMA_ADDR_HI: val = d->addr_hi; break;
-	case GM_DMA_LEN: val = d->len; break;
-	case GM_DMA_PATTERN: val = d->pattern; break;
+	case GM_DMA_ADDR_LO: val = d->regs.addr_lo; break;
+	case GM_DMA_ADDR_HI: val = d->regs.addr_hi; break;
+	case GM_DMA_LEN: val = d->regs.len; break;
+	case GM_DMA_PATTERN: val = d->regs.pattern; break;
 	case GM_DMA_CMD: val = 0; break;
-	case GM_DMA_STATUS: val = d->status; break;
-	case GM_DMA_RESULT: val = d->result; break;
+	case GM_DMA_STATUS: val = d->regs.status; break;
+	case GM_DMA_RESULT: val = d->regs.result; break;
 	default: val = 0xffffffff; break;
 	}
 	memcpy(data, &val, 4);
@@ -681,12 +676,7 @@ static int dma_snap_save(void *state, struct snap_machine *m, char *why,
 			 (int)dma_remote_pid(d->ext));
 		ret = -EIO;
 	} else {
-		s->addr_lo = d->addr_lo;
-		s->addr_hi = d->addr_hi;
-		s->len = d->len;
-		s->pattern = d->pattern;
-		s->status = d->status;
-		s->result = d->result;
+		s->regs = d->regs;
 		s->nr_pins = d->nr_pins;
 		memcpy(s->pins, d->pins, sizeof(d->pins));
 	}
@@ -708,12 +698,7 @@ static int dma_snap_restore(void *state, const struct snap_machine *m,
 	uint32_t st, result;
 	unsigned int i;
 
-	d->addr_lo = s->addr_lo;
-	d->addr_hi = s->addr_hi;
-	d->len = s->len;
-	d->pattern = s->pattern;
-	d->status = s->status;
-	d->result = s->result;
+	d->regs = s->regs;
 	for (i = 0; i < s->nr_pins; i++) {
 		const struct snap_pin *p = &s->pins[i];
 

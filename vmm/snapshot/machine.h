@@ -16,7 +16,7 @@
  *    indices strictly increasing; the KVM structs' reserved and padding
  *    bytes are 0, their one-bit fields 0 or 1, enumerations in range
  *    (segment type, DPL, CR8, MP state, xcr count, event flags);
- *  - snap_dmadev: status a defined STATUS (0..3), nr_pins <=
+ *  - snap_dmadev: regs.status a defined STATUS (0..3), nr_pins <=
  *    SNAP_MAX_PINS, every pin non-empty, at most the device's longest
  *    transfer and not wrapping;
  *  - snap_runopts: every enumeration in range, 1 <= nr_vcpus <=
@@ -85,9 +85,14 @@ struct snap_pin {
 	uint64_t addr, len;		/* a PIN's exact ADDR and LEN */
 };
 
-/* The DMA test device's registers and pins (guest ABI section 7). */
-struct snap_dmadev {
+/* The DMA test device's registers (guest ABI section 7). */
+struct snap_dma_regs {
 	uint32_t addr_lo, addr_hi, len, pattern, status, result;
+};
+
+/* Its registers and pins. */
+struct snap_dmadev {
+	struct snap_dma_regs regs;
 	uint32_t nr_pins;
 	struct snap_pin pins[SNAP_MAX_PINS];
 };

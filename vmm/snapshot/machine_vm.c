@@ -65,12 +65,12 @@ int snap_dmadev_write(struct snap_writer *w, const struct snap_dmadev *d)
 	uint8_t b[SNAP_DMADEV_HEAD] = { 0 }, e[SNAP_PIN_SIZE];
 	uint32_t i;
 
-	snap_put_le32(b, d->addr_lo);
-	snap_put_le32(b + 4, d->addr_hi);
-	snap_put_le32(b + 8, d->len);
-	snap_put_le32(b + 12, d->pattern);
-	snap_put_le32(b + 16, d->status);
-	snap_put_le32(b + 20, d->result);
+	snap_put_le32(b, d->regs.addr_lo);
+	snap_put_le32(b + 4, d->regs.addr_hi);
+	snap_put_le32(b + 8, d->regs.len);
+	snap_put_le32(b + 12, d->regs.pattern);
+	snap_put_le32(b + 16, d->regs.status);
+	snap_put_le32(b + 20, d->regs.result);
 	snap_put_le32(b + 24, d->nr_pins);
 	snap_writer_begin(w, SNAP_SEC_DMADEV, 0);
 	snap_writer_put(w, b, sizeof(b));
@@ -100,19 +100,19 @@ int snap_dmadev_parse(struct snap_reader *r, const struct snap_section *s,
 	err = snap_payload_read(r, s, 0, b, (size_t)s->len);
 	if (err)
 		return err;
-	d->addr_lo = snap_get_le32(b);
-	d->addr_hi = snap_get_le32(b + 4);
-	d->len = snap_get_le32(b + 8);
-	d->pattern = snap_get_le32(b + 12);
-	d->status = snap_get_le32(b + 16);
-	d->result = snap_get_le32(b + 20);
+	d->regs.addr_lo = snap_get_le32(b);
+	d->regs.addr_hi = snap_get_le32(b + 4);
+	d->regs.len = snap_get_le32(b + 8);
+	d->regs.pattern = snap_get_le32(b + 12);
+	d->regs.status = snap_get_le32(b + 16);
+	d->regs.result = snap_get_le32(b + 20);
 	d->nr_pins = snap_get_le32(b + 24);
 	if (snap_get_le32(b + 28))
 		return snap_sec_err(r, s, -EBADMSG, "reserved field not zero");
 	/* STATUS: 0 ok, 1 fault, 2 bad request, 3 no resources. */
-	if (d->status > 3)
+	if (d->regs.status > 3)
 		return snap_sec_err(r, s, -EBADMSG, "STATUS %u is not one the "
-				    "device reports (0..3)", d->status);
+				    "device reports (0..3)", d->regs.status);
 	if ((uint64_t)d->nr_pins * SNAP_PIN_SIZE !=
 	    s->len - SNAP_DMADEV_HEAD)
 		return snap_sec_err(r, s, -EBADMSG, "%u pins in %llu bytes",
