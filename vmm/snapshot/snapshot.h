@@ -7,8 +7,8 @@
  * Saved: the memory configuration (mode, initial state, max GPA), the
  * regions, the page-state and plug maps as runs, and each backing's
  * resident pages with their content (never-touched, unplugged and
- * punched memory costs nothing).  vCPU and device state are not part of
- * this module yet; the format leaves room for them as further sections.
+ * punched memory costs nothing).  vCPU, device and run-option state are
+ * further sections of the same file, in machine.h.
  *
  * Every function returns 0 (or a count) or -errno and says why in the
  * caller's message buffer; nothing prints or exits.
