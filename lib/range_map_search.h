@@ -10,8 +10,9 @@
  * loaded (see search_pick() in range_map.c).
  *
  * Why copies and not one function with a target_clones attribute: the
- * count is inlined into the descent loop, and GCC inlines a function
- * compiled for AVX2 only into a caller compiled for AVX2 too.
+ * count must differ between the copies, not only the code generated for
+ * it, and it must be inlined into the descent loop; GCC inlines a
+ * function compiled for AVX2 only into a caller compiled for AVX2 too.
  */
 #define SEARCH_GLUE2(a, b) a##_##b
 #define SEARCH_GLUE(a, b) SEARCH_GLUE2(a, b)
