@@ -60,10 +60,11 @@
  * nodes below, under 8% more), plus 8 bytes of chunk table per
  * CHUNK_NODES nodes, plus at most 1.5 chunks of unused nodes
  * (invariant 9) and 7 chunks of a slab not handed out yet (invariant 10:
- * only past 16 chunks, so at most 9 bytes per run),
+ * only past 16 chunks, ~190,000 runs: at most ~10 bytes per run),
  * plus the map itself and one malloc header per
- * allocation: at most ~22 bytes per run for large maps, under the 64-byte
- * budget; tests/test_range_map_scale.c prints the figure for 10^6 runs.
+ * allocation: ~21 bytes per run at 10^6 runs and at most ~32 for large
+ * maps (just past 16 chunks), under the 64-byte budget;
+ * tests/test_range_map_scale.c prints the figures from 10^6 runs down.
  *
  * Invariants (checked, all of them, by gmem_range_map_validate())
  * ----------
@@ -203,7 +204,7 @@ _Static_assert(RESERVE_FLOOR >= 1 + SET_MAX_NEW_NODES &&
  * 16.  At 10^6 runs a random lookup misses the TLB at its last two levels,
  * and on a virtual machine each miss is a two-dimensional page walk.
  * Only past SLAB_FIRST chunks (~190,000 runs) is the up to 7 chunks of a
- * slab not yet in use small beside the map: <= 9 bytes per run.
+ * slab not yet in use small beside the map: ~10 bytes per run at most.
  */
 #define SLAB_FIRST 16u
 #define SLAB_CHUNKS 8u
