@@ -357,7 +357,8 @@ static union bt_node *slab_alloc(void)
 	return (union bt_node *)p;
 }
 
-/* Give back chunk @k, the last one: its slab goes with the slab's first. */
+/* Give back chunk @k, the last one (or the map is going): a slab goes
+ * with its first chunk, so shrink() unmaps it once all of it is unused. */
 static void chunk_release(struct range_map *map, uint32_t k)
 {
 	if (k < SLAB_FIRST)
