@@ -97,6 +97,9 @@ struct row {
 	size_t map_bytes;
 	double map_lookup, bm_lookup, map_update, bm_update;
 	double map_lookup_dep, bm_lookup_dep;	/* one at a time */
+	/* The map's lookups with the generic code (no AVX2), when the
+	 * library picked another; 0 if it did not. */
+	double generic_lookup, generic_lookup_dep;
 };
 
 #define LOOKUPS 1000000
@@ -170,6 +173,9 @@ static double min_d(double a, double b)
 	return a < b ? a : b;
 }
 
+/* The lookup code the library picked for this CPU (range_map.h). */
+static const char *picked_isa;
+
 static void bench(uint64_t runs, struct row *row)
 {
 	struct bitmap b = { .npages = TIB_PAGES };
@@ -211,6 +217,22 @@ static void bench(uint64_t runs, struct row *row)
 					    time_map_lookups(m, true));
 		row->bm_lookup_dep = min_d(row->bm_lookup_dep,
 					   time_bitmap_lookups(&b, true));
+	}
+
+	/* The same with the generic lookup code, for the table of
+	 * implementations, then back to the library's pick. */
+	row->generic_lookup = row->generic_lookup_dep = 0;
+	if (strcmp(picked_isa, "generic") &&
+	    !gmem_range_map_use_isa("generic")) {
+		row->generic_lookup = row->generic_lookup_dep = 1e30;
+		for (rep = 0; rep < 3; rep++) {
+			row->generic_lookup = min_d(row->generic_lookup,
+						    time_map_lookups(m, false));
+			row->generic_lookup_dep =
+				min_d(row->generic_lookup_dep,
+				      time_map_lookups(m, true));
+		}
+		gmem_range_map_use_isa(picked_isa);
 	}
 
 	/* Mixed 1 GiB update: the window holds both states (runs > 1). */
@@ -270,6 +292,29 @@ static void print_lookups(const struct row *rows, unsigned int n,
 	}
 }
 
+/* The map's lookups by implementation: the library's pick against the
+ * generic code, for information. */
+static void print_isas(const struct row *rows, unsigned int n)
+{
+	unsigned int i;
+
+	printf("\n**Point lookup by implementation** (map ns; the library "
+	       "uses %s on this CPU; for information)\n\n| runs | "
+	       "generic random | %s random | generic one at a time | "
+	       "%s one at a time |\n|---|---|---|---|---|\n", picked_isa,
+	       picked_isa, picked_isa);
+	for (i = 0; i < n; i++) {
+		const struct row *r = &rows[i];
+
+		if (r->runs < 1000 || r->generic_lookup == 0)
+			continue;
+		printf("| %llu | %.1f | %.1f | %.1f | %.1f |\n",
+		       (unsigned long long)r->runs, r->generic_lookup,
+		       r->map_lookup, r->generic_lookup_dep,
+		       r->map_lookup_dep);
+	}
+}
+
 int main(void)
 {
 	static const uint64_t runs[] = { 1, 1000, 1000000 };
@@ -277,6 +322,7 @@ int main(void)
 	size_t bm_bytes = TIB_PAGES / 8;
 	unsigned int i;
 
+	picked_isa = gmem_range_map_isa();
 	for (i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)
 		bench(runs[i], &rows[i]);
 
@@ -299,7 +345,11 @@ int main(void)
 
 	print_lookups(rows, sizeof(runs) / sizeof(runs[0]), false);
 	print_lookups(rows, sizeof(runs) / sizeof(runs[0]), true);
+	if (strcmp(picked_isa, "generic"))
+		print_isas(rows, sizeof(runs) / sizeof(runs[0]));
 
+	printf("\nMap lookups use the library's %s code (picked at load "
+	       "time by the CPU's features).\n", picked_isa);
 	printf("\nBaseline: a bit per page walked page by page with a call per "
 	       "changed page (QEMU's RamBlockAttributes design).\n"
 	       "Lookups: %d random pages, the same for map and bitmap, best of "

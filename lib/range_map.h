@@ -67,6 +67,17 @@ void gmem_range_map_unreserve(struct range_map *map);
 int64_t gmem_range_map_set(struct range_map *map, uint64_t start, uint64_t npages,
 		      uint8_t value, range_map_run_fn changed, void *arg);
 
+/*
+ * Lookups are compiled for any CPU ("generic") and, on x86-64, for
+ * "avx2", used if the CPU has it (picked when the library is loaded).
+ * gmem_range_map_isa() names the one in use; gmem_range_map_use_isa()
+ * switches, for all maps, to the one named: 0, -EINVAL for an unknown
+ * name, -ENOTSUP if the CPU lacks it.  For tests and benchmarks; not
+ * thread-safe.
+ */
+const char *gmem_range_map_isa(void);
+int gmem_range_map_use_isa(const char *name);
+
 uint64_t gmem_range_map_nr_runs(const struct range_map *map);
 
 /* Bytes of memory the map holds now (nodes, spares, the map itself). */

@@ -676,6 +676,41 @@ static void test_huge_map(struct recorder *rec)
 	gmem_range_map_destroy(map);
 }
 
+/*
+ * Lookups and descents are compiled once per instruction set; the rounds
+ * above ran the one picked at load time.  Run every other one this CPU has
+ * on deep trees (4 levels) and small ones, and check the switch itself.
+ */
+static void test_isas(struct recorder *rec)
+{
+	static const char *const isas[] = { "generic", "avx2" };
+	const char *picked = gmem_range_map_isa();
+	unsigned int i;
+	int j;
+
+	where.phase = "isa";
+	if (gmem_range_map_use_isa("no-such-isa") != -EINVAL)
+		FAIL("use_isa accepted an unknown name");
+	for (i = 0; i < sizeof(isas) / sizeof(isas[0]); i++) {
+		int ret = gmem_range_map_use_isa(isas[i]);
+
+		if (ret == -ENOTSUP) {
+			printf("isa %s: not on this CPU, skipped\n", isas[i]);
+			continue;
+		}
+		if (ret || strcmp(gmem_range_map_isa(), isas[i]))
+			FAIL("use_isa(%s) = %d, in use %s", isas[i], ret,
+			     gmem_range_map_isa());
+		for (j = 0; j < 20; j++)
+			random_round(rec, 1 + rnd_below(200), 2000, 31, 0);
+		for (j = 0; j < 2; j++)
+			random_round(rec, 65536, 50000, 2039, 12500);
+		printf("isa %s: ok\n", isas[i]);
+	}
+	if (gmem_range_map_use_isa(picked))
+		FAIL("cannot switch back to %s", picked);
+}
+
 int main(void)
 {
 	struct recorder rec = { 0 };
@@ -712,6 +747,7 @@ int main(void)
 		random_round(&rec, 4096, 25000, 127, 0);
 	for (i = 0; i < 4; i++)
 		random_round(&rec, 65536, 50000, 2039, 12500);
+	test_isas(&rec);
 
 	printf("random: %llu operations in %d rounds, up to %llu runs: ok\n",
 	       (unsigned long long)total_ops, where.round,

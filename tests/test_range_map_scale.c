@@ -229,6 +229,7 @@ int main(void)
 	struct range_map *map;
 	uint64_t runs, nonzero, margin_ones;
 	size_t bytes, bytes_one_run;
+	int i;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	rng_state = seed;
@@ -258,6 +259,29 @@ int main(void)
 	printf("after the 1 GiB window update: %llu runs, %zu bytes\n",
 	       (unsigned long long)gmem_range_map_nr_runs(map),
 	       gmem_range_map_bytes(map));
+
+	/*
+	 * Shrink in eighths: the nodes go down by ~10,000 (a slab and a
+	 * bit) a step, down past the first slab, and every step keeps the
+	 * invariants (the chunk layout among them) and the memory budget.
+	 */
+	for (i = 1; i < 8; i++) {
+		int64_t changed = gmem_range_map_set(map, 0, i * (MAP_PAGES / 8),
+						     0, NULL, NULL);
+
+		EXPECT(changed > 0);
+		nonzero -= (uint64_t)changed;
+		EXPECT_VALID(map);
+		runs = gmem_range_map_nr_runs(map);
+		bytes = gmem_range_map_bytes(map);
+		printf("zeroed %d/8: %llu runs, %zu bytes, %.2f bytes per run\n",
+		       i, (unsigned long long)runs, bytes,
+		       (double)bytes / (double)runs);
+		if (bytes > MAX_BYTES_PER_RUN * runs)
+			FAIL("%zu bytes for %llu runs: more than %d bytes per "
+			     "run", bytes, (unsigned long long)runs,
+			     MAX_BYTES_PER_RUN);
+	}
 
 	/* Collapse: every non-zero page changes, memory comes back. */
 	EXPECT_EQ_S(gmem_range_map_set(map, 0, MAP_PAGES, 0, NULL, NULL), nonzero);
