@@ -126,10 +126,20 @@ int snap_data_walk(struct snap_reader *r, const struct snap_mem_image *img,
 		   unsigned int idx, const struct snap_data_ops *ops,
 		   void *arg)
 {
-	enum gmem_backing_id backing = snap_data_backing(img->mode, idx);
+	return snap_data_walk_section(r, snap_reader_find(r, SNAP_SEC_DATA,
+							  idx),
+				      img, snap_data_backing(img->mode, idx),
+				      ops, arg);
+}
+
+int snap_data_walk_section(struct snap_reader *r, const struct snap_section *s,
+			   const struct snap_mem_image *img,
+			   enum gmem_backing_id backing,
+			   const struct snap_data_ops *ops, void *arg)
+{
 	struct walk w = {
 		.r = r,
-		.s = snap_reader_find(r, SNAP_SEC_DATA, idx),
+		.s = s,
 		.img = img,
 		.want_state = snap_backing_state(img->mode, backing),
 		.content = ops && ops->content,
