@@ -100,7 +100,8 @@ struct mig_recv_opts {
 /*
  * Receive a VM from @fd.  0 and *out the VM (maps, content and holes
  * exactly the source's at its last round) after acknowledging it.  On
- * any failure no VM is left and the source is told (best effort):
+ * any failure no VM is left, the source is told (a negative ACK, best
+ * effort) and @fd is shut down, so a source still sending fails at once:
  * -EBADMSG a damaged, truncated or inconsistent stream, -EINVAL not a
  * migration stream, -EPROTO a newer one, -ETIMEDOUT, or what creating or
  * changing the VM returned.

@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "image.h"
 #include "migrate.h"
@@ -154,7 +155,7 @@ static int on_data(struct receiver *r, const struct mig_sec *s)
 {
 	static const struct snap_data_ops ops = { .content = write_content };
 	struct snap_section sec = {
-		.type = SNAP_SEC_DATA, .flags = s->flags, .off = 0,
+		.type = s->type, .flags = s->flags, .off = 0,
 		.len = s->len, .crc = s->crc,
 	};
 	struct snap_reader rd;
@@ -318,7 +319,9 @@ int mig_receive(int fd, const struct mig_recv_opts *o, struct gmem_vm **out,
 		if (err)
 			snap_err(&m, err, "acknowledging: %s", strerror(-err));
 	} else {
+		/* The source must not wait for bytes that will not be read. */
 		mig_send_ack(fd, err);
+		shutdown(fd, SHUT_RDWR);
 	}
 	mig_in_free(&r.in);
 	snap_image_free(&r.img);

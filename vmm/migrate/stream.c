@@ -175,7 +175,8 @@ int mig_out_put(struct mig_out *o, const void *p, size_t len)
 
 	if (!dst)
 		return o->err;
-	memcpy(dst, p, len);
+	if (len)
+		memcpy(dst, p, len);
 	mig_out_commit(o, len);
 	return 0;
 }

@@ -5,7 +5,7 @@
  * of every region (docs/MIGRATION.md cites the kernel's documentation).
  *
  * How: both views of each region are registered in UFFDIO_REGISTER_MODE_WP
- * and write-protected.  A write to a protected page (by any thread of
+ * and their present pages write-protected by a first scan.  A write to a protected page (by any thread of
  * this process, by the kernel on its behalf, or by KVM faulting the page
  * in through the mapping with GUP) is resolved by the kernel itself in
  * async mode: it clears the page's uffd-wp bit, nobody waits, no event is
@@ -81,27 +81,20 @@ static int uffd_open(const char **why)
 	return fd;
 }
 
+/*
+ * Register [addr, addr + len) for write-protect tracking.  Nothing is
+ * protected yet: the first scan protects the present pages, and a page
+ * that is not present reads as written once something populates it, so
+ * no page table is built for holes (a 16 GiB guest costs nothing).
+ */
 static int uffd_register(int fd, uint64_t addr, uint64_t len)
 {
 	struct uffdio_register reg = {
 		.range = { .start = addr, .len = len },
 		.mode = UFFDIO_REGISTER_MODE_WP,
 	};
-	struct uffdio_writeprotect wp = {
-		.range = { .start = addr, .len = len },
-		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
-	};
 
-	if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0)
-		return -errno;
-	if (ioctl(fd, UFFDIO_WRITEPROTECT, &wp) < 0) {
-		int err = -errno;
-		struct uffdio_range r = reg.range;
-
-		ioctl(fd, UFFDIO_UNREGISTER, &r);
-		return err;
-	}
-	return 0;
+	return ioctl(fd, UFFDIO_REGISTER, &reg) < 0 ? -errno : 0;
 }
 
 /* Get and clear the written pages of [addr, addr + len): @fn per run. */
@@ -123,7 +116,7 @@ static int scan(int pagemap, struct page_region *vec, size_t vec_len,
 		n = ioctl(pagemap, PAGEMAP_SCAN, &a);
 		if (n < 0)
 			return -errno;
-		for (i = 0; i < n; i++)
+		for (i = 0; fn && i < n; i++)
 			fn(arg, vec[i].start, vec[i].end);
 		/* Full vector: the walk stopped at walk_end. */
 		if (a.walk_end >= a.end)
@@ -159,9 +152,10 @@ int mig_uffd_probe(const char **why)
 		goto out;
 	*why = "no PAGEMAP_SCAN (Linux 6.7) on /proc/self/pagemap";
 	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (pm < 0 || scan(pm, vec, 16, (uintptr_t)p, PG, note, &seen))
+	p[0] = 1;	/* present, then protected by the first scan */
+	if (pm < 0 || scan(pm, vec, 16, (uintptr_t)p, PG, NULL, NULL))
 		goto out;
-	p[0] = 1;	/* written after protection: must be reported */
+	p[0] = 2;	/* written after protection: must be reported */
 	seen = false;
 	if (scan(pm, vec, 16, (uintptr_t)p, PG, note, &seen) || !seen) {
 		*why = "PAGEMAP_SCAN did not report a written page";
@@ -193,6 +187,13 @@ static int add_range(struct mig_uffd *u, void *addr, uint64_t len,
 				"%#llx+%#llx: %s", (unsigned long long)gpa,
 				(unsigned long long)len, strerror(-err));
 	u->r[u->nr++] = (struct uffd_range){ (uintptr_t)addr, len, gpa };
+	/* Protect what is present; what was written before is sent anyway
+	 * (the first round sends every resident page). */
+	err = scan(u->pagemap, u->vec, SCAN_VEC, (uintptr_t)addr, len, NULL,
+		   NULL);
+	if (err)
+		return snap_err(m, err, "PAGEMAP_SCAN of GPA %#llx: %s",
+				(unsigned long long)gpa, strerror(-err));
 	return 0;
 }
 
