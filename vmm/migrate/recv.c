@@ -287,7 +287,8 @@ static int receive(struct receiver *r)
 		case MIG_SEC_DATA: err = on_data(r, &s); break;
 		case MIG_SEC_HOLES: err = on_holes(r, &s); break;
 		case MIG_SEC_FINAL: err = on_final(r, &s); break;
-		case MIG_SEC_ACK: err = bad(r, &s, "not the source's"); break;
+		case MIG_SEC_ACK:
+		case MIG_SEC_COMMIT: err = bad(r, &s, "out of place"); break;
 		case SNAP_SEC_END:
 			return r->final ? 0 : bad(r, &s, "before FINAL");
 		default: err = on_other(r, &s); break;
@@ -312,13 +313,19 @@ int mig_receive(int fd, const struct mig_recv_opts *o, struct gmem_vm **out,
 	r.m = &m;
 	mig_in_init(&r.in, fd, o->timeout_ms, &m);
 	err = receive(&r);
-	/* Only an acknowledged VM is ours to run: if the source cannot
-	 * hear it, it keeps running the guest, and so this one must not. */
+	/*
+	 * ACK, then the source's COMMIT: only a VM whose source knows it
+	 * moved is ours to run.  If the ACK is lost the source resumes the
+	 * guest and sends no COMMIT, so this one must not run it.
+	 */
 	if (!err) {
 		err = mig_send_ack(fd, 0);
 		if (err)
 			snap_err(&m, err, "acknowledging: %s", strerror(-err));
-	} else {
+		else
+			err = mig_wait_commit(fd, o->timeout_ms, &m);
+	}
+	if (err) {
 		/* The source must not wait for bytes that will not be read. */
 		mig_send_ack(fd, err);
 		shutdown(fd, SHUT_RDWR);

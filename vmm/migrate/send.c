@@ -442,6 +442,10 @@ static int finish(struct sender *s, double *t_stop)
 	if (!err && status)
 		err = snap_err(s->m, status, "the destination refused the VM: "
 			       "%s", strerror(-status));
+	/* The point of no return: once COMMIT is sent the destination runs
+	 * the guest, and this side must not. */
+	if (!err)
+		err = mig_out_section(&s->out, MIG_SEC_COMMIT, 0, NULL, 0);
 	return err;
 }
 

@@ -32,6 +32,7 @@ const char *mig_sec_name(uint32_t type)
 	case MIG_SEC_HOLES: return "HOLES";
 	case MIG_SEC_FINAL: return "FINAL";
 	case MIG_SEC_ACK: return "ACK";
+	case MIG_SEC_COMMIT: return "COMMIT";
 	case SNAP_SEC_END: return "END";
 	}
 	return type >= MIG_VMM_SEC_FIRST && type <= MIG_VMM_SEC_LAST ?
@@ -46,6 +47,7 @@ uint64_t mig_sec_max(uint32_t type)
 	case MIG_SEC_HOLES: return MIG_HOLES_MAX;
 	case MIG_SEC_FINAL: return MIG_FINAL_SIZE;
 	case MIG_SEC_ACK: return MIG_ACK_SIZE;
+	case MIG_SEC_COMMIT: return 0;
 	case SNAP_SEC_END: return 0;
 	}
 	return MIG_VMM_SEC_MAX;
@@ -101,7 +103,9 @@ static int out_send(struct mig_out *o, const void *p, size_t len)
 	int err = send_all(o->fd, p, len);
 
 	if (err)
-		return out_fail(o, err, "the migration stream broke");
+		return out_fail(o, err, err == -EPIPE || err == -ECONNRESET ?
+				"the destination closed the stream (it died "
+				"or refused)" : "the migration stream broke");
 	o->bytes += len;
 	return 0;
 }
@@ -388,14 +392,19 @@ int mig_wait_ack(int fd, int timeout_ms, int *status, struct snap_msg *msg)
 {
 	struct mig_in in;
 	struct mig_sec s;
+	struct snap_msg inner;
+	char why[200];
 	int32_t st;
 	int err;
 
-	mig_in_init(&in, fd, timeout_ms, msg);
+	snap_msg_init(&inner, why, sizeof(why));
+	mig_in_init(&in, fd, timeout_ms, &inner);
 	err = mig_in_next(&in, &s);
 	if (err == -EBADMSG && in.bytes == 0)
 		err = snap_err(msg, -EPIPE, "the destination closed the "
 			       "stream without an acknowledgement");
+	else if (err)
+		snap_err(msg, err, "waiting for the acknowledgement: %s", why);
 	if (!err && (s.type != MIG_SEC_ACK || s.len != MIG_ACK_SIZE))
 		err = snap_err(msg, -EBADMSG, "the destination sent section "
 			       "%#x where its acknowledgement belongs",
@@ -408,6 +417,29 @@ int mig_wait_ack(int fd, int timeout_ms, int *status, struct snap_msg *msg)
 		else
 			*status = st;
 	}
+	mig_in_free(&in);
+	return err;
+}
+
+int mig_wait_commit(int fd, int timeout_ms, struct snap_msg *msg)
+{
+	struct mig_in in;
+	struct mig_sec s;
+	struct snap_msg inner;
+	char why[200];
+	int err;
+
+	snap_msg_init(&inner, why, sizeof(why));
+	mig_in_init(&in, fd, timeout_ms, &inner);
+	err = mig_in_next(&in, &s);
+	if (err == -EBADMSG && in.bytes == 0)
+		err = snap_err(msg, -EPIPE, "the source closed the stream "
+			       "without committing: it keeps the VM");
+	else if (err)
+		snap_err(msg, err, "waiting for the COMMIT: %s", why);
+	if (!err && s.type != MIG_SEC_COMMIT)
+		err = snap_err(msg, -EBADMSG, "the source sent section %#x "
+			       "where its COMMIT belongs", s.type);
 	mig_in_free(&in);
 	return err;
 }

@@ -38,6 +38,7 @@ enum mig_sec_type {
 	MIG_SEC_HOLES = 0x42,	/* runs the destination must punch */
 	MIG_SEC_FINAL = 0x43,	/* the source is stopped: last round done */
 	MIG_SEC_ACK = 0x44,	/* destination to source: the outcome */
+	MIG_SEC_COMMIT = 0x45,	/* source to destination: run it */
 };
 
 #define MIG_VMM_SEC_FIRST 0x10
@@ -128,5 +129,8 @@ int mig_send_ack(int fd, int status);
  * peer closed: -EPIPE) with @msg.
  */
 int mig_wait_ack(int fd, int timeout_ms, int *status, struct snap_msg *msg);
+
+/* Destination: wait for the source's COMMIT after a positive ACK. */
+int mig_wait_commit(int fd, int timeout_ms, struct snap_msg *msg);
 
 #endif
