@@ -67,7 +67,8 @@ static void on_round(void *data, unsigned int round, uint64_t pages)
 	/* Let the guest's stand-in run between rounds. */
 	if (h->l && h->l->nth)
 		usleep(20000);
-	if (round != 1 || !h->l)
+	/* Never once the world is stopped (the last round). */
+	if (round != 1 || !h->l || h->l->pause_req)
 		return;
 	/* Sent in round 0, changed now. */
 	h->converted = written_page(h->l, 6 * MiB);

@@ -370,6 +370,14 @@ int mig_in_next(struct mig_in *in, struct mig_sec *s)
 	return 0;
 }
 
+size_t mig_reseal(uint8_t *buf, size_t len)
+{
+	if (len < MIG_HEADER_SIZE)
+		return 0;
+	snap_put_le32(buf + 28, crc32c(0, buf, 28));
+	return snap_reseal_sections(buf, len, MIG_HEADER_SIZE);
+}
+
 /* ---- the acknowledgement ------------------------------------------------ */
 
 int mig_send_ack(int fd, int status)

@@ -130,6 +130,14 @@ int mig_send_ack(int fd, int status);
  */
 int mig_wait_ack(int fd, int timeout_ms, int *status, struct snap_msg *msg);
 
+/*
+ * After an edit of a stream held in memory: recompute the header's
+ * checksum and every section's, front to back, up to one whose length
+ * runs past the end.  Returns the sections resealed.  For tests and
+ * fuzzers (as snap_reseal()), never used on a stream being received.
+ */
+size_t mig_reseal(uint8_t *buf, size_t len);
+
 /* Destination: wait for the source's COMMIT after a positive ACK. */
 int mig_wait_commit(int fd, int timeout_ms, struct snap_msg *msg);
 
