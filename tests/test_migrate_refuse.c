@@ -88,7 +88,7 @@ static void between_rounds(void *data, unsigned int round, uint64_t pages)
 	TEST_ASSERT(gmem_set_plugged(src, gpa + 24 * PG, 4 * PG, false) >= 0);
 }
 
-static void record(void)
+static void record(unsigned int writes)
 {
 	struct mig_send_opts o = {
 		.initial_state = src_initial,
@@ -107,7 +107,7 @@ static void record(void)
 
 	model_init(&m, GMEM_MODE_DISCARD, src_initial, 16 * MiB);
 	src = create_model_vm(&m, 0, &cr);
-	for (i = 0; i < 200; i++) {
+	for (i = 0; i < (int)writes; i++) {
 		gpa = m.r[rnd(m.nr)].gpa + rnd(256) * PG;
 		pattern_fill(buf, PG, (uint32_t)i + 1);
 		TEST_ASSERT_EQ(gmem_access(src, gpa, buf, PG, true,
@@ -497,7 +497,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	mig_fixture_init("test_migrate_refuse");
 	t0 = now_s();
-	record();
+	/* The fuzzer's seeds: a small stream (few pages of content). */
+	record(argc == 3 && !strcmp(argv[1], "--seeds") ? 4 : 200);
 	index_stream();
 	if (argc == 3 && !strcmp(argv[1], "--seeds")) {
 		write_seeds(argv[2]);
