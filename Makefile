@@ -227,6 +227,10 @@ $(BENCHLIB_A): $(BENCHLIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/bench/bench_range_map: BENCH_CFLAGS = -Ilib
+# bench_migrate drives the migration module (vmm/migrate/, vmm/snapshot/).
+$(BUILD)/bench/bench_migrate: BENCH_CFLAGS = -Ivmm/snapshot -Ivmm/migrate
+$(BUILD)/bench/bench_migrate: BENCH_OBJS = $(MIGRATE_OBJS) $(SNAPSHOT_OBJS)
+$(BUILD)/bench/bench_migrate: $(MIGRATE_OBJS) $(SNAPSHOT_OBJS)
 
 # bench_gating_scaling's parts (bench/gating/), built as bench/lib is.
 $(BUILD)/bench/gating/%.o: bench/gating/%.c
