@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "image.h"
 #include "migrate.h"
@@ -42,6 +43,7 @@ struct receiver {
 	struct gmem_vm *vm;
 	struct snap_mem_image img;	/* the last IMAGE */
 	bool final;
+	bool no_pwrite;			/* a backing refused write() */
 	unsigned int images;
 };
 
@@ -139,12 +141,51 @@ static int on_image(struct receiver *r, const struct mig_sec *s)
 
 /* ---- DATA and HOLES ------------------------------------------------------ */
 
+/*
+ * pwrite() into the backing that serves the pages where it can (a memfd):
+ * the kernel copies into its page cache, where a copy through the view
+ * would take one page fault per new page.  Nothing converts the VM
+ * meanwhile (it is this receiver's alone), and the walker checked the
+ * pages are plugged and in @view's state.  Else gmem_access() (a
+ * guest_memfd cannot be written with write()).
+ */
+static int pwrite_backing(struct receiver *r, uint64_t gpa, const void *buf,
+			  size_t len, enum gmem_state view)
+{
+	struct gmem_region_info ri = { .size = sizeof(ri) };
+	bool shared = r->img.mode == GMEM_MODE_DISCARD && view == GMEM_SHARED;
+	const uint8_t *p = buf;
+	uint64_t off;
+	ssize_t n;
+	int fd;
+
+	if (r->no_pwrite || gmem_region_find(r->vm, gpa, &ri))
+		return -EOPNOTSUPP;
+	fd = shared ? ri.shared_fd : ri.private_fd;
+	off = (shared ? ri.shared_offset : ri.private_offset) + (gpa - ri.gpa);
+	while (len) {
+		n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -EOPNOTSUPP;
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 static int write_content(void *arg, uint64_t gpa, const void *buf, size_t len,
 			 enum gmem_state view)
 {
 	struct receiver *r = arg;
-	int err = gmem_access(r->vm, gpa, (void *)buf, len, true, view);
+	int err = pwrite_backing(r, gpa, buf, len, view);
 
+	if (err == -EOPNOTSUPP) {
+		r->no_pwrite = true;	/* a partial pwrite is rewritten */
+		err = gmem_access(r->vm, gpa, (void *)buf, len, true, view);
+	}
 	if (err)
 		return snap_err(r->m, err, "writing guest memory at %#llx: %s",
 				ULL(gpa), strerror(-err));

@@ -26,6 +26,7 @@
 #include "image.h"
 #include "migrate.h"
 #include "pages.h"
+#include "resident.h"
 #include "stream.h"
 
 #define PG GMEM_PAGE_SIZE
@@ -222,8 +223,13 @@ static int send_range(struct sender *s, const struct gmem_region_info *ri,
 	part.shared_offset += d;
 	part.private_addr = (uint8_t *)part.private_addr + d;
 	part.shared_addr = (uint8_t *)part.shared_addr + d;
-	err = snap_resident_walk(&part, s->backing, s->o->find,
-				 resident_piece, &pc, s->m);
+	/* Round 0 walks whole regions; later rounds small ranges. */
+	if (s->round0)
+		err = snap_resident_walk(&part, s->backing, s->o->find,
+					 resident_piece, &pc, s->m);
+	else
+		err = mig_resident_range(ri, s->backing, start, end,
+					 resident_piece, &pc, s->m);
 	if (!err && pc.next < end && !s->round0 &&
 	    ivals_push_joined(&s->holes, pc.next, end))
 		err = snap_err(s->m, -ENOMEM, "no memory");
