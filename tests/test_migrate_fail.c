@@ -7,7 +7,10 @@
  *    moment: before, during or after pre-copy, during the last round;
  *  - because the stream is cut after N bytes by a relay (every phase: the
  *    header, the first IMAGE, the middle of a DATA section, a later
- *    round), or the destination's ACK never reaches the source.
+ *    round), or the destination's ACK never reaches the source;
+ *  - because a region was hot-plugged during pre-copy (-EBUSY);
+ *  - because the destination cannot build the VM: its errno reaches the
+ *    source in a negative ACK.
  * Each time: mig_send() fails with -errno and a message naming the
  * failure, the world it stopped is resumed (the writers go on), no
  * page is write-protected by the tracking any more, the audit passes,
@@ -34,10 +37,22 @@ static void h_resume(void *data)
 	load_resume(&l);
 }
 
+static struct gmem_vm *hotplug_vm;
+
 static void between_rounds(void *data, unsigned int round, uint64_t pages)
 {
+	struct gmem_region_config rc = GMEM_INIT(struct gmem_region_config,
+		.gpa = 15 * MiB, .len = MiB, .shared_fd = -1);
+
 	usleep(5000);
+	/* A region hot-plugged during pre-copy: the migration gives up. */
+	if (hotplug_vm && round == 1) {
+		rc.private_fd = test_memfd(MiB);
+		TEST_ASSERT_EQ(gmem_region_add(hotplug_vm, &rc), 0);
+		close(rc.private_fd);
+	}
 }
+
 
 static struct mig_send_opts send_opts(enum gmem_state initial)
 {
@@ -48,7 +63,7 @@ static struct mig_send_opts send_opts(enum gmem_state initial)
 		.on_round = between_rounds,
 		.max_rounds = 12,
 		.converged_bytes = PG,
-		.ack_timeout_ms = 10000,
+		.timeout_ms = 10000,
 	};
 
 	return o;
@@ -69,6 +84,50 @@ static void check_unharmed(struct gmem_vm *vm, int err, const char *msg)
 		TEST_ASSERT(++tries < 5000);
 		usleep(1000);
 	}
+}
+
+static void region_changed(struct gmem_vm *vm, enum gmem_state initial,
+			   uint32_t flags)
+{
+	struct mig_send_opts o = send_opts(initial);
+	char msg[512];
+	struct dest d;
+	int sv[2], err;
+
+	sock_pair(sv);
+	dest_start(&d, sv[1], flags);
+	hotplug_vm = vm;
+	err = mig_send(vm, sv[0], &o, NULL, msg, sizeof(msg));
+	hotplug_vm = NULL;
+	close(sv[0]);
+	dest_join(&d);
+	close(sv[1]);
+	TEST_ASSERT_EQ(err, -EBUSY);
+	TEST_ASSERT(!d.vm);
+	printf("region hot-plugged during pre-copy: %s\n", msg);
+	check_unharmed(vm, err, msg);
+	TEST_ASSERT_EQ(gmem_region_remove(vm, 15 * MiB), 0);
+}
+
+/* The destination cannot build the VM: the source says why. */
+static void dest_refuses(struct gmem_vm *vm, enum gmem_state initial,
+			 uint32_t flags)
+{
+	struct mig_send_opts o = send_opts(initial);
+	char msg[512];
+	struct dest d;
+	int sv[2], err;
+
+	sock_pair(sv);
+	dest_start_refusing(&d, sv[1], flags, -ENOSPC);
+	err = mig_send(vm, sv[0], &o, NULL, msg, sizeof(msg));
+	close(sv[0]);
+	dest_join(&d);
+	close(sv[1]);
+	printf("destination refusing: %s\n", msg);
+	TEST_ASSERT_EQ(err, -ENOSPC);
+	TEST_ASSERT(strstr(msg, "refused"));
+	check_unharmed(vm, err, msg);
 }
 
 /* ---- the destination killed ---------------------------------------------- */
@@ -220,6 +279,8 @@ static void one_mode(enum gmem_mode mode, enum gmem_state initial,
 		cut_stream(vm, initial, flags, cuts[i], false);
 	cut_stream(vm, initial, flags, 1 + rnd(8 * MiB), false);
 	cut_stream(vm, initial, flags, UINT64_MAX, true);
+	region_changed(vm, initial, flags);
+	dest_refuses(vm, initial, flags);
 	/* And now it moves. */
 	{
 		struct mig_send_opts o = send_opts(initial);

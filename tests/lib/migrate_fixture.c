@@ -32,7 +32,13 @@ static void *dest_main(void *arg)
 
 void dest_start(struct dest *d, int fd, uint32_t flags)
 {
+	dest_start_refusing(d, fd, flags, 0);
+}
+
+void dest_start_refusing(struct dest *d, int fd, uint32_t flags, int err)
+{
 	memset(d, 0, sizeof(*d));
+	d->c.fail_err = err;
 	d->fd = fd;
 	d->base = base_config(flags);
 	d->c.own_shared = true;

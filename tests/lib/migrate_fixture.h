@@ -41,6 +41,8 @@ struct dest {
 
 /* Receive on @fd in a thread (the destination's own VM config: @flags). */
 void dest_start(struct dest *d, int fd, uint32_t flags);
+/* The same, but creating the VM fails with @err. */
+void dest_start_refusing(struct dest *d, int fd, uint32_t flags, int err);
 /* Wait for it: its mig_receive()'s return. */
 int dest_join(struct dest *d);
 

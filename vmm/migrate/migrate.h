@@ -34,7 +34,9 @@ struct mig_send_opts {
 	 * (0: 64 MiB... see MIG_CONVERGED) or after max_rounds (0: 30). */
 	uint64_t converged_bytes;
 	unsigned int max_rounds;
-	int ack_timeout_ms;		/* <= 0: 30 s */
+	/* The most a send may block, and the wait for the ACK: a
+	 * destination that stops reading fails the migration (<= 0: 30 s). */
+	int timeout_ms;
 	/*
 	 * Stop the world (vCPUs paused, devices quiet) before the last
 	 * round, and start it again if the migration fails after that.
@@ -76,7 +78,8 @@ struct mig_stats {
  * resuming.  -errno: the migration failed (the stream broke, the
  * destination refused or died, a timeout, a change libgmem refused) and
  * @vm is as before it started: tracking removed, the world resumed if it
- * was stopped, nothing lost.  -EBUSY if the regions changed meanwhile;
+ * was stopped, nothing lost.  A destination that refused the VM (a
+ * negative ACK) makes its errno the return.  -EBUSY if the regions changed meanwhile;
  * -EOPNOTSUPP for a native backend or a host without a sound tracker.
  */
 int mig_send(struct gmem_vm *vm, int fd, const struct mig_send_opts *o,

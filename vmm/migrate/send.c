@@ -33,7 +33,7 @@
 #define ULL(x) ((unsigned long long)(x))
 #define MIG_CONVERGED (64ULL << 20)
 #define MIG_MAX_ROUNDS 30
-#define MIG_ACK_TIMEOUT_MS 30000
+#define MIG_TIMEOUT_MS 30000
 
 struct sender {
 	struct gmem_vm *vm;
@@ -442,9 +442,8 @@ static int finish(struct sender *s, double *t_stop)
 	if (!err)
 		err = send_final(s);
 	if (!err)
-		err = mig_wait_ack(s->out.fd, s->o->ack_timeout_ms > 0 ?
-				   s->o->ack_timeout_ms : MIG_ACK_TIMEOUT_MS,
-				   &status, s->m);
+		err = mig_wait_ack(s->out.fd, s->out.timeout_ms, &status,
+				   s->m);
 	if (!err && status)
 		err = snap_err(s->m, status, "the destination refused the VM: "
 			       "%s", strerror(-status));
@@ -453,6 +452,24 @@ static int finish(struct sender *s, double *t_stop)
 	if (!err)
 		err = mig_out_section(&s->out, MIG_SEC_COMMIT, 0, NULL, 0);
 	return err;
+}
+
+/*
+ * The stream broke: a destination that refused the VM said why (its
+ * errno in a negative ACK) before it closed; that is the failure.
+ */
+static int nack_reason(struct sender *s, int err, struct snap_msg *m,
+		       char *msg, size_t msg_len)
+{
+	struct snap_msg quiet;
+	int status = 0;
+
+	snap_msg_init(&quiet, NULL, 0);
+	if (mig_wait_ack(s->out.fd, 100, &status, &quiet) || !status)
+		return err;
+	snap_msg_init(m, msg, msg_len);
+	return snap_err(m, status, "the destination refused the VM: %s",
+			strerror(-status));
 }
 
 int mig_send(struct gmem_vm *vm, int fd, const struct mig_send_opts *o,
@@ -475,6 +492,7 @@ int mig_send(struct gmem_vm *vm, int fd, const struct mig_send_opts *o,
 	s.st->tracker = "none";
 	pthread_mutex_init(&s.lock, NULL);
 	mig_out_init(&s.out, fd, &m);
+	s.out.timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : MIG_TIMEOUT_MS;
 	err = setup(&s);
 	if (!err)
 		err = mig_out_header(&s.out);
@@ -484,6 +502,8 @@ int mig_send(struct gmem_vm *vm, int fd, const struct mig_send_opts *o,
 		err = finish(&s, &t_stop);
 	if (err && s.final && o->resume)
 		o->resume(o->data);
+	if (err == -EPIPE || err == -ECONNRESET)
+		err = nack_reason(&s, err, &m, msg, msg_len);
 	s.st->bytes = s.out.bytes;
 	s.st->total_s = now() - t0;
 	s.st->downtime_s = t_stop ? now() - t_stop : 0;

@@ -55,12 +55,31 @@ uint64_t mig_sec_max(uint32_t type)
 
 /* ---- sending ------------------------------------------------------------ */
 
-static int send_all(int fd, const void *buf, size_t len)
+static int wait_fd(int fd, short events, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	int n;
+
+	if (timeout_ms <= 0)
+		return 0;
+	do
+		n = poll(&p, 1, timeout_ms);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return n ? 0 : -ETIMEDOUT;
+}
+
+static int send_all(int fd, const void *buf, size_t len, int timeout_ms)
 {
 	const uint8_t *p = buf;
 	ssize_t n;
+	int err;
 
 	while (len) {
+		err = wait_fd(fd, POLLOUT, timeout_ms);
+		if (err)
+			return err;
 		n = send(fd, p, len, MSG_NOSIGNAL);
 		if (n < 0 && errno == ENOTSOCK)
 			n = write(fd, p, len);	/* a pipe or file */
@@ -100,7 +119,7 @@ static int out_fail(struct mig_out *o, int err, const char *what)
 
 static int out_send(struct mig_out *o, const void *p, size_t len)
 {
-	int err = send_all(o->fd, p, len);
+	int err = send_all(o->fd, p, len, o->timeout_ms);
 
 	if (err)
 		return out_fail(o, err, err == -EPIPE || err == -ECONNRESET ?
@@ -235,21 +254,6 @@ void mig_in_free(struct mig_in *in)
 	in->cap = 0;
 }
 
-static int wait_readable(int fd, int timeout_ms)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	int n;
-
-	if (timeout_ms <= 0)
-		return 0;
-	do
-		n = poll(&p, 1, timeout_ms);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	return n ? 0 : -ETIMEDOUT;
-}
-
 /* Exactly @len bytes: a stream that ends early is a truncated one. */
 static int in_read(struct mig_in *in, void *buf, size_t len)
 {
@@ -258,7 +262,7 @@ static int in_read(struct mig_in *in, void *buf, size_t len)
 	int err;
 
 	while (len) {
-		err = wait_readable(in->fd, in->timeout_ms);
+		err = wait_fd(in->fd, POLLIN, in->timeout_ms);
 		if (err)
 			return snap_err(in->msg, err, "no data for %d ms after "
 					"%llu bytes of the stream",

@@ -62,6 +62,7 @@ struct mig_out {
 	size_t used, cap;
 	bool in_section;
 	uint64_t bytes;		/* sent so far */
+	int timeout_ms;		/* per send; <= 0: wait forever */
 	int err;		/* sticky */
 };
 
