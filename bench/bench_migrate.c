@@ -111,7 +111,9 @@ struct dest {
 static void *dest_main(void *arg)
 {
 	struct dest *d = arg;
-	struct mig_recv_opts o = { .base = &d->base, .create = create };
+	struct mig_recv_opts o = {
+		.restore = { .base = &d->base, .create = create },
+	};
 
 	d->err = mig_receive(d->fd, &o, &d->vm, d->msg, sizeof(d->msg));
 	return NULL;

@@ -17,7 +17,6 @@
  */
 #include <errno.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,20 +48,9 @@ struct feed {
 static void *feed_main(void *arg)
 {
 	struct feed *f = arg;
-	uint8_t commit[SNAP_SEC_HEADER_SIZE] = { 0 };
-	size_t off = 0;
-	ssize_t n;
 
-	while (off < f->len) {
-		n = send(f->fd, f->p + off, f->len - off, MSG_NOSIGNAL);
-		if (n <= 0)
-			break;
-		off += (size_t)n;
-	}
-	snap_put_le32(commit, MIG_SEC_COMMIT);
-	snap_reseal_sections(commit, sizeof(commit), 0);
-	if (off == f->len)
-		n = send(f->fd, commit, sizeof(commit), MSG_NOSIGNAL);
+	if (!mig_send_bytes(f->fd, f->p, f->len, 0))
+		mig_send_commit(f->fd, 0);
 	shutdown(f->fd, SHUT_WR);
 	return NULL;
 }
@@ -86,43 +74,18 @@ static void reseal(uint8_t *p, size_t len)
 /* An accepted VM: audited, and a snapshot of it verifies against it. */
 static void check(struct gmem_vm *vm)
 {
-	struct snap_save_opts so = { .initial_state = GMEM_PRIVATE };
-	struct snap_writer w;
-	struct snap_reader r;
-	struct snap_src src;
-	struct snap_msg m;
 	char msg[512];
-	int fd, err;
 
 	if (gmem_audit(vm, msg, sizeof(msg)))
 		fuzz_fail("audit of a received VM: %s", msg);
-	fd = memfd_create("fuzz-migrate", MFD_CLOEXEC);
-	FUZZ_ASSERT(fd >= 0);
-	snap_msg_init(&m, msg, sizeof(msg));
-	err = snap_writer_init(&w, fd, NULL, &m);
-	if (!err)
-		err = snap_mem_save(vm, &w, &so, NULL);
-	if (!err && snap_writer_finish(&w) < 0)
-		err = w.err;
-	snap_writer_free(&w);
-	if (err)
-		fuzz_fail("saving a received VM: %s", msg);
-	FUZZ_ASSERT(!snap_src_fd(&src, fd));
-	err = snap_reader_open(&r, &src, msg, sizeof(msg));
-	if (!err) {
-		err = snap_mem_verify(vm, &r, SNAP_FIND_AUTO);
-		snap_reader_close(&r);
-	}
-	if (err)
-		fuzz_fail("a received VM against its snapshot: %s", msg);
-	close(fd);
+	fuzz_restore_resave(vm, GMEM_PRIVATE, SNAP_FIND_AUTO);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct gmem_config base = GMEM_INIT(struct gmem_config, .vm_fd = -1);
 	struct mig_recv_opts o = {
-		.base = &base, .create = fuzz_restore_create,
+		.restore = { .base = &base, .create = fuzz_restore_create },
 		.timeout_ms = 10000,
 	};
 	struct gmem_vm *vm = NULL;

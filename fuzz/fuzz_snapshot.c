@@ -39,47 +39,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* Save @vm into a memfd and check it against that new snapshot. */
+/* The file's initial state (libgmem does not report it), then the VM
+ * saved again must verify. */
 static void resave(struct gmem_vm *vm, const struct snap_reader *orig,
 		   enum snap_find find)
 {
 	const struct snap_section *config =
 		snap_reader_find(orig, SNAP_SEC_CONFIG, 0);
-	struct snap_save_opts o = { .find = find };
-	struct snap_writer w;
-	struct snap_reader r;
-	struct snap_src src;
-	struct snap_msg m;
 	uint8_t initial[8];
-	char msg[256];
-	int fd, err;
 
-	/* The file's initial state: libgmem does not report it. */
 	FUZZ_ASSERT(config && config->len >= 8);
 	FUZZ_ASSERT(orig->src.mem);
 	memcpy(initial, orig->src.mem + config->off + SNAP_SEC_HEADER_SIZE, 8);
-	o.initial_state = (enum gmem_state)snap_get_le32(initial + 4);
-	fd = memfd_create("fuzz-snapshot", MFD_CLOEXEC);
-	FUZZ_ASSERT(fd >= 0);
-	snap_msg_init(&m, msg, sizeof(msg));
-	err = snap_writer_init(&w, fd, NULL, &m);
-	if (!err)
-		err = snap_mem_save(vm, &w, &o, NULL);
-	if (!err && snap_writer_finish(&w) < 0)
-		err = w.err;
-	snap_writer_free(&w);
-	if (err)
-		fuzz_fail("saving a restored VM: %s (%s)", msg, strerror(-err));
-	FUZZ_ASSERT(!snap_src_fd(&src, fd));
-	err = snap_reader_open(&r, &src, msg, sizeof(msg));
-	if (!err) {
-		err = snap_mem_verify(vm, &r, find);
-		snap_reader_close(&r);
-	}
-	if (err)
-		fuzz_fail("a restored VM against its own snapshot: %s (%s)",
-			  msg, strerror(-err));
-	close(fd);
+	fuzz_restore_resave(vm, (enum gmem_state)snap_get_le32(initial + 4),
+			    find);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

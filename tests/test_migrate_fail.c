@@ -86,26 +86,37 @@ static void check_unharmed(struct gmem_vm *vm, int err, const char *msg)
 	}
 }
 
-static void region_changed(struct gmem_vm *vm, enum gmem_state initial,
-			   uint32_t flags)
+/* A migration to a destination refusing with @refuse (0: none): its
+ * mig_send() return and message. */
+static int fail_once(struct gmem_vm *vm, enum gmem_state initial,
+		     uint32_t flags, int refuse, char *msg, size_t len)
 {
 	struct mig_send_opts o = send_opts(initial);
-	char msg[512];
 	struct dest d;
 	int sv[2], err;
 
 	sock_pair(sv);
-	dest_start(&d, sv[1], flags);
-	hotplug_vm = vm;
-	err = mig_send(vm, sv[0], &o, NULL, msg, sizeof(msg));
-	hotplug_vm = NULL;
+	dest_start_refusing(&d, sv[1], flags, refuse);
+	err = mig_send(vm, sv[0], &o, NULL, msg, len);
 	close(sv[0]);
 	dest_join(&d);
 	close(sv[1]);
-	TEST_ASSERT_EQ(err, -EBUSY);
 	TEST_ASSERT(!d.vm);
-	printf("region hot-plugged during pre-copy: %s\n", msg);
 	check_unharmed(vm, err, msg);
+	return err;
+}
+
+/* A region hot-plugged during pre-copy: -EBUSY. */
+static void region_changed(struct gmem_vm *vm, enum gmem_state initial,
+			   uint32_t flags)
+{
+	char msg[512];
+
+	hotplug_vm = vm;
+	TEST_ASSERT_EQ(fail_once(vm, initial, flags, 0, msg, sizeof(msg)),
+		       -EBUSY);
+	hotplug_vm = NULL;
+	printf("region hot-plugged during pre-copy: %s\n", msg);
 	TEST_ASSERT_EQ(gmem_region_remove(vm, 15 * MiB), 0);
 }
 
@@ -113,21 +124,12 @@ static void region_changed(struct gmem_vm *vm, enum gmem_state initial,
 static void dest_refuses(struct gmem_vm *vm, enum gmem_state initial,
 			 uint32_t flags)
 {
-	struct mig_send_opts o = send_opts(initial);
 	char msg[512];
-	struct dest d;
-	int sv[2], err;
 
-	sock_pair(sv);
-	dest_start_refusing(&d, sv[1], flags, -ENOSPC);
-	err = mig_send(vm, sv[0], &o, NULL, msg, sizeof(msg));
-	close(sv[0]);
-	dest_join(&d);
-	close(sv[1]);
+	TEST_ASSERT_EQ(fail_once(vm, initial, flags, -ENOSPC, msg,
+				 sizeof(msg)), -ENOSPC);
 	printf("destination refusing: %s\n", msg);
-	TEST_ASSERT_EQ(err, -ENOSPC);
 	TEST_ASSERT(strstr(msg, "refused"));
-	check_unharmed(vm, err, msg);
 }
 
 /* ---- the destination killed ---------------------------------------------- */

@@ -143,23 +143,9 @@ struct feed {
 static void *feed_main(void *arg)
 {
 	struct feed *f = arg;
-	uint8_t commit[SNAP_SEC_HEADER_SIZE];
-	size_t off = 0;
-	ssize_t n;
 
-	while (off < f->len) {
-		n = send(f->fd, f->p + off, f->len - off, MSG_NOSIGNAL);
-		if (n <= 0)
-			break;
-		off += (size_t)n;
-	}
-	if (f->commit && off == f->len) {
-		snap_put_le32(commit, MIG_SEC_COMMIT);
-		memset(commit + 4, 0, sizeof(commit) - 4);
-		snap_reseal_sections(commit, sizeof(commit), 0);
-		n = send(f->fd, commit, sizeof(commit), MSG_NOSIGNAL);
-		(void)n;
-	}
+	if (!mig_send_bytes(f->fd, f->p, f->len, 0) && f->commit)
+		mig_send_commit(f->fd, 0);
 	shutdown(f->fd, SHUT_WR);
 	return NULL;
 }
@@ -470,22 +456,16 @@ static void resealed(void)
 	       ok);
 }
 
-static void write_seeds(const char *dir)
+/* The fuzzer's input: a flags byte (bit 0: reseal), then the stream. */
+static void write_seed(const char *dir, const char *name, char flags)
 {
 	char path[512];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/stream", dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	TEST_ASSERT(fd >= 0);
-	/* The fuzzer's flags byte (0: as is), then the stream. */
-	TEST_ASSERT(write(fd, "\0", 1) == 1);
-	TEST_ASSERT(write(fd, stream.p, stream.len) == (ssize_t)stream.len);
-	close(fd);
-	snprintf(path, sizeof(path), "%s/stream-resealed", dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	TEST_ASSERT(fd >= 0);
-	TEST_ASSERT(write(fd, "\1", 1) == 1);
+	TEST_ASSERT(write(fd, &flags, 1) == 1);
 	TEST_ASSERT(write(fd, stream.p, stream.len) == (ssize_t)stream.len);
 	close(fd);
 }
@@ -501,7 +481,8 @@ int main(int argc, char **argv)
 	record(argc == 3 && !strcmp(argv[1], "--seeds") ? 4 : 200);
 	index_stream();
 	if (argc == 3 && !strcmp(argv[1], "--seeds")) {
-		write_seeds(argv[2]);
+		write_seed(argv[2], "stream", 0);
+		write_seed(argv[2], "stream-resealed", 1);
 		gmem_destroy(src);
 		return 0;
 	}

@@ -42,9 +42,9 @@ void dest_start_refusing(struct dest *d, int fd, uint32_t flags, int err)
 	d->fd = fd;
 	d->base = base_config(flags);
 	d->c.own_shared = true;
-	d->o.base = &d->base;
-	d->o.create = create_cb;
-	d->o.create_data = &d->c;
+	d->o.restore.base = &d->base;
+	d->o.restore.create = create_cb;
+	d->o.restore.create_data = &d->c;
 	d->o.timeout_ms = 20000;
 	TEST_ASSERT_EQ(pthread_create(&d->th, NULL, dest_main, d), 0);
 }

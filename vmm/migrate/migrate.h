@@ -86,12 +86,11 @@ int mig_send(struct gmem_vm *vm, int fd, const struct mig_send_opts *o,
 	     struct mig_stats *st, char *msg, size_t msg_len);
 
 struct mig_recv_opts {
-	/* As snap_restore_opts: what the stream does not say, and how the
-	 * VM is created (its regions' fds -1). */
-	const struct gmem_config *base;
-	int (*create)(void *data, const struct gmem_config *cfg,
-		      struct gmem_vm **out);
-	void *create_data;
+	/*
+	 * How the VM is built from the first IMAGE: as a snapshot restore
+	 * builds it (base config, create callback; its regions' fds -1).
+	 */
+	struct snap_restore_opts restore;
 	int timeout_ms;			/* per read; <= 0: forever */
 	/* The VMM's sections after the last round.  NULL: an unknown
 	 * non-optional one is refused (-EPROTO). */

@@ -57,11 +57,6 @@ static int bad(struct receiver *r, const struct mig_sec *s, const char *why)
 
 static int create(struct receiver *r, const struct mig_sec *s)
 {
-	struct snap_restore_opts ro = {
-		.base = r->o->base,
-		.create = r->o->create,
-		.create_data = r->o->create_data,
-	};
 	struct snap_reader rd;
 	struct snap_src src;
 	int err;
@@ -69,7 +64,7 @@ static int create(struct receiver *r, const struct mig_sec *s)
 	snap_src_mem(&src, s->p, s->len);
 	err = snap_reader_open(&rd, &src, r->m->buf, r->m->len);
 	if (!err)
-		err = snap_mem_restore(&rd, &ro, &r->vm);
+		err = snap_mem_restore(&rd, &r->o->restore, &r->vm);
 	snap_reader_close(&rd);
 	return err;
 }
@@ -347,7 +342,7 @@ int mig_receive(int fd, const struct mig_recv_opts *o, struct gmem_vm **out,
 
 	snap_msg_init(&m, msg, msg_len);
 	*out = NULL;
-	if (!o || !o->base)
+	if (!o || !o->restore.base)
 		return snap_err(&m, -EINVAL, "no base configuration");
 	memset(&r, 0, sizeof(r));
 	r.o = o;

@@ -449,8 +449,12 @@ static int finish(struct sender *s, double *t_stop)
 			       "%s", strerror(-status));
 	/* The point of no return: once COMMIT is sent the destination runs
 	 * the guest, and this side must not. */
-	if (!err)
-		err = mig_out_section(&s->out, MIG_SEC_COMMIT, 0, NULL, 0);
+	if (!err) {
+		err = mig_send_commit(s->out.fd, s->out.timeout_ms);
+		if (err)
+			snap_err(s->m, err, "sending the COMMIT: %s",
+				 strerror(-err));
+	}
 	return err;
 }
 

@@ -400,58 +400,73 @@ int mig_send_ack(int fd, int status)
 	return err;
 }
 
-int mig_wait_ack(int fd, int timeout_ms, int *status, struct snap_msg *msg)
+/*
+ * The peer's one-section reply (@type, @len bytes) into @p: -EPIPE if it
+ * closed without one (@closed says what that means), -EBADMSG for another
+ * section, or the read's -errno, each with @msg.
+ */
+static int wait_reply(int fd, int timeout_ms, uint32_t type, size_t len,
+		      uint8_t *p, const char *closed, struct snap_msg *msg)
 {
+	struct snap_msg inner;
 	struct mig_in in;
 	struct mig_sec s;
-	struct snap_msg inner;
 	char why[200];
-	int32_t st;
 	int err;
 
 	snap_msg_init(&inner, why, sizeof(why));
 	mig_in_init(&in, fd, timeout_ms, &inner);
 	err = mig_in_next(&in, &s);
 	if (err == -EBADMSG && in.bytes == 0)
-		err = snap_err(msg, -EPIPE, "the destination closed the "
-			       "stream without an acknowledgement");
+		err = snap_err(msg, -EPIPE, "the %s", closed);
 	else if (err)
-		snap_err(msg, err, "waiting for the acknowledgement: %s", why);
-	if (!err && (s.type != MIG_SEC_ACK || s.len != MIG_ACK_SIZE))
-		err = snap_err(msg, -EBADMSG, "the destination sent section "
-			       "%#x where its acknowledgement belongs",
-			       s.type);
-	if (!err) {
-		st = (int32_t)snap_get_le32(s.p);
-		if (st > 0 || st < -4095 || snap_get_le32(s.p + 4))
-			err = snap_err(msg, -EBADMSG, "the destination's "
-				       "acknowledgement is malformed");
-		else
-			*status = st;
-	}
+		snap_err(msg, err, "waiting for its %s: %s",
+			 mig_sec_name(type), why);
+	else if (s.type != type || s.len != len)
+		err = snap_err(msg, -EBADMSG, "section %#x of %zu bytes where "
+			       "%s belongs", s.type, s.len, mig_sec_name(type));
+	else if (len)
+		memcpy(p, s.p, len);
 	mig_in_free(&in);
 	return err;
 }
 
-int mig_wait_commit(int fd, int timeout_ms, struct snap_msg *msg)
+int mig_wait_ack(int fd, int timeout_ms, int *status, struct snap_msg *msg)
 {
-	struct mig_in in;
-	struct mig_sec s;
-	struct snap_msg inner;
-	char why[200];
+	uint8_t p[MIG_ACK_SIZE];
+	int32_t st;
 	int err;
 
-	snap_msg_init(&inner, why, sizeof(why));
-	mig_in_init(&in, fd, timeout_ms, &inner);
-	err = mig_in_next(&in, &s);
-	if (err == -EBADMSG && in.bytes == 0)
-		err = snap_err(msg, -EPIPE, "the source closed the stream "
-			       "without committing: it keeps the VM");
-	else if (err)
-		snap_err(msg, err, "waiting for the COMMIT: %s", why);
-	if (!err && s.type != MIG_SEC_COMMIT)
-		err = snap_err(msg, -EBADMSG, "the source sent section %#x "
-			       "where its COMMIT belongs", s.type);
-	mig_in_free(&in);
-	return err;
+	err = wait_reply(fd, timeout_ms, MIG_SEC_ACK, sizeof(p), p,
+			 "destination closed the stream without an "
+			 "acknowledgement", msg);
+	if (err)
+		return err;
+	st = (int32_t)snap_get_le32(p);
+	if (st > 0 || st < -4095 || snap_get_le32(p + 4))
+		return snap_err(msg, -EBADMSG, "the destination's "
+				"acknowledgement is malformed");
+	*status = st;
+	return 0;
+}
+
+int mig_wait_commit(int fd, int timeout_ms, struct snap_msg *msg)
+{
+	return wait_reply(fd, timeout_ms, MIG_SEC_COMMIT, 0, NULL,
+			  "source closed the stream without committing: it "
+			  "keeps the VM", msg);
+}
+
+int mig_send_bytes(int fd, const void *p, size_t len, int timeout_ms)
+{
+	return send_all(fd, p, len, timeout_ms);
+}
+
+int mig_send_commit(int fd, int timeout_ms)
+{
+	uint8_t h[SNAP_SEC_HEADER_SIZE] = { 0 };
+
+	snap_put_le32(h, MIG_SEC_COMMIT);
+	snap_reseal_sections(h, sizeof(h), 0);
+	return send_all(fd, h, sizeof(h), timeout_ms);
 }

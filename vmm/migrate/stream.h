@@ -141,5 +141,10 @@ size_t mig_reseal(uint8_t *buf, size_t len);
 
 /* Destination: wait for the source's COMMIT after a positive ACK. */
 int mig_wait_commit(int fd, int timeout_ms, struct snap_msg *msg);
+/* Source: the COMMIT (the point of no return). */
+int mig_send_commit(int fd, int timeout_ms);
+/* All of @p, as the stream's sections are sent (no SIGPIPE): for tests
+ * and fuzzers that play a recorded stream. */
+int mig_send_bytes(int fd, const void *p, size_t len, int timeout_ms);
 
 #endif
