@@ -173,6 +173,7 @@ int mig_out_begin(struct mig_out *o, uint32_t type, uint32_t flags)
 	snap_put_le32(o->buf, type);
 	snap_put_le32(o->buf + 4, flags);
 	o->used = SNAP_SEC_HEADER_SIZE;
+	o->crc = 0;
 	o->in_section = true;
 	return 0;
 }
@@ -188,8 +189,10 @@ void *mig_out_space(struct mig_out *o, size_t len)
 
 void mig_out_commit(struct mig_out *o, size_t len)
 {
-	if (!o->err)
-		o->used += len;
+	if (o->err)
+		return;
+	o->crc = crc32c(o->crc, o->buf + o->used, len);
+	o->used += len;
 }
 
 int mig_out_put(struct mig_out *o, const void *p, size_t len)
@@ -212,7 +215,6 @@ size_t mig_out_pending(const struct mig_out *o)
 int mig_out_end(struct mig_out *o)
 {
 	uint64_t len = o->used - SNAP_SEC_HEADER_SIZE;
-	uint32_t crc;
 
 	if (o->err)
 		return o->err;
@@ -220,10 +222,9 @@ int mig_out_end(struct mig_out *o)
 		return out_fail(o, -EINVAL, "section ended twice");
 	o->in_section = false;
 	snap_put_le64(o->buf + 8, len);
-	crc = crc32c(0, o->buf + SNAP_SEC_HEADER_SIZE, (size_t)len);
 	snap_put_le32(o->buf + 16, snap_sec_crc(snap_get_le32(o->buf),
 						snap_get_le32(o->buf + 4),
-						len, crc));
+						len, o->crc));
 	snap_put_le32(o->buf + 20, 0);
 	return out_send(o, o->buf, o->used);
 }

@@ -60,6 +60,8 @@ struct mig_out {
 	struct snap_msg *msg;
 	uint8_t *buf;		/* the section being built, header first */
 	size_t used, cap;
+	uint32_t crc;		/* of the payload so far, computed while
+				   it is still in the cache */
 	bool in_section;
 	uint64_t bytes;		/* sent so far */
 	int timeout_ms;		/* per send; <= 0: wait forever */
