@@ -29,9 +29,10 @@ struct mig_out;
 struct mig_send_opts {
 	enum gmem_state initial_state;	/* gmem_config.initial_state */
 	struct mig_track_opts track;	/* KVM VM and memslots, if any */
-	enum snap_find find;
-	/* Pre-copy ends when a round has at most this many bytes to send
-	 * (0: 64 MiB... see MIG_CONVERGED) or after max_rounds (0: 30). */
+	enum snap_find find;		/* round 0's residency walk */
+	/* Pre-copy ends after a round (other than round 0) that had at
+	 * most @converged_bytes to send (0: 64 MiB), or after @max_rounds
+	 * rounds (0: 30). */
 	uint64_t converged_bytes;
 	unsigned int max_rounds;
 	/* The most a send may block, and the wait for the ACK: a
