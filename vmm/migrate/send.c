@@ -34,6 +34,7 @@
 #define MIG_CONVERGED (64ULL << 20)
 #define MIG_MAX_ROUNDS 30
 #define MIG_TIMEOUT_MS 30000
+#define SEND_PIECE (128u << 10)
 
 struct sender {
 	struct gmem_vm *vm;
@@ -158,10 +159,14 @@ static int send_content(struct sender *s, uint64_t gpa, uint64_t end,
 	for (; gpa < end; gpa += n) {
 		if (data_begin(s))
 			return s->out.err;
-		/* Fill the section up to MIG_DATA_CHUNK, a page at least. */
+		/* Fill the section up to MIG_DATA_CHUNK, a page at least, in
+		 * records of at most SEND_PIECE: each is copied and then
+		 * checksummed while still in the cache. */
 		n = (MIG_DATA_CHUNK - mig_out_pending(&s->out)) & ~(PG - 1);
 		if (n == 0)
 			n = PG;
+		if (n > SEND_PIECE)
+			n = SEND_PIECE;
 		if (n > end - gpa)
 			n = end - gpa;
 		p = mig_out_space(&s->out, SNAP_RECORD_SIZE + n);

@@ -255,8 +255,10 @@ void mig_in_free(struct mig_in *in)
 	in->cap = 0;
 }
 
-/* Exactly @len bytes: a stream that ends early is a truncated one. */
-static int in_read(struct mig_in *in, void *buf, size_t len)
+/* Exactly @len bytes: a stream that ends early is a truncated one.  With
+ * @crc, the bytes' checksum too, each piece as it arrives (still in the
+ * cache). */
+static int in_read(struct mig_in *in, void *buf, size_t len, uint32_t *crc)
 {
 	uint8_t *p = buf;
 	ssize_t n;
@@ -279,6 +281,8 @@ static int in_read(struct mig_in *in, void *buf, size_t len)
 			return snap_err(in->msg, -EBADMSG, "the stream ends "
 					"after %llu bytes: truncated",
 					ULL(in->bytes));
+		if (crc)
+			*crc = crc32c(*crc, p, (size_t)n);
 		p += n;
 		len -= (size_t)n;
 		in->bytes += (uint64_t)n;
@@ -292,7 +296,7 @@ int mig_in_header(struct mig_in *in)
 	size_t i;
 	int err;
 
-	err = in_read(in, h, sizeof(h));
+	err = in_read(in, h, sizeof(h), NULL);
 	if (err)
 		return err;
 	if (memcmp(h, MIG_MAGIC, SNAP_MAGIC_LEN))
@@ -331,7 +335,7 @@ int mig_in_next(struct mig_in *in, struct mig_sec *s)
 		in->buf = h;
 		in->cap = 1u << 16;
 	}
-	err = in_read(in, in->buf, hs);
+	err = in_read(in, in->buf, hs, NULL);
 	if (err)
 		return err;
 	h = in->buf;
@@ -352,11 +356,11 @@ int mig_in_next(struct mig_in *in, struct mig_sec *s)
 		in->buf = h;
 		in->cap = hs + (size_t)len;
 	}
-	err = in_read(in, h + hs, (size_t)len);
+	crc = 0;
+	err = in_read(in, h + hs, (size_t)len, &crc);
 	if (err)
 		return err;
 	s->crc = snap_get_le32(h + 16);
-	crc = crc32c(0, h + hs, (size_t)len);
 	if (snap_sec_crc(s->type, s->flags, len, crc) != s->crc)
 		return snap_err(in->msg, -EBADMSG, "section %s (%#x) at "
 				"stream offset %llu: checksum mismatch",
