@@ -37,6 +37,8 @@ void dest_start(struct dest *d, int fd, uint32_t flags)
 
 void dest_start_refusing(struct dest *d, int fd, uint32_t flags, int err)
 {
+	static unsigned int dests;
+
 	memset(d, 0, sizeof(*d));
 	d->c.fail_err = err;
 	d->fd = fd;
@@ -46,6 +48,9 @@ void dest_start_refusing(struct dest *d, int fd, uint32_t flags, int err)
 	d->o.restore.create = create_cb;
 	d->o.restore.create_data = &d->c;
 	d->o.timeout_ms = 20000;
+	/* Every other destination takes the path a guest_memfd backing
+	 * takes (content through the views). */
+	d->o.through_views = dests++ & 1;
 	TEST_ASSERT_EQ(pthread_create(&d->th, NULL, dest_main, d), 0);
 }
 

@@ -18,6 +18,7 @@
 #ifndef GMVM_MIGRATE_MIGRATE_H
 #define GMVM_MIGRATE_MIGRATE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "gmem/gmem.h"
@@ -93,6 +94,10 @@ struct mig_recv_opts {
 	 */
 	struct snap_restore_opts restore;
 	int timeout_ms;			/* per read; <= 0: forever */
+	/* Write content through the views (gmem_access()) even where the
+	 * backing takes pwrite(): what a guest_memfd backing gets; tests
+	 * use it to run that path on memfds. */
+	bool through_views;
 	/* The VMM's sections after the last round.  NULL: an unknown
 	 * non-optional one is refused (-EPROTO). */
 	int (*section)(void *data, uint32_t type, uint32_t flags,

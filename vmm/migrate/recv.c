@@ -347,6 +347,7 @@ int mig_receive(int fd, const struct mig_recv_opts *o, struct gmem_vm **out,
 	memset(&r, 0, sizeof(r));
 	r.o = o;
 	r.m = &m;
+	r.no_pwrite = o->through_views;
 	mig_in_init(&r.in, fd, o->timeout_ms, &m);
 	err = receive(&r);
 	/*
