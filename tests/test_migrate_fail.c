@@ -17,6 +17,8 @@
  * and a destination that saw a cut stream refuses it (-EBADMSG) and
  * leaves no VM.  At the end every page holds its writer's last write
  * (nothing lost), and the same VM then migrates successfully.
+ *
+ * //@ concurrency (threads write, convert and receive while it migrates)
  */
 #include <signal.h>
 #include <sys/socket.h>

@@ -14,6 +14,8 @@
  * gone) or punched after it was sent, a device write after it was sent
  * (missed without the device rule, carried with it).  A 16 GiB sparse VM
  * costs about its resident bytes.
+ *
+ * //@ concurrency (threads write, convert and receive while it migrates)
  */
 #include <sys/socket.h>
 #include <unistd.h>
@@ -35,7 +37,7 @@ static uint64_t written_page(struct load *l, uint64_t from)
 	uint64_t i;
 
 	for (i = from / PG; i < l->m->npages; i++)
-		if (l->last_seed[i] &&
+		if (__atomic_load_n(&l->last_seed[i], __ATOMIC_ACQUIRE) &&
 		    (!l->dev_len || i * PG < l->dev_gpa ||
 		     i * PG >= l->dev_gpa + l->dev_len))
 			return i * PG;
