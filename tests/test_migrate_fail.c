@@ -3,8 +3,9 @@
  * A live migration that fails must cost the source nothing
  * (docs/MIGRATION.md): the source VM keeps running its guest (writer
  * threads through the host views all along) while migrations to it fail
- *  - because the destination process is killed (SIGKILL) at a random
- *    moment: before, during or after pre-copy, during the last round;
+ *  - because the destination process is killed (SIGKILL) at random
+ *    moments of the migration (0-150 ms: while the VM is being created,
+ *    in round 0 or in later rounds);
  *  - because the stream is cut after N bytes by a relay (every phase: the
  *    header, the first IMAGE, the middle of a DATA section, a later
  *    round), or the destination's ACK never reaches the source;
