@@ -55,9 +55,9 @@ VMM_SRCS := $(sort $(wildcard vmm/*.c vmm/*/*.c))
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
 # gmvm without its main(): what the fuzzers and test_gmvm_hypercall link.
 VMM_NOMAIN_OBJS := $(filter-out $(BUILD)/vmm/main.o,$(VMM_OBJS))
-# tests/lib/snapshot_fixture.c needs vmm/snapshot/: only the snapshot tests
-# link it (below).
-TESTLIB_SRCS := $(filter-out tests/lib/snapshot_fixture.c,$(sort $(wildcard tests/lib/*.c)))
+# tests/lib/snapshot_fixture.c needs vmm/snapshot/ and migrate_fixture.c
+# vmm/migrate/ too: only the snapshot and migration tests link them (below).
+TESTLIB_SRCS := $(filter-out tests/lib/snapshot_fixture.c tests/lib/migrate_fixture.c,$(sort $(wildcard tests/lib/*.c)))
 TESTLIB_OBJS := $(TESTLIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
@@ -165,6 +165,22 @@ $(SNAPSHOT_TESTS): $(SNAPSHOT_FIXTURE_OBJ) $(SNAPSHOT_OBJS)
 $(BUILD)/tests/test_snapshot_crc32c: TEST_VMM_OBJS = $(SNAPSHOT_OBJS)
 $(BUILD)/tests/test_snapshot_crc32c: $(SNAPSHOT_OBJS)
 
+# The migration tests link the migration module (vmm/migrate/) and the
+# snapshot module under it, the snapshot fixture and their own
+# (tests/lib/migrate_fixture.c); test_migrate_kvm needs no fixture.
+MIGRATE_OBJS := $(filter $(BUILD)/vmm/migrate/%,$(VMM_OBJS))
+MIGRATE_FIXTURE_OBJ := $(BUILD)/tests/lib/migrate_fixture.o
+MIGRATE_TESTS := $(addprefix $(BUILD)/tests/,test_migrate_roundtrip \
+	test_migrate_fail test_migrate_refuse)
+$(MIGRATE_FIXTURE_OBJ): tests/lib/migrate_fixture.c
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -Ivmm/snapshot -Ivmm/migrate -Itests/lib -MMD -MP -c $< -o $@
+$(MIGRATE_TESTS) $(BUILD)/tests/test_migrate_kvm: TEST_CFLAGS = -Ivmm/snapshot -Ivmm/migrate
+$(MIGRATE_TESTS): TEST_VMM_OBJS = $(MIGRATE_FIXTURE_OBJ) $(SNAPSHOT_FIXTURE_OBJ) $(MIGRATE_OBJS) $(SNAPSHOT_OBJS)
+$(MIGRATE_TESTS): $(MIGRATE_FIXTURE_OBJ) $(SNAPSHOT_FIXTURE_OBJ) $(MIGRATE_OBJS) $(SNAPSHOT_OBJS)
+$(BUILD)/tests/test_migrate_kvm: TEST_VMM_OBJS = $(MIGRATE_OBJS) $(SNAPSHOT_OBJS)
+$(BUILD)/tests/test_migrate_kvm: $(MIGRATE_OBJS) $(SNAPSHOT_OBJS)
+
 # The DMA device protocol test speaks the protocol of vmm/devices/ to the
 # device process (gmvm dma-device); it needs the protocol header only.
 $(BUILD)/tests/test_dmadev_protocol: TEST_CFLAGS = -Ivmm/devices
@@ -215,6 +231,10 @@ $(BENCHLIB_A): $(BENCHLIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/bench/bench_range_map: BENCH_CFLAGS = -Ilib
+# bench_migrate drives the migration module (vmm/migrate/, vmm/snapshot/).
+$(BUILD)/bench/bench_migrate: BENCH_CFLAGS = -Ivmm/snapshot -Ivmm/migrate
+$(BUILD)/bench/bench_migrate: BENCH_OBJS = $(MIGRATE_OBJS) $(SNAPSHOT_OBJS)
+$(BUILD)/bench/bench_migrate: $(MIGRATE_OBJS) $(SNAPSHOT_OBJS)
 
 # bench_gating_scaling's parts (bench/gating/), built as bench/lib is.
 $(BUILD)/bench/gating/%.o: bench/gating/%.c

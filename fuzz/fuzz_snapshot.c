@@ -11,7 +11,7 @@
  *  - bit 1: find resident memory with mincore() instead of SEEK_DATA.
  * The file is opened and restored into a new VM with no KVM (libgmem on
  * memfds, as in fuzz/lib/fuzz_vm.c, but one per region of whatever layout
- * the file describes, and memslots counted).  A refusal must be a
+ * the file describes, and memslots counted: fuzz/lib/fuzz_restore.c).  A refusal must be a
  * negative errno with a message and leave no VM (no live memslot).  An accepted file must have
  * been restored exactly: snap_mem_verify() of the VM against the file
  * (maps, content, residency), gmem_audit(), then the VM saved again must
@@ -29,6 +29,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_restore.h"
 #include "fuzz_vm.h"
 #include "snapshot/format.h"
 #include "snapshot/machine.h"
@@ -36,11 +37,6 @@
 
 #define FLAG_RESEAL 1
 #define FLAG_MINCORE 2
-
-/* What this harness backs: enough for any layout, never the host. */
-#define MAX_RAM (256ULL << 20)
-#define MAX_SPACE (1ULL << 40)
-#define MAX_REGIONS 16
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -50,85 +46,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* Live memslots of every VM: 0 whenever no VM exists. */
-static long live_slots;
-
-static int count_slot(void *data, const struct gmem_slot *slot)
-{
-	live_slots += slot->len ? 1 : -1;
-	return 0;
-}
-
-static int create(void *data, const struct gmem_config *in,
-		  struct gmem_vm **out)
-{
-	struct gmem_region_config rc[MAX_REGIONS];
-	struct gmem_config cfg = *in;
-	uint64_t ram = 0;
-	uint32_t i;
-	int err;
-
-	if (in->nr_regions > MAX_REGIONS || in->max_gpa > MAX_SPACE)
-		return -E2BIG;
-	for (i = 0; i < in->nr_regions; i++)
-		ram += in->regions[i].len;
-	if (ram > MAX_RAM)
-		return -E2BIG;
-	for (i = 0; i < in->nr_regions; i++) {
-		rc[i] = in->regions[i];
-		rc[i].private_fd = memfd_create("fuzz-snapshot", MFD_CLOEXEC);
-		FUZZ_ASSERT(rc[i].private_fd >= 0 &&
-			    ftruncate(rc[i].private_fd, (off_t)rc[i].len) == 0);
-	}
-	cfg.regions = rc;
-	cfg.set_slot = count_slot;
-	err = gmem_create(&cfg, out);
-	for (i = 0; i < in->nr_regions; i++)
-		close(rc[i].private_fd);	/* libgmem holds its own dup */
-	return err;
-}
-
-/* Save @vm into a memfd and check it against that new snapshot. */
+/* The file's initial state (libgmem does not report it), then the VM
+ * saved again must verify. */
 static void resave(struct gmem_vm *vm, const struct snap_reader *orig,
 		   enum snap_find find)
 {
 	const struct snap_section *config =
 		snap_reader_find(orig, SNAP_SEC_CONFIG, 0);
-	struct snap_save_opts o = { .find = find };
-	struct snap_writer w;
-	struct snap_reader r;
-	struct snap_src src;
-	struct snap_msg m;
 	uint8_t initial[8];
-	char msg[256];
-	int fd, err;
 
-	/* The file's initial state: libgmem does not report it. */
 	FUZZ_ASSERT(config && config->len >= 8);
 	FUZZ_ASSERT(orig->src.mem);
 	memcpy(initial, orig->src.mem + config->off + SNAP_SEC_HEADER_SIZE, 8);
-	o.initial_state = (enum gmem_state)snap_get_le32(initial + 4);
-	fd = memfd_create("fuzz-snapshot", MFD_CLOEXEC);
-	FUZZ_ASSERT(fd >= 0);
-	snap_msg_init(&m, msg, sizeof(msg));
-	err = snap_writer_init(&w, fd, NULL, &m);
-	if (!err)
-		err = snap_mem_save(vm, &w, &o, NULL);
-	if (!err && snap_writer_finish(&w) < 0)
-		err = w.err;
-	snap_writer_free(&w);
-	if (err)
-		fuzz_fail("saving a restored VM: %s (%s)", msg, strerror(-err));
-	FUZZ_ASSERT(!snap_src_fd(&src, fd));
-	err = snap_reader_open(&r, &src, msg, sizeof(msg));
-	if (!err) {
-		err = snap_mem_verify(vm, &r, find);
-		snap_reader_close(&r);
-	}
-	if (err)
-		fuzz_fail("a restored VM against its own snapshot: %s (%s)",
-			  msg, strerror(-err));
-	close(fd);
+	fuzz_restore_resave(vm, (enum gmem_state)snap_get_le32(initial + 4),
+			    find);
 }
 
 /* Where a parsed machine is written back: bytes in memory. */
@@ -221,7 +152,7 @@ static void machine(const uint8_t *file, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct gmem_config base = GMEM_INIT(struct gmem_config, .vm_fd = -1);
-	struct snap_restore_opts o = { .base = &base, .create = create };
+	struct snap_restore_opts o = { .base = &base, .create = fuzz_restore_create };
 	struct gmem_vm *vm = NULL;
 	struct snap_reader r;
 	struct snap_src src;
@@ -260,8 +191,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fuzz_fail("refused with %s but no message",
 				  strerror(-err));
 	}
-	if (live_slots)
-		fuzz_fail("%ld memslots left behind (%s)", live_slots,
+	if (fuzz_restore_live_slots())
+		fuzz_fail("%ld memslots left behind (%s)",
+			  fuzz_restore_live_slots(),
 			  err ? msg : "accepted");
 	free(file);
 	return 0;

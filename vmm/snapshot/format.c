@@ -50,16 +50,12 @@ uint32_t snap_sec_crc(uint32_t type, uint32_t flags, uint64_t len,
 
 /* ---- editing ------------------------------------------------------------ */
 
-size_t snap_reseal(uint8_t *buf, size_t len)
+size_t snap_reseal_sections(uint8_t *buf, size_t len, size_t off)
 {
-	uint64_t off = SNAP_HEADER_SIZE, slen;
+	uint64_t slen;
 	size_t n = 0;
 
-	if (len < SNAP_HEADER_SIZE)
-		return 0;
-	snap_put_le64(buf + 16, len);
-	snap_put_le32(buf + 28, crc32c(0, buf, 28));
-	while (len - off >= SNAP_SEC_HEADER_SIZE) {
+	while (off <= len && len - off >= SNAP_SEC_HEADER_SIZE) {
 		uint8_t *h = buf + off;
 
 		slen = snap_get_le64(h + 8);
@@ -73,4 +69,13 @@ size_t snap_reseal(uint8_t *buf, size_t len)
 		n++;
 	}
 	return n;
+}
+
+size_t snap_reseal(uint8_t *buf, size_t len)
+{
+	if (len < SNAP_HEADER_SIZE)
+		return 0;
+	snap_put_le64(buf + 16, len);
+	snap_put_le32(buf + 28, crc32c(0, buf, 28));
+	return snap_reseal_sections(buf, len, SNAP_HEADER_SIZE);
 }

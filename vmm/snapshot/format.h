@@ -244,5 +244,8 @@ uint32_t snap_sec_crc(uint32_t type, uint32_t flags, uint64_t len,
  * being read.
  */
 size_t snap_reseal(uint8_t *buf, size_t len);
+/* The sections part of snap_reseal(), from offset @off (the migration
+ * stream frames its sections the same way). */
+size_t snap_reseal_sections(uint8_t *buf, size_t len, size_t off);
 
 #endif

@@ -7,8 +7,9 @@
  * A DATA payload is an 8-byte head {backing u32, reserved u32} and then
  * records {gpa u64, len u64, len bytes of content} up to its end.  Every
  * record is checked against the image before its content is touched, and
- * when content is read the checksum is computed again (the file may have
- * changed since snap_reader_open() checked it): the caller learns of a
+ * when content is read from a file the checksum is computed again (the
+ * file may have changed since snap_reader_open() checked it; bytes in
+ * memory cannot, and are handed on in place): the caller learns of a
  * mismatch only at the end, so it must be able to undo what the content
  * callback did (restore destroys the VM it was building).
  */
@@ -28,6 +29,7 @@ struct walk {
 	uint64_t pos;		/* in the payload */
 	uint32_t crc;
 	bool content;
+	bool in_mem;		/* bytes in memory: they cannot change */
 };
 
 static int walk_read(struct walk *w, void *buf, size_t len)
@@ -99,23 +101,33 @@ static int pass_content(struct walk *w, struct snap_cursor *c,
 			const struct snap_data_ops *ops, void *arg,
 			uint64_t start, uint64_t end)
 {
-	uint8_t *buf = snap_reader_buf(w->r);
+	uint8_t *buf = w->in_mem ? NULL : snap_reader_buf(w->r);
+	const uint8_t *p;
 	enum gmem_state st;
 	uint64_t next;
 	bool plugged;
 	size_t n;
-	int err;
+	int err = 0;
 
-	if (!buf)
+	if (!buf && !w->in_mem)
 		return -ENOMEM;
 	for (; start < end; start = next) {
 		next = snap_cursor_piece(c, start, end, &st, &plugged);
 		if (next - start > SNAP_READ_CHUNK)
 			next = start + SNAP_READ_CHUNK;
 		n = (size_t)(next - start);
-		err = walk_read(w, buf, n);
+		/* In memory (checked by the reader, the record by its
+		 * caller): handed on in place, no copy, no second checksum. */
+		if (w->in_mem) {
+			p = w->r->src.mem + w->s->off + SNAP_SEC_HEADER_SIZE +
+			    w->pos;
+			w->pos += n;
+		} else {
+			err = walk_read(w, buf, n);
+			p = buf;
+		}
 		if (!err)
-			err = ops->content(arg, start, buf, n, st);
+			err = ops->content(arg, start, p, n, st);
 		if (err)
 			return err;
 	}
@@ -126,13 +138,24 @@ int snap_data_walk(struct snap_reader *r, const struct snap_mem_image *img,
 		   unsigned int idx, const struct snap_data_ops *ops,
 		   void *arg)
 {
-	enum gmem_backing_id backing = snap_data_backing(img->mode, idx);
+	return snap_data_walk_section(r, snap_reader_find(r, SNAP_SEC_DATA,
+							  idx),
+				      img, snap_data_backing(img->mode, idx),
+				      ops, arg);
+}
+
+int snap_data_walk_section(struct snap_reader *r, const struct snap_section *s,
+			   const struct snap_mem_image *img,
+			   enum gmem_backing_id backing,
+			   const struct snap_data_ops *ops, void *arg)
+{
 	struct walk w = {
 		.r = r,
-		.s = snap_reader_find(r, SNAP_SEC_DATA, idx),
+		.s = s,
 		.img = img,
 		.want_state = snap_backing_state(img->mode, backing),
 		.content = ops && ops->content,
+		.in_mem = r->src.fd < 0,
 	};
 	const struct ivals *regions = &img->regions;
 	uint64_t prev_end = 0, start = 0, end = 0, rec_pos;
@@ -187,7 +210,7 @@ int snap_data_walk(struct snap_reader *r, const struct snap_mem_image *img,
 			err = ops->record(arg, start, end - start);
 		prev_end = end;
 	}
-	if (!err && w.content &&
+	if (!err && w.content && !w.in_mem &&
 	    snap_sec_crc(w.s->type, w.s->flags, w.s->len, w.crc) != w.s->crc)
 		return snap_sec_err(r, w.s, -EBADMSG,
 				    "checksum mismatch: the file changed "

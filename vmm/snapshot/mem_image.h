@@ -144,6 +144,14 @@ struct snap_data_ops {
 int snap_data_walk(struct snap_reader *r, const struct snap_mem_image *img,
 		   unsigned int idx, const struct snap_data_ops *ops,
 		   void *arg);
+/*
+ * The same walk over section @s, whose head must name @backing: for a
+ * reader that holds DATA sections one at a time (a migration stream).
+ */
+int snap_data_walk_section(struct snap_reader *r, const struct snap_section *s,
+			   const struct snap_mem_image *img,
+			   enum gmem_backing_id backing,
+			   const struct snap_data_ops *ops, void *arg);
 
 /* ---- where memory is ----------------------------------------------------- */
 
