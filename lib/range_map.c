@@ -354,7 +354,7 @@ static union bt_node *slab_alloc(void)
 	p += head;
 	/* A hint: without THP (or with it off) the slab works the same. */
 	(void)madvise(p, SLAB_BYTES, MADV_HUGEPAGE);
-	return (union bt_node *)p;
+	return (union bt_node *)(void *)p;
 }
 
 /* Give back chunk @k, the last one (or the map is going): a slab goes
@@ -605,8 +605,13 @@ static void compact(struct range_map *map)
 #define RANGE_MAP_X86 1
 #include <immintrin.h>
 
+/* GCC and clang (the fuzzers' compiler) spell "compile for AVX2" apart. */
+#ifdef __clang__
+#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2")
+#endif
 /*
  * count_le() four slots at a time: a compare gives -1 per slot > @x
  * (signed compare: everything is below 2^63), summed across the vector.
@@ -622,7 +627,7 @@ count_le_avx2(const uint64_t *a, unsigned int n, uint64_t x)
 #pragma GCC unroll 8
 	for (i = 0; i < n; i += 4)
 		acc = _mm256_add_epi64(acc, _mm256_cmpgt_epi64(
-				_mm256_loadu_si256((const __m256i *)(a + i)),
+				_mm256_loadu_si256((const __m256i *)(const void *)(a + i)),
 				xv));
 	s = _mm_add_epi64(_mm256_castsi256_si128(acc),
 			  _mm256_extracti128_si256(acc, 1));
@@ -635,7 +640,11 @@ count_le_avx2(const uint64_t *a, unsigned int n, uint64_t x)
 #include "range_map_search.h"
 #undef SEARCH_COUNT_LE
 #undef SEARCH_ISA
+#ifdef __clang__
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 #endif
 
 struct search_ops {
