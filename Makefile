@@ -212,7 +212,7 @@ $(BUILD)/tests/test_probe_cache: $(BUILD)/vmm/probe_cache.o
 # The control socket's protocol and server (vmm/control/) with a fake
 # command table; the pause test drives gmvm's own pause.c and vm_stop().
 CONTROL_TEST_OBJS := $(addprefix $(BUILD)/vmm/,control/json.o control/proto.o \
-	control/server.o err.o)
+	control/server.o control/listen.o err.o)
 $(BUILD)/tests/test_control $(BUILD)/tests/test_control_proto: TEST_VMM_OBJS = $(CONTROL_TEST_OBJS)
 $(BUILD)/tests/test_control $(BUILD)/tests/test_control_proto: $(CONTROL_TEST_OBJS)
 $(BUILD)/tests/test_vm_pause: TEST_VMM_OBJS = $(VMM_NOMAIN_OBJS)
