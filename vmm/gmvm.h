@@ -92,6 +92,7 @@ struct vm_config {
 	double timeout;		/* seconds; 0: none */
 	enum stats_format stats;
 	const char *control_path;	/* --control PATH, or NULL */
+	const char *incoming;	/* --incoming unix:SOCKET, or NULL */
 	const char *elf_path;
 	char *cmdline;		/* the guest's ARGS joined; NULL if none */
 	/* `gmvm restore`: the checked snapshot (restore.c); NULL for run. */
@@ -363,11 +364,24 @@ void implicit_note_exit(struct vcpu *vcpu);
  */
 struct restore;
 int restore_open(const char *path, struct vm_config *cfg);
+/* The same on @fd (taken: closed by restore_close(), or now on failure),
+ * named @name in messages (`run --incoming`: the stream). */
+int restore_open_fd(int fd, const char *name, struct vm_config *cfg);
 void restore_close(struct vm_config *cfg);
 int restore_host(struct vm *vm);
 int restore_memory(struct vm *vm);
 int restore_devices(struct vm *vm);
 int restore_vcpu(struct vm *vm, struct vcpu *vcpu);
+
+/*
+ * incoming.c: `gmvm run --incoming unix:SOCKET`.  incoming_uri(): the
+ * SOCKET of a unix:SOCKET URI, or -EINVAL.  incoming_receive(): listen on
+ * it, receive one VM and check it as a restore checks a snapshot, filling
+ * @cfg (cfg->restore) for vm_run(); 0, or an exit status after one line
+ * (125, or 130/143: stopped while waiting for the source).
+ */
+int incoming_uri(const char *uri, const char **path);
+int incoming_receive(const char *uri, struct vm_config *cfg);
 
 /*
  * snapshot_save.c: the whole VM into the new file @path (absolute; not
