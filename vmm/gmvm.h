@@ -269,6 +269,8 @@ enum exit_action vm_stop(struct vm *vm, int status, const char *fmt, ...)
 bool vm_stopping(struct vm *vm);
 void vm_quit(struct vm *vm);
 void vm_quit_snapshot(struct vm *vm);
+/* A migration to @where succeeded: stop with status 0, saying so. */
+void vm_quit_moved(struct vm *vm, const char *where);
 
 /*
  * pause.c: vm_pause() takes every vCPU out of KVM_RUN and parks it, within
@@ -384,6 +386,17 @@ int incoming_uri(const char *uri, const char **path);
 int incoming_receive(const char *uri, struct vm_config *cfg);
 
 /*
+ * migrate_cmd.c: the control socket's migrate: the VM to the destination
+ * at @uri (unix:SOCKET) by mig_send(), every vCPU paused for the last
+ * round.  0: the destination runs it (stop the VM; the vCPUs stay
+ * paused until then).  -errno and one line in @why: the VM runs on as
+ * before (paused if @paused, by a pause request).
+ */
+struct mig_stats;
+int vm_migrate(struct vm *vm, const char *uri, bool paused,
+	       struct mig_stats *st, char *why, size_t why_len);
+
+/*
  * snapshot_save.c: the whole VM into the new file @path (absolute; not
  * there yet), with every vCPU paused by the caller: 0 and the file's
  * size, or -errno and one line in @why.  Nothing is left at @path on
@@ -392,6 +405,11 @@ int incoming_receive(const char *uri, struct vm_config *cfg);
  */
 int vm_snapshot_save(struct vm *vm, const char *path, uint64_t *bytes,
 		     char *why, size_t why_len);
+/* The machine beyond memory (vCPUs, clock, devices, run options) into
+ * @m, every vCPU paused: what a snapshot and a migration send. */
+struct snap_machine;
+int vm_machine_gather(struct vm *vm, struct snap_machine *m, char *why,
+		      size_t len);
 
 /* vcpu_state.c: KVM state to and from the snapshot's machine sections. */
 struct snap_vcpu;
