@@ -25,6 +25,9 @@ static const char usage_main[] =
 	"\n"
 	"commands:\n"
 	"  run [OPTIONS] GUEST.elf [ARGS...]   run a guest program\n"
+	"  run --incoming unix:SOCKET [OPTIONS]\n"
+	"                                      receive a VM live from another\n"
+	"                                      gmvm (ctl PATH migrate) and run it\n"
 	"  restore [OPTIONS] FILE              run a VM on from its snapshot\n"
 	"  caps [--json] [--no-probe-cache]    show what this host's KVM offers\n"
 	"  ctl PATH COMMAND [ARGS...]          control a gmvm run --control PATH\n"
@@ -40,7 +43,8 @@ static const char usage_main[] =
 	"no KVM, resource failure), 126 guest fault (triple fault, denied\n"
 	"implicit access, unhandled exit, all vCPUs halted), 130 stopped by\n"
 	"SIGINT, 143 stopped by SIGTERM, or by a quit request or a snapshot\n"
-	"with --stop on the control socket (`gmvm run --help` says more).\n"
+	"with --stop on the control socket (`gmvm run --help` says more);\n"
+	"0 also when the VM moved to another gmvm (ctl PATH migrate).\n"
 	"`restore` exits as `run` does.\n";
 
 static const char usage_run[] =
@@ -99,6 +103,17 @@ static const char usage_run[] =
 	"                        stats, pause, resume, quit, snapshot (`gmvm\n"
 	"                        ctl --help`, docs/CONTROL.md).  An existing\n"
 	"                        PATH is replaced only if it is a stale socket\n"
+	"  --incoming unix:SOCKET  no GUEST.elf: listen on SOCKET (as for\n"
+	"                        --control), take one connection from `gmvm ctl\n"
+	"                        PATH migrate unix:SOCKET` on another gmvm and\n"
+	"                        run the VM it sends on from where it was, as\n"
+	"                        `gmvm restore` would (docs/MIGRATION.md).  The\n"
+	"                        stream describes the VM, so --memory,\n"
+	"                        --memory-layout, --vcpus, --conversion,\n"
+	"                        --implicit, --init-shared, --reclaim and\n"
+	"                        --dmatest are refused with it.  A refused or\n"
+	"                        broken stream: one line, status 125, SOCKET\n"
+	"                        removed\n"
 	"  -h, --help            this text\n"
 	"\n"
 	"The guest's console output goes to stdout.  If stdout stops taking it\n"
@@ -122,7 +137,9 @@ static const char usage_run[] =
 	"          exit, all vCPUs halted\n"
 	"  130     stopped by SIGINT (128 + 2)\n"
 	"  143     stopped by SIGTERM (128 + 15), or by a quit request or a\n"
-	"          snapshot with --stop on the control socket\n";
+	"          snapshot with --stop on the control socket\n"
+	"A VM that moved to another gmvm (control socket's migrate) exits 0\n"
+	"after the final audit, saying \"VM moved to SOCKET\" on stderr.\n";
 
 static const char usage_restore[] =
 	"usage: gmvm restore [OPTIONS] FILE\n"
