@@ -395,6 +395,12 @@ int incoming_receive(const char *uri, struct vm_config *cfg);
 struct mig_stats;
 int vm_migrate(struct vm *vm, const char *uri, bool paused,
 	       struct mig_stats *st, char *why, size_t why_len);
+/* @m's sections, written by the snapshot's writers, as the stream's VMM
+ * sections: 0 or -errno (one line in @why). */
+struct mig_out;
+struct snap_machine;
+int vm_machine_send(const struct snap_machine *m, struct mig_out *o,
+		    char *why, size_t why_len);
 
 /*
  * snapshot_save.c: the whole VM into the new file @path (absolute; not

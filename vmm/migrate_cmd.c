@@ -115,31 +115,18 @@ static int mem_write_at(void *data, int fd, const void *buf, size_t len,
 	return 0;
 }
 
-/*
- * The machine sections, as a snapshot writes them, into the stream:
- * written into memory by the snapshot's own writers, then each section's
- * type, flags and payload sent as one stream section (the framing is the
- * same; this is our own output, not input).
- */
-static int final_sections(void *data, struct mig_out *o)
+int vm_machine_send(const struct snap_machine *m, struct mig_out *o,
+		    char *why, size_t why_len)
 {
-	struct src *s = data;
 	struct mem_out mo = { NULL, 0, 0 };
 	struct snap_io io = { .write_at = mem_write_at, .data = &mo };
-	struct snap_machine *m;
 	struct snap_writer w;
 	struct snap_msg msg;
 	int64_t total;
 	size_t pos;
 	int ret;
 
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		return -ENOMEM;
-	ret = vm_machine_gather(s->vm, m, s->why, s->why_len);
-	if (ret)
-		goto out;
-	snap_msg_init(&msg, s->why, s->why_len);
+	snap_msg_init(&msg, why, why_len);
 	ret = snap_writer_init(&w, -1, &io, &msg);
 	if (ret)
 		goto out;
@@ -150,6 +137,7 @@ static int final_sections(void *data, struct mig_out *o)
 		ret = (int)total;
 		goto out;
 	}
+	/* Our own output, framed as the stream frames: forwarded as is. */
 	for (pos = SNAP_HEADER_SIZE; pos + SNAP_SEC_HEADER_SIZE <= mo.len;) {
 		const uint8_t *h = mo.p + pos;
 		uint32_t type = snap_get_le32(h);
@@ -164,9 +152,25 @@ static int final_sections(void *data, struct mig_out *o)
 		pos += SNAP_SEC_HEADER_SIZE + len;
 	}
 out:
+	free(mo.p);
+	return ret;
+}
+
+/* The machine sections, gathered as a snapshot gathers them. */
+static int final_sections(void *data, struct mig_out *o)
+{
+	struct src *s = data;
+	struct snap_machine *m;
+	int ret;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	ret = vm_machine_gather(s->vm, m, s->why, s->why_len);
+	if (!ret)
+		ret = vm_machine_send(m, o, s->why, s->why_len);
 	snap_machine_free(m);
 	free(m);
-	free(mo.p);
 	return ret;
 }
 
