@@ -199,6 +199,11 @@ $(BUILD)/tests/test_gmvm_hypercall: TEST_CFLAGS = -Ilib -Ivmm -Ifuzz/lib
 $(BUILD)/tests/test_gmvm_snapshot: TEST_VMM_OBJS = $(HC_VM_OBJS)
 $(BUILD)/tests/test_gmvm_snapshot: TEST_CFLAGS = -Ivmm -Ifuzz/lib
 $(BUILD)/tests/test_gmvm_snapshot: $(HC_VM_OBJS)
+# The migration wiring (run --incoming, ctl migrate) on the same VM; it
+# runs build/gmvm too.
+$(BUILD)/tests/test_gmvm_migrate_wire: TEST_VMM_OBJS = $(HC_VM_OBJS)
+$(BUILD)/tests/test_gmvm_migrate_wire: TEST_CFLAGS = -Ivmm -Ifuzz/lib
+$(BUILD)/tests/test_gmvm_migrate_wire: $(HC_VM_OBJS) $(GMVM)
 $(BUILD)/tests/test_gmvm_hypercall: $(HC_VM_OBJS)
 
 # Host tests of a part of gmvm link that part's objects (gmvm itself is no

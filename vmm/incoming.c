@@ -82,16 +82,52 @@ static int no_slot(void *data, const struct gmem_slot *slot)
 	return 0;
 }
 
-static int create(void *data, const struct gmem_config *cfg,
+/*
+ * The staging VM: without KVM there is no guest_memfd, so the private
+ * backing is one memfd for every region (the region at GPA g at offset g,
+ * sparse); libgmem makes the shared one.
+ */
+static int create(void *data, const struct gmem_config *cfg_in,
 		  struct gmem_vm **out)
 {
 	struct incoming *in = data;
-	int ret = gmem_create(cfg, out);
+	struct gmem_config cfg = *cfg_in;
+	struct gmem_region_config *rc;
+	uint64_t top = 0;
+	unsigned int i;
+	int fd, ret;
 
+	rc = calloc(cfg.nr_regions ? cfg.nr_regions : 1, sizeof(*rc));
+	if (!rc)
+		return -ENOMEM;
+	for (i = 0; i < cfg.nr_regions; i++) {
+		rc[i] = cfg_in->regions[i];
+		if (rc[i].gpa + rc[i].len > top)
+			top = rc[i].gpa + rc[i].len;
+	}
+	fd = memfd_create("gmvm-incoming-private", MFD_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (ftruncate(fd, (off_t)top)) {
+		ret = -errno;
+		goto out_fd;
+	}
+	for (i = 0; i < cfg.nr_regions; i++) {
+		rc[i].private_fd = fd;
+		rc[i].private_offset = rc[i].gpa;
+	}
+	cfg.regions = rc;
+	ret = gmem_create(&cfg, out);
 	if (!ret) {
 		in->vm = *out;
-		in->initial_state = cfg->initial_state;
+		in->initial_state = cfg.initial_state;
 	}
+out_fd:
+	close(fd);	/* libgmem holds its own dups */
+out:
+	free(rc);
 	return ret;
 }
 
