@@ -429,6 +429,9 @@ expect 125 "restore: option --incoming is not for restore" -- restore --incoming
 : >"$tmp/in.file"
 expect 125 "--incoming unix:$tmp/in.file: exists and is not a socket" -- run --incoming "unix:$tmp/in.file"
 [ -f "$tmp/in.file" ] || fail "--incoming removed a file that was not its socket"
+# --control is tried before anything listens (it is made after the COMMIT).
+expect 125 "--control $tmp/in.file: exists and is not a socket" -- run --control "$tmp/in.file" --incoming "unix:$tmp/in.sock"
+[ -e "$tmp/in.sock" ] && fail "--incoming listened although --control was refused"
 long=$(printf '%0200d' 0)
 expect 125 "too long for a unix socket path" -- run --incoming "unix:$tmp/$long"
 expect 0 "" -- run --help

@@ -275,6 +275,18 @@ int incoming_receive(const char *uri, struct vm_config *cfg)
 		gmvm_err("setting up signal handling: %s", strerror(-ret));
 		goto out;
 	}
+	/*
+	 * --control is made only once the VM runs, after the COMMIT, when a
+	 * failure would lose the guest: try its path now, as run would.
+	 */
+	if (cfg->control_path) {
+		ret = ctl_listen(&l, cfg->control_path, 1, msg, sizeof(msg));
+		if (ret) {
+			gmvm_err("--control %s: %s", cfg->control_path, msg);
+			goto out;
+		}
+		ctl_listen_close(&l);
+	}
 	ret = ctl_listen(&l, path, 1, msg, sizeof(msg));
 	if (ret) {
 		gmvm_err("--incoming %s: %s", uri, msg);
