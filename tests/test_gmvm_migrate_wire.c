@@ -121,17 +121,6 @@ static void finish(pid_t pid, const char *sock, const char *err, int status,
 	printf("  %d: %s", status, buf);
 }
 
-static int connect_to(const char *sock)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	TEST_ASSERT(fd >= 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-	TEST_ASSERT_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	return fd;
-}
-
 /* Bytes to an --incoming gmvm, then end of stream. */
 static void feed(const char *what, const void *p, size_t len,
 		 const char *want)
@@ -144,7 +133,7 @@ static void feed(const char *what, const void *p, size_t len,
 	sock_path(sock, sizeof(sock), "in.sock");
 	sock_path(err, sizeof(err), "in.err");
 	pid = start_incoming(sock, err);
-	fd = connect_to(sock);
+	fd = test_connect_unix(sock);
 	TEST_ASSERT_EQ(send(fd, p, len, MSG_NOSIGNAL), (ssize_t)len);
 	shutdown(fd, SHUT_WR);
 	finish(pid, sock, err, 125, want);
@@ -197,7 +186,7 @@ static int whole_stream(uint64_t ram, const char *want)
 	sock_path(err, sizeof(err), "in.err");
 	make_machine(ram);
 	pid = start_incoming(sock, err);
-	fd = connect_to(sock);
+	fd = test_connect_unix(sock);
 	ret = mig_send(a.vm.gmem, fd, &so, &st, msg, sizeof(msg));
 	printf("  source: %d%s%s\n", ret, ret ? ": " : "", ret ? msg : "");
 	finish(pid, sock, err, 125, want);
@@ -229,7 +218,7 @@ static void incoming(void)
 	sock_path(sock, sizeof(sock), "in.sock");
 	sock_path(err, sizeof(err), "in.err");
 	pid = start_incoming(sock, err);
-	fd = connect_to(sock);
+	fd = test_connect_unix(sock);
 	snap_msg_init(&m, msg, sizeof(msg));
 	mig_out_init(&o, fd, &m);
 	TEST_ASSERT_EQ(mig_out_header(&o), 0);
@@ -252,23 +241,6 @@ static void incoming(void)
 
 /* ---- the control socket's migrate ------------------------------------- */
 
-static void request(const char *sock, const char *line, char *reply,
-		    size_t len)
-{
-	size_t got = 0;
-	ssize_t n;
-	int fd = connect_to(sock);
-
-	TEST_ASSERT_EQ(write(fd, line, strlen(line)), (ssize_t)strlen(line));
-	while (got + 1 < len && (!got || reply[got - 1] != '\n')) {
-		n = read(fd, reply + got, len - 1 - got);
-		TEST_ASSERT(n > 0);
-		got += (size_t)n;
-	}
-	reply[got] = '\0';
-	close(fd);
-}
-
 /* The reply to migrate @uri: it starts with @start and holds @has. */
 static void expect_migrate(const char *sock, const char *uri,
 			   const char *start, const char *has)
@@ -277,7 +249,7 @@ static void expect_migrate(const char *sock, const char *uri,
 
 	snprintf(line, sizeof(line), "{\"cmd\": \"migrate\", \"uri\": \"%s\"}\n",
 		 uri);
-	request(sock, line, reply, sizeof(reply));
+	test_ctl_request(sock, line, reply, sizeof(reply));
 	printf("  %s", reply);
 	if (strncmp(reply, start, strlen(start)) || !strstr(reply, has))
 		TEST_FAIL("migrate %s: got %s want %s...%s", uri, reply,
@@ -378,7 +350,7 @@ static void migrate_command(void)
 	TEST_ASSERT(dest_join(&d) != 0);
 
 	vm_quit(&a.vm);
-	request(sock, "{\"cmd\": \"migrate\", \"uri\": \"unix:/x\"}\n", uri,
+	test_ctl_request(sock, "{\"cmd\": \"migrate\", \"uri\": \"unix:/x\"}\n", uri,
 		sizeof(uri));
 	TEST_ASSERT(!strcmp(uri, "{\"error\": \"migrate: the VM is stopping\"}\n"));
 	control_close(&a.vm);

@@ -33,6 +33,7 @@
 
 #include "gmvm.h"
 #include "devices/devices.h"
+#include "migrate/image.h"
 #include "migrate/migrate.h"
 #include "migrate/stream.h"
 #include "snapshot/machine.h"
@@ -85,41 +86,11 @@ static int device_ranges(void *data,
 	return devices_dma_ranges(s->vm, fn, arg);
 }
 
-/* A snap_writer's output kept in memory. */
-struct mem_out {
-	uint8_t *p;
-	size_t len, cap;
-};
-
-static int mem_write_at(void *data, int fd, const void *buf, size_t len,
-			uint64_t off)
-{
-	struct mem_out *m = data;
-	size_t end = (size_t)off + len;
-
-	if (end > m->cap) {
-		size_t cap = m->cap ? m->cap : 65536;
-		uint8_t *p;
-
-		while (cap < end)
-			cap *= 2;
-		p = realloc(m->p, cap);
-		if (!p)
-			return -ENOMEM;
-		m->p = p;
-		m->cap = cap;
-	}
-	memcpy(m->p + off, buf, len);
-	if (end > m->len)
-		m->len = end;
-	return 0;
-}
-
 int vm_machine_send(const struct snap_machine *m, struct mig_out *o,
 		    char *why, size_t why_len)
 {
-	struct mem_out mo = { NULL, 0, 0 };
-	struct snap_io io = { .write_at = mem_write_at, .data = &mo };
+	struct mig_buf mo = { NULL, 0, 0 };
+	struct snap_io io = { .write_at = mig_buf_write_at, .data = &mo };
 	struct snap_writer w;
 	struct snap_msg msg;
 	int64_t total;
