@@ -275,8 +275,8 @@ static void print_text(const struct caps_report *r)
 	printf("  uffd-wp:           %s: %s\n", yes(r->mig.uffd_wp),
 	       why_of(r->mig.uffd_why));
 	printf("  KVM dirty log:     %s: %s; %s\n",
-	       r->mig.kvm_dirty_log == 1 ? "yes" : "no", why_of(r->mig.kvm_why),
-	       MIG_KVM_UNUSED);
+	       r->mig.kvm_dirty_log == 1 ? "yes" : "no",
+	       why_of(r->mig.kvm_why), MIG_KVM_UNUSED);
 	printf("  soft-dirty:        %s: %s\n", yes(r->mig.soft_dirty),
 	       why_of(r->mig.soft_dirty_why));
 }
