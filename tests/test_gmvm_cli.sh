@@ -432,6 +432,18 @@ expect 125 "--incoming unix:$tmp/in.file: exists and is not a socket" -- run --i
 # --control is tried before anything listens (it is made after the COMMIT).
 expect 125 "--control $tmp/in.file: exists and is not a socket" -- run --control "$tmp/in.file" --incoming "unix:$tmp/in.sock"
 [ -e "$tmp/in.sock" ] && fail "--incoming listened although --control was refused"
+# SIGTERM while waiting for the source: 143, one line, the socket removed.
+"$GMVM" run --incoming "unix:$tmp/in.sock" >"$tmp/out" 2>"$tmp/err" </dev/null &
+in_pid=$!
+for ((i = 0; i < 200; i++)); do [ -S "$tmp/in.sock" ] && break; sleep 0.05; done
+[ -S "$tmp/in.sock" ] || fail "--incoming never listened: $(cat "$tmp/err")"
+kill -TERM "$in_pid"
+wait "$in_pid"
+st=$?
+[ "$st" = 143 ] || fail "--incoming stopped by SIGTERM exited $st: $(cat "$tmp/err")"
+grep -q "^gmvm: --incoming unix:$tmp/in.sock: stopped by SIGTERM while waiting for the source$" "$tmp/err" ||
+	fail "--incoming stopped by SIGTERM: $(cat "$tmp/err")"
+[ -e "$tmp/in.sock" ] && fail "--incoming left its socket after SIGTERM"
 long=$(printf '%0200d' 0)
 expect 125 "too long for a unix socket path" -- run --incoming "unix:$tmp/$long"
 expect 0 "" -- run --help
