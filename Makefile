@@ -199,6 +199,11 @@ $(BUILD)/tests/test_gmvm_hypercall: TEST_CFLAGS = -Ilib -Ivmm -Ifuzz/lib
 $(BUILD)/tests/test_gmvm_snapshot: TEST_VMM_OBJS = $(HC_VM_OBJS)
 $(BUILD)/tests/test_gmvm_snapshot: TEST_CFLAGS = -Ivmm -Ifuzz/lib
 $(BUILD)/tests/test_gmvm_snapshot: $(HC_VM_OBJS)
+# The migration wiring (run --incoming, ctl migrate) on the same VM; it
+# runs build/gmvm too.
+$(BUILD)/tests/test_gmvm_migrate_wire: TEST_VMM_OBJS = $(HC_VM_OBJS)
+$(BUILD)/tests/test_gmvm_migrate_wire: TEST_CFLAGS = -Ivmm -Ifuzz/lib
+$(BUILD)/tests/test_gmvm_migrate_wire: $(HC_VM_OBJS) $(GMVM)
 $(BUILD)/tests/test_gmvm_hypercall: $(HC_VM_OBJS)
 
 # Host tests of a part of gmvm link that part's objects (gmvm itself is no
@@ -212,7 +217,7 @@ $(BUILD)/tests/test_probe_cache: $(BUILD)/vmm/probe_cache.o
 # The control socket's protocol and server (vmm/control/) with a fake
 # command table; the pause test drives gmvm's own pause.c and vm_stop().
 CONTROL_TEST_OBJS := $(addprefix $(BUILD)/vmm/,control/json.o control/proto.o \
-	control/server.o err.o)
+	control/server.o control/listen.o err.o)
 $(BUILD)/tests/test_control $(BUILD)/tests/test_control_proto: TEST_VMM_OBJS = $(CONTROL_TEST_OBJS)
 $(BUILD)/tests/test_control $(BUILD)/tests/test_control_proto: $(CONTROL_TEST_OBJS)
 $(BUILD)/tests/test_vm_pause: TEST_VMM_OBJS = $(VMM_NOMAIN_OBJS)

@@ -410,6 +410,47 @@ if [ "$phnum" -ge 2 ]; then
 	patched overlap $((phoff + 56 + 24)) 8 "$p0" "segments .* overlap"
 fi
 
+# ---------------------------------------------------------------- --incoming
+# Its streams are tests/test_gmvm_migrate_wire.c's; here the command line
+# and the socket path, all refused before anything listens.
+expect 125 "option --incoming needs a value" -- run --incoming
+expect 125 "--incoming: 'tcp:host:4444' is not unix:SOCKET" -- run --incoming tcp:host:4444
+expect 125 "--incoming: 'unix:' is not unix:SOCKET" -- run --incoming unix:
+expect 125 "--incoming: '/tmp/x.sock' is not unix:SOCKET" -- run --incoming=/tmp/x.sock
+expect 125 "--incoming takes no guest image \('$x'\)" -- run --incoming "unix:$tmp/in.sock" $x
+for o in "--memory 16M" "--memory-layout pc" "--vcpus 2" "--conversion in-place" \
+	 "--implicit deny" "--init-shared" "--reclaim deferred" "--dmatest external"; do
+	expect 125 "run: option ${o%% *} is not for --incoming: the migration stream's run options describe the VM" \
+		-- run $o --incoming "unix:$tmp/in.sock"
+	expect 125 "run: option ${o%% *} is not for --incoming" \
+		-- run --incoming "unix:$tmp/in.sock" $o
+done
+expect 125 "restore: option --incoming is not for restore" -- restore --incoming "unix:$tmp/in.sock" f.snap
+: >"$tmp/in.file"
+expect 125 "--incoming unix:$tmp/in.file: exists and is not a socket" -- run --incoming "unix:$tmp/in.file"
+[ -f "$tmp/in.file" ] || fail "--incoming removed a file that was not its socket"
+# --control is tried before anything listens (it is made after the COMMIT).
+expect 125 "--control $tmp/in.file: exists and is not a socket" -- run --control "$tmp/in.file" --incoming "unix:$tmp/in.sock"
+[ -e "$tmp/in.sock" ] && fail "--incoming listened although --control was refused"
+# SIGTERM while waiting for the source: 143, one line, the socket removed.
+"$GMVM" run --incoming "unix:$tmp/in.sock" >"$tmp/out" 2>"$tmp/err" </dev/null &
+in_pid=$!
+for ((i = 0; i < 200; i++)); do [ -S "$tmp/in.sock" ] && break; sleep 0.05; done
+[ -S "$tmp/in.sock" ] || fail "--incoming never listened: $(cat "$tmp/err")"
+kill -TERM "$in_pid"
+wait "$in_pid"
+st=$?
+[ "$st" = 143 ] || fail "--incoming stopped by SIGTERM exited $st: $(cat "$tmp/err")"
+grep -q "^gmvm: --incoming unix:$tmp/in.sock: stopped by SIGTERM while waiting for the source$" "$tmp/err" ||
+	fail "--incoming stopped by SIGTERM: $(cat "$tmp/err")"
+[ -e "$tmp/in.sock" ] && fail "--incoming left its socket after SIGTERM"
+long=$(printf '%0200d' 0)
+expect 125 "too long for a unix socket path" -- run --incoming "unix:$tmp/$long"
+expect 0 "" -- run --help
+grep -q -- '--incoming unix:SOCKET' "$tmp/out" || fail "gmvm run --help lacks --incoming"
+expect 0 "" -- ctl --help
+grep -q 'migrate unix:SOCKET      move the VM live' "$tmp/out" || fail "gmvm ctl --help does not describe migrate"
+
 # ---------------------------------------------------------------- with KVM
 skip_without_kvm
 
@@ -418,9 +459,16 @@ grep -q '^guest_memfd:' "$tmp/out" || fail "caps does not report guest_memfd"
 grep -q '^vmcall comes back:' "$tmp/out" || fail "caps does not report vmcall"
 grep -Eq '^page-state runs: +about [0-9]+: vm.max_map_count [0-9]+' "$tmp/out" ||
 	fail "caps does not estimate the runs vm.max_map_count allows"
+grep -Eq '^migration tracking:  (uffd-wp|none)$' "$tmp/out" &&
+	grep -Eq '^  uffd-wp: +(yes|no): ' "$tmp/out" &&
+	grep -Eq '^  KVM dirty log: +(yes|no): .*; not used: ' "$tmp/out" &&
+	grep -Eq '^  soft-dirty: +(yes|no): ' "$tmp/out" ||
+	fail "caps does not say which migration tracker gmvm uses and why not the others"
 expect 0 "" -- caps --json
 grep -q '"hypercall_transport"' "$tmp/out" || fail "caps --json lacks hypercall_transport"
 grep -Eq '"max_runs": [0-9]+' "$tmp/out" || fail "caps --json lacks max_runs"
+grep -Eq '"migration": \{"tracker": "(uffd-wp|none)", "uffd_wp": (true|false), "uffd_wp_why": ' "$tmp/out" ||
+	fail "caps --json lacks the migration tracker"
 
 to="--timeout 60"
 expect 42 "" -- run $to "$tmp/g0.elf"

@@ -154,34 +154,13 @@ static void save_refusals(void)
 	TEST_ASSERT_EQ(rmdir(dir), 0);
 }
 
-/* One request line to the control socket @sock, its reply line. */
-static void request(const char *sock, const char *line, char *reply,
-		    size_t len)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	size_t got = 0;
-	ssize_t n;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	TEST_ASSERT(fd >= 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-	TEST_ASSERT_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	TEST_ASSERT_EQ(write(fd, line, strlen(line)), (ssize_t)strlen(line));
-	while (got + 1 < len && (!got || reply[got - 1] != '\n')) {
-		n = read(fd, reply + got, len - 1 - got);
-		TEST_ASSERT(n > 0);
-		got += (size_t)n;
-	}
-	reply[got] = '\0';
-	close(fd);
-}
-
+/* One request to the control socket @sock: its reply must be @want. */
 static void expect_reply(const char *sock, const char *line,
 			 const char *want)
 {
 	char reply[1024];
 
-	request(sock, line, reply, sizeof(reply));
+	test_ctl_request(sock, line, reply, sizeof(reply));
 	if (strcmp(reply, want))
 		TEST_FAIL("%s: got %s want %s", line, reply, want);
 }

@@ -18,6 +18,7 @@
 
 #include "gmvm.h"
 #include "map_limit.h"
+#include "migrate/track.h"
 
 /* What libgmem would run in one conversion mode, and why. */
 struct caps_backend {
@@ -47,7 +48,29 @@ struct caps_report {
 	struct caps_backend modes[2];	/* discard (gmvm's default), in-place */
 	bool need_layout;		/* some mode runs the emulated backend */
 	struct probes probes;		/* gating layout, vmcall, the cache */
+	/* Live migration's dirty trackers on this host (track.h). */
+	struct mig_track_caps mig;
+	int mig_ret;
 };
+
+/*
+ * What `gmvm ctl PATH migrate` tracks with: uffd-wp only (migrate_cmd.c
+ * refuses guest_memfd-bound memslots rather than pass them to KVM's
+ * dirty log), so the KVM dirty log is reported but not used.
+ */
+static const char *mig_tracker(const struct caps_report *r)
+{
+	return r->mig_ret ? "none" :
+	       mig_track_name(r->mig.kinds & MIG_TRACK_UFFD_WP);
+}
+
+/* A probe's reason, which a probe that could not run may lack. */
+static const char *why_of(const char *why)
+{
+	return why ? why : "unknown";
+}
+
+#define MIG_KVM_UNUSED "not used: gmvm does not hand its memslots to it yet, so a VM with guest_memfd-bound memslots is refused"
 
 static void flag_names(uint64_t flags, char *buf, size_t len)
 {
@@ -248,6 +271,14 @@ static void print_text(const struct caps_report *r)
 	       "the doorbell, port 0xf5");
 	probes_cache_describe(p, buf, sizeof(buf));
 	printf("probe cache:         %s\n", buf);
+	printf("migration tracking:  %s\n", mig_tracker(r));
+	printf("  uffd-wp:           %s: %s\n", yes(r->mig.uffd_wp),
+	       why_of(r->mig.uffd_why));
+	printf("  KVM dirty log:     %s: %s; %s\n",
+	       r->mig.kvm_dirty_log == 1 ? "yes" : "no",
+	       why_of(r->mig.kvm_why), MIG_KVM_UNUSED);
+	printf("  soft-dirty:        %s: %s\n", yes(r->mig.soft_dirty),
+	       why_of(r->mig.soft_dirty_why));
 }
 
 /* A JSON string: the reasons come from libgmem and may hold anything. */
@@ -363,6 +394,17 @@ static void print_json(const struct caps_report *r)
 	probes_cache_describe(p, buf, sizeof(buf));
 	printf(", \"why\": ");
 	json_str(buf);
+	printf("}, \"migration\": {\"tracker\": \"%s\", \"uffd_wp\": %s, \"uffd_wp_why\": ",
+	       mig_tracker(r), jbool(r->mig.uffd_wp));
+	json_str(why_of(r->mig.uffd_why));
+	printf(", \"kvm_dirty_log\": %s, \"kvm_dirty_log_why\": ",
+	       jbool(r->mig.kvm_dirty_log == 1));
+	json_str(why_of(r->mig.kvm_why));
+	printf(", \"kvm_dirty_log_used\": false, \"kvm_dirty_log_unused_why\": ");
+	json_str(MIG_KVM_UNUSED);
+	printf(", \"soft_dirty\": %s, \"soft_dirty_why\": ",
+	       jbool(r->mig.soft_dirty));
+	json_str(why_of(r->mig.soft_dirty_why));
 	printf("}}\n");
 }
 
@@ -418,6 +460,7 @@ int caps_main(int argc, char **argv)
 		goto err_kvm;
 	}
 	r.nr_missing = vm_missing_caps(vm_fd, r.missing, sizeof(r.missing));
+	r.mig_ret = mig_track_probe(vm_fd, &r.mig);
 	close(vm_fd);
 	r.module = kvm_module();
 	r.maps_ret = map_limit_read(&r.maps);

@@ -92,6 +92,7 @@ struct vm_config {
 	double timeout;		/* seconds; 0: none */
 	enum stats_format stats;
 	const char *control_path;	/* --control PATH, or NULL */
+	const char *incoming;	/* --incoming unix:SOCKET, or NULL */
 	const char *elf_path;
 	char *cmdline;		/* the guest's ARGS joined; NULL if none */
 	/* `gmvm restore`: the checked snapshot (restore.c); NULL for run. */
@@ -268,6 +269,8 @@ enum exit_action vm_stop(struct vm *vm, int status, const char *fmt, ...)
 bool vm_stopping(struct vm *vm);
 void vm_quit(struct vm *vm);
 void vm_quit_snapshot(struct vm *vm);
+/* A migration to @where succeeded: stop with status 0, saying so. */
+void vm_quit_moved(struct vm *vm, const char *where);
 
 /*
  * pause.c: vm_pause() takes every vCPU out of KVM_RUN and parks it, within
@@ -363,11 +366,41 @@ void implicit_note_exit(struct vcpu *vcpu);
  */
 struct restore;
 int restore_open(const char *path, struct vm_config *cfg);
+/* The same on @fd (taken: closed by restore_close(), or now on failure),
+ * named @name in messages (`run --incoming`: the stream). */
+int restore_open_fd(int fd, const char *name, struct vm_config *cfg);
 void restore_close(struct vm_config *cfg);
 int restore_host(struct vm *vm);
 int restore_memory(struct vm *vm);
 int restore_devices(struct vm *vm);
 int restore_vcpu(struct vm *vm, struct vcpu *vcpu);
+
+/*
+ * incoming.c: `gmvm run --incoming unix:SOCKET`.  incoming_uri(): the
+ * SOCKET of a unix:SOCKET URI, or -EINVAL.  incoming_receive(): listen on
+ * it, receive one VM and check it as a restore checks a snapshot, filling
+ * @cfg (cfg->restore) for vm_run(); 0, or an exit status after one line
+ * (125, or 130/143: stopped while waiting for the source).
+ */
+int incoming_uri(const char *uri, const char **path);
+int incoming_receive(const char *uri, struct vm_config *cfg);
+
+/*
+ * migrate_cmd.c: the control socket's migrate: the VM to the destination
+ * at @uri (unix:SOCKET) by mig_send(), every vCPU paused for the last
+ * round.  0: the destination runs it (stop the VM; the vCPUs stay
+ * paused until then).  -errno and one line in @why: the VM runs on as
+ * before (paused if @paused, by a pause request).
+ */
+struct mig_stats;
+int vm_migrate(struct vm *vm, const char *uri, bool paused,
+	       struct mig_stats *st, char *why, size_t why_len);
+/* @m's sections, written by the snapshot's writers, as the stream's VMM
+ * sections: 0 or -errno (one line in @why). */
+struct mig_out;
+struct snap_machine;
+int vm_machine_send(const struct snap_machine *m, struct mig_out *o,
+		    char *why, size_t why_len);
 
 /*
  * snapshot_save.c: the whole VM into the new file @path (absolute; not
@@ -378,6 +411,11 @@ int restore_vcpu(struct vm *vm, struct vcpu *vcpu);
  */
 int vm_snapshot_save(struct vm *vm, const char *path, uint64_t *bytes,
 		     char *why, size_t why_len);
+/* The machine beyond memory (vCPUs, clock, devices, run options) into
+ * @m, every vCPU paused: what a snapshot and a migration send. */
+struct snap_machine;
+int vm_machine_gather(struct vm *vm, struct snap_machine *m, char *why,
+		      size_t len);
 
 /* vcpu_state.c: KVM state to and from the snapshot's machine sections. */
 struct snap_vcpu;

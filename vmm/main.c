@@ -25,6 +25,9 @@ static const char usage_main[] =
 	"\n"
 	"commands:\n"
 	"  run [OPTIONS] GUEST.elf [ARGS...]   run a guest program\n"
+	"  run --incoming unix:SOCKET [OPTIONS]\n"
+	"                                      receive a VM live from another\n"
+	"                                      gmvm (ctl PATH migrate) and run it\n"
 	"  restore [OPTIONS] FILE              run a VM on from its snapshot\n"
 	"  caps [--json] [--no-probe-cache]    show what this host's KVM offers\n"
 	"  ctl PATH COMMAND [ARGS...]          control a gmvm run --control PATH\n"
@@ -40,7 +43,8 @@ static const char usage_main[] =
 	"no KVM, resource failure), 126 guest fault (triple fault, denied\n"
 	"implicit access, unhandled exit, all vCPUs halted), 130 stopped by\n"
 	"SIGINT, 143 stopped by SIGTERM, or by a quit request or a snapshot\n"
-	"with --stop on the control socket (`gmvm run --help` says more).\n"
+	"with --stop on the control socket (`gmvm run --help` says more);\n"
+	"0 also when the VM moved to another gmvm (ctl PATH migrate).\n"
 	"`restore` exits as `run` does.\n";
 
 static const char usage_run[] =
@@ -99,6 +103,17 @@ static const char usage_run[] =
 	"                        stats, pause, resume, quit, snapshot (`gmvm\n"
 	"                        ctl --help`, docs/CONTROL.md).  An existing\n"
 	"                        PATH is replaced only if it is a stale socket\n"
+	"  --incoming unix:SOCKET  no GUEST.elf: listen on SOCKET (as for\n"
+	"                        --control), take one connection from `gmvm ctl\n"
+	"                        PATH migrate unix:SOCKET` on another gmvm and\n"
+	"                        run the VM it sends on from where it was, as\n"
+	"                        `gmvm restore` would (docs/MIGRATION.md).  The\n"
+	"                        stream describes the VM, so --memory,\n"
+	"                        --memory-layout, --vcpus, --conversion,\n"
+	"                        --implicit, --init-shared, --reclaim and\n"
+	"                        --dmatest are refused with it.  A refused or\n"
+	"                        broken stream: one line, status 125, SOCKET\n"
+	"                        removed\n"
 	"  -h, --help            this text\n"
 	"\n"
 	"The guest's console output goes to stdout.  If stdout stops taking it\n"
@@ -122,7 +137,9 @@ static const char usage_run[] =
 	"          exit, all vCPUs halted\n"
 	"  130     stopped by SIGINT (128 + 2)\n"
 	"  143     stopped by SIGTERM (128 + 15), or by a quit request or a\n"
-	"          snapshot with --stop on the control socket\n";
+	"          snapshot with --stop on the control socket\n"
+	"A VM that moved to another gmvm (control socket's migrate) exits 0\n"
+	"after the final audit, saying \"VM moved to SOCKET\" on stderr.\n";
 
 static const char usage_restore[] =
 	"usage: gmvm restore [OPTIONS] FILE\n"
@@ -240,7 +257,8 @@ static int parse_uint(const char *s, unsigned long *out)
 enum opt_id {
 	OPT_MEMORY, OPT_VCPUS, OPT_CONVERSION, OPT_IMPLICIT, OPT_INIT_SHARED,
 	OPT_TIMEOUT, OPT_STATS, OPT_RECLAIM, OPT_DMATEST, OPT_AUDIT,
-	OPT_MEMORY_LAYOUT, OPT_NO_PROBE_CACHE, OPT_CONTROL, OPT_HELP,
+	OPT_MEMORY_LAYOUT, OPT_NO_PROBE_CACHE, OPT_CONTROL, OPT_INCOMING,
+	OPT_HELP,
 };
 
 enum opt_arg { ARG_NONE, ARG_REQUIRED, ARG_OPTIONAL };
@@ -251,8 +269,9 @@ enum opt_arg { ARG_NONE, ARG_REQUIRED, ARG_OPTIONAL };
  * the word and apply_opt() gets its number.
  */
 /*
- * @restore: `gmvm restore` takes it too; the others describe the VM, which
- * a snapshot's run options give.
+ * @restore: `gmvm restore` takes it too; the others but --incoming
+ * describe the VM (describes_vm()), which a snapshot's or a migration
+ * stream's run options give.
  */
 static const struct {
 	const char *name;
@@ -277,6 +296,7 @@ static const struct {
 	{ "stats", OPT_STATS, ARG_OPTIONAL, { "text", "json" }, true },
 	{ "no-probe-cache", OPT_NO_PROBE_CACHE, ARG_NONE, { NULL }, true },
 	{ "control", OPT_CONTROL, ARG_REQUIRED, { NULL }, true },
+	{ "incoming", OPT_INCOMING, ARG_REQUIRED },
 	{ "help", OPT_HELP, ARG_NONE, { NULL }, true },
 };
 
@@ -284,6 +304,7 @@ static const struct {
 static int apply_opt(struct vm_config *cfg, enum opt_id id, const char *val,
 		     int k)
 {
+	const char *path;
 	unsigned long n;
 	uint64_t size;
 	char *end;
@@ -351,10 +372,30 @@ static int apply_opt(struct vm_config *cfg, enum opt_id id, const char *val,
 		/* Checked when the socket is made (control/server.c). */
 		cfg->control_path = val;
 		return 0;
+	case OPT_INCOMING:
+		if (incoming_uri(val, &path))
+			return bad_usage("--incoming: '%s' is not unix:SOCKET (the path of a unix socket to listen on)",
+					 val);
+		cfg->incoming = val;
+		return 0;
 	case OPT_HELP:
 		break;
 	}
 	return 0;
+}
+
+/* Does run_opts[@k] describe the VM (memory, vCPUs, modes, devices)? */
+static bool describes_vm(unsigned int k)
+{
+	return !run_opts[k].restore && run_opts[k].id != OPT_INCOMING;
+}
+
+/* A VM-describing option where the VM comes from @from. */
+static int refuse_vm_opt(const char *cmd, unsigned int k, const char *ctx,
+			 const char *from)
+{
+	return bad_usage("%s: option --%s is not for %s: the %s's run options describe the VM (see gmvm %s --help)",
+			 cmd, run_opts[k].name, ctx, from, cmd);
 }
 
 /* The guest's ARGS joined by single spaces, or NULL (no ARGS). */
@@ -387,12 +428,13 @@ static char *join_args(int argc, char **argv)
  * the status of a bad invocation (its line printed).
  */
 static int parse_opts(int argc, char **argv, bool restore,
-		      struct vm_config *cfg, int *next)
+		      struct vm_config *cfg, int *next, int *vm_opt)
 {
 	const char *cmd = restore ? "restore" : "run";
 	const char *help = restore ? usage_restore : usage_run;
 	int i, ret, choice;
 
+	*vm_opt = -1;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *eq, *val = NULL;
 		size_t nlen;
@@ -421,9 +463,13 @@ static int parse_opts(int argc, char **argv, bool restore,
 		if (k == ARRAY_SIZE(run_opts))
 			return bad_usage("%s: unknown option '%s' (see gmvm %s --help)",
 					 cmd, argv[i], cmd);
+		if (restore && describes_vm(k))
+			return refuse_vm_opt(cmd, k, "restore", "snapshot");
 		if (restore && !run_opts[k].restore)
-			return bad_usage("restore: option --%s is not for restore: the snapshot's run options describe the VM (see gmvm restore --help)",
+			return bad_usage("restore: option --%s is not for restore (see gmvm restore --help)",
 					 run_opts[k].name);
+		if (describes_vm(k) && *vm_opt < 0)
+			*vm_opt = (int)k;
 		if (run_opts[k].id == OPT_HELP && !eq) {
 			fputs(help, stdout);
 			return 1;
@@ -478,6 +524,29 @@ static int run_vm(struct vm_config *cfg)
 	return vm_run(cfg);
 }
 
+/*
+ * `gmvm run --incoming unix:SOCKET [OPTIONS]`: no image, no VM-describing
+ * option (the stream gives the VM, as a snapshot does to restore).
+ */
+static int incoming_main(struct vm_config *cfg, int argc, char **argv,
+			 int i, int vm_opt)
+{
+	int ret;
+
+	if (vm_opt >= 0)
+		return refuse_vm_opt("run", (unsigned int)vm_opt,
+				     "--incoming", "migration stream");
+	if (i < argc)
+		return bad_usage("run: --incoming takes no guest image ('%s'): the VM comes from the migration stream (usage: gmvm run --incoming unix:SOCKET [OPTIONS])",
+				 argv[i]);
+	ret = incoming_receive(cfg->incoming, cfg);
+	if (ret)
+		return ret;
+	ret = run_vm(cfg);
+	restore_close(cfg);
+	return ret;
+}
+
 static int run_main(int argc, char **argv)
 {
 	struct vm_config cfg = {
@@ -487,11 +556,13 @@ static int run_main(int argc, char **argv)
 		.mode = GMEM_MODE_DISCARD,
 		.implicit = IMPLICIT_CONVERT,
 	};
-	int i, ret;
+	int i, ret, vm_opt;
 
-	ret = parse_opts(argc, argv, false, &cfg, &i);
+	ret = parse_opts(argc, argv, false, &cfg, &i, &vm_opt);
 	if (ret)
 		return ret == 1 ? 0 : ret;
+	if (cfg.incoming)
+		return incoming_main(&cfg, argc, argv, i, vm_opt);
 	if (cfg.deferred_reclaim && cfg.mode != GMEM_MODE_DISCARD)
 		return bad_usage("--reclaim deferred: only --conversion discard punches memory on conversion; in-place mode has nothing to reclaim");
 	if (cfg.dmatest == DMATEST_EXTERNAL && cfg.mode != GMEM_MODE_DISCARD)
@@ -512,9 +583,9 @@ static int run_main(int argc, char **argv)
 static int restore_main(int argc, char **argv)
 {
 	struct vm_config cfg = { .nr_vcpus = 1 };
-	int i, ret;
+	int i, ret, vm_opt;
 
-	ret = parse_opts(argc, argv, true, &cfg, &i);
+	ret = parse_opts(argc, argv, true, &cfg, &i, &vm_opt);
 	if (ret)
 		return ret == 1 ? 0 : ret;
 	if (i >= argc)

@@ -122,21 +122,29 @@ static int check_for_gmvm(struct restore *rs)
 
 int restore_open(const char *path, struct vm_config *cfg)
 {
+	int fd = open(path, O_RDONLY | O_CLOEXEC), err = errno;
+
+	if (fd < 0) {
+		gmvm_err("restore: %s: %s", path, strerror(err));
+		return -err;
+	}
+	return restore_open_fd(fd, path, cfg);
+}
+
+int restore_open_fd(int fd, const char *name, struct vm_config *cfg)
+{
 	struct restore *rs;
 	struct snap_src src;
 	int ret;
 
 	rs = calloc(1, sizeof(*rs));
 	if (!rs) {
-		gmvm_err("restore: %s: out of memory", path);
+		gmvm_err("restore: %s: out of memory", name);
+		close(fd);
 		return -ENOMEM;
 	}
-	rs->path = path;
-	rs->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (rs->fd < 0) {
-		ret = refuse(rs, -errno, "%s", strerror(errno));
-		goto err;
-	}
+	rs->path = name;
+	rs->fd = fd;
 	ret = snap_src_fd(&src, rs->fd);
 	if (ret) {
 		refuse(rs, ret, "%s", ret == -EINVAL ? "not a regular file" :

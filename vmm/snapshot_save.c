@@ -42,8 +42,8 @@ static void save_opts(const struct vm *vm, struct snap_runopts *o)
 		   (vm->vmcall ? SNAP_RUNOPT_VMCALL : 0);
 }
 
-static int gather(struct vm *vm, struct snap_machine *m, char *why,
-		  size_t len)
+int vm_machine_gather(struct vm *vm, struct snap_machine *m, char *why,
+		      size_t len)
 {
 	unsigned int i;
 	int ret;
@@ -83,7 +83,7 @@ static int write_file(struct vm *vm, const char *path, struct snap_machine *m,
 	ret = snap_file_create(&f, path, &msg);
 	if (ret)
 		return ret;
-	ret = gather(vm, m, why, len);
+	ret = vm_machine_gather(vm, m, why, len);
 	if (ret)
 		goto err_file;
 	ret = snap_writer_init(&w, f.fd, NULL, &msg);

@@ -151,6 +151,13 @@ void vm_quit_snapshot(struct vm *vm)
 		vm->stop_quit = true;
 }
 
+/* `migrate` on the control socket succeeded: the guest runs elsewhere. */
+void vm_quit_moved(struct vm *vm, const char *where)
+{
+	if (vm_stop_first(vm, 0, "VM moved to %s", where))
+		vm->stop_quit = true;
+}
+
 bool vm_stopping(struct vm *vm)
 {
 	return __atomic_load_n(&vm->stop_flag, __ATOMIC_ACQUIRE);

@@ -9,6 +9,8 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "kvm_compat.h"
@@ -704,4 +706,33 @@ enum test_access test_vcpu_access(struct test_vcpu *v, uint64_t gpa,
 		*value = (uint32_t)regs.rax;
 	}
 	return TEST_ACCESS_DATA;
+}
+
+int test_connect_unix(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	TEST_ASSERT(fd >= 0);
+	TEST_ASSERT(strlen(path) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path));
+	TEST_ASSERT_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+void test_ctl_request(const char *sock, const char *line, char *reply,
+		      size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+	int fd = test_connect_unix(sock);
+
+	TEST_ASSERT_EQ(write(fd, line, strlen(line)), (ssize_t)strlen(line));
+	while (got + 1 < len && (!got || reply[got - 1] != '\n')) {
+		n = read(fd, reply + got, len - 1 - got);
+		TEST_ASSERT(n > 0);
+		got += (size_t)n;
+	}
+	reply[got] = '\0';
+	close(fd);
 }

@@ -116,6 +116,12 @@ int test_backing_fd(struct gmem_vm *vm, enum gmem_backing_id id);
 /* Run gmem_audit() and fail the test with its message on a violation. */
 void test_audit(struct gmem_vm *vm);
 
+/* A connected unix stream socket to @path (asserted). */
+int test_connect_unix(const char *path);
+/* One request line to a control socket, its one reply line (with '\n'). */
+void test_ctl_request(const char *sock, const char *line, char *reply,
+		      size_t len);
+
 /* Create guest memory for a test with the given size and mode. */
 struct gmem_vm *test_create_gmem(int vm_fd, uint64_t ram_size,
 				 enum gmem_mode mode, enum gmem_state initial,

@@ -36,6 +36,8 @@
 
 /* A pause waits up to 10 s for the vCPUs (commands.c): room for that. */
 #define REPLY_TIMEOUT_S 30
+/* A migration's reply comes when it is over: rounds of the whole guest. */
+#define MIGRATE_REPLY_TIMEOUT_S 600
 #define MAX_REPLY (1 << 20)
 
 static const char usage_ctl[] =
@@ -55,14 +57,19 @@ static const char usage_ctl[] =
 	"                           (vCPUs paused meanwhile; `gmvm restore FILE`\n"
 	"                           runs it on); --stop: then stop the VM as\n"
 	"                           quit does (status 143)\n"
-	"  migrate unix:SOCKET      not supported by this gmvm yet\n"
+	"  migrate unix:SOCKET      move the VM live to `gmvm run --incoming\n"
+	"                           unix:SOCKET` (docs/MIGRATION.md): on success\n"
+	"                           {\"ok\": true, \"moved\": true, ...} and this VM\n"
+	"                           exits 0; on failure an error reply and the VM\n"
+	"                           runs on.  The server answers nobody else\n"
+	"                           meanwhile; the reply may take up to 600 s\n"
 	"\n"
 	"exit status:\n"
 	"  0    the reply is a success: {\"ok\": true, ...}\n"
 	"  1    the reply is an error: {\"error\": \"REASON\"}\n"
 	"  2    usage error\n"
 	"  125  no reply: cannot connect, the connection broke, or no reply\n"
-	"       within 30 s (one line on stderr says which)\n";
+	"       within 30 s (600 s for migrate; one line on stderr says which)\n";
 
 /* The commands, and how their words become the request's members. */
 static const struct {
@@ -190,9 +197,9 @@ static int no_reply(const char *path, const char *fmt, ...)
 }
 
 /* Connected to a server of this user (or root): 0 and *@fd, or a status. */
-static int ctl_connect(const char *path, int *fd)
+static int ctl_connect(const char *path, int timeout_s, int *fd)
 {
-	struct timeval tv = { .tv_sec = REPLY_TIMEOUT_S };
+	struct timeval tv = { .tv_sec = timeout_s };
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
@@ -234,8 +241,8 @@ static int ctl_connect(const char *path, int *fd)
 }
 
 /* Send @req and read one line into @reply: 0 or a status. */
-static int exchange(const char *path, int fd, const struct ctl_buf *req,
-		    struct ctl_buf *reply)
+static int exchange(const char *path, int fd, int timeout_s,
+		    const struct ctl_buf *req, struct ctl_buf *reply)
 {
 	size_t off = 0;
 	int send_err = 0;
@@ -262,7 +269,7 @@ static int exchange(const char *path, int fd, const struct ctl_buf *req,
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return no_reply(path, "no reply within %d s",
-					REPLY_TIMEOUT_S);
+					timeout_s);
 		if (n <= 0 && send_err)
 			return no_reply(path, "sending the request: %s",
 					strerror(send_err));
@@ -289,7 +296,7 @@ int ctl_main(int argc, char **argv)
 {
 	struct ctl_buf req = { 0 }, reply = { 0 };
 	const char *path;
-	int fd = -1, ret;
+	int fd = -1, ret, timeout_s;
 
 	if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
 		fputs(usage_ctl, stdout);
@@ -307,10 +314,12 @@ int ctl_main(int argc, char **argv)
 	ret = build_request(argc - 2, argv + 2, &req);
 	if (ret)
 		goto out;
-	ret = ctl_connect(path, &fd);
+	timeout_s = strcmp(argv[2], "migrate") ? REPLY_TIMEOUT_S :
+						 MIGRATE_REPLY_TIMEOUT_S;
+	ret = ctl_connect(path, timeout_s, &fd);
 	if (ret)
 		goto out;
-	ret = exchange(path, fd, &req, &reply);
+	ret = exchange(path, fd, timeout_s, &req, &reply);
 	if (ret)
 		goto out;
 	if (!strncmp(reply.p, "{\"ok\": true", 11)) {

@@ -23,6 +23,7 @@
 
 #include "../gmvm.h"
 #include "server.h"
+#include "../migrate/migrate.h"
 
 #define PAUSE_TIMEOUT_MS 10000
 
@@ -185,10 +186,63 @@ static void cmd_snapshot(void *ctx, const struct ctl_json_object *req,
 	ctl_reply_bool(r, "stopping", stop);
 }
 
+/* A duration in ms as a JSON number. */
+static void reply_ms(struct ctl_reply *r, const char *key, double s)
+{
+	char num[32];
+
+	snprintf(num, sizeof(num), "%.3f", s * 1000);
+	ctl_reply_raw(r, key, num, strlen(num));
+}
+
+static void reply_u64(struct ctl_reply *r, const char *key, uint64_t v)
+{
+	char num[24];
+
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
+	ctl_reply_raw(r, key, num, strlen(num));
+}
+
+/*
+ * The VM to another gmvm (docs/MIGRATION.md), on this thread: other
+ * clients are answered once it is over.  Success: the reply says moved,
+ * and the VM stops with status 0.  Failure: the reply and one line on
+ * stderr say why; the VM runs on (or stays paused, if it was).
+ */
 static void cmd_migrate(void *ctx, const struct ctl_json_object *req,
 			struct ctl_reply *r)
 {
-	ctl_reply_error(r, "migrate: not supported by this gmvm yet");
+	const struct ctl_json_member *u = ctl_json_get(req, "uri");
+	struct vm *vm = ctx;
+	bool paused = vm->control->paused;
+	struct mig_stats st;
+	char why[512], clip[48];
+	int ret;
+
+	ctl_json_clip(u->str, 40, clip, sizeof(clip));
+	if (vm_stopping(vm)) {
+		ctl_reply_error(r, "migrate: the VM is stopping");
+		return;
+	}
+	memset(&st, 0, sizeof(st));
+	ret = vm_migrate(vm, u->str, paused, &st, why, sizeof(why));
+	if (ret) {
+		clip_path(why, sizeof(why), u->str, clip);
+		ctl_reply_error(r, "migrate: %s; the VM runs on%s", why,
+				paused ? " (paused)" : "");
+		gmvm_err("migration to %s failed: %s; the VM runs on", clip,
+			 why);
+		return;
+	}
+	vm_quit_moved(vm, clip);
+	ctl_reply_ok(r);
+	ctl_reply_bool(r, "moved", true);
+	ctl_reply_string(r, "uri", u->str);
+	ctl_reply_string(r, "tracker", st.tracker ? st.tracker : "");
+	reply_u64(r, "bytes", st.bytes);
+	reply_u64(r, "rounds", st.rounds);
+	reply_ms(r, "downtime_ms", st.downtime_s);
+	reply_ms(r, "total_ms", st.total_s);
 }
 
 static const struct ctl_command commands[] = {

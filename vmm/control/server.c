@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "../gmvm.h"
+#include "listen.h"
 #include "server.h"
 
 /* After an accept() failure such as EMFILE: try again this much later. */
@@ -67,8 +68,7 @@ struct client {
 struct ctl_server {
 	struct ctl_server_config cfg;
 	char *path;
-	dev_t dev;		/* the socket file created */
-	ino_t ino;
+	struct ctl_listener lis;	/* the socket and its file */
 	int listen_fd;
 	int wake_fd;
 	pthread_t thread;
@@ -80,165 +80,43 @@ struct ctl_server {
 	unsigned int *map;	/* pfd index -> client */
 };
 
-static int set_why(char *why, size_t len, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int set_why(char *why, size_t len, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-	return -err;
-}
-
-static int socket_addr(const char *path, struct sockaddr_un *sa,
-		       char *why, size_t why_len)
-{
-	size_t n = strlen(path);
-
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	if (!n)
-		return set_why(why, why_len, EINVAL, "the socket path is empty");
-	if (n >= sizeof(sa->sun_path))
-		return set_why(why, why_len, ENAMETOOLONG,
-			       "too long for a unix socket path (%zu bytes, at most %zu)",
-			       n, sizeof(sa->sun_path) - 1);
-	memcpy(sa->sun_path, path, n);
-	return 0;
-}
-
-/*
- * Make way for the socket: nothing there, or a stale socket (connect()
- * refused: nobody listens) removed.  Anything else stays and is refused.
- */
-static int clear_path(const struct sockaddr_un *sa, char *why, size_t why_len)
-{
-	struct stat st;
-	int fd, err;
-
-	if (lstat(sa->sun_path, &st)) {
-		if (errno == ENOENT)
-			return 0;
-		return set_why(why, why_len, errno, "cannot check it: %s",
-			       strerror(errno));
-	}
-	if (!S_ISSOCK(st.st_mode))
-		return set_why(why, why_len, EEXIST,
-			       "exists and is not a socket; refusing to replace it");
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return set_why(why, why_len, errno, "socket: %s",
-			       strerror(errno));
-	err = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) ? errno : 0;
-	close(fd);
-	/* EAGAIN: a listener whose backlog is full is a listener. */
-	if (!err || err == EAGAIN || err == EINPROGRESS)
-		return set_why(why, why_len, EADDRINUSE,
-			       "another process is listening on this socket (a gmvm running with it?)");
-	if (err != ECONNREFUSED)
-		return set_why(why, why_len, err,
-			       "a socket that cannot be checked (connect: %s); refusing to replace it",
-			       strerror(err));
-	if (unlink(sa->sun_path) && errno != ENOENT)
-		return set_why(why, why_len, errno,
-			       "cannot remove the stale socket there: %s",
-			       strerror(errno));
-	return 0;
-}
-
-/* The socket file bind() made: ours, a socket, mode 0600. */
-static int check_socket_file(struct ctl_server *s, char *why, size_t why_len)
-{
-	struct stat st;
-
-	if (lstat(s->path, &st))
-		return set_why(why, why_len, errno,
-			       "checking the socket after bind: %s",
-			       strerror(errno));
-	if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid())
-		return set_why(why, why_len, EPERM,
-			       "the path changed under bind(): not our socket");
-	s->dev = st.st_dev;
-	s->ino = st.st_ino;
-	if ((st.st_mode & 07777) == 0600)
-		return 0;
-	/* A default ACL on the directory takes precedence over the umask. */
-	if (chmod(s->path, 0600) || lstat(s->path, &st) ||
-	    st.st_ino != s->ino || (st.st_mode & 07777) != 0600)
-		return set_why(why, why_len, EPERM,
-			       "the socket's mode is %04o and cannot be made 0600",
-			       (unsigned int)(st.st_mode & 07777));
-	return 0;
-}
-
 int ctl_server_open(const struct ctl_server_config *cfg,
 		    struct ctl_server **out, char *why, size_t why_len)
 {
-	struct sockaddr_un sa;
 	struct ctl_server *s;
 	unsigned int i;
-	mode_t old;
 	int ret;
 
 	*out = NULL;
-	ret = socket_addr(cfg->path, &sa, why, why_len);
-	if (ret)
-		return ret;
 	s = calloc(1, sizeof(*s));
 	if (!s)
-		return set_why(why, why_len, ENOMEM, "out of memory");
+		return ctl_set_why(why, why_len, ENOMEM, "out of memory");
 	s->cfg = *cfg;
 	if (!s->cfg.max_clients)
 		s->cfg.max_clients = CTL_MAX_CLIENTS;
 	s->listen_fd = -1;
+	s->lis.fd = -1;
 	s->wake_fd = -1;
 	s->path = strdup(cfg->path);
 	s->clients = calloc(s->cfg.max_clients, sizeof(*s->clients));
 	s->pfd = calloc(s->cfg.max_clients + 2, sizeof(*s->pfd));
 	s->map = calloc(s->cfg.max_clients + 2, sizeof(*s->map));
 	if (!s->path || !s->clients || !s->pfd || !s->map) {
-		ret = set_why(why, why_len, ENOMEM, "out of memory");
+		ret = ctl_set_why(why, why_len, ENOMEM, "out of memory");
 		goto err;
 	}
 	for (i = 0; i < s->cfg.max_clients; i++)
 		s->clients[i].fd = -1;
 	s->cfg.path = s->path;
 
-	ret = clear_path(&sa, why, why_len);
+	ret = ctl_listen(&s->lis, cfg->path, (int)s->cfg.max_clients, why,
+			 why_len);
 	if (ret)
 		goto err;
-	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-			      SOCK_CLOEXEC, 0);
-	if (s->listen_fd < 0) {
-		ret = set_why(why, why_len, errno, "socket: %s",
-			      strerror(errno));
-		goto err;
-	}
-	old = umask(0177);
-	ret = bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) ? errno : 0;
-	umask(old);
-	if (ret) {
-		ret = set_why(why, why_len, ret, "bind: %s", strerror(ret));
-		goto err;
-	}
-	ret = check_socket_file(s, why, why_len);
-	if (ret) {
-		if (s->ino)
-			unlink(s->path);
-		s->ino = 0;
-		goto err;
-	}
-	if (listen(s->listen_fd, (int)s->cfg.max_clients)) {
-		ret = set_why(why, why_len, errno, "listen: %s",
-			      strerror(errno));
-		goto err;
-	}
+	s->listen_fd = s->lis.fd;
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->wake_fd < 0) {
-		ret = set_why(why, why_len, errno, "eventfd: %s",
+		ret = ctl_set_why(why, why_len, errno, "eventfd: %s",
 			      strerror(errno));
 		goto err;
 	}
@@ -501,7 +379,6 @@ int ctl_server_start(struct ctl_server *s)
 
 void ctl_server_close(struct ctl_server *s)
 {
-	struct stat st;
 	unsigned int i;
 
 	if (!s)
@@ -511,12 +388,7 @@ void ctl_server_close(struct ctl_server *s)
 		eventfd_write(s->wake_fd, 1);
 		pthread_join(s->thread, NULL);
 	}
-	if (s->listen_fd >= 0)
-		close(s->listen_fd);
-	/* Only the socket created here: not what someone put there since. */
-	if (s->ino && !lstat(s->path, &st) && st.st_dev == s->dev &&
-	    st.st_ino == s->ino)
-		unlink(s->path);
+	ctl_listen_close(&s->lis);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
 	for (i = 0; s->clients && i < s->cfg.max_clients; i++) {

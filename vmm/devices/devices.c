@@ -195,3 +195,21 @@ int devices_snap_restore(struct vm *vm, const struct snap_machine *m,
 	}
 	return 0;
 }
+
+int devices_dma_ranges(struct vm *vm,
+		       int (*fn)(void *arg, uint64_t gpa, uint64_t len),
+		       void *arg)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < vm->nr_devices; i++) {
+		if (!vm->devices[i].dev->dma_ranges)
+			continue;
+		ret = vm->devices[i].dev->dma_ranges(vm->devices[i].state, fn,
+						     arg);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}

@@ -66,6 +66,15 @@ struct device {
 			 size_t why_len);
 	int (*snap_restore)(void *state, const struct snap_machine *m,
 			    char *why, size_t why_len);
+	/*
+	 * Live migration: call @fn for each guest range the device may
+	 * write without this process seeing it (its mappings of guest
+	 * memory), so that they are sent in every round.  Thread-safe.
+	 * NULL: none.
+	 */
+	int (*dma_ranges)(void *state,
+			  int (*fn)(void *arg, uint64_t gpa, uint64_t len),
+			  void *arg);
 };
 
 /* A device on the I/O ports [@first, @last], named @name in --stats. */
@@ -96,6 +105,10 @@ int devices_snap_save(struct vm *vm, struct snap_machine *m, char *why,
 		      size_t why_len);
 int devices_snap_restore(struct vm *vm, const struct snap_machine *m,
 			 char *why, size_t why_len);
+/* Every device's dma_ranges: the first failure. */
+int devices_dma_ranges(struct vm *vm,
+		       int (*fn)(void *arg, uint64_t gpa, uint64_t len),
+		       void *arg);
 
 /* dma_process.c: `gmvm dma-device`, internal, started by gmvm itself. */
 int dma_process_main(int argc, char **argv);

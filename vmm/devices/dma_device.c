@@ -724,6 +724,21 @@ static int dma_snap_restore(void *state, const struct snap_machine *m,
 	return 0;
 }
 
+/* Its mapper's live mappings: what it (or its process) may write. */
+static int dma_ranges(void *state,
+		      int (*fn)(void *arg, uint64_t gpa, uint64_t len),
+		      void *arg)
+{
+	struct dma_dev *d = state;
+	int ret = 0;
+
+	pthread_rwlock_rdlock(&d->mapper_lock);
+	if (d->mapper)
+		ret = gmem_dma_mapper_for_each(d->mapper, fn, arg);
+	pthread_rwlock_unlock(&d->mapper_lock);
+	return ret;
+}
+
 const struct device dma_test_device = {
 	DEVICE_PORTS("dmatest", GM_PORT_DMA, GM_PORT_DMA_LAST),
 	.io = dma_port,
@@ -735,4 +750,5 @@ const struct device dma_test_device = {
 	.destroy = dma_destroy,
 	.snap_save = dma_snap_save,
 	.snap_restore = dma_snap_restore,
+	.dma_ranges = dma_ranges,
 };

@@ -11,8 +11,8 @@
 
 #include "image.h"
 
-static int buf_write_at(void *data, int fd, const void *src, size_t len,
-			uint64_t off)
+int mig_buf_write_at(void *data, int fd, const void *src, size_t len,
+		     uint64_t off)
 {
 	struct mig_buf *b = data;
 	size_t cap = b->cap ? b->cap : 4096;
@@ -38,7 +38,7 @@ static int buf_write_at(void *data, int fd, const void *src, size_t len,
 int mig_image_encode(const struct snap_mem_image *img, struct mig_buf *b,
 		     struct snap_msg *m)
 {
-	const struct snap_io io = { .write_at = buf_write_at, .data = b };
+	const struct snap_io io = { .write_at = mig_buf_write_at, .data = b };
 	uint8_t head[SNAP_DATA_HEAD_SIZE];
 	struct snap_writer w;
 	unsigned int i;

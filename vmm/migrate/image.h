@@ -16,6 +16,11 @@ struct mig_buf {
 	size_t len, cap;
 };
 
+/* A struct snap_io's write_at into the mig_buf @data, grown as needed:
+ * a snapshot document written into memory. */
+int mig_buf_write_at(void *data, int fd, const void *src, size_t len,
+		     uint64_t off);
+
 /* @img as a snapshot document in @b (emptied first). */
 int mig_image_encode(const struct snap_mem_image *img, struct mig_buf *b,
 		     struct snap_msg *m);
