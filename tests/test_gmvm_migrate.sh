@@ -39,14 +39,9 @@ bg() {
 	"$GMVM" "$@" >"$pre.out" 2>"$pre.err" </dev/null &
 	bg_pid=$!
 }
-# until_socket PATH PID: wait until PATH is a socket (or PID died).
-until_socket() {
-	local i
-	for ((i = 0; i < 600; i++)); do
-		[ -S "$1" ] && return 0
-		kill -0 "$2" 2>/dev/null || break
-		sleep 0.05
-	done
+# need_socket PATH PID: until_socket (tests/lib), a failure if it never is.
+need_socket() {
+	until_socket "$1" "$2" && return 0
 	fail "no socket $1"
 	return 1
 }
@@ -89,21 +84,21 @@ session() {
 	bg "$d/a" run --control "$d/a.ctl" --timeout 300 "$@" "$stress" \
 		rounds=3000 status=7
 	a=$bg_pid
-	until_socket "$d/a.ctl" "$a" || return
+	need_socket "$d/a.ctl" "$a" || return
 	wait_for "$d/a.out" '^ready$' 60 || fail "never ready: $(head -c 300 "$d/a.err")"
 	bg "$d/b" run --incoming "unix:$d/b.sock" --control "$d/b.ctl" --timeout 300
 	b=$bg_pid
-	until_socket "$d/b.sock" "$b" || return
+	need_socket "$d/b.sock" "$b" || return
 	pause_a_bit
 	migrate "$d/a.ctl" "$d/b.sock"
 	moved "$a" "$d/a"
 	[ -e "$d/b.sock" ] && fail "--incoming left its socket behind"
 
 	# The migrated VM, migrated again.
-	until_socket "$d/b.ctl" "$b" || return
+	need_socket "$d/b.ctl" "$b" || return
 	bg "$d/c" run --incoming "unix:$d/c.sock" --timeout 300
 	c=$bg_pid
-	until_socket "$d/c.sock" "$c" || return
+	need_socket "$d/c.sock" "$c" || return
 	pause_a_bit
 	migrate "$d/b.ctl" "$d/c.sock"
 	moved "$b" "$d/b"
@@ -115,11 +110,11 @@ session() {
 	bg "$d/e" run --control "$d/e.ctl" --timeout 300 "$@" "$stress" \
 		rounds=3000 status=7
 	a=$bg_pid
-	until_socket "$d/e.ctl" "$a" || return
+	need_socket "$d/e.ctl" "$a" || return
 	wait_for "$d/e.out" '^ready$' 60 || fail "never ready: $(head -c 300 "$d/e.err")"
 	bg "$d/f" run --incoming "unix:$d/f.sock"
 	b=$bg_pid
-	until_socket "$d/f.sock" "$b" || return
+	need_socket "$d/f.sock" "$b" || return
 	kill -STOP "$b"
 	"$GMVM" ctl "$d/e.ctl" migrate "unix:$d/f.sock" >"$d/m.out" 2>&1 &
 	c=$!

@@ -111,12 +111,7 @@ start_bg() {
 	shift
 	"$GMVM" "$@" >"$pre.out" 2>"$pre.err" </dev/null &
 	bg_pid=$!
-	local i
-	for ((i = 0; i < 600; i++)); do
-		[ -S "$c" ] && return 0
-		kill -0 "$bg_pid" 2>/dev/null || break
-		sleep 0.05
-	done
+	until_socket "$c" "$bg_pid" && return 0
 	fail "gmvm $* never served $c: $(head -c 300 "$pre.err")"
 	return 1
 }

@@ -62,6 +62,18 @@ wait_for() {	# FILE PATTERN SECONDS
 	grep -Eq -- "$2" "$1" 2>/dev/null
 }
 
+# until_socket PATH PID: wait up to 30 s until PATH is a socket; 1 if PID
+# died first or the time ran out (the caller says what failed).
+until_socket() {
+	local i
+	for ((i = 0; i < 600; i++)); do
+		[ -S "$1" ] && return 0
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.05
+	done
+	return 1
+}
+
 # expect STATUS PATTERN -- gmvm ARGS...: status and a stderr line matching
 # PATTERN (extended regex; "" = don't care).  stderr must be one line
 # whenever gmvm refuses to start (status 125).
