@@ -5,6 +5,8 @@
  *  - writes that fail at every possible call, and a real EFBIG, return
  *    -errno and leave neither PATH.tmp nor a changed PATH; so does a VM
  *    changed during its save (-EAGAIN).
+ *  - a file that must be new (the control socket's snapshot) is never
+ *    renamed over one that appeared at PATH while it was written.
  * Round trips are test_snapshot_roundtrip.c; refused files
  * test_snapshot_refuse.c.
  */
@@ -146,10 +148,70 @@ static void write_failures(void)
 	model_free(&m);
 }
 
+/* ---- a file that must be new ------------------------------------------------ */
+
+/* A snap_file with @content committed to @path; @no_replace as set. */
+static int commit_one(const char *path, const char *content, bool no_replace)
+{
+	char why[256];
+	struct snap_msg msg;
+	struct snap_file f;
+	size_t n = strlen(content);
+
+	snap_msg_init(&msg, why, sizeof(why));
+	TEST_ASSERT_EQ(snap_file_create(&f, path, &msg), 0);
+	f.no_replace = no_replace;
+	TEST_ASSERT(write(f.fd, content, n) == (ssize_t)n);
+	return snap_file_commit(&f, &msg);
+}
+
+static void write_content(const char *path, const char *content)
+{
+	FILE *fp = fopen(path, "w");
+
+	TEST_ASSERT(fp);
+	TEST_ASSERT(fputs(content, fp) >= 0);
+	TEST_ASSERT_EQ(fclose(fp), 0);
+}
+
+static void expect_content(const char *path, const char *content)
+{
+	struct bytes b = read_file(path);
+
+	TEST_ASSERT(b.len == strlen(content) && !memcmp(b.p, content, b.len));
+	b_free(&b);
+}
+
+static void no_replace(void)
+{
+	char path[128], tmp[160];
+
+	path_in_dir(path, sizeof(path), "new.snap");
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	/* PATH free: the file lands. */
+	TEST_ASSERT_EQ(commit_one(path, "ours", true), 0);
+	expect_content(path, "ours");
+	TEST_ASSERT(!exists(tmp));
+	/* PATH appeared while ours was written: -EEXIST, theirs intact,
+	 * ours gone. */
+	write_content(path, "theirs");
+	TEST_ASSERT_EQ(commit_one(path, "ours again", true), -EEXIST);
+	expect_content(path, "theirs");
+	TEST_ASSERT(!exists(tmp));
+	/* Without no_replace a newer snapshot replaces the old one. */
+	TEST_ASSERT_EQ(commit_one(path, "newer", false), 0);
+	expect_content(path, "newer");
+	TEST_ASSERT(!exists(tmp));
+	unlink(path);
+	printf("no_replace: a file that appeared at PATH meanwhile is kept "
+	       "(-EEXIST), nothing of ours left\n");
+}
+
 int main(void)
 {
 	snap_fixture_init("test_snapshot_write_fail");
 	write_failures();
+	no_replace();
 	snap_fixture_fini();
 	printf("all passed\n");
 	return T_EXIT_PASS;

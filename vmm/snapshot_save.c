@@ -83,6 +83,7 @@ static int write_file(struct vm *vm, const char *path, struct snap_machine *m,
 	ret = snap_file_create(&f, path, &msg);
 	if (ret)
 		return ret;
+	f.no_replace = true;	/* the lstat() check is only the early word */
 	ret = vm_machine_gather(vm, m, why, len);
 	if (ret)
 		goto err_file;
@@ -100,8 +101,9 @@ static int write_file(struct vm *vm, const char *path, struct snap_machine *m,
 	}
 	ret = snap_file_commit(&f, &msg);
 	/* Failed, yet PATH is there (it was not before): only its
-	 * directory's sync failed, after the rename. */
-	if (!ret || !access(path, F_OK))
+	 * directory's sync failed, after the rename.  -EEXIST: PATH
+	 * appeared meanwhile and is someone else's; ours was removed. */
+	if (!ret || (ret != -EEXIST && !access(path, F_OK)))
 		*bytes = (uint64_t)size;
 	return ret;	/* on failure it removed PATH.tmp */
 

@@ -10,8 +10,9 @@
  * immediate_exit set (stored before the signal is sent), so KVM_RUN
  * returns EINTR at once.  No window is left in which a vCPU keeps running.
  * A pause (pause.c) kicks the same way; the loop parks before KVM_RUN
- * (after one KVM_RUN with immediate_exit that completes the last exit:
- * vcpu_settle()), or right after the EINTR, until resumed, and clears
+ * (after KVM_RUN with immediate_exit has completed the last exit and
+ * any exit that completion raised: vcpu_settle()), or right after the
+ * EINTR, until resumed, and clears
  * immediate_exit before it enters KVM_RUN again.
  *
  * Registers: with KVM_CAP_SYNC_REGS (KVM_SYNC_X86_REGS) KVM copies the
@@ -182,22 +183,56 @@ static enum exit_action run_failed(struct vcpu *vcpu, int err)
 		       reason, (unsigned long long)vcpu_rip(vcpu));
 }
 
+/* What a KVM_RUN that returned 0 asks for: count the exit, handle it. */
+static enum exit_action vcpu_dispatch(struct vcpu *vcpu)
+{
+	uint32_t reason = vcpu->run->exit_reason;
+
+	vcpu->stats.exits[reason < STATS_NR_EXIT_REASONS ?
+			  reason : STATS_NR_EXIT_REASONS - 1]++;
+	if (vcpu->fault_repeats)
+		implicit_note_exit(vcpu);
+	return exits_dispatch(vcpu);
+}
+
 /*
  * Before parking for a pause: finish what the last exit left pending.
  * KVM completes a port-I/O (or MMIO) exit, and takes registers marked
  * dirty in kvm_run, only when KVM_RUN is entered again (api.rst, "the
  * corresponding operations are complete ... only after userspace has
  * re-entered the kernel with KVM_RUN"); with immediate_exit set it does
- * that and returns -EINTR without running the guest.  So a paused vCPU's
- * state, as KVM_GET_* read it for a snapshot, is whole: stopped at an
- * instruction boundary with nothing in flight.
+ * that and returns -EINTR without running the guest.
+ *
+ * But completing an exit can itself end in a new one before KVM looks at
+ * immediate_exit (x86.c runs complete_userspace_io first and returns its
+ * exit): the next batch of a `rep ins`/`rep outs`, the second half of an
+ * MMIO access split across pages.  KVM_RUN then returns 0 with that exit
+ * in kvm_run, and the instruction is still in flight.  So dispatch every
+ * such exit as the run loop would and enter again, until KVM says EINTR:
+ * only then is the vCPU at an instruction boundary with nothing pending,
+ * and a paused vCPU's state, as KVM_GET_* read it for a snapshot, whole.
+ * The loop ends: each completion moves the one instruction on, and the
+ * guest itself never runs with immediate_exit set.
  */
-static void vcpu_settle(struct vcpu *vcpu)
+static enum exit_action vcpu_settle(struct vcpu *vcpu)
 {
-	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	/* -EINTR: with immediate_exit KVM never enters the guest, so no
-	 * exit can come back that would need handling. */
-	(void)ioctl(vcpu->fd, KVM_RUN, 0);
+	enum exit_action act;
+
+	for (;;) {
+		/* Set again each time: an exit handler may have kicked. */
+		__atomic_store_n(&vcpu->run->immediate_exit, 1,
+				 __ATOMIC_SEQ_CST);
+		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+			int err = errno;
+
+			return err == EINTR ? EXIT_RESUME :
+					      run_failed(vcpu, err);
+		}
+		vcpu->t_exit = now_ns();
+		act = vcpu_dispatch(vcpu);
+		if (act != EXIT_RESUME)
+			return act;
+	}
 }
 
 static enum exit_action vcpu_loop(struct vcpu *vcpu)
@@ -217,7 +252,9 @@ static enum exit_action vcpu_loop(struct vcpu *vcpu)
 		/* After the latency is taken: a pause is not the VMM's cost.
 		 * Then the stop check again: a stop ends a pause. */
 		if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)) {
-			vcpu_settle(vcpu);
+			act = vcpu_settle(vcpu);
+			if (act != EXIT_RESUME)
+				break;
 			vcpu_pause_point(vcpu);
 			continue;
 		}
@@ -235,13 +272,7 @@ static enum exit_action vcpu_loop(struct vcpu *vcpu)
 			}
 			act = run_failed(vcpu, err);
 		} else {
-			uint32_t reason = vcpu->run->exit_reason;
-
-			vcpu->stats.exits[reason < STATS_NR_EXIT_REASONS ?
-					  reason : STATS_NR_EXIT_REASONS - 1]++;
-			if (vcpu->fault_repeats)
-				implicit_note_exit(vcpu);
-			act = exits_dispatch(vcpu);
+			act = vcpu_dispatch(vcpu);
 		}
 		if (act != EXIT_RESUME)
 			break;

@@ -63,8 +63,9 @@ static int msr_list(struct vcpu *vcpu, struct snap_vcpu *v, char *why,
 
 	if (ioctl(vcpu->vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) &&
 	    errno != E2BIG) {
-		snprintf(why, len, "KVM_GET_MSR_INDEX_LIST: %s", strerror(errno));
-		return -errno;
+		ret = -errno;
+		snprintf(why, len, "KVM_GET_MSR_INDEX_LIST: %s", strerror(-ret));
+		return ret;
 	}
 	list = calloc(1, sizeof(*list) + probe.nmsrs * sizeof(list->indices[0]));
 	v->msrs = calloc(probe.nmsrs + 1, sizeof(*v->msrs));
@@ -80,12 +81,21 @@ static int msr_list(struct vcpu *vcpu, struct snap_vcpu *v, char *why,
 		snprintf(why, len, "KVM_GET_MSR_INDEX_LIST: %s", strerror(errno));
 		goto out;
 	}
-	for (i = 0; i < list->nmsrs && n < SNAP_MAX_MSRS; i++) {
+	for (i = 0; i < list->nmsrs; i++) {
 		memset(one, 0, sizeof(*one) + sizeof(one->entries[0]));
 		one->nmsrs = 1;
 		one->entries[0].index = list->indices[i];
 		if (ioctl(vcpu->fd, KVM_GET_MSRS, one) != 1)
 			continue;	/* not this vCPU's (its CPUID) */
+		/* Refuse rather than drop: a restored vCPU missing an MSR
+		 * the guest may have written would not resume exactly. */
+		if (n == SNAP_MAX_MSRS) {
+			snprintf(why, len,
+				 "the vCPU has more than %u readable MSRs, the most a snapshot holds",
+				 SNAP_MAX_MSRS);
+			ret = -E2BIG;
+			goto out;
+		}
 		v->msrs[n].index = one->entries[0].index;
 		v->msrs[n].value = one->entries[0].data;
 		n++;

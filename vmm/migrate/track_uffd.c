@@ -121,6 +121,11 @@ static int scan(int pagemap, struct page_region *vec, size_t vec_len,
 		/* Full vector: the walk stopped at walk_end. */
 		if (a.walk_end >= a.end)
 			return 0;
+		/* A walk that made no progress would loop for ever, and one
+		 * that left the range breaks the kernel's own promise:
+		 * either way the written pages are not known. */
+		if (a.walk_end <= a.start || a.walk_end > a.end)
+			return -EIO;
 		a.start = a.walk_end;
 	}
 }

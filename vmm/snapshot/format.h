@@ -153,6 +153,11 @@ void snap_writer_free(struct snap_writer *w);
 struct snap_file {
 	char *path, *tmp;
 	int fd;
+	/* Set after snap_file_create() for a file that must be new: the
+	 * rename then fails with -EEXIST rather than replace what appeared
+	 * at PATH meanwhile (RENAME_NOREPLACE, or link() where the file
+	 * system lacks it). */
+	bool no_replace;
 };
 
 int snap_file_create(struct snap_file *f, const char *path,

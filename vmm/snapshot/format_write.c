@@ -236,6 +236,7 @@ int snap_file_create(struct snap_file *f, const char *path,
 	size_t n = strlen(path);
 
 	f->fd = -1;
+	f->no_replace = false;
 	f->path = strdup(path);
 	f->tmp = malloc(n + sizeof(".tmp"));
 	if (!f->path || !f->tmp) {
@@ -291,6 +292,23 @@ static int sync_dir_of(const char *path)
 	return err;
 }
 
+/* PATH.tmp to PATH; -1 and errno on failure, PATH.tmp then still there. */
+static int rename_into_place(struct snap_file *f)
+{
+	if (!f->no_replace)
+		return rename(f->tmp, f->path);
+	if (!renameat2(AT_FDCWD, f->tmp, AT_FDCWD, f->path, RENAME_NOREPLACE))
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	/* No RENAME_NOREPLACE here: link() fails on an existing PATH just
+	 * the same; then the second name goes. */
+	if (link(f->tmp, f->path) < 0)
+		return -1;
+	(void)unlink(f->tmp);
+	return 0;
+}
+
 int snap_file_commit(struct snap_file *f, struct snap_msg *msg)
 {
 	int err = 0;
@@ -303,7 +321,7 @@ int snap_file_commit(struct snap_file *f, struct snap_msg *msg)
 		err = snap_err(msg, -errno, "%s: close: %s", f->tmp,
 			       strerror(errno));
 	f->fd = -1;
-	if (!err && rename(f->tmp, f->path) < 0)
+	if (!err && rename_into_place(f) < 0)
 		err = snap_err(msg, -errno, "rename %s to %s: %s", f->tmp,
 			       f->path, strerror(errno));
 	if (err) {
