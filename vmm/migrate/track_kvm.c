@@ -10,8 +10,9 @@
  * KVM_CLEAR_DIRTY_LOG, 7.18 KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2).
  *
  * Each such slot is registered again with KVM_MEM_LOG_DIRTY_PAGES added
- * (KVM allows a flags-only change of a live slot); where KVM refuses it
- * (a kernel that does not log guest_memfd slots) migration is refused,
+ * (a flags-only change of a live slot); where KVM refuses it (the kernels
+ * we know refuse both logging and changing guest_memfd slots; `gmvm caps`
+ * tries it on a scratch VM: mig_kvmlog_probe()) migration is refused,
  * since guest writes to private memory would go unseen.  Collecting is
  * KVM_GET_DIRTY_LOG, then, with manual protection enabled, the same
  * bits cleared with KVM_CLEAR_DIRTY_LOG (without it, GET clears).
@@ -19,18 +20,24 @@
  * Written against the UAPI only: this host has no /dev/kvm, and the test
  * (tests/test_migrate_kvm.c) reports itself skipped there.
  *
- * Invariant: every slot in @s has logging on while the struct lives;
- * mig_kvmlog_stop() registers each again with its original flags.
+ * Invariant: every slot in @s has logging on while the struct lives, and
+ * manual protection is on iff @manual; mig_kvmlog_stop() registers each
+ * slot again with its original flags, then turns manual protection off.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "kvm_compat.h"
 #include "track.h"
 
 #define PG GMEM_PAGE_SIZE
+/* The most pages one KVM_CLEAR_DIRTY_LOG clears: a multiple of 64 that
+ * fits its 32-bit num_pages. */
+#define CLEAR_MAX_PAGES (1ULL << 31)
 
 struct mig_kvmlog {
 	int vm_fd;
@@ -41,8 +48,23 @@ struct mig_kvmlog {
 	size_t bitmap_words;
 };
 
+/*
+ * Ask KVM the one question that matters: does it log a guest_memfd-bound
+ * slot?  Capabilities cannot say (kvm_main.c's memslot flag check refuses
+ * KVM_MEM_LOG_DIRTY_PAGES together with KVM_MEM_GUEST_MEMFD on the
+ * kernels we know, whatever KVM_CAP_USER_MEMORY2 claims), so the probe
+ * registers such a slot on @vm_fd, a scratch VM with no memslots (gmvm
+ * caps makes one), and deletes it again.
+ */
 int mig_kvmlog_probe(int vm_fd, const char **why)
 {
+	struct kvm_create_guest_memfd gc = { .size = 2 * PG };
+	struct kvm_userspace_memory_region2 r = {
+		.slot = 0, .guest_phys_addr = 0, .memory_size = 2 * PG,
+	};
+	void *hva;
+	int gfd, ret;
+
 	if (vm_fd < 0) {
 		*why = "no KVM VM";
 		return -ENODEV;
@@ -51,11 +73,47 @@ int mig_kvmlog_probe(int vm_fd, const char **why)
 		*why = "no KVM_SET_USER_MEMORY_REGION2";
 		return -EOPNOTSUPP;
 	}
-	*why = ioctl(vm_fd, KVM_CHECK_EXTENSION,
-		     KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) > 0 ?
-	       "KVM dirty log with KVM_CLEAR_DIRTY_LOG" :
-	       "KVM dirty log (GET clears)";
-	return 0;
+	gfd = ioctl(vm_fd, KVM_CREATE_GUEST_MEMFD, &gc);
+	if (gfd < 0) {
+		*why = "this VM type has no guest_memfd, so no slot needs it";
+		return -EOPNOTSUPP;
+	}
+	hva = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (hva == MAP_FAILED) {
+		close(gfd);
+		*why = "cannot try it (no memory)";
+		return -ENOMEM;
+	}
+	/* As mig_kvmlog_start() does it: a live slot, then logging added
+	 * by a flags-only change (which kernels refuse for guest_memfd
+	 * slots: they can only be deleted). */
+	r.flags = KVM_MEM_GUEST_MEMFD;
+	r.userspace_addr = (uint64_t)(uintptr_t)hva;
+	r.guest_memfd = (uint32_t)gfd;
+	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION2, &r) < 0) {
+		munmap(hva, 2 * PG);
+		close(gfd);
+		*why = "cannot try it (no guest_memfd-bound slot on this VM)";
+		return -EOPNOTSUPP;
+	}
+	r.flags |= KVM_MEM_LOG_DIRTY_PAGES;
+	ret = ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION2, &r) < 0 ? -errno : 0;
+	r.memory_size = 0;	/* delete it again */
+	(void)ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION2, &r);
+	if (!ret) {
+		*why = ioctl(vm_fd, KVM_CHECK_EXTENSION,
+			     KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) > 0 ?
+		       "KVM logs guest_memfd slots, with KVM_CLEAR_DIRTY_LOG" :
+		       "KVM logs guest_memfd slots (GET clears)";
+	} else {
+		*why = "KVM refuses dirty logging on guest_memfd-bound "
+		       "memslots";
+		ret = -EOPNOTSUPP;
+	}
+	munmap(hva, 2 * PG);
+	close(gfd);
+	return ret;
 }
 
 static int set_slot(int vm_fd, const struct mig_kvm_slot *s, uint32_t flags)
@@ -79,6 +137,16 @@ void mig_kvmlog_stop(struct mig_kvmlog *k)
 		return;
 	for (i = 0; i < k->nr; i++)
 		set_slot(k->vm_fd, &k->s[i], k->s[i].flags);
+	/* Manual protection changes what KVM_GET_DIRTY_LOG means for every
+	 * slot of the VM: give the VM back as it was (args[0] = 0 turns it
+	 * off, kvm_main.c), after the slots stopped logging. */
+	if (k->manual) {
+		struct kvm_enable_cap off = {
+			.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+		};
+
+		(void)ioctl(k->vm_fd, KVM_ENABLE_CAP, &off);
+	}
 	free(k->s);
 	free(k->bitmap);
 	free(k);
@@ -155,12 +223,16 @@ int mig_kvmlog_collect(struct mig_kvmlog *k, struct mig_pages *into,
 			return snap_err(m, -errno, "KVM_GET_DIRTY_LOG of slot "
 					"%u: %s", k->s[i].slot,
 					strerror(errno));
-		if (k->manual) {
+		/* num_pages is 32 bits: a slot of 2^32 pages or more is
+		 * cleared in pieces, each starting at a multiple of 64 pages
+		 * as KVM wants, its bitmap from that page's word. */
+		for (p = 0; k->manual && p < npages; p += CLEAR_MAX_PAGES) {
 			memset(&clr, 0, sizeof(clr));
 			clr.slot = k->s[i].slot;
-			clr.first_page = 0;
-			clr.num_pages = (uint32_t)npages;
-			clr.dirty_bitmap = k->bitmap;
+			clr.first_page = p;
+			clr.num_pages = (uint32_t)(npages - p < CLEAR_MAX_PAGES ?
+						   npages - p : CLEAR_MAX_PAGES);
+			clr.dirty_bitmap = k->bitmap + p / 64;
 			if (ioctl(k->vm_fd, KVM_CLEAR_DIRTY_LOG, &clr) < 0)
 				return snap_err(m, -errno, "KVM_CLEAR_DIRTY_LOG "
 						"of slot %u: %s", k->s[i].slot,
