@@ -22,8 +22,16 @@
  *  6. shutdown: ctl_server_close() joins promptly with clients in every
  *     state, they see EOF, the socket file is removed, but not a file that
  *     replaced it.
- * Threads: the server's and the clients'; the command table's state is the
- * server thread's alone (TSan subset: //@ concurrency).
+ *  7. a job (a command that runs on the server's worker thread, as
+ *     migrate does): while it runs, every other request of every client,
+ *     new ones too, is answered "busy" at once (a malformed one is told
+ *     what is wrong) and runs nothing; its own client's pipelined request
+ *     waits and is answered after the job's reply, in order; a job whose
+ *     client hung up does not stop the server; closing the server waits
+ *     for a running job and still sends its reply.
+ * Threads: the server's, the job's worker and the clients'; the command
+ * table's state is the server thread's alone, the job's gate is atomic
+ * (TSan subset: //@ concurrency).
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -74,10 +82,24 @@ static void cmd_big(void *ctx, const struct ctl_json_object *req,
 	ctl_reply_string(r, "data", big);
 }
 
+/* The job: holds its worker until the test opens the gate. */
+static int hold_started, hold_gate;
+
+static void cmd_hold(void *ctx, const struct ctl_json_object *req,
+		     struct ctl_reply *r)
+{
+	__atomic_add_fetch(&hold_started, 1, __ATOMIC_SEQ_CST);
+	while (!__atomic_load_n(&hold_gate, __ATOMIC_SEQ_CST))
+		usleep(1000);
+	ctl_reply_ok(r);
+	ctl_reply_bool(r, "held", true);
+}
+
 static const struct ctl_command cmds[] = {
 	{ "count", { { NULL } }, cmd_count },
 	{ "echo", { { "text", CTL_JSON_STRING, true } }, cmd_echo },
 	{ "big", { { NULL } }, cmd_big },
+	{ "hold", { { NULL } }, cmd_hold, true },
 };
 
 static struct ctl_server *start_server(uid_t owner, unsigned int max)
@@ -364,7 +386,7 @@ static void test_requests(void)
 	conn_puts(c, "{\"cmd\": \"count\",}\n");
 	expect_prefix(c, "{\"error\": \"malformed request: at byte 17:");
 	conn_puts(c, "{\"cmd\": \"frob\"}\n");
-	expect_line(c, "{\"error\": \"unknown command 'frob' (commands: count, echo, big)\"}");
+	expect_line(c, "{\"error\": \"unknown command 'frob' (commands: count, echo, big, hold)\"}");
 	conn_puts(c, "\n");
 	expect_prefix(c, "{\"error\": \"malformed request: empty request");
 	conn_puts(c, "{\"cmd\": \"echo\"}\n");
@@ -697,6 +719,116 @@ static void test_shutdown(void)
 	conn_close(idle);
 }
 
+/* ---- 7. a job ----------------------------------------------------------- */
+
+#define BUSY "{\"error\": \"busy: hold is running (commands run one at a time); "
+
+static void hold_reset(void)
+{
+	__atomic_store_n(&hold_started, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&hold_gate, 0, __ATOMIC_SEQ_CST);
+}
+
+static void wait_hold_started(int n)
+{
+	uint64_t t0 = ms_now();
+
+	while (__atomic_load_n(&hold_started, __ATOMIC_SEQ_CST) < n) {
+		if (ms_now() - t0 > REPLY_WAIT_MS)
+			TEST_FAIL("the job did not start within %d ms",
+				  REPLY_WAIT_MS);
+		usleep(1000);
+	}
+}
+
+/* Nothing from @c for @ms: no line buffered, none arriving. */
+static void expect_nothing(struct conn *c, int ms)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+
+	TEST_ASSERT(!memchr(c->buf, '\n', c->len));
+	if (poll(&p, 1, ms) != 0)
+		TEST_FAIL("a reply (or EOF) came where none was due");
+}
+
+static void *open_gate_later(void *arg)
+{
+	usleep(100000);
+	__atomic_store_n(&hold_gate, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void test_job(void)
+{
+	struct ctl_server *s;
+	struct conn *a, *b, *c, *d;
+	pthread_t th;
+	char *l;
+
+	hold_reset();
+	s = start_server(getuid(), 0);
+	a = conn_open();
+	b = conn_open();
+	/* A's job, and a request pipelined behind it. */
+	conn_puts(a, "{\"cmd\": \"hold\"}\n{\"cmd\": \"count\"}\n");
+	wait_hold_started(1);
+	/* Everyone else is answered at once, and nothing runs. */
+	conn_puts(b, "{\"cmd\": \"count\"}\n");
+	expect_prefix(b, BUSY "count was not run");
+	conn_puts(b, "{\"cmd\": \"hold\"}\n");
+	expect_prefix(b, BUSY "hold was not run");
+	conn_puts(b, "{\"cmd\": \"echo\"}\n");
+	expect_prefix(b, "{\"error\": \"echo: 'text' (a string) is required");
+	conn_puts(b, "{\"cmd\"\n");
+	expect_prefix(b, "{\"error\": \"malformed request");
+	c = conn_open();	/* accepted while the job runs */
+	conn_puts(c, "{\"cmd\": \"big\"}\n");
+	expect_prefix(c, BUSY "big was not run");
+	expect_nothing(a, 100);
+	TEST_ASSERT_EQ(__atomic_load_n(&hold_started, __ATOMIC_SEQ_CST), 1);
+	/* The job replies, then A's next request runs: the first count. */
+	__atomic_store_n(&hold_gate, 1, __ATOMIC_SEQ_CST);
+	expect_line(a, "{\"ok\": true, \"held\": true}");
+	expect_line(a, "{\"ok\": true, \"count\": 1}");
+	TEST_ASSERT_EQ(count_now(b), 2);
+	TEST_ASSERT_EQ(count_now(c), 3);
+
+	/* A job whose client hangs up: the server carries on. */
+	hold_reset();
+	d = conn_open();
+	conn_puts(d, "{\"cmd\": \"hold\"}\n");
+	wait_hold_started(1);
+	conn_close(d);
+	conn_puts(b, "{\"cmd\": \"count\"}\n");
+	expect_prefix(b, BUSY);
+	__atomic_store_n(&hold_gate, 1, __ATOMIC_SEQ_CST);
+	/* Once its reply went nowhere, the next job can run. */
+	for (;;) {
+		conn_puts(b, "{\"cmd\": \"count\"}\n");
+		l = conn_line(b);
+		if (!strncmp(l, "{\"ok\": true, \"count\": 4}", 26))
+			break;
+		if (strncmp(l, BUSY, strlen(BUSY)))
+			TEST_FAIL("count: %s", l);
+		usleep(1000);
+	}
+
+	/* Closing the server while a job runs: it waits, the reply goes
+	 * out, then EOF. */
+	hold_reset();
+	conn_puts(a, "{\"cmd\": \"hold\"}\n");
+	wait_hold_started(1);
+	TEST_ASSERT_EQ(pthread_create(&th, NULL, open_gate_later, NULL), 0);
+	ctl_server_close(s);
+	TEST_ASSERT_EQ(pthread_join(th, NULL), 0);
+	expect_line(a, "{\"ok\": true, \"held\": true}");
+	expect_eof(a);
+	expect_eof(b);
+	conn_close(a);
+	conn_close(b);
+	conn_close(c);
+}
+
 static pid_t main_pid;
 
 static void cleanup(void)
@@ -733,6 +865,8 @@ int main(void)
 	printf("peer credentials: another uid refused with one line\n");
 	test_shutdown();
 	printf("shutdown: joins at once, clients see EOF, the socket is gone\n");
+	test_job();
+	printf("a job: others told busy at once, its client's next request after its reply, closing waits for it\n");
 	free(big);
 	return 0;
 }

@@ -19,9 +19,9 @@
  * a VM is refused before anything happens rather than migrated with
  * writes unseen.
  *
- * It runs on the control server's thread: the server answers other
- * clients only once the migration is over (bounded by the stream's
- * timeouts); docs/CONTROL.md says so.
+ * It runs on the control server's worker thread (a job, server.c): the
+ * server goes on answering, every other request with a "busy" error
+ * until the migration has replied; docs/CONTROL.md says so.
  */
 #include <errno.h>
 #include <stdio.h>

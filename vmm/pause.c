@@ -30,8 +30,10 @@
  * between exits), so a pause never waits for a lock a parked vCPU
  * holds, and nobody takes another lock under gate_lock.  pause_req is also
  * read without the lock, atomically, as a hint; the decision is taken
- * again under the lock.  One thread pauses and resumes (the control
- * server); vm_stop() may run at the same time on any thread.
+ * again under the lock.  One thread at a time pauses and resumes (the
+ * control server's, or its worker during a migration, while the server
+ * runs no other command); vm_stop() may run at the same time on any
+ * thread.
  */
 #include <errno.h>
 #include <time.h>

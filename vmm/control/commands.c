@@ -11,7 +11,9 @@
  *
  * The commands run on the server's thread (server.c), one at a time, and
  * struct control belongs to it (the main thread touches it only before
- * the thread starts and after it is joined).  Pauses are bounded
+ * the thread starts and after it is joined).  migrate is a job: it runs
+ * on the server's worker thread while the server answers every other
+ * request "busy", so it too has struct control to itself.  Pauses are bounded
  * (PAUSE_TIMEOUT_MS): a vCPU stuck in an exit handler makes a pause fail,
  * and the VM runs on, rather than holding the server forever.
  */
@@ -252,7 +254,8 @@ static const struct ctl_command commands[] = {
 	{ "quit", { { NULL } }, cmd_quit },
 	{ "snapshot", { { "path", CTL_JSON_STRING, true },
 			{ "stop", CTL_JSON_BOOL, false } }, cmd_snapshot },
-	{ "migrate", { { "uri", CTL_JSON_STRING, true } }, cmd_migrate },
+	/* A job (server.h): others are told "busy" while it runs. */
+	{ "migrate", { { "uri", CTL_JSON_STRING, true } }, cmd_migrate, true },
 };
 
 int control_open(struct vm *vm)

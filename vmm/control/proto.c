@@ -228,26 +228,27 @@ static bool check_args(const struct ctl_command *c,
 	return true;
 }
 
-void ctl_handle(const struct ctl_command *cmds, size_t n, void *ctx,
-		const char *line, size_t len, struct ctl_reply *r)
+const struct ctl_command *ctl_prepare(const struct ctl_command *cmds, size_t n,
+				      const char *line, size_t len,
+				      struct ctl_json_object *req,
+				      struct ctl_reply *r)
 {
-	struct ctl_json_object req;
 	const struct ctl_json_member *cmd;
 	char why[256], clip[64], names[256];
 	size_t i;
 
-	if (ctl_json_parse(line, len, &req, why, sizeof(why))) {
+	if (ctl_json_parse(line, len, req, why, sizeof(why))) {
 		ctl_reply_error(r, "malformed request: %s", why);
-		return;
+		return NULL;
 	}
-	cmd = ctl_json_get(&req, "cmd");
+	cmd = ctl_json_get(req, "cmd");
 	if (!cmd) {
 		ctl_reply_error(r, "no \"cmd\" member: a request names its command, as in {\"cmd\": \"stats\"}");
-		return;
+		return NULL;
 	}
 	if (cmd->type != CTL_JSON_STRING) {
 		ctl_reply_error(r, "\"cmd\" must be a string");
-		return;
+		return NULL;
 	}
 	for (i = 0; i < n; i++)
 		if (!strcmp(cmds[i].name, cmd->str))
@@ -257,13 +258,28 @@ void ctl_handle(const struct ctl_command *cmds, size_t n, void *ctx,
 		ctl_reply_error(r, "unknown command '%s' (commands: %s)",
 				ctl_json_clip(cmd->str, 40, clip, sizeof(clip)),
 				names);
-		return;
+		return NULL;
 	}
-	if (!check_args(&cmds[i], &req, r))
-		return;
+	if (!check_args(&cmds[i], req, r))
+		return NULL;
+	return &cmds[i];
+}
+
+void ctl_run(const struct ctl_command *c, void *ctx,
+	     const struct ctl_json_object *req, struct ctl_reply *r)
+{
 	reply_reset(r, false);
-	cmds[i].run(ctx, &req, r);
+	c->run(ctx, req, r);
 	if (!r->b.len && !r->b.oom)
-		ctl_reply_error(r, "internal error: %s gave no reply",
-				cmds[i].name);
+		ctl_reply_error(r, "internal error: %s gave no reply", c->name);
+}
+
+void ctl_handle(const struct ctl_command *cmds, size_t n, void *ctx,
+		const char *line, size_t len, struct ctl_reply *r)
+{
+	struct ctl_json_object req;
+	const struct ctl_command *c = ctl_prepare(cmds, n, line, len, &req, r);
+
+	if (c)
+		ctl_run(c, ctx, &req, r);
 }

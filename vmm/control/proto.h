@@ -93,10 +93,19 @@ struct ctl_command {
 	struct ctl_arg args[CTL_MAX_ARGS];	/* up to the first NULL name */
 	/*
 	 * Fill @r.  @req holds only members of args[], of their types, and
-	 * every required one.  Runs on the server's thread.
+	 * every required one.  Runs on the server's thread (a job: on a
+	 * worker thread).
 	 */
 	void (*run)(void *ctx, const struct ctl_json_object *req,
 		    struct ctl_reply *r);
+	/*
+	 * A long command (migrate): the server runs it on a worker thread
+	 * of its own and goes on serving; until it has replied, every other
+	 * request, from any client, is answered with a "busy" error and
+	 * its own client's next requests wait.  So still one command at a
+	 * time, and nobody is left without an answer meanwhile.
+	 */
+	bool job;
 };
 
 /*
@@ -105,5 +114,18 @@ struct ctl_command {
  */
 void ctl_handle(const struct ctl_command *cmds, size_t n, void *ctx,
 		const char *line, size_t len, struct ctl_reply *r);
+
+/*
+ * ctl_handle() in two steps, for a server that runs a command elsewhere:
+ * ctl_prepare() parses and checks the line into @req (which the command
+ * reads, so it must live until ctl_run() returns) and returns the command
+ * it names, or NULL with the reason in @r; ctl_run() runs it.
+ */
+const struct ctl_command *ctl_prepare(const struct ctl_command *cmds, size_t n,
+				      const char *line, size_t len,
+				      struct ctl_json_object *req,
+				      struct ctl_reply *r);
+void ctl_run(const struct ctl_command *c, void *ctx,
+	     const struct ctl_json_object *req, struct ctl_reply *r);
 
 #endif /* GMVM_CONTROL_PROTO_H */

@@ -15,7 +15,12 @@
  *  - requests of one client are answered in order, one line each.
  * Commands run on this thread, one at a time; a command that waits (a
  * pause waits for the vCPUs, bounded by commands.c) delays the other
- * clients' replies by that long, never the VM.
+ * clients' replies by that long, never the VM.  A command marked as a job
+ * (ctl_command.job: migrate, which takes as long as the stream does) runs
+ * on a worker thread instead; until it has replied, every other request
+ * gets a "busy" error at once (after the usual checks: a malformed one is
+ * still told so), its own client's next requests wait for its reply, and
+ * closing the server waits for the job.  Still one command at a time.
  *
  * Security: the socket is created with mode 0600 (umask around bind(),
  * then checked, fixed with chmod() where a default ACL won over the umask);
@@ -27,6 +32,9 @@
  * Threads and locks: the server has no lock.  Its clients, buffers and the
  * listening socket belong to its thread; the config is read-only; the
  * thread that closes the server only writes the wake eventfd and joins.
+ * A job's worker reads job.req and fills job.reply, which the server
+ * thread leaves alone from pthread_create() until it has joined the
+ * worker (after the worker wrote job.done_fd).
  * The server holds nothing while a command runs, so the commands' own
  * locks (commands.c: gate_lock through pause.c, stop_lock through
  * vm_stop()) keep the order gmvm.h gives, and no vCPU thread ever waits
@@ -60,6 +68,7 @@
 struct client {
 	int fd;			/* -1: a free slot */
 	bool eof;		/* the peer sent its last byte */
+	bool waiting;		/* for its job's reply: not polled */
 	struct ctl_framer in;
 	struct ctl_buf out;	/* the reply being sent */
 	size_t out_off;		/* of it, sent */
@@ -75,10 +84,23 @@ struct ctl_server {
 	bool started;
 	uint64_t accept_again;	/* ns: 0, or when to accept again */
 	struct ctl_reply reply;
+	struct ctl_json_object *req;	/* the request being checked */
 	struct client *clients;
-	struct pollfd *pfd;	/* wake, listen, then a client each */
+	struct pollfd *pfd;	/* wake, listen, job, then a client each */
 	unsigned int *map;	/* pfd index -> client */
+	struct {
+		bool running;
+		struct client *c;		/* whose request it is */
+		const struct ctl_command *cmd;
+		struct ctl_json_object *req;	/* the worker's */
+		struct ctl_reply reply;		/* the worker's */
+		pthread_t thread;
+		int done_fd;			/* the worker's last word */
+	} job;
 };
+
+/* pfd[]: the wake eventfd, the listening socket, the job's done_fd. */
+#define PFD_FIXED 3
 
 int ctl_server_open(const struct ctl_server_config *cfg,
 		    struct ctl_server **out, char *why, size_t why_len)
@@ -97,11 +119,15 @@ int ctl_server_open(const struct ctl_server_config *cfg,
 	s->listen_fd = -1;
 	s->lis.fd = -1;
 	s->wake_fd = -1;
+	s->job.done_fd = -1;
 	s->path = strdup(cfg->path);
 	s->clients = calloc(s->cfg.max_clients, sizeof(*s->clients));
-	s->pfd = calloc(s->cfg.max_clients + 2, sizeof(*s->pfd));
-	s->map = calloc(s->cfg.max_clients + 2, sizeof(*s->map));
-	if (!s->path || !s->clients || !s->pfd || !s->map) {
+	s->pfd = calloc(s->cfg.max_clients + PFD_FIXED, sizeof(*s->pfd));
+	s->map = calloc(s->cfg.max_clients + PFD_FIXED, sizeof(*s->map));
+	s->req = malloc(sizeof(*s->req));
+	s->job.req = malloc(sizeof(*s->job.req));
+	if (!s->path || !s->clients || !s->pfd || !s->map || !s->req ||
+	    !s->job.req) {
 		ret = ctl_set_why(why, why_len, ENOMEM, "out of memory");
 		goto err;
 	}
@@ -115,7 +141,8 @@ int ctl_server_open(const struct ctl_server_config *cfg,
 		goto err;
 	s->listen_fd = s->lis.fd;
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->wake_fd < 0) {
+	s->job.done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->wake_fd < 0 || s->job.done_fd < 0) {
 		ret = ctl_set_why(why, why_len, errno, "eventfd: %s",
 			      strerror(errno));
 		goto err;
@@ -157,10 +184,10 @@ static int client_flush(struct client *c)
 	return 0;
 }
 
-static int client_send(struct ctl_server *s, struct client *c)
+static int client_send(struct client *c, struct ctl_reply *r)
 {
 	size_t len;
-	const char *line = ctl_reply_line(&s->reply, &len);
+	const char *line = ctl_reply_line(r, &len);
 
 	ctl_buf_add(&c->out, line, len);
 	if (c->out.oom) {
@@ -170,13 +197,75 @@ static int client_send(struct ctl_server *s, struct client *c)
 	return client_flush(c);
 }
 
+static void *job_main(void *arg)
+{
+	struct ctl_server *s = arg;
+
+	ctl_run(s->job.cmd, s->cfg.ctx, s->job.req, &s->job.reply);
+	/* Adding 1 to an eventfd read back to 0 cannot fail. */
+	eventfd_write(s->job.done_fd, 1);
+	return NULL;
+}
+
+/* Run @cmd, whose request is in s->req, as @c's job: 0 or -errno. */
+static int job_start(struct ctl_server *s, struct client *c,
+		     const struct ctl_command *cmd)
+{
+	struct ctl_json_object *req = s->job.req;
+	int ret;
+
+	/* The checked request becomes the worker's, the spare ours. */
+	s->job.req = s->req;
+	s->req = req;
+	s->job.cmd = cmd;
+	ret = pthread_create(&s->job.thread, NULL, job_main, s);
+	if (ret)
+		return -ret;
+	s->job.running = true;
+	s->job.c = c;
+	c->waiting = true;
+	return 0;
+}
+
+/*
+ * One request line: its reply into s->reply, or false when it started a
+ * job (the reply comes when the job ends).
+ */
+static bool handle_line(struct ctl_server *s, struct client *c,
+			const char *line, size_t len)
+{
+	const struct ctl_command *cmd;
+	int ret;
+
+	cmd = ctl_prepare(s->cfg.cmds, s->cfg.nr_cmds, line, len, s->req,
+			  &s->reply);
+	if (!cmd)
+		return true;
+	if (s->job.running) {
+		ctl_reply_error(&s->reply,
+				"busy: %s is running (commands run one at a time); %s was not run: send it again once %s has replied",
+				s->job.cmd->name, cmd->name, s->job.cmd->name);
+		return true;
+	}
+	if (!cmd->job) {
+		ctl_run(cmd, s->cfg.ctx, s->req, &s->reply);
+		return true;
+	}
+	ret = job_start(s, c, cmd);
+	if (!ret)
+		return false;
+	ctl_reply_error(&s->reply, "%s: cannot start it: %s", cmd->name,
+			strerror(-ret));
+	return true;
+}
+
 /* Answer the complete lines received, while replies go out at once. */
 static int client_serve(struct ctl_server *s, struct client *c)
 {
 	const char *line;
 	size_t len;
 
-	while (!output_pending(c)) {
+	while (!output_pending(c) && !c->waiting) {
 		switch (ctl_framer_next(&c->in, &line, &len)) {
 		case CTL_FRAME_NONE:
 			return 0;
@@ -186,11 +275,11 @@ static int client_serve(struct ctl_server *s, struct client *c)
 					CTL_MAX_LINE);
 			break;
 		case CTL_FRAME_LINE:
-			ctl_handle(s->cfg.cmds, s->cfg.nr_cmds, s->cfg.ctx,
-				   line, len, &s->reply);
+			if (!handle_line(s, c, line, len))
+				return 0;
 			break;
 		}
-		if (client_send(s, c))
+		if (client_send(c, &s->reply))
 			return -1;
 	}
 	return 0;
@@ -220,6 +309,7 @@ static void client_close(struct client *c)
 	close(c->fd);
 	c->fd = -1;
 	c->eof = false;
+	c->waiting = false;
 	c->out.len = 0;
 	c->out.oom = false;	/* the slot's next client starts afresh */
 	c->out_off = 0;
@@ -237,6 +327,27 @@ static void client_event(struct ctl_server *s, struct client *c, short revents)
 	    (revents & (POLLIN | POLLHUP | POLLERR) && !output_pending(c) &&
 	     !c->eof && client_read(c)) ||
 	    client_serve(s, c) ||
+	    (c->eof && !output_pending(c)))
+		client_close(c);
+}
+
+/*
+ * The job's worker is done (or about to be: the server is closing): join
+ * it, send its reply, and serve what its client sent meanwhile.
+ */
+static void job_end(struct ctl_server *s)
+{
+	struct client *c = s->job.c;
+	eventfd_t v;
+
+	pthread_join(s->job.thread, NULL);
+	/* Empty the eventfd for the next job (nonblocking: it may be 0 if
+	 * the server is closing and did not wait for it). */
+	(void)eventfd_read(s->job.done_fd, &v);
+	s->job.running = false;
+	s->job.c = NULL;
+	c->waiting = false;
+	if (client_send(c, &s->job.reply) || client_serve(s, c) ||
 	    (c->eof && !output_pending(c)))
 		client_close(c);
 }
@@ -328,10 +439,16 @@ static void *server_thread(void *arg)
 			.fd = s->accept_again ? -1 : s->listen_fd,
 			.events = POLLIN,
 		};
+		pfd[n++] = (struct pollfd){
+			.fd = s->job.running ? s->job.done_fd : -1,
+			.events = POLLIN,
+		};
 		for (i = 0; i < s->cfg.max_clients; i++) {
 			struct client *c = &s->clients[i];
 
-			if (c->fd < 0)
+			/* A waiting client's hang-up is found when its
+			 * reply is sent; polling it would spin on POLLHUP. */
+			if (c->fd < 0 || c->waiting)
 				continue;
 			s->map[n] = i;
 			pfd[n++] = (struct pollfd){
@@ -350,14 +467,19 @@ static void *server_thread(void *arg)
 		}
 		if (pfd[0].revents)
 			break;
-		for (i = 2; i < n; i++)
+		for (i = PFD_FIXED; i < n; i++)
 			if (pfd[i].revents)
 				client_event(s, &s->clients[s->map[i]],
 					     pfd[i].revents);
+		if (pfd[2].revents)
+			job_end(s);
 		if (pfd[1].revents)
 			accept_clients(s);
 	}
-	/* Stopping: replies that fit go out, the rest is lost. */
+	/* Stopping: a job is waited for (its reply goes out like the rest);
+	 * replies that fit go out, the rest is lost. */
+	if (s->job.running)
+		job_end(s);
 	for (i = 0; i < s->cfg.max_clients; i++) {
 		if (s->clients[i].fd < 0)
 			continue;
@@ -391,12 +513,17 @@ void ctl_server_close(struct ctl_server *s)
 	ctl_listen_close(&s->lis);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
+	if (s->job.done_fd >= 0)
+		close(s->job.done_fd);
 	for (i = 0; s->clients && i < s->cfg.max_clients; i++) {
 		if (s->clients[i].fd >= 0)
 			close(s->clients[i].fd);
 		ctl_buf_free(&s->clients[i].out);
 	}
 	ctl_reply_free(&s->reply);
+	ctl_reply_free(&s->job.reply);
+	free(s->req);
+	free(s->job.req);
 	free(s->clients);
 	free(s->pfd);
 	free(s->map);
