@@ -27,8 +27,9 @@
  *     new ones too, is answered "busy" at once (a malformed one is told
  *     what is wrong) and runs nothing; its own client's pipelined request
  *     waits and is answered after the job's reply, in order; a job whose
- *     client hung up does not stop the server; closing the server waits
- *     for a running job and still sends its reply.
+ *     client hung up does not stop the server, one whose client sent EOF
+ *     still replies to it; closing the server waits for a running job,
+ *     still sends its reply, and starts no job pipelined behind it.
  * Threads: the server's, the job's worker and the clients'; the command
  * table's state is the server thread's alone, the job's gate is atomic
  * (TSan subset: //@ concurrency).
@@ -813,16 +814,31 @@ static void test_job(void)
 		usleep(1000);
 	}
 
-	/* Closing the server while a job runs: it waits, the reply goes
-	 * out, then EOF. */
+	/* A client that sends its job and then EOF still gets the reply
+	 * (its slot is not freed while the job runs). */
 	hold_reset();
-	conn_puts(a, "{\"cmd\": \"hold\"}\n");
+	d = conn_open();
+	conn_puts(d, "{\"cmd\": \"hold\"}\n");
+	TEST_ASSERT_EQ(shutdown(d->fd, SHUT_WR), 0);
+	wait_hold_started(1);
+	usleep(50000);
+	conn_close(conn_open());	/* would take a freed slot */
+	__atomic_store_n(&hold_gate, 1, __ATOMIC_SEQ_CST);
+	expect_line(d, "{\"ok\": true, \"held\": true}");
+	expect_eof(d);
+	conn_close(d);
+
+	/* Closing the server while a job runs: it waits, the reply goes
+	 * out, then EOF; a job pipelined behind it never starts. */
+	hold_reset();
+	conn_puts(a, "{\"cmd\": \"hold\"}\n{\"cmd\": \"hold\"}\n");
 	wait_hold_started(1);
 	TEST_ASSERT_EQ(pthread_create(&th, NULL, open_gate_later, NULL), 0);
 	ctl_server_close(s);
 	TEST_ASSERT_EQ(pthread_join(th, NULL), 0);
 	expect_line(a, "{\"ok\": true, \"held\": true}");
 	expect_eof(a);
+	TEST_ASSERT_EQ(__atomic_load_n(&hold_started, __ATOMIC_SEQ_CST), 1);
 	expect_eof(b);
 	conn_close(a);
 	conn_close(b);

@@ -319,7 +319,8 @@ static void client_close(struct client *c)
 /*
  * After poll() said @revents: read, answer, send.  Closed when the
  * connection breaks, or at the peer's EOF once every complete line it
- * sent is answered (a line it cut short is dropped).
+ * sent is answered (a line it cut short is dropped); one waiting for its
+ * job's reply stays until job_end() has sent it.
  */
 static void client_event(struct ctl_server *s, struct client *c, short revents)
 {
@@ -327,15 +328,16 @@ static void client_event(struct ctl_server *s, struct client *c, short revents)
 	    (revents & (POLLIN | POLLHUP | POLLERR) && !output_pending(c) &&
 	     !c->eof && client_read(c)) ||
 	    client_serve(s, c) ||
-	    (c->eof && !output_pending(c)))
+	    (c->eof && !output_pending(c) && !c->waiting))
 		client_close(c);
 }
 
 /*
  * The job's worker is done (or about to be: the server is closing): join
- * it, send its reply, and serve what its client sent meanwhile.
+ * it, send its reply, and, unless @closing, serve what its client sent
+ * meanwhile (which may start its next job: a closing server must not).
  */
-static void job_end(struct ctl_server *s)
+static void job_end(struct ctl_server *s, bool closing)
 {
 	struct client *c = s->job.c;
 	eventfd_t v;
@@ -347,8 +349,9 @@ static void job_end(struct ctl_server *s)
 	s->job.running = false;
 	s->job.c = NULL;
 	c->waiting = false;
-	if (client_send(c, &s->job.reply) || client_serve(s, c) ||
-	    (c->eof && !output_pending(c)))
+	if (client_send(c, &s->job.reply) ||
+	    (!closing && client_serve(s, c)) ||
+	    (c->eof && !output_pending(c) && !c->waiting))
 		client_close(c);
 }
 
@@ -472,14 +475,14 @@ static void *server_thread(void *arg)
 				client_event(s, &s->clients[s->map[i]],
 					     pfd[i].revents);
 		if (pfd[2].revents)
-			job_end(s);
+			job_end(s, false);
 		if (pfd[1].revents)
 			accept_clients(s);
 	}
 	/* Stopping: a job is waited for (its reply goes out like the rest);
 	 * replies that fit go out, the rest is lost. */
 	if (s->job.running)
-		job_end(s);
+		job_end(s, true);
 	for (i = 0; i < s->cfg.max_clients; i++) {
 		if (s->clients[i].fd < 0)
 			continue;
