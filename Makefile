@@ -240,6 +240,10 @@ $(BUILD)/bench/bench_range_map: BENCH_CFLAGS = -Ilib
 $(BUILD)/bench/bench_migrate: BENCH_CFLAGS = -Ivmm/snapshot -Ivmm/migrate
 $(BUILD)/bench/bench_migrate: BENCH_OBJS = $(MIGRATE_OBJS) $(SNAPSHOT_OBJS)
 $(BUILD)/bench/bench_migrate: $(MIGRATE_OBJS) $(SNAPSHOT_OBJS)
+# bench_snapshot drives the snapshot module (vmm/snapshot/).
+$(BUILD)/bench/bench_snapshot: BENCH_CFLAGS = -Ivmm/snapshot
+$(BUILD)/bench/bench_snapshot: BENCH_OBJS = $(SNAPSHOT_OBJS)
+$(BUILD)/bench/bench_snapshot: $(SNAPSHOT_OBJS)
 
 # bench_gating_scaling's parts (bench/gating/), built as bench/lib is.
 $(BUILD)/bench/gating/%.o: bench/gating/%.c
