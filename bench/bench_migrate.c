@@ -94,23 +94,6 @@ static void w_resume(void *data)
 			 __ATOMIC_RELEASE);
 }
 
-/* The destination's VM: memfds stand in for the guest_memfd. */
-static int create(void *data, const struct gmem_config *in,
-		  struct gmem_vm **out)
-{
-	struct gmem_region_config rc = in->regions[0];
-	struct gmem_config cfg = *in;
-	int err;
-
-	if (in->nr_regions != 1)
-		return -EINVAL;
-	rc.private_fd = bench_memfd("dst-private", rc.len);
-	cfg.regions = &rc;
-	err = gmem_create(&cfg, out);
-	close(rc.private_fd);
-	return err;
-}
-
 struct dest {
 	int fd, err;
 	struct gmem_config base;
@@ -122,7 +105,8 @@ static void *dest_main(void *arg)
 {
 	struct dest *d = arg;
 	struct mig_recv_opts o = {
-		.restore = { .base = &d->base, .create = create },
+		.restore = { .base = &d->base, .create = bench_create_memfd_vm,
+			     .create_data = (void *)"dst-private" },
 	};
 
 	d->err = mig_receive(d->fd, &o, &d->vm, d->msg, sizeof(d->msg));

@@ -240,25 +240,6 @@ static double io_floor(const struct guest *g, const char *path)
 
 /* ---- restore and a fresh start ------------------------------------------- */
 
-/* As gmvm without KVM: a memfd per region stands in for the guest_memfd. */
-static int create(void *data, const struct gmem_config *in,
-		  struct gmem_vm **out)
-{
-	struct gmem_region_config rc = in->regions[0];
-	struct gmem_config cfg = *in;
-	int err;
-
-	if (in->nr_regions != 1)
-		return -EINVAL;
-	rc.private_fd = bench_memfd("restored-private", rc.len);
-	if (rc.private_fd < 0)
-		return -errno;
-	cfg.regions = &rc;
-	err = gmem_create(&cfg, out);
-	close(rc.private_fd);
-	return err;
-}
-
 static void base_config(struct gmem_config *base, const struct guest *g)
 {
 	struct gmem_region_config rc;
@@ -282,7 +263,10 @@ static struct gmem_vm *restore(const struct guest *g, const char *path,
 			       struct restore_times *t, bool verify)
 {
 	struct gmem_config base;
-	struct snap_restore_opts o = { .base = &base, .create = create };
+	struct snap_restore_opts o = {
+		.base = &base, .create = bench_create_memfd_vm,
+		.create_data = (void *)"restored-private",
+	};
 	struct snap_reader r;
 	struct snap_src src;
 	struct gmem_vm *vm;
@@ -326,7 +310,7 @@ static double fresh_start(const struct guest *g)
 	cfg.regions = &rc;
 	cfg.nr_regions = 1;
 	t0 = bench_now_us();
-	BENCH_ASSERT_EQ(create(NULL, &cfg, &vm), 0);
+	BENCH_ASSERT_EQ(bench_create_memfd_vm((void *)"fresh-private", &cfg, &vm), 0);
 	t0 = (bench_now_us() - t0) / 1e6;
 	gmem_destroy(vm);
 	return t0;

@@ -98,6 +98,13 @@ int bench_create_vm(void);
 
 /* A memfd of @size bytes: fd, or -1 with errno set. */
 int bench_memfd(const char *name, uint64_t size);
+/*
+ * A snap_restore_opts / mig_recv_opts create callback for a VM without
+ * KVM: @in's one region gets a memfd named @data as its private backing
+ * (where gmvm would give a guest_memfd).  0 or -errno.
+ */
+int bench_create_memfd_vm(void *data, const struct gmem_config *in,
+			  struct gmem_vm **out);
 
 /*
  * One region [0, @ram) at GPA 0, every page @initial, on @vm_fd with the

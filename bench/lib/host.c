@@ -108,6 +108,25 @@ int bench_memfd(const char *name, uint64_t size)
 	return fd;
 }
 
+int bench_create_memfd_vm(void *data, const struct gmem_config *in,
+			  struct gmem_vm **out)
+{
+	struct gmem_region_config rc;
+	struct gmem_config cfg = *in;
+	int err;
+
+	if (in->nr_regions != 1)
+		return -EINVAL;
+	rc = in->regions[0];
+	rc.private_fd = bench_memfd(data, rc.len);
+	if (rc.private_fd < 0)
+		return -errno;
+	cfg.regions = &rc;
+	err = gmem_create(&cfg, out);
+	close(rc.private_fd);	/* libgmem holds its own */
+	return err;
+}
+
 /*
  * Without a VM, the PLAIN_SLOT layout needs of the private backing only
  * mmap() and PUNCH_HOLE, which a memfd has.
