@@ -332,6 +332,7 @@ struct range_map {
 	uint32_t *index;
 	uint64_t index_len;
 	uint64_t index_sweep;	/* next entry the round-robin refresh visits */
+	uint64_t index_cap;	/* the capacity the index was last sized for */
 	uint32_t index_shift;
 	uint64_t nr_runs;	/* keys in the leaves */
 	union bt_node **chunks;
@@ -501,7 +502,15 @@ static int grow_once(struct range_map *map)
 	return 0;
 }
 
-static void index_resize(struct range_map *map);
+static void index_resize_slow(struct range_map *map);
+
+/* Every set comes here (through shrink()): most of the time the capacity
+ * has not moved and there is nothing to do. */
+static inline void index_resize(struct range_map *map)
+{
+	if (capacity(map) != map->index_cap)
+		index_resize_slow(map);
+}
 
 /*
  * Make room for @nodes live nodes.  On failure the map is unchanged apart
@@ -587,7 +596,9 @@ static void leaf_fill(struct bt_leaf *lf, const uint64_t *key,
 	assert(n <= LEAF_MAX);
 	memmove(lf->key, key, n * sizeof(*key));
 	memmove(lf->value, value, n);
-	for (i = n; i < LEAF_MAX; i++)
+	/* All slots to the end, then hi over the last: the loop's fixed
+	 * length, a multiple of 4 like the array, vectorises cleanly. */
+	for (i = n; i <= LEAF_MAX; i++)
 		lf->key[i] = KEY_NONE;
 	lf->key[LEAF_HI] = hi;
 	for (i = n; i < LEAF_MAX; i++)
@@ -875,22 +886,25 @@ static void index_build(struct range_map *map)
  * not rebuild every time).  Without memory the old index stays, or there
  * is none: it is a cache.
  */
-static void index_resize(struct range_map *map)
+static void index_resize_slow(struct range_map *map)
 {
-	uint64_t want = INDEX_PER_NODE * capacity(map), len;
+	uint64_t cap = capacity(map), want = INDEX_PER_NODE * cap, len;
 	uint32_t shift = 0, *index;
 
-	if (capacity(map) < index_min_nodes) {
+	if (cap < index_min_nodes) {
 		free(map->index);
 		map->index = NULL;
 		map->index_len = 0;
+		map->index_cap = cap;
 		return;
 	}
 	while (shift < 63 && ((map->npages - 1) >> (shift + 1)) + 1 >= want)
 		shift++;
 	if (map->index && map->index_shift <= shift + 1 &&
-	    shift <= map->index_shift + 1)
+	    shift <= map->index_shift + 1) {
+		map->index_cap = cap;
 		return;
+	}
 	len = ((map->npages - 1) >> shift) + 1;
 	index = malloc((len + 1) * sizeof(*index));
 	if (!index)
@@ -900,6 +914,7 @@ static void index_resize(struct range_map *map)
 	map->index_len = len;
 	map->index_shift = shift;
 	map->index_sweep = 0;
+	map->index_cap = cap;
 	index[len] = NIL;
 	index_build(map);
 }
@@ -1284,6 +1299,7 @@ struct range_map *gmem_range_map_create(uint64_t npages, uint8_t initial)
 	map->index = NULL;
 	map->index_len = 0;
 	map->index_sweep = 0;
+	map->index_cap = 0;
 	map->index_shift = 0;
 	leaf_fill(&node(map, 0)->leaf, &key, &initial, 1, npages);
 	return map;
