@@ -98,10 +98,12 @@
  * disjoint, so a leaf that holds the page is *the* leaf).  So updates
  * need not keep it exact, only mostly right, within their O(log n):
  * after each set the entries of the leaves around its two ends (each
- * leaf and the next: splits, merges and borrows happen there), a node
- * moved by compact(), and a few round-robin entries (index_sweep, one
- * leaf's worth), at most INDEX_FILL_MAX entries per leaf.  Every entry is
- * thus rewritten now and then even when updates never come near it.
+ * leaf and the next: splits, merges and borrows happen there; one
+ * descent when both ends are in them), those of a leaf moved by
+ * compact(), at most INDEX_FILL_MAX entries per leaf, and every
+ * INDEX_SWEEP_EVERY sets the next INDEX_SWEEP_MAX entries of a
+ * round-robin sweep (index_sweep()), so that every entry is rewritten now
+ * and then even when updates never come near it.
  * Lookups do not write the index: concurrent readers stay readers.
  * Entries: at least INDEX_PER_NODE per node of capacity, so that most
  * granules lie inside one leaf (at 10^6 runs, 93% of random lookups hit
@@ -201,10 +203,11 @@
  *                        touch, O((k / B + 1) log n); inserting the at most
  *                        two new keys O(log n) each; moving nodes into the
  *                        holes O(log n) per node freed; with an
- *                        index, three descents and at most 5 *
- *                        INDEX_FILL_MAX entries written more, and an
- *                        O(n) rebuild where the capacity has moved by
- *                        over a factor of two (amortised O(1)).
+ *                        index, one to three descents more and at most
+ *                        6 * INDEX_FILL_MAX entries written (plus
+ *                        INDEX_FILL_MAX per leaf compact() moves), and
+ *                        an O(n) rebuild where the capacity has moved
+ *                        by over a factor of two (amortised O(1)).
  *  gmem_range_map_validate()  O(n), recursion depth <= MAX_LEVELS
  *
  * Limits and callbacks
@@ -283,6 +286,8 @@ _Static_assert(SLAB_BYTES == (2u << 20), "a slab is one x86-64 huge page");
 #define INDEX_MIN_NODES (2u * CHUNK_NODES)
 #define INDEX_PER_NODE 4u
 #define INDEX_FILL_MAX 32u
+#define INDEX_SWEEP_EVERY 4u
+#define INDEX_SWEEP_MAX (2 * INDEX_FILL_MAX)
 
 /* A variable for the white-box tests, which index small maps too. */
 static uint64_t index_min_nodes = INDEX_MIN_NODES;
@@ -333,6 +338,7 @@ struct range_map {
 	uint64_t index_len;
 	uint64_t index_sweep;	/* next entry the round-robin refresh visits */
 	uint64_t index_cap;	/* the capacity the index was last sized for */
+	uint32_t index_ticks;	/* sets, for the sweep's turn */
 	uint32_t index_shift;
 	uint64_t nr_runs;	/* keys in the leaves */
 	union bt_node **chunks;
@@ -648,7 +654,7 @@ static uint64_t index_fill_leaf(struct range_map *map, uint32_t idx,
 {
 	const struct bt_leaf *lf = &node(map, idx)->leaf;
 	uint32_t shift = map->index_shift;
-	uint64_t lo = lf->key[0], first, last;
+	uint64_t lo = lf->key[0], first, last, end;
 
 	/* The first granule that starts at or after lo, and the one that
 	 * holds the leaf's last page (hi <= npages: within the index). */
@@ -656,7 +662,11 @@ static uint64_t index_fill_leaf(struct range_map *map, uint32_t idx,
 	last = (lf->key[LEAF_HI] - 1) >> shift;
 	if (g < first)
 		g = first;
-	for (; g <= last && max > 0; g++, max--)
+	if (g > last)
+		return g;
+	/* A plain run of stores (it vectorises): min(last + 1, g + max). */
+	end = last - g < max ? last + 1 : g + max;
+	for (; g < end; g++)
 		map->index[g] = idx;
 	return g;
 }
@@ -925,7 +935,7 @@ static void index_resize_slow(struct range_map *map)
  * changes the leaves at its ends, and a split leaves the granules of the
  * new right half naming the left one.
  */
-static void index_refresh(struct range_map *map, uint64_t page)
+static uint64_t index_refresh(struct range_map *map, uint64_t page)
 {
 	uint64_t g = page >> map->index_shift;
 	int d = (int)map->levels - 1;
@@ -936,20 +946,33 @@ static void index_refresh(struct range_map *map, uint64_t page)
 	index_fill_leaf(map, p.node[d], g, INDEX_FILL_MAX);
 	if (path_next_leaf(map, &p))
 		index_fill_leaf(map, p.node[d], 0, INDEX_FILL_MAX);
+	/* Where the leaves refreshed end. */
+	return node(map, p.node[d])->leaf.key[LEAF_HI];
 }
 
-/* The round-robin refresh: the next few entries, from where the last
- * call stopped, so that every entry is rewritten now and then. */
+/*
+ * The round-robin refresh, every INDEX_SWEEP_EVERY sets: the entries of
+ * the next few leaves (up to INDEX_SWEEP_MAX entries), from where the
+ * last call stopped, so that every entry is rewritten now and then.
+ */
 static void index_sweep(struct range_map *map)
 {
-	uint64_t g = map->index_sweep;
+	uint64_t g = map->index_sweep, budget = INDEX_SWEEP_MAX;
+	int d = (int)map->levels - 1;
 	struct path p;
 
+	if (++map->index_ticks % INDEX_SWEEP_EVERY)
+		return;
 	if (g >= map->index_len)
 		g = 0;
 	descend(map, g << map->index_shift, &p);
-	map->index_sweep = index_fill_leaf(map, p.node[map->levels - 1], g,
-					   INDEX_FILL_MAX);
+	do {
+		uint64_t next = index_fill_leaf(map, p.node[d], g, budget);
+
+		budget -= next - g;
+		g = next;
+	} while (budget > 0 && path_next_leaf(map, &p));
+	map->index_sweep = g;
 }
 
 /* A cursor over the runs: the path with the leaf slot at the current key. */
@@ -1300,6 +1323,7 @@ struct range_map *gmem_range_map_create(uint64_t npages, uint8_t initial)
 	map->index_len = 0;
 	map->index_sweep = 0;
 	map->index_cap = 0;
+	map->index_ticks = 0;
 	map->index_shift = 0;
 	leaf_fill(&node(map, 0)->leaf, &key, &initial, 1, npages);
 	return map;
@@ -1502,10 +1526,11 @@ int64_t gmem_range_map_set(struct range_map *map, uint64_t start, uint64_t npage
 		map->promised -= added < map->promised ? added : map->promised;
 	}
 	/* Nodes are where they stay now: point the index at the leaves
-	 * around the change, and sweep on (O(log n): three descents). */
+	 * around the change, and sweep on (O(log n): at most three
+	 * descents, one when the change is within a leaf and not a sweep's
+	 * turn). */
 	if (map->index) {
-		index_refresh(map, start);
-		if (end < map->npages)
+		if (index_refresh(map, start) <= end && end < map->npages)
 			index_refresh(map, end);
 		index_sweep(map);
 	}
