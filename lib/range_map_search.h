@@ -20,8 +20,9 @@
 
 /*
  * The hot path: first the direct index, whose check is a branch the CPU
- * predicts taken (it is, 99.8% of the time at 10^6 runs), so it reads
- * the leaf before the check is done; then, if neither entry names the
+ * predicts taken (at 10^6 runs the first entry names the leaf 93% of
+ * the time, one of two entries 99.8%), so it reads the leaf before the
+ * check is done; then, if neither entry names the
  * leaf, the descent: per level one node, a fixed-length count and no
  * branch that depends on the data, so consecutive lookups overlap in the
  * CPU.  The run's end is the next key in the leaf, else the leaf's upper
