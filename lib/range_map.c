@@ -31,9 +31,15 @@
  *
  * Unused key and pivot slots hold KEY_NONE (INT64_MAX, above any page,
  * since pages are < npages <= INT64_MAX), and both arrays have one extra
- * slot that is always KEY_NONE.  Then "how many keys are <= page" can be
- * counted over all slots without looking at the fill, and the slot after
- * the found one can always be read: it is the next key or KEY_NONE.
+ * slot: KEY_NONE in an inner node, and in a leaf its upper bound hi, the
+ * next leaf's first key (npages for the last leaf, invariant 11), which
+ * is above every page the leaf holds.  Then "how many keys are <= page"
+ * can be counted over all slots without looking at the fill, and the
+ * slot after the found one can always be read: it is the next key,
+ * KEY_NONE or hi.  With hi in the leaf, a leaf alone says which pages it
+ * holds: [key[0], hi), key[0] being exact (invariant 3).  That is what
+ * lets a lookup trust a leaf it did not reach by a descent (the direct
+ * index, below), and it costs no space: the slot was there.
  *
  * Nodes live in chunks owned by the map and are named by a 32-bit index
  * (chunk = index >> CHUNK_SHIFT, slot = index & CHUNK_MASK), half the size
@@ -49,7 +55,7 @@
  * below check the offsets):
  *
  *	leaf                               inner
- *	  0 key[28]    u64 (27 + KEY_NONE)   0 pivot[21] u64 (20 + KEY_NONE)
+ *	  0 key[28]    u64 (27 + hi)         0 pivot[21] u64 (20 + KEY_NONE)
  *	224 value[27]  u8                  168 child[21] u32
  *	251 (pad)                          252 nr        u8  (children)
  *	252 nr         u8  (keys)          253 kind      u8
@@ -61,10 +67,60 @@
  * CHUNK_NODES nodes, plus at most 1.5 chunks of unused nodes
  * (invariant 9) and 7 chunks of a slab not handed out yet (invariant 10:
  * only past 16 chunks, ~190,000 runs: at most ~10 bytes per run),
+ * plus the direct index of maps of two chunks or more (2 to 16 entries
+ * of 4 bytes per node of capacity, see "The direct index": 2.1 bytes per
+ * run at 10^6 runs laid out as in bench_range_map, at most ~5),
  * plus the map itself and one malloc header per
- * allocation: ~21 bytes per run at 10^6 runs and at most ~32 for large
+ * allocation: ~23 bytes per run at 10^6 runs and at most ~37 for large
  * maps (just past 16 chunks), under the 64-byte budget;
  * tests/test_range_map_scale.c prints the figures from 10^6 runs down.
+ *
+ * The direct index
+ * ----------------
+ * At 10^6 runs a descent is 6 levels, of which the last two or three miss
+ * the cache one after the other, and their misses overlap little with the
+ * next lookup's: ~100 ns a random lookup, ten times a bitmap's one miss.
+ * So maps of at least INDEX_MIN_NODES nodes of capacity (two chunks,
+ * from ~25,000 runs) have an array of node indices in front of the tree:
+ * entry g for the granule of pages [g << index_shift, (g + 1) <<
+ * index_shift), naming the leaf that holds the granule's first page.  A
+ * lookup reads entry g and, if the node it names is live (< nr_nodes:
+ * checked before the node is read, as a stale entry may name a node
+ * whose chunk was given back), a leaf, and [key[0], hi) holds the page,
+ * searches that leaf only: two dependent misses instead of a descent's
+ * chain.  A granule that straddles two leaves names the first, so
+ * entry g + 1 (there is always one: index[index_len] is NIL) is tried
+ * next for the pages past it; otherwise the lookup descends as before.
+ *
+ * The index is a cache, never required to be right: any entry, even
+ * garbage, gives the right answer or a descent, because the check uses
+ * only the node it names and invariants 3 and 11 (leaves' ranges are
+ * disjoint, so a leaf that holds the page is *the* leaf).  So updates
+ * need not keep it exact, only mostly right, within their O(log n):
+ * after each set the entries of the leaves around its two ends (each
+ * leaf and the next: splits, merges and borrows happen there; one
+ * descent when both ends are in them), those of a leaf moved by
+ * compact(), at most INDEX_FILL_MAX entries per leaf, and every
+ * INDEX_SWEEP_EVERY sets the next INDEX_SWEEP_MAX entries of a
+ * round-robin sweep (index_sweep()), so that every entry is rewritten now
+ * and then even when updates never come near it.
+ * Lookups do not write the index: concurrent readers stay readers.
+ * Lookups trust the entry's leaf on a predicted branch, so the CPU
+ * reads the leaf while the check is pending; choosing between entries g
+ * and g + 1 without a branch, by the first leaf's hi, made the leaf's
+ * loads wait for that hi and lookups 40% slower.
+ *
+ * Entries: INDEX_PER_NODE to twice that per node of capacity when
+ * built, so that most granules lie inside one leaf (at 10^6 runs, 93% of
+ * random lookups hit their first entry, 6.7% the next one, 0.2%
+ * descend).  The index is sized only where the map may allocate:
+ * ensure_capacity() (a holder's set finds its capacity there already,
+ * so it allocates nothing) and shrink(), which already reallocates and
+ * whose failures are harmless.  It is rebuilt, by one walk of the
+ * leaves, O(n), when its ideal size has moved more than a factor of two
+ * away (so it holds 2 to 16 entries per node of capacity; amortised
+ * O(1) per node added), and if that malloc() fails the map keeps the
+ * old index, or none: lookups descend.
  *
  * Invariants (checked, all of them, by gmem_range_map_validate())
  * ----------
@@ -128,6 +184,16 @@
  *     aligned to 2 MiB, which its first chunk starts; so each chunk
  *     follows the one before unless it starts a slab.  A slab is mapped
  *     when its first chunk is needed and unmapped with it.
+ * 11. Upper bounds: each leaf's key[LEAF_HI] is the next leaf's first key
+ *     in key order, npages for the last leaf (with 3: the hi its parent
+ *     gives it).  Kept by every update of a leaf's first key (delete_range
+ *     and a merge into an emptied leaf: set_prev_hi(), one descent), a
+ *     split (the new right leaf takes the old hi, the left one the split
+ *     key), a merge (the left leaf takes the right one's) and a borrow
+ *     (the left leaf's hi is the moved boundary).
+ * 12. Index shape: with an index, index_len is the number of granules of
+ *     2^index_shift pages in [0, npages), and index[index_len] is NIL.
+ *     Entries may hold anything (the index is a cache).
  *
  * MAX_LEVELS: a tree of h >= 2 levels has a root with >= 2 children and
  * inner nodes with >= INNER_MIN = 11 children, so >= 2 * 11^(h - 2)
@@ -136,13 +202,19 @@
  * Complexity (n runs before the call, k runs the call touches, B = 13 the
  * least fill of a leaf)
  * ----------
- *  gmem_range_map_get()       O(log n): levels <= log_11(n) + 2
+ *  gmem_range_map_get()       O(1) if the index names the leaf, else
+ *                        O(log n): levels <= log_11(n) + 2
  *  gmem_range_map_for_each()  O(log n + k)
  *  gmem_range_map_set()       O(log n + k) to plan and report; removing
  *                        the k keys takes one descent per leaf they
  *                        touch, O((k / B + 1) log n); inserting the at most
  *                        two new keys O(log n) each; moving nodes into the
- *                        holes O(log n) per node freed.
+ *                        holes O(log n) per node freed; with an
+ *                        index, one to three descents more and at most
+ *                        6 * INDEX_FILL_MAX entries written (plus
+ *                        INDEX_FILL_MAX per leaf compact() moves), and
+ *                        an O(n) rebuild where the capacity has moved
+ *                        by over a factor of two (amortised O(1)).
  *  gmem_range_map_validate()  O(n), recursion depth <= MAX_LEVELS
  *
  * Limits and callbacks
@@ -177,6 +249,8 @@
 #define NODE_BYTES 256
 #define LEAF_MAX 27u
 #define LEAF_MIN 13u		/* LEAF_MAX / 2: a split of 28 gives 14 + 14 */
+/* The leaf's extra key slot holds its upper bound (invariant 11). */
+#define LEAF_HI LEAF_MAX
 #define INNER_MAX 21u		/* children */
 #define INNER_MIN 11u		/* (INNER_MAX + 1) / 2: a split of 22 gives 11 + 11 */
 
@@ -211,12 +285,26 @@ _Static_assert(RESERVE_FLOOR >= 1 + SET_MAX_NEW_NODES &&
 #define SLAB_BYTES ((size_t)SLAB_CHUNKS * CHUNK_NODES * NODE_BYTES)
 _Static_assert(SLAB_BYTES == (2u << 20), "a slab is one x86-64 huge page");
 
+/*
+ * The direct index (see "The direct index" above): maps of at least
+ * INDEX_MIN_NODES nodes of capacity have one, of at least INDEX_PER_NODE
+ * entries per node; one refresh writes at most INDEX_FILL_MAX entries.
+ */
+#define INDEX_MIN_NODES (2u * CHUNK_NODES)
+#define INDEX_PER_NODE 4u
+#define INDEX_FILL_MAX 32u
+#define INDEX_SWEEP_EVERY 4u
+#define INDEX_SWEEP_MAX (2 * INDEX_FILL_MAX)
+
+/* A variable for the white-box tests, which index small maps too. */
+static uint64_t index_min_nodes = INDEX_MIN_NODES;
+
 /* What glibc's malloc adds to each block; only used to make
  * gmem_range_map_bytes() honest about small maps. */
 #define MALLOC_OVERHEAD 16u
 
 struct bt_leaf {
-	uint64_t key[LEAF_MAX + 1];
+	uint64_t key[LEAF_MAX + 1];	/* key[LEAF_HI]: the upper bound */
 	uint8_t value[LEAF_MAX];
 	uint8_t pad;
 	uint8_t nr;
@@ -248,6 +336,17 @@ _Static_assert(offsetof(struct bt_leaf, value) == 224 &&
 
 struct range_map {
 	uint64_t npages;
+	/*
+	 * The direct index (a cache, see "The direct index"): entry g names
+	 * a node that may be the leaf holding page g << index_shift; NULL
+	 * when the map has none.  index_len entries plus one.
+	 */
+	uint32_t *index;
+	uint64_t index_len;
+	uint64_t index_sweep;	/* next entry the round-robin refresh visits */
+	uint64_t index_cap;	/* the capacity the index was last sized for */
+	uint32_t index_ticks;	/* sets, for the sweep's turn */
+	uint32_t index_shift;
 	uint64_t nr_runs;	/* keys in the leaves */
 	union bt_node **chunks;
 	uint32_t nr_chunks;
@@ -416,6 +515,16 @@ static int grow_once(struct range_map *map)
 	return 0;
 }
 
+static void index_resize_slow(struct range_map *map);
+
+/* Every set comes here (through shrink()): most of the time the capacity
+ * has not moved and there is nothing to do. */
+static inline void index_resize(struct range_map *map)
+{
+	if (capacity(map) != map->index_cap)
+		index_resize_slow(map);
+}
+
 /*
  * Make room for @nodes live nodes.  On failure the map is unchanged apart
  * from possibly more capacity, which is harmless.
@@ -426,6 +535,7 @@ static int ensure_capacity(struct range_map *map, uint64_t nodes)
 		if (grow_once(map))
 			return -ENOMEM;
 	}
+	index_resize(map);
 	return 0;
 }
 
@@ -463,6 +573,7 @@ static void shrink(struct range_map *map)
 		if (chunk0_resize(map, map->chunk0_nodes / 2, map->nr_nodes))
 			break;
 	}
+	index_resize(map);
 }
 
 /* A node for the running set: one it freed, else a fresh index (capacity
@@ -488,17 +599,21 @@ static void node_free(struct range_map *map, uint32_t idx)
 	map->free_list = idx;
 }
 
-/* Store @n keys and values in @lf, KEY_NONE after them. */
+/* Store @n keys and values in @lf, KEY_NONE after them, and its upper
+ * bound @hi (invariant 11). */
 static void leaf_fill(struct bt_leaf *lf, const uint64_t *key,
-		      const uint8_t *value, unsigned int n)
+		      const uint8_t *value, unsigned int n, uint64_t hi)
 {
 	unsigned int i;
 
 	assert(n <= LEAF_MAX);
 	memmove(lf->key, key, n * sizeof(*key));
 	memmove(lf->value, value, n);
+	/* All slots to the end, then hi over the last: the loop's fixed
+	 * length, a multiple of 4 like the array, vectorises cleanly. */
 	for (i = n; i <= LEAF_MAX; i++)
 		lf->key[i] = KEY_NONE;
+	lf->key[LEAF_HI] = hi;
 	for (i = n; i < LEAF_MAX; i++)
 		lf->value[i] = 0;
 	lf->pad = 0;
@@ -533,6 +648,36 @@ static uint64_t subtree_min(const struct range_map *map, uint32_t idx)
 	return n->leaf.key[0];
 }
 
+/* ---- The direct index ---- */
+
+/*
+ * Point the index entries of the granules that start in leaf @idx at it,
+ * from granule @g on (earlier ones are left alone) and at most @max of
+ * them.  Returns the granule after the last one written.  Entries past
+ * the leaf are never written, so this only ever makes entries right.
+ */
+static uint64_t index_fill_leaf(struct range_map *map, uint32_t idx,
+				uint64_t g, uint64_t max)
+{
+	const struct bt_leaf *lf = &node(map, idx)->leaf;
+	uint32_t shift = map->index_shift;
+	uint64_t lo = lf->key[0], first, last, end;
+
+	/* The first granule that starts at or after lo, and the one that
+	 * holds the leaf's last page (hi <= npages: within the index). */
+	first = (lo >> shift) + ((lo & ((1ULL << shift) - 1)) != 0);
+	last = (lf->key[LEAF_HI] - 1) >> shift;
+	if (g < first)
+		g = first;
+	if (g > last)
+		return g;
+	/* A plain run of stores (it vectorises): min(last + 1, g + max). */
+	end = last - g < max ? last + 1 : g + max;
+	for (; g < end; g++)
+		map->index[g] = idx;
+	return g;
+}
+
 /*
  * Move live node @from to free slot @to and repoint its parent, found by a
  * descent by the node's smallest key (exact pivots, invariant 3, make that
@@ -544,6 +689,10 @@ static void node_move(struct range_map *map, uint32_t from, uint32_t to)
 	uint64_t key;
 
 	*node(map, to) = *node(map, from);
+	/* Entries naming @from fail the bounds check once it is gone; its
+	 * leaf is found through @to at once. */
+	if (map->index && node(map, to)->leaf.kind == KIND_LEAF)
+		index_fill_leaf(map, to, 0, INDEX_FILL_MAX);
 	if (x == from) {
 		map->root = to;
 		return;
@@ -734,6 +883,105 @@ static bool path_next_leaf(const struct range_map *map, struct path *p)
 	return false;
 }
 
+/* Every entry of the index right: a walk over all the leaves. */
+static void index_build(struct range_map *map)
+{
+	struct path p;
+
+	descend(map, 0, &p);
+	do
+		index_fill_leaf(map, p.node[map->levels - 1], 0, UINT64_MAX);
+	while (path_next_leaf(map, &p));
+}
+
+/*
+ * Size the index for the map's capacity, only from the paths that may
+ * allocate (ensure_capacity(), shrink()): entries of at least
+ * INDEX_PER_NODE per node of capacity, a power of two of pages each, and
+ * rebuilt only when the ideal size is more than twice or less than half
+ * the one there (so a map that oscillates around a chunk boundary does
+ * not rebuild every time).  Without memory the old index stays, or there
+ * is none: it is a cache.
+ */
+static void index_resize_slow(struct range_map *map)
+{
+	uint64_t cap = capacity(map), want = INDEX_PER_NODE * cap, len;
+	uint32_t shift = 0, *index;
+
+	if (cap < index_min_nodes) {
+		free(map->index);
+		map->index = NULL;
+		map->index_len = 0;
+		map->index_cap = cap;
+		return;
+	}
+	while (shift < 63 && ((map->npages - 1) >> (shift + 1)) + 1 >= want)
+		shift++;
+	if (map->index && map->index_shift <= shift + 1 &&
+	    shift <= map->index_shift + 1) {
+		map->index_cap = cap;
+		return;
+	}
+	len = ((map->npages - 1) >> shift) + 1;
+	index = malloc((len + 1) * sizeof(*index));
+	if (!index)
+		return;
+	free(map->index);
+	map->index = index;
+	map->index_len = len;
+	map->index_shift = shift;
+	map->index_sweep = 0;
+	map->index_cap = cap;
+	index[len] = NIL;
+	index_build(map);
+}
+
+/*
+ * Point the entries around @page at the leaf that holds it and those of
+ * the next leaf at that one (at most INDEX_FILL_MAX each): an update
+ * changes the leaves at its ends, and a split leaves the granules of the
+ * new right half naming the left one.
+ */
+static uint64_t index_refresh(struct range_map *map, uint64_t page)
+{
+	uint64_t g = page >> map->index_shift;
+	int d = (int)map->levels - 1;
+	struct path p;
+
+	descend(map, page, &p);
+	g = g > INDEX_FILL_MAX / 2 ? g - INDEX_FILL_MAX / 2 : 0;
+	index_fill_leaf(map, p.node[d], g, INDEX_FILL_MAX);
+	if (path_next_leaf(map, &p))
+		index_fill_leaf(map, p.node[d], 0, INDEX_FILL_MAX);
+	/* Where the leaves refreshed end. */
+	return node(map, p.node[d])->leaf.key[LEAF_HI];
+}
+
+/*
+ * The round-robin refresh, every INDEX_SWEEP_EVERY sets: the entries of
+ * the next few leaves (up to INDEX_SWEEP_MAX entries), from where the
+ * last call stopped, so that every entry is rewritten now and then.
+ */
+static void index_sweep(struct range_map *map)
+{
+	uint64_t g = map->index_sweep, budget = INDEX_SWEEP_MAX;
+	int d = (int)map->levels - 1;
+	struct path p;
+
+	if (++map->index_ticks % INDEX_SWEEP_EVERY)
+		return;
+	if (g >= map->index_len)
+		g = 0;
+	descend(map, g << map->index_shift, &p);
+	do {
+		uint64_t next = index_fill_leaf(map, p.node[d], g, budget);
+
+		budget -= next - g;
+		g = next;
+	} while (budget > 0 && path_next_leaf(map, &p));
+	map->index_sweep = g;
+}
+
 /* A cursor over the runs: the path with the leaf slot at the current key. */
 struct cursor {
 	struct path p;
@@ -801,6 +1049,21 @@ static void fix_min(struct range_map *map, const struct path *p, int d,
 	assert(min == 0);
 }
 
+/*
+ * The leaf after the one holding page @key - 1 now starts at @key: that
+ * leaf's upper bound (invariant 11).  The tree's pivots must already be
+ * right (fix_min()); the descent uses them only, not the leaf's count,
+ * which this bound, still stale, could upset.
+ */
+static void set_prev_hi(struct range_map *map, uint64_t key)
+{
+	struct path p;
+
+	assert(key > 0);
+	descend(map, key - 1, &p);
+	node(map, p.node[map->levels - 1])->leaf.key[LEAF_HI] = key;
+}
+
 /* Add child @child, whose smallest key is @pivot, right after the child the
  * path took at depth @d; splits cascade up and may add a root. */
 static void inner_insert(struct range_map *map, const struct path *p, int d,
@@ -855,6 +1118,7 @@ static void insert_key(struct range_map *map, uint64_t key, uint8_t value)
 	unsigned int pos, n, a;
 	struct path p;
 	uint32_t right;
+	uint64_t hi;
 
 	descend(map, key, &p);
 	lf = &node(map, p.node[d])->leaf;
@@ -869,15 +1133,18 @@ static void insert_key(struct range_map *map, uint64_t key, uint8_t value)
 	memcpy(v + pos + 1, lf->value + pos, n - pos);
 	n++;
 	map->nr_runs++;
+	hi = lf->key[LEAF_HI];
 	if (n <= LEAF_MAX) {
-		leaf_fill(lf, k, v, n);
+		leaf_fill(lf, k, v, n, hi);
 		return;
 	}
+	/* The new leaf follows this one: it takes its upper bound, and its
+	 * first key is this one's. */
 	a = n / 2;
 	right = node_take(map);
 	lf = &node(map, p.node[d])->leaf;
-	leaf_fill(lf, k, v, a);
-	leaf_fill(&node(map, right)->leaf, k + a, v + a, n - a);
+	leaf_fill(lf, k, v, a, k[a]);
+	leaf_fill(&node(map, right)->leaf, k + a, v + a, n - a, hi);
 	inner_insert(map, &p, d - 1, k[a], right);
 }
 
@@ -938,20 +1205,26 @@ static void rebalance(struct range_map *map, const struct path *p, int d)
 		memcpy(k + nl, r->leaf.key, nr * sizeof(*k));
 		memcpy(v + nl, r->leaf.value, nr);
 		if (t <= LEAF_MAX) {
-			leaf_fill(&l->leaf, k, v, t);
+			/* The merged leaf ends where the right one did. */
+			leaf_fill(&l->leaf, k, v, t, r->leaf.key[LEAF_HI]);
 			node_free(map, ri);
 			inner_remove(parent, ls);
 			/* Only an emptied leaf merged with its right sibling
-			 * gets a new smallest key. */
-			if (nl == 0)
+			 * gets a new smallest key, and the leaf before it a
+			 * new upper bound. */
+			if (nl == 0) {
 				fix_min(map, p, d, k[0]);
+				set_prev_hi(map, k[0]);
+			}
 			rebalance(map, p, d - 1);
 			return;
 		}
 		/* Both keep >= LEAF_MIN; an empty leaf always merges, so
-		 * the left one keeps its smallest key. */
-		leaf_fill(&l->leaf, k, v, t / 2);
-		leaf_fill(&r->leaf, k + t / 2, v + t / 2, t - t / 2);
+		 * the left one keeps its smallest key, and only the
+		 * boundary between the two moves. */
+		leaf_fill(&l->leaf, k, v, t / 2, k[t / 2]);
+		leaf_fill(&r->leaf, k + t / 2, v + t / 2, t - t / 2,
+			  r->leaf.key[LEAF_HI]);
 		parent->pivot[ls] = k[t / 2];
 	} else {
 		uint64_t q[2 * INNER_MAX];
@@ -1009,10 +1282,13 @@ static void delete_range(struct range_map *map, uint64_t lo, uint64_t hi)
 			return;
 		memmove(lf->key + i, lf->key + j, (n - j) * sizeof(*lf->key));
 		memmove(lf->value + i, lf->value + j, n - j);
-		leaf_fill(lf, lf->key, lf->value, n - (j - i));
+		leaf_fill(lf, lf->key, lf->value, n - (j - i),
+			  lf->key[LEAF_HI]);
 		map->nr_runs -= j - i;
-		if (i == 0 && lf->nr > 0)
+		if (i == 0 && lf->nr > 0) {
 			fix_min(map, &p, d, lf->key[0]);
+			set_prev_hi(map, lf->key[0]);
+		}
 		rebalance(map, &p, d);
 	}
 }
@@ -1050,7 +1326,13 @@ struct range_map *gmem_range_map_create(uint64_t npages, uint8_t initial)
 	map->reserved = 0;
 	map->promised = 0;
 	map->free_list = NIL;
-	leaf_fill(&node(map, 0)->leaf, &key, &initial, 1);
+	map->index = NULL;
+	map->index_len = 0;
+	map->index_sweep = 0;
+	map->index_cap = 0;
+	map->index_ticks = 0;
+	map->index_shift = 0;
+	leaf_fill(&node(map, 0)->leaf, &key, &initial, 1, npages);
 	return map;
 
 err_table:
@@ -1069,6 +1351,7 @@ void gmem_range_map_destroy(struct range_map *map)
 	for (i = 0; i < map->nr_chunks; i++)
 		chunk_release(map, i);
 	free(map->chunks);
+	free(map->index);
 	free(map);
 }
 
@@ -1249,6 +1532,15 @@ int64_t gmem_range_map_set(struct range_map *map, uint64_t start, uint64_t npage
 
 		map->promised -= added < map->promised ? added : map->promised;
 	}
+	/* Nodes are where they stay now: point the index at the leaves
+	 * around the change, and sweep on (O(log n): at most three
+	 * descents, one when the change is within a leaf and not a sweep's
+	 * turn). */
+	if (map->index) {
+		if (index_refresh(map, start) <= end && end < map->npages)
+			index_refresh(map, end);
+		index_sweep(map);
+	}
 	shrink(map);
 	return (int64_t)changed_pages;
 }
@@ -1261,6 +1553,10 @@ uint64_t gmem_range_map_nr_runs(const struct range_map *map)
 size_t gmem_range_map_bytes(const struct range_map *map)
 {
 	size_t bytes = sizeof(*map) + MALLOC_OVERHEAD;
+
+	if (map->index)
+		bytes += (map->index_len + 1) * sizeof(*map->index) +
+			 MALLOC_OVERHEAD;
 
 	bytes += map->chunk_slots * sizeof(*map->chunks) + MALLOC_OVERHEAD;
 	bytes += map->chunk0_nodes * sizeof(union bt_node) + MALLOC_OVERHEAD;
@@ -1302,7 +1598,7 @@ static int validate_leaf(struct validate_walk *w, uint32_t idx,
 	if (lf->nr < (is_root ? 1 : LEAF_MIN) || lf->nr > LEAF_MAX)
 		return violation(w, "leaf %" PRIu32 " holds %u keys", idx,
 				 lf->nr);
-	for (i = lf->nr; i <= LEAF_MAX; i++)
+	for (i = lf->nr; i < LEAF_MAX; i++)
 		if (lf->key[i] != KEY_NONE)
 			return violation(w, "leaf %" PRIu32 ": unused key slot "
 					 "%u is %" PRIu64, idx, i, lf->key[i]);
@@ -1310,6 +1606,11 @@ static int validate_leaf(struct validate_walk *w, uint32_t idx,
 		return violation(w, "leaf %" PRIu32 " starts at %" PRIu64
 				 ", its pivot says %" PRIu64, idx, lf->key[0],
 				 lo);
+	/* hi is exact too (pivots are): the next leaf's first key. */
+	if (lf->key[LEAF_HI] != hi)
+		return violation(w, "leaf %" PRIu32 " ends at %" PRIu64
+				 ", the next leaf starts at %" PRIu64, idx,
+				 lf->key[LEAF_HI], hi);
 	for (i = 0; i < lf->nr; i++) {
 		uint64_t key = lf->key[i];
 
@@ -1441,6 +1742,13 @@ static int validate_memory(struct validate_walk *w)
 				 " nodes", map->nr_chunks, map->nr_nodes);
 	if (map->free_list != NIL)
 		return violation(w, "free list not empty between calls");
+	if (map->index &&
+	    (map->index_shift > 63 ||
+	     map->index_len != ((map->npages - 1) >> map->index_shift) + 1 ||
+	     map->index[map->index_len] != NIL))
+		return violation(w, "index of %" PRIu64 " entries of 2^%" PRIu32
+				 " pages for %" PRIu64 " pages",
+				 map->index_len, map->index_shift, map->npages);
 	return 0;
 }
 
@@ -1471,3 +1779,38 @@ int gmem_range_map_validate(const struct range_map *map, char *msg,
 				 PRIu64, w.keys_seen, map->nr_runs);
 	return 0;
 }
+
+#ifdef GMEM_TESTING
+void gmem_range_map_test_index_min(uint64_t nodes)
+{
+	index_min_nodes = nodes;
+}
+
+bool gmem_range_map_test_scribble(struct range_map *map, uint64_t seed)
+{
+	uint64_t g;
+
+	if (!map->index)
+		return false;
+	for (g = 0; g < map->index_len; g++) {
+		uint32_t r;
+
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		r = (uint32_t)(seed >> 32);
+		switch (seed >> 30 & 3) {
+		case 0:		/* anything, mostly past the nodes */
+			map->index[g] = r;
+			break;
+		case 1:		/* a live node or just past the last */
+			map->index[g] = r % (map->nr_nodes + 4);
+			break;
+		case 2:
+			map->index[g] = NIL;
+			break;
+		default:	/* left as it was */
+			break;
+		}
+	}
+	return true;
+}
+#endif

@@ -11,6 +11,7 @@
 #ifndef GMEM_RANGE_MAP_H
 #define GMEM_RANGE_MAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -90,5 +91,18 @@ size_t gmem_range_map_bytes(const struct range_map *map);
  */
 int gmem_range_map_validate(const struct range_map *map, char *msg,
 		       size_t msg_len);
+
+#ifdef GMEM_TESTING
+/*
+ * White-box hooks.  gmem_range_map_test_index_min(): maps of at least
+ * @nodes nodes of capacity get a direct index (2048 by default), from
+ * their next update on.  gmem_range_map_test_scribble(): overwrite the
+ * map's direct index with node numbers from @seed, in range or not, of
+ * leaves, inner nodes or none: a cache that is wrong must not change an
+ * answer.  False if the map has no index.
+ */
+void gmem_range_map_test_index_min(uint64_t nodes);
+bool gmem_range_map_test_scribble(struct range_map *map, uint64_t seed);
+#endif
 
 #endif /* GMEM_RANGE_MAP_H */

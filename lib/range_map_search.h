@@ -19,35 +19,65 @@
 #define SEARCH_NAME(fn) SEARCH_GLUE(fn, SEARCH_ISA)
 
 /*
- * The hot path: per level one node, a fixed-length count and no branch
- * that depends on the data, so consecutive lookups overlap in the CPU.
- * The run's end is the next key in the leaf, else the pivot after the
- * child taken at the deepest level that did not take its last child: the
- * smallest such pivot, KEY_NONE filling the rest.
+ * The hot path: first the direct index, whose check is a branch the CPU
+ * predicts taken (at 10^6 runs the first entry names the leaf 93% of
+ * the time, one of two entries 99.8%), so it reads the leaf before the
+ * check is done; then, if neither entry names the
+ * leaf, the descent: per level one node, a fixed-length count and no
+ * branch that depends on the data, so consecutive lookups overlap in the
+ * CPU.  The run's end is the next key in the leaf, else the leaf's upper
+ * bound (invariant 11).
  */
 static uint8_t SEARCH_NAME(get)(const struct range_map *map, uint64_t page,
 				uint64_t *run_start, uint64_t *run_npages)
 {
-	uint32_t x = map->root, l;
-	uint64_t next = KEY_NONE;
 	const struct bt_leaf *lf;
+	uint32_t x, l;
 	unsigned int c;
 
 	assert(page < map->npages);
+	if (map->index) {
+		const uint32_t *e = &map->index[page >> map->index_shift];
+
+		/*
+		 * Any node will do as long as it is live (bounds first: a
+		 * stale entry may name a node in a chunk given back) and a
+		 * leaf whose [key[0], hi) holds the page: leaves' ranges do
+		 * not overlap, so that is the leaf a descent would reach.
+		 * A granule that straddles two leaves names the first; the
+		 * next entry (index[index_len] is NIL) names the second.
+		 */
+		x = e[0];
+		if (x < map->nr_nodes) {
+			lf = &node(map, x)->leaf;
+			if ((lf->kind == KIND_LEAF) & (lf->key[0] <= page) &
+			    (page < lf->key[LEAF_HI]))
+				goto found;
+		}
+		x = e[1];
+		if (x < map->nr_nodes) {
+			lf = &node(map, x)->leaf;
+			if ((lf->kind == KIND_LEAF) & (lf->key[0] <= page) &
+			    (page < lf->key[LEAF_HI]))
+				goto found;
+		}
+	}
+	x = map->root;
 	for (l = map->levels; l > 1; l--) {
 		const struct bt_inner *in = &node(map, x)->inner;
 
 		c = SEARCH_COUNT_LE(in->pivot, INNER_MAX - 1, page);
-		next = min_u64(next, in->pivot[c]);
 		x = in->child[c];
 	}
 	lf = &node(map, x)->leaf;
+found:
+	/* key[LEAF_HI] > page: counting it changes nothing. */
 	c = SEARCH_COUNT_LE(lf->key, LEAF_MAX + 1, page) - 1;
 	if (run_start)
 		*run_start = lf->key[c];
 	if (run_npages)
-		*run_npages = min_u64(min_u64(lf->key[c + 1], next),
-				      map->npages) - lf->key[c];
+		*run_npages = min_u64(lf->key[c + 1], lf->key[LEAF_HI]) -
+			      lf->key[c];
 	return lf->value[c];
 }
 

@@ -36,6 +36,14 @@ static struct {
 
 static uint64_t total_ops;
 static uint64_t max_runs;
+/* Whether random rounds fill the map's direct index with garbage at every
+ * check, and how many times they did. */
+static bool scribbling;
+static uint64_t scribbles;
+/* What a map of 32 nodes may hold in its direct index: none by default;
+ * up to 4 entries per node, twice over (hysteresis), when the test gives
+ * such maps one. */
+static size_t index_bytes;
 
 void fail_context(void)
 {
@@ -321,6 +329,32 @@ static void checked_for_each(const struct range_map *map,
 		EXPECT_EQ_S(ret, 0);
 }
 
+/*
+ * Every page, with its run: after gmem_range_map_test_scribble() the
+ * lookups go through an index that names wrong nodes, freed ones, inner
+ * nodes, nodes past the last; each must still answer exactly.
+ */
+static void check_every_get(const struct range_map *map,
+			    const struct model *m)
+{
+	uint64_t lo = 0, hi, page;
+
+	note_op("every get", 0, m->n, 0);
+	while (lo < m->n) {
+		for (hi = lo + 1; hi < m->n && m->v[hi] == m->v[lo]; hi++)
+			;
+		for (page = lo; page < hi; page++) {
+			uint64_t rs = ~0ULL, rn = ~0ULL;
+
+			EXPECT_EQ(gmem_range_map_get(map, page, &rs, &rn),
+				  m->v[lo]);
+			EXPECT_EQ(rs, lo);
+			EXPECT_EQ(rn, hi - lo);
+		}
+		lo = hi;
+	}
+}
+
 static void check_whole(const struct range_map *map, const struct model *m,
 			struct recorder *rec)
 {
@@ -393,6 +427,13 @@ static void random_round(struct recorder *rec, uint64_t n, uint64_t ops,
 			max_runs = gmem_range_map_nr_runs(map);
 		if ((op + 1) % check_every == 0)
 			check_whole(map, &m, rec);
+		/* The updates that follow plan with lookups through the
+		 * garbage too. */
+		if ((op + 1) % check_every == 0 && scribbling &&
+		    gmem_range_map_test_scribble(map, rnd_below(~0ULL))) {
+			scribbles++;
+			check_every_get(map, &m);
+		}
 	}
 	check_whole(map, &m, rec);
 
@@ -400,7 +441,7 @@ static void random_round(struct recorder *rec, uint64_t n, uint64_t ops,
 	 * map keeps once it was reserved, see test_reserve()). */
 	checked_set(map, &m, rec, 0, n, 0);
 	EXPECT_EQ(gmem_range_map_nr_runs(map), 1);
-	EXPECT(gmem_range_map_bytes(map) <= 32 * 256 + 512);
+	EXPECT(gmem_range_map_bytes(map) <= 32 * 256 + 512 + index_bytes);
 	check_whole(map, &m, rec);
 
 	gmem_range_map_destroy(map);
@@ -747,6 +788,25 @@ int main(void)
 		random_round(&rec, 4096, 25000, 127, 0);
 	for (i = 0; i < 4; i++)
 		random_round(&rec, 65536, 50000, 2039, 12500);
+
+	/*
+	 * The direct index, a cache in front of the tree, on maps from 16
+	 * nodes (without this, from 2048: beyond these sizes), right and
+	 * garbage; and through both instruction sets.
+	 */
+	where.phase = "index";
+	gmem_range_map_test_index_min(16);
+	index_bytes = 2 * 4 * 32 * sizeof(uint32_t) * 2 + 32;
+	scribbling = true;
+	for (i = 0; i < 10; i++)
+		random_round(&rec, 4096, 25000, 127, 0);
+	for (i = 0; i < 2; i++)
+		random_round(&rec, 65536, 50000, 2039, 12500);
+	scribbling = false;
+	printf("index: %llu scribbles: ok\n", (unsigned long long)scribbles);
+	if (scribbles < 100)
+		FAIL("only %llu scribbled indexes",
+		     (unsigned long long)scribbles);
 	test_isas(&rec);
 
 	printf("random: %llu operations in %d rounds, up to %llu runs: ok\n",
