@@ -285,10 +285,12 @@ check-tsan:
 	tests/run-tests.sh --concurrency build/tsan
 
 # gnuplot draws bench/latency.svg; install-deps.sh --bench installs it.
+# Its own tree, build/perf: not build/bench, which the default build's
+# bench objects use (build/bench/lib/stats.o would be two files).
 bench:
 	scripts/install-deps.sh --bench
-	$(MAKE) BUILD=build/bench OPT=-O2 all guest-benches
-	bench/run-bench.sh build/bench
+	$(MAKE) BUILD=build/perf OPT=-O2 all guest-benches
+	bench/run-bench.sh build/perf
 
 # Fuzzing: every fuzz/fuzz_*.c is one libFuzzer harness, linked with
 # fuzz/lib/*.c and gmvm's objects (all but main.o: libFuzzer has the

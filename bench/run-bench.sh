@@ -5,7 +5,7 @@
 # kept in bench/results.data; the guest-visible latencies also go to
 # bench/latency.data, which gnuplot draws as bench/latency.svg.
 set -u
-build=${1:-build/bench}
+build=${1:-build/perf}
 src=$(cd "$(dirname "$0")/.." && pwd)
 out="$src/bench/results.md"
 data="$src/bench/results.data"
