@@ -16,6 +16,11 @@
  *    that changes the regions, unknown section types: each refused with
  *    its errno; random resealed edits are refused or yield a VM that
  *    passes the audit.
+ *  - trickled: a source that sends a section a byte at a time, each
+ *    byte well within the timeout, is refused (-ETIMEDOUT) once the
+ *    section's deadline passes, at the first section and at one after
+ *    the VM was built; a destination that reads a byte at a time fails
+ *    a sender (mig_send_bytes()) by its deadline too.
  * Every refusal leaves no VM and no memslot.  --seeds DIR writes the
  * fuzzer's seeds (fuzz/corpus/fuzz_migrate).
  */
@@ -456,6 +461,120 @@ static void resealed(void)
 	       ok);
 }
 
+/* ---- trickling peers ------------------------------------------------------ */
+
+#define TRICKLE_TIMEOUT_MS 400
+
+struct trickle {
+	int fd;
+	size_t whole;		/* bytes of the stream sent at once */
+	size_t len;		/* then up to here, a byte per 100 ms */
+};
+
+static void *trickle_main(void *arg)
+{
+	struct trickle *t = arg;
+	size_t i;
+
+	if (mig_send_bytes(t->fd, stream.p, t->whole, 0))
+		return NULL;
+	/* Until the destination gives up (the socket shut: EPIPE). */
+	for (i = t->whole; i < t->len; i++) {
+		usleep(100000);
+		if (mig_send_bytes(t->fd, stream.p + i, 1, 0))
+			break;
+	}
+	shutdown(t->fd, SHUT_WR);
+	return NULL;
+}
+
+/* The stream whole up to section @at, then that section a byte at a
+ * time: every byte comes well within the timeout, the section does not
+ * come within its deadline. */
+static void trickled_at(size_t at)
+{
+	struct trickle t = { .whole = secs[at].off,
+			     .len = secs[at].off + secs[at].len };
+	struct dest d;
+	pthread_t th;
+	double t0 = now_s(), took;
+	int sv[2], err;
+
+	sock_pair(sv);
+	t.fd = sv[0];
+	TEST_ASSERT_EQ(pthread_create(&th, NULL, trickle_main, &t), 0);
+	dest_start_timeout(&d, sv[1], 0, TRICKLE_TIMEOUT_MS);
+	err = dest_join(&d);
+	took = now_s() - t0;
+	pthread_join(th, NULL);
+	close(sv[0]);
+	close(sv[1]);
+	if (err != -ETIMEDOUT || d.vm)
+		TEST_FAIL("section %zu trickled: %d (%s), expected %d", at, err,
+			  d.msg, -ETIMEDOUT);
+	/* The deadline, with room for a loaded machine: the trickle alone
+	 * would take far longer (a byte per 100 ms, 24 bytes or more). */
+	if (took > 5.0 * TRICKLE_TIMEOUT_MS / 1000)
+		TEST_FAIL("section %zu (%zu bytes) trickled: refused after "
+			  "%.2f s", at, secs[at].len, took);
+	printf("section %zu (%s, %zu bytes) trickled: refused after %.2f s: "
+	       "%s\n", at, mig_sec_name(secs[at].type), secs[at].len, took,
+	       d.msg);
+}
+
+struct slow_reader {
+	int fd;
+	bool quit;
+};
+
+/* A KiB every ms: about 1 MB/s, steady progress, never an idle second. */
+static void *slow_reader_main(void *arg)
+{
+	struct slow_reader *r = arg;
+	char buf[1024];
+
+	while (!__atomic_load_n(&r->quit, __ATOMIC_ACQUIRE) &&
+	       read(r->fd, buf, sizeof(buf)) > 0)
+		usleep(1000);
+	return NULL;
+}
+
+static void trickled(void)
+{
+	struct slow_reader r = { 0 };
+	size_t len = MIG_DEADLINE_UNIT, i;
+	uint8_t *big = calloc(1, len);
+	double t0, took;
+	pthread_t th;
+	int sv[2], err;
+
+	/* The first section (IMAGE: no VM yet), and the first DATA after
+	 * a whole IMAGE (a VM being built, read ahead). */
+	trickled_at(0);
+	for (i = 0; secs[i].type != MIG_SEC_DATA; i++)
+		;
+	trickled_at(i);
+	/* The sender: 16 MiB to a reader taking about 16 s for them. */
+	TEST_ASSERT(big);
+	sock_pair(sv);
+	r.fd = sv[1];
+	TEST_ASSERT_EQ(pthread_create(&th, NULL, slow_reader_main, &r), 0);
+	t0 = now_s();
+	err = mig_send_bytes(sv[0], big, len, TRICKLE_TIMEOUT_MS);
+	took = now_s() - t0;
+	__atomic_store_n(&r.quit, true, __ATOMIC_RELEASE);
+	shutdown(sv[0], SHUT_RDWR);
+	pthread_join(th, NULL);
+	close(sv[0]);
+	close(sv[1]);
+	free(big);
+	if (err != -ETIMEDOUT || took > 5.0 * TRICKLE_TIMEOUT_MS / 1000)
+		TEST_FAIL("sending to a slow reader: %d after %.2f s, expected "
+			  "%d", err, took, -ETIMEDOUT);
+	printf("sending 16 MiB to a reader of 1 MB/s: %s after %.2f s\n",
+	       strerror(-err), took);
+}
+
 /* The fuzzer's input: a flags byte (bit 0: reseal), then the stream. */
 static void write_seed(const char *dir, const char *name, char flags)
 {
@@ -495,7 +614,9 @@ int main(int argc, char **argv)
 	edited();
 	t0 = lap(t0, "edited");
 	resealed();
-	lap(t0, "resealed");
+	t0 = lap(t0, "resealed");
+	trickled();
+	lap(t0, "trickled");
 	gmem_destroy(src);
 	b_free(&stream);
 	snap_fixture_fini();

@@ -44,7 +44,8 @@
 #include "snapshot/machine.h"
 #include "snapshot/snapshot.h"
 
-/* A stream that says nothing for this long has failed. */
+/* A section that is not whole this long after it was waited for (per
+ * started 16 MiB of it) has failed: a quiet or trickling stream. */
 #define INCOMING_TIMEOUT_MS 30000
 /* vCPUs, CLOCK, DMADEV, RUNOPTS. */
 #define MAX_SECS (SNAP_MAX_VCPUS + 3)

@@ -30,12 +30,8 @@ static void *dest_main(void *arg)
 	return NULL;
 }
 
-void dest_start(struct dest *d, int fd, uint32_t flags)
-{
-	dest_start_refusing(d, fd, flags, 0);
-}
-
-void dest_start_refusing(struct dest *d, int fd, uint32_t flags, int err)
+static void dest_begin(struct dest *d, int fd, uint32_t flags, int err,
+		       int timeout_ms)
 {
 	static unsigned int dests;
 
@@ -47,11 +43,27 @@ void dest_start_refusing(struct dest *d, int fd, uint32_t flags, int err)
 	d->o.restore.base = &d->base;
 	d->o.restore.create = create_cb;
 	d->o.restore.create_data = &d->c;
-	d->o.timeout_ms = 20000;
+	d->o.timeout_ms = timeout_ms;
 	/* Every other destination takes the path a guest_memfd backing
 	 * takes (content through the views). */
 	d->o.through_views = dests++ & 1;
 	TEST_ASSERT_EQ(pthread_create(&d->th, NULL, dest_main, d), 0);
+}
+
+void dest_start(struct dest *d, int fd, uint32_t flags)
+{
+	dest_begin(d, fd, flags, 0, 20000);
+}
+
+void dest_start_refusing(struct dest *d, int fd, uint32_t flags, int err)
+{
+	dest_begin(d, fd, flags, err, 20000);
+}
+
+void dest_start_timeout(struct dest *d, int fd, uint32_t flags,
+			int timeout_ms)
+{
+	dest_begin(d, fd, flags, 0, timeout_ms);
 }
 
 int dest_join(struct dest *d)

@@ -43,6 +43,9 @@ struct dest {
 void dest_start(struct dest *d, int fd, uint32_t flags);
 /* The same, but creating the VM fails with @err. */
 void dest_start_refusing(struct dest *d, int fd, uint32_t flags, int err);
+/* dest_start() with the stream's deadline @timeout_ms (else 20 s). */
+void dest_start_timeout(struct dest *d, int fd, uint32_t flags,
+			int timeout_ms);
 /* Wait for it: its mig_receive()'s return. */
 int dest_join(struct dest *d);
 

@@ -36,8 +36,9 @@ struct mig_send_opts {
 	 * rounds (0: 30). */
 	uint64_t converged_bytes;
 	unsigned int max_rounds;
-	/* The most a send may block, and the wait for the ACK: a
-	 * destination that stops reading fails the migration (<= 0: 30 s). */
+	/* Each section's deadline (timeout_ms per started 16 MiB of it,
+	 * stream.h), and the wait for the ACK: a destination that stops
+	 * reading, or reads a trickle, fails the migration (<= 0: 30 s). */
 	int timeout_ms;
 	/*
 	 * Stop the world (vCPUs paused, devices quiet) before the last
@@ -93,7 +94,10 @@ struct mig_recv_opts {
 	 * builds it (base config, create callback; its regions' fds -1).
 	 */
 	struct snap_restore_opts restore;
-	int timeout_ms;			/* per read; <= 0: forever */
+	/* Each section's deadline: timeout_ms per started 16 MiB of it
+	 * from when it is waited for (stream.h), so a source that goes
+	 * quiet or trickles is refused; <= 0: forever. */
+	int timeout_ms;
 	/* Write content through the views (gmem_access()) even where the
 	 * backing takes pwrite(): what a guest_memfd backing gets; tests
 	 * use it to run that path on memfds. */

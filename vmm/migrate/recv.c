@@ -22,6 +22,11 @@
  *    (0x10-0x3f) and optional unknown ones may follow, then END.
  * Any failure destroys the VM being built and tells the source (a NACK,
  * best effort): nothing half-received ever runs.
+ *
+ * The stream is read ahead (mig_in_read_ahead()): a thread reads and
+ * checksums the next sections while the last one is applied here; each
+ * is still applied only once its framing and checksum were checked, and
+ * in stream order, so what is refused and why is unchanged.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -312,6 +317,14 @@ static int receive(struct receiver *r)
 	int err;
 
 	err = mig_in_header(&r->in);
+	/*
+	 * Sections are read and checked by a thread while the one before
+	 * is applied here (writing content into fresh pages is what takes
+	 * the time): the checks and their order are the same.  Without the
+	 * thread (none could be started) they are read here, one by one.
+	 */
+	if (!err)
+		mig_in_read_ahead(&r->in);
 	while (!err) {
 		err = mig_in_next(&r->in, &s);
 		if (err)
@@ -350,6 +363,9 @@ int mig_receive(int fd, const struct mig_recv_opts *o, struct gmem_vm **out,
 	r.no_pwrite = o->through_views;
 	mig_in_init(&r.in, fd, o->timeout_ms, &m);
 	err = receive(&r);
+	/* The reader (stopped at END or a failure) is joined before the
+	 * ACK: nothing else reads the socket meanwhile. */
+	mig_in_free(&r.in);
 	/*
 	 * ACK, then the source's COMMIT: only a VM whose source knows it
 	 * moved is ours to run.  If the ACK is lost the source resumes the
@@ -367,7 +383,6 @@ int mig_receive(int fd, const struct mig_recv_opts *o, struct gmem_vm **out,
 		mig_send_ack(fd, err);
 		shutdown(fd, SHUT_RDWR);
 	}
-	mig_in_free(&r.in);
 	snap_image_free(&r.img);
 	if (err && r.vm)
 		gmem_destroy(r.vm);

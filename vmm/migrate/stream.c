@@ -13,16 +13,23 @@
  *     damaged length is refused before anything is allocated for it.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../snapshot/crc32c.h"
 #include "stream.h"
 
 #define ULL(x) ((unsigned long long)(x))
+#define SEND_STEP (256u << 10)
 
 const char *mig_sec_name(uint32_t type)
 {
@@ -53,46 +60,169 @@ uint64_t mig_sec_max(uint32_t type)
 	return MIG_VMM_SEC_MAX;
 }
 
-/* ---- sending ------------------------------------------------------------ */
+/* ---- time and waiting ---------------------------------------------------- */
 
-static int wait_fd(int fd, short events, int timeout_ms)
+static int64_t mono_ms(void)
 {
-	struct pollfd p = { .fd = fd, .events = events };
-	int n;
+	struct timespec ts;
 
-	if (timeout_ms <= 0)
-		return 0;
-	do
-		n = poll(&p, 1, timeout_ms);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	return n ? 0 : -ETIMEDOUT;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * When moving @len bytes (a section, header included) begun at @start
+ * must be done: @timeout_ms for every started MIG_DEADLINE_UNIT.  A
+ * deadline, not a timeout per poll(): a peer trickling a byte now and
+ * then must not hold a section (and the other side) forever.  -1: none
+ * (@timeout_ms <= 0).
+ */
+static int64_t deadline_of(int64_t start, int timeout_ms, uint64_t len)
+{
+	uint64_t units = len ? (len - 1) / MIG_DEADLINE_UNIT + 1 : 1;
+
+	if (timeout_ms <= 0)
+		return -1;
+	if (units > (1u << 20))
+		units = 1u << 20;	/* no overflow; years anyway */
+	return start + (int64_t)timeout_ms * (int64_t)units;
+}
+
+/*
+ * Wait until @fd is ready for @events: 0, -ETIMEDOUT once @deadline
+ * (CLOCK_MONOTONIC ms; < 0: none) has passed, -ECANCELED if @cancel_fd
+ * (>= 0) became readable first.  Past the deadline nothing counts, not
+ * even a ready @fd: a peer that keeps a byte ready at every poll would
+ * otherwise still hold the section.
+ */
+static int wait_fd(int fd, short events, int64_t deadline, int cancel_fd)
+{
+	struct pollfd p[2] = {
+		{ .fd = fd, .events = events },
+		{ .fd = cancel_fd, .events = POLLIN },
+	};
+	int64_t left;
+	int n;
+
+	if (deadline < 0 && cancel_fd < 0)
+		return 0;
+	do {
+		left = deadline < 0 ? -1 : deadline - mono_ms();
+		if (deadline >= 0 && left <= 0)
+			return -ETIMEDOUT;
+		n = poll(p, cancel_fd >= 0 ? 2 : 1,
+			 left > INT_MAX ? INT_MAX : (int)left);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return -ETIMEDOUT;
+	if (cancel_fd >= 0 && p[1].revents)
+		return -ECANCELED;
+	return 0;
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+/*
+ * write() to a pipe or file with SIGPIPE blocked in this thread, so that
+ * a reader that went away is -EPIPE, never a signal that kills the
+ * process: the SIGPIPE that write() raises for this thread is taken
+ * back before the mask is restored, unless one was already pending
+ * (then it is not ours to take).
+ */
+static ssize_t write_nosig(int fd, const void *p, size_t len)
+{
+	struct timespec zero = { 0 };
+	sigset_t pipe_set, old, pending;
+	bool was_pending;
+	ssize_t n;
+	int saved;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigpending(&pending);
+	was_pending = sigismember(&pending, SIGPIPE) == 1;
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	n = write(fd, p, len);
+	saved = errno;
+	if (n < 0 && saved == EPIPE && !was_pending)
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 &&
+		       errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+	return n;
+}
+
+/*
+ * All of @len bytes by the deadline timeout_ms gives them.
+ *
+ * A socket: send(MSG_NOSIGNAL), blocking, at most SEND_STEP bytes a call
+ * with SO_SNDTIMEO set to the time left (the caller's value restored
+ * after).  The kernel applies SO_SNDTIMEO to each wait for buffer space,
+ * so one call can overrun the deadline at most a few times over (a
+ * SEND_STEP is a few of a Unix socket's buffers' skbs), and the next
+ * call sees it passed: a reader that trickles cannot hold the sender.
+ * (Measured on a Unix socketpair: MSG_DONTWAIT with poll(), or 64 KiB
+ * calls, cost about a third more time than this.)  Anything else:
+ * write() with SIGPIPE blocked (write_nosig()), poll()ed against the
+ * deadline between writes.
+ */
 static int send_all(int fd, const void *buf, size_t len, int timeout_ms)
 {
+	int64_t deadline = deadline_of(mono_ms(), timeout_ms, len), left;
+	struct timeval old, tv;
+	socklen_t old_len = sizeof(old);
 	const uint8_t *p = buf;
+	bool sock, timed = false;
 	ssize_t n;
-	int err;
+	int err = 0;
 
-	while (len) {
-		err = wait_fd(fd, POLLOUT, timeout_ms);
-		if (err)
-			return err;
-		n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == ENOTSOCK)
-			n = write(fd, p, len);	/* a pipe or file */
+	sock = !getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &old, &old_len);
+	while (len && !err) {
+		if (deadline >= 0 && sock) {
+			left = deadline - mono_ms();
+			if (left <= 0) {
+				err = -ETIMEDOUT;
+				break;
+			}
+			tv.tv_sec = (time_t)(left / 1000);
+			tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+			if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+				       sizeof(tv))) {
+				err = -errno;
+				break;
+			}
+			timed = true;
+		} else if (!sock) {
+			err = wait_fd(fd, POLLOUT, deadline, -1);
+			if (err)
+				break;
+		}
+		n = sock ? send(fd, p, len < SEND_STEP ? len : SEND_STEP,
+				MSG_NOSIGNAL) :
+			   write_nosig(fd, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
+		/* SO_SNDTIMEO ran out (the loop sees the deadline passed),
+		 * or a non-blocking socket is full. */
+		if (n < 0 && errno == EAGAIN && deadline >= 0) {
+			err = wait_fd(fd, POLLOUT, deadline, -1);
+			continue;
+		}
 		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
+			err = -errno;
+		else if (n == 0)
+			err = -EIO;
+		else {
+			p += n;
+			len -= (size_t)n;
+		}
 	}
-	return 0;
+	if (timed)
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &old, sizeof(old));
+	return err;
 }
 
 void mig_out_init(struct mig_out *o, int fd, struct snap_msg *msg)
@@ -239,6 +369,34 @@ int mig_out_section(struct mig_out *o, uint32_t type, uint32_t flags,
 
 /* ---- receiving ---------------------------------------------------------- */
 
+/*
+ * Read-ahead (mig_in_read_ahead()): a thread reads and checks sections
+ * into MIG_AHEAD_SLOTS buffers while the caller uses the one it was
+ * handed, so the socket is drained and checksummed while the caller
+ * writes the last section into guest memory.  Slots [head, tail) are
+ * filled and checked (or hold the error that ended the reading); the
+ * one before head is the caller's while @held.
+ */
+#define MIG_AHEAD_SLOTS 4
+
+struct mig_slot {
+	uint8_t *buf;
+	size_t cap;
+	struct mig_sec s;
+	int err;		/* 0, or why the reading ended here */
+	char why[256];
+};
+
+struct mig_ahead {
+	pthread_t th;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	/* a slot filled, freed, or stop */
+	int cancel_fd;		/* an eventfd: wakes the reader's poll() */
+	unsigned int head, tail;
+	bool held, stop;
+	struct mig_slot slot[MIG_AHEAD_SLOTS];
+};
+
 void mig_in_init(struct mig_in *in, int fd, int timeout_ms,
 		 struct snap_msg *msg)
 {
@@ -246,39 +404,78 @@ void mig_in_init(struct mig_in *in, int fd, int timeout_ms,
 	in->fd = fd;
 	in->timeout_ms = timeout_ms;
 	in->msg = msg;
+	in->cancel_fd = -1;
+}
+
+static void ahead_stop(struct mig_in *in)
+{
+	struct mig_ahead *a = in->ahead;
+	uint64_t one = 1;
+	unsigned int i;
+
+	pthread_mutex_lock(&a->lock);
+	a->stop = true;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+	/* Wakes a reader blocked in poll(); cannot fail (one write never
+	 * fills an eventfd's counter). */
+	if (write(a->cancel_fd, &one, sizeof(one)) < 0)
+		one = 0;
+	pthread_join(a->th, NULL);
+	close(a->cancel_fd);
+	pthread_cond_destroy(&a->cond);
+	pthread_mutex_destroy(&a->lock);
+	for (i = 0; i < MIG_AHEAD_SLOTS; i++)
+		free(a->slot[i].buf);
+	free(a);
+	in->ahead = NULL;
 }
 
 void mig_in_free(struct mig_in *in)
 {
+	if (in->ahead)
+		ahead_stop(in);
 	free(in->buf);
 	in->buf = NULL;
 	in->cap = 0;
 }
 
-/* Exactly @len bytes: a stream that ends early is a truncated one.  With
- * @crc, the bytes' checksum too, each piece as it arrives (still in the
- * cache). */
-static int in_read(struct mig_in *in, void *buf, size_t len, uint32_t *crc)
+/*
+ * Exactly @len bytes by @deadline: a stream that ends early is a
+ * truncated one.  With @crc, the bytes' checksum too, each piece as it
+ * arrives (still in the cache).  @what names the bytes for a timeout's
+ * message.
+ */
+static int in_read(struct mig_in *in, struct snap_msg *msg, int64_t deadline,
+		   void *buf, size_t len, uint32_t *crc, const char *what)
 {
 	uint8_t *p = buf;
 	ssize_t n;
 	int err;
 
 	while (len) {
-		err = wait_fd(in->fd, POLLIN, in->timeout_ms);
+		err = wait_fd(in->fd, POLLIN, deadline, in->cancel_fd);
+		if (err == -ETIMEDOUT)
+			return snap_err(msg, err, "%s not whole within its "
+					"deadline (%d ms per started %u MiB) "
+					"after %llu bytes of the stream", what,
+					in->timeout_ms,
+					MIG_DEADLINE_UNIT >> 20,
+					ULL(in->bytes));
+		if (err == -ECANCELED)
+			return snap_err(msg, err, "reading stopped");
 		if (err)
-			return snap_err(in->msg, err, "no data for %d ms after "
-					"%llu bytes of the stream",
-					in->timeout_ms, ULL(in->bytes));
+			return snap_err(msg, err, "waiting for the stream: %s",
+					strerror(-err));
 		n = read(in->fd, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return snap_err(in->msg, -errno, "reading the stream "
+			return snap_err(msg, -errno, "reading the stream "
 					"after %llu bytes: %s", ULL(in->bytes),
 					strerror(errno));
 		if (n == 0)
-			return snap_err(in->msg, -EBADMSG, "the stream ends "
+			return snap_err(msg, -EBADMSG, "the stream ends "
 					"after %llu bytes: truncated",
 					ULL(in->bytes));
 		if (crc)
@@ -292,11 +489,14 @@ static int in_read(struct mig_in *in, void *buf, size_t len, uint32_t *crc)
 
 int mig_in_header(struct mig_in *in)
 {
+	int64_t deadline = deadline_of(mono_ms(), in->timeout_ms,
+				       MIG_HEADER_SIZE);
 	uint8_t h[MIG_HEADER_SIZE];
 	size_t i;
 	int err;
 
-	err = in_read(in, h, sizeof(h), NULL);
+	err = in_read(in, in->msg, deadline, h, sizeof(h), NULL,
+		      "the stream header");
 	if (err)
 		return err;
 	if (memcmp(h, MIG_MAGIC, SNAP_MAGIC_LEN))
@@ -319,64 +519,174 @@ int mig_in_header(struct mig_in *in)
 	return 0;
 }
 
-int mig_in_next(struct mig_in *in, struct mig_sec *s)
+/*
+ * The next section into *@bufp (grown as needed, *@capp bytes), checked,
+ * described in @s; failures in @msg.  The deadline starts as the header
+ * is waited for: timeout_ms for the header, then as many as the whole
+ * section is given (deadline_of()).
+ */
+static int read_section(struct mig_in *in, struct snap_msg *msg,
+			uint8_t **bufp, size_t *capp, struct mig_sec *s)
 {
 	const size_t hs = SNAP_SEC_HEADER_SIZE;
+	int64_t start = mono_ms();
 	uint64_t len, max;
 	uint8_t *h;
 	uint32_t crc;
 	int err;
 
 	s->off = in->bytes;
-	if (in->cap < hs) {
-		h = realloc(in->buf, 1u << 16);
+	if (*capp < hs) {
+		h = realloc(*bufp, 1u << 16);
 		if (!h)
-			return snap_err(in->msg, -ENOMEM, "no memory");
-		in->buf = h;
-		in->cap = 1u << 16;
+			return snap_err(msg, -ENOMEM, "no memory");
+		*bufp = h;
+		*capp = 1u << 16;
 	}
-	err = in_read(in, in->buf, hs, NULL);
+	err = in_read(in, msg, deadline_of(start, in->timeout_ms, hs), *bufp,
+		      hs, NULL, "a section header");
 	if (err)
 		return err;
-	h = in->buf;
+	h = *bufp;
 	s->type = snap_get_le32(h);
 	s->flags = snap_get_le32(h + 4);
 	len = snap_get_le64(h + 8);
 	max = mig_sec_max(s->type);
 	if (len > max)
-		return snap_err(in->msg, -EBADMSG, "section %s (%#x) at "
+		return snap_err(msg, -EBADMSG, "section %s (%#x) at "
 				"stream offset %llu: length %llu over its "
 				"bound %llu", mig_sec_name(s->type), s->type,
 				ULL(s->off), ULL(len), ULL(max));
-	if (hs + len > in->cap) {
-		h = realloc(in->buf, hs + (size_t)len);
+	if (hs + len > *capp) {
+		h = realloc(*bufp, hs + (size_t)len);
 		if (!h)
-			return snap_err(in->msg, -ENOMEM, "no memory for a "
+			return snap_err(msg, -ENOMEM, "no memory for a "
 					"%llu-byte section", ULL(len));
-		in->buf = h;
-		in->cap = hs + (size_t)len;
+		*bufp = h;
+		*capp = hs + (size_t)len;
 	}
 	crc = 0;
-	err = in_read(in, h + hs, (size_t)len, &crc);
+	err = in_read(in, msg, deadline_of(start, in->timeout_ms, hs + len),
+		      h + hs, (size_t)len, &crc, "a section");
 	if (err)
 		return err;
 	s->crc = snap_get_le32(h + 16);
 	if (snap_sec_crc(s->type, s->flags, len, crc) != s->crc)
-		return snap_err(in->msg, -EBADMSG, "section %s (%#x) at "
+		return snap_err(msg, -EBADMSG, "section %s (%#x) at "
 				"stream offset %llu: checksum mismatch",
 				mig_sec_name(s->type), s->type, ULL(s->off));
 	if (snap_get_le32(h + 20))
-		return snap_err(in->msg, -EBADMSG, "section %s at stream "
+		return snap_err(msg, -EBADMSG, "section %s at stream "
 				"offset %llu: reserved field is not zero",
 				mig_sec_name(s->type), ULL(s->off));
 	if (s->flags & ~SNAP_SEC_OPTIONAL)
-		return snap_err(in->msg, -EPROTO, "section %s at stream "
+		return snap_err(msg, -EPROTO, "section %s at stream "
 				"offset %llu: unknown flags %#x",
 				mig_sec_name(s->type), ULL(s->off), s->flags);
 	s->raw = h;
 	s->p = h + hs;
 	s->len = (size_t)len;
 	return 0;
+}
+
+/* The reader: fills free slots until a section fails, END, or stop.  It
+ * never reads past END: what follows (the COMMIT) is the caller's. */
+static void *ahead_main(void *arg)
+{
+	struct mig_in *in = arg;
+	struct mig_ahead *a = in->ahead;
+	struct mig_slot *sl;
+	struct snap_msg m;
+	bool last;
+
+	do {
+		pthread_mutex_lock(&a->lock);
+		while (!a->stop &&
+		       a->tail - a->head + a->held >= MIG_AHEAD_SLOTS)
+			pthread_cond_wait(&a->cond, &a->lock);
+		if (a->stop) {
+			pthread_mutex_unlock(&a->lock);
+			break;
+		}
+		sl = &a->slot[a->tail % MIG_AHEAD_SLOTS];
+		pthread_mutex_unlock(&a->lock);
+		sl->why[0] = '\0';
+		snap_msg_init(&m, sl->why, sizeof(sl->why));
+		sl->err = read_section(in, &m, &sl->buf, &sl->cap, &sl->s);
+		last = sl->err || sl->s.type == SNAP_SEC_END;
+		pthread_mutex_lock(&a->lock);
+		a->tail++;
+		pthread_cond_broadcast(&a->cond);
+		pthread_mutex_unlock(&a->lock);
+	} while (!last);
+	return NULL;
+}
+
+int mig_in_read_ahead(struct mig_in *in)
+{
+	struct mig_ahead *a;
+	int err;
+
+	if (in->ahead)
+		return 0;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->cancel_fd = eventfd(0, EFD_CLOEXEC);
+	if (a->cancel_fd < 0) {
+		err = -errno;
+		free(a);
+		return err;
+	}
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->cond, NULL);
+	in->ahead = a;
+	in->cancel_fd = a->cancel_fd;
+	err = -pthread_create(&a->th, NULL, ahead_main, in);
+	if (err) {
+		pthread_cond_destroy(&a->cond);
+		pthread_mutex_destroy(&a->lock);
+		close(a->cancel_fd);
+		free(a);
+		in->ahead = NULL;
+		in->cancel_fd = -1;
+	}
+	return err;
+}
+
+/* The next slot the reader filled, in order; the last one handed out is
+ * given back first. */
+static int ahead_next(struct mig_in *in, struct mig_sec *s)
+{
+	struct mig_ahead *a = in->ahead;
+	struct mig_slot *sl;
+
+	pthread_mutex_lock(&a->lock);
+	if (a->held) {
+		a->held = false;
+		pthread_cond_broadcast(&a->cond);
+	}
+	while (a->head == a->tail)
+		pthread_cond_wait(&a->cond, &a->lock);
+	sl = &a->slot[a->head % MIG_AHEAD_SLOTS];
+	if (!sl->err) {
+		a->head++;
+		a->held = true;
+	}
+	pthread_mutex_unlock(&a->lock);
+	/* An error slot stays: asking again gets the same error, never a
+	 * wait for a reader that has ended. */
+	if (sl->err)
+		return snap_err(in->msg, sl->err, "%s", sl->why);
+	*s = sl->s;
+	return 0;
+}
+
+int mig_in_next(struct mig_in *in, struct mig_sec *s)
+{
+	if (in->ahead)
+		return ahead_next(in, s);
+	return read_section(in, in->msg, &in->buf, &in->cap, s);
 }
 
 size_t mig_reseal(uint8_t *buf, size_t len)

@@ -8,11 +8,19 @@
  * stream has no end to seek to.
  *
  * Sending: one section is built in a growing buffer and written whole
- * with send(MSG_NOSIGNAL) (a closed peer is -EPIPE, never a signal).
+ * with send(MSG_NOSIGNAL), or, to a pipe or file, write() with SIGPIPE
+ * blocked in the thread: a closed peer is -EPIPE, never a signal.
  * Receiving: a section's header is checked (reserved zero, flags known,
  * length within the type's bound) before its payload is read, and its
  * checksum before the payload is handed out: nothing from the stream is
- * used unchecked.  Both count the bytes that went by.
+ * used unchecked.  Optionally a thread reads and checks the next
+ * sections while the caller uses the last one (mig_in_read_ahead()).
+ * Both count the bytes that went by.
+ *
+ * Timeouts are deadlines: a section (header included) must be sent or
+ * received whole within timeout_ms for every started MIG_DEADLINE_UNIT
+ * of it, counted from when sending it or waiting for it began, so a
+ * peer that trickles bytes cannot hold either side for longer.
  *
  * Errors are -errno with one line in a struct snap_msg; nothing prints.
  */
@@ -53,6 +61,11 @@ enum mig_sec_type {
 #define MIG_FINAL_SIZE 16
 #define MIG_ACK_SIZE 8
 
+/* A section gets timeout_ms per started unit of this many bytes: one
+ * timeout for every section but the largest IMAGEs, HOLES and VMM
+ * sections, which a slow link needs longer for. */
+#define MIG_DEADLINE_UNIT (16u << 20)
+
 /* ---- sending ------------------------------------------------------------ */
 
 struct mig_out {
@@ -64,7 +77,8 @@ struct mig_out {
 				   it is still in the cache */
 	bool in_section;
 	uint64_t bytes;		/* sent so far */
-	int timeout_ms;		/* per send; <= 0: wait forever */
+	int timeout_ms;		/* a section's deadline (see above);
+				   <= 0: wait forever */
 	int err;		/* sticky */
 };
 
@@ -86,13 +100,19 @@ int mig_out_section(struct mig_out *o, uint32_t type, uint32_t flags,
 
 /* ---- receiving ---------------------------------------------------------- */
 
+struct mig_ahead;
+
 struct mig_in {
 	int fd;
-	int timeout_ms;		/* per read; <= 0: wait forever */
+	int timeout_ms;		/* a section's deadline (see above);
+				   <= 0: wait forever */
 	struct snap_msg *msg;
 	uint8_t *buf;		/* the last section, header first */
 	size_t cap;
-	uint64_t bytes;		/* received so far */
+	uint64_t bytes;		/* received so far (by the reader while
+				   one reads ahead) */
+	int cancel_fd;		/* the reader's wake-up, or -1 */
+	struct mig_ahead *ahead;	/* the reader, or NULL */
 };
 
 struct mig_sec {
@@ -113,10 +133,19 @@ int mig_in_header(struct mig_in *in);
 /*
  * The next section, checked: -EBADMSG (truncated, checksum, reserved
  * field, a length over the type's bound), -EPROTO (unknown flags),
- * -ETIMEDOUT, or the read's -errno.  @s->p stays valid until the next
- * call.
+ * -ETIMEDOUT (not whole by its deadline), or the read's -errno.  @s->p
+ * stays valid until the next call.
  */
 int mig_in_next(struct mig_in *in, struct mig_sec *s);
+/*
+ * After the header: from now on a thread reads and checks the sections
+ * ahead (a few, each in its own buffer) and mig_in_next() hands them out
+ * in order, with the same checks, errors and lifetime of @s->p.  It
+ * stops after END or the first failure (never reading past either) and
+ * is stopped and joined by mig_in_free().  0, or -errno (no thread:
+ * mig_in_next() reads as before).
+ */
+int mig_in_read_ahead(struct mig_in *in);
 
 /* The most a payload of @type may hold (0 for END). */
 uint64_t mig_sec_max(uint32_t type);
