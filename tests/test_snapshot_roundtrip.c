@@ -12,7 +12,9 @@
  *    restored VMs are snapshotted and restored too; the two files of one
  *    state are equal byte for byte and record for record; files written
  *    with SEEK_DATA and with mincore are the same file; the file is at
- *    most 1.05x the resident bytes + 1 MiB;
+ *    most 1.05x the resident bytes + 1 MiB; restores alternate between
+ *    content pwrite()n into the backings and content written through the
+ *    views (a guest_memfd's way);
  *  - a 16 GiB VM with a few MiB resident: a small file, timed.
  * Refused files are test_snapshot_refuse.c; failed writes
  * test_snapshot_write_fail.c.
@@ -323,9 +325,13 @@ static void check_vm(struct gmem_vm *vm, const struct model *m,
 static struct gmem_vm *restore(const char *path, struct creator *c,
 			       uint32_t flags)
 {
+	/* Every other restore writes content through the views, as into a
+	 * guest_memfd (which takes no pwrite()); the others pwrite() it. */
+	static unsigned int restores;
 	struct gmem_config base = base_config(flags);
 	struct snap_restore_opts o = {
 		.base = &base, .create = create_cb, .create_data = c,
+		.through_views = restores++ & 1,
 	};
 	struct gmem_vm *vm = NULL;
 	char msg[256];

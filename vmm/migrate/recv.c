@@ -48,7 +48,7 @@ struct receiver {
 	struct gmem_vm *vm;
 	struct snap_mem_image img;	/* the last IMAGE */
 	bool final;
-	bool no_pwrite;			/* a backing refused write() */
+	struct snap_content_writer cw;	/* into @vm, once it exists */
 	unsigned int images;
 };
 
@@ -71,6 +71,9 @@ static int create(struct receiver *r, const struct mig_sec *s)
 	if (!err)
 		err = snap_mem_restore(&rd, &r->o->restore, &r->vm);
 	snap_reader_close(&rd);
+	if (!err)
+		snap_content_writer_init(&r->cw, r->vm,
+					 r->o->through_views);
 	return err;
 }
 
@@ -141,51 +144,14 @@ static int on_image(struct receiver *r, const struct mig_sec *s)
 
 /* ---- DATA and HOLES ------------------------------------------------------ */
 
-/*
- * pwrite() into the backing that serves the pages where it can (a memfd):
- * the kernel copies into its page cache, where a copy through the view
- * would take one page fault per new page.  Nothing converts the VM
- * meanwhile (it is this receiver's alone), and the walker checked the
- * pages are plugged and in @view's state.  Else gmem_access() (a
- * guest_memfd cannot be written with write()).
- */
-static int pwrite_backing(struct receiver *r, uint64_t gpa, const void *buf,
-			  size_t len, enum gmem_state view)
-{
-	struct gmem_region_info ri = { .size = sizeof(ri) };
-	bool shared = r->img.mode == GMEM_MODE_DISCARD && view == GMEM_SHARED;
-	const uint8_t *p = buf;
-	uint64_t off;
-	ssize_t n;
-	int fd;
-
-	if (r->no_pwrite || gmem_region_find(r->vm, gpa, &ri))
-		return -EOPNOTSUPP;
-	fd = shared ? ri.shared_fd : ri.private_fd;
-	off = (shared ? ri.shared_offset : ri.private_offset) + (gpa - ri.gpa);
-	while (len) {
-		n = pwrite(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -EOPNOTSUPP;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
+/* Content through snap_content_write(): pwrite() into the backing where
+ * it takes it, else the view (vmm/snapshot/mem_write.c). */
 static int write_content(void *arg, uint64_t gpa, const void *buf, size_t len,
 			 enum gmem_state view)
 {
 	struct receiver *r = arg;
-	int err = pwrite_backing(r, gpa, buf, len, view);
+	int err = snap_content_write(&r->cw, gpa, buf, len, view);
 
-	if (err == -EOPNOTSUPP) {
-		r->no_pwrite = true;	/* a partial pwrite is rewritten */
-		err = gmem_access(r->vm, gpa, (void *)buf, len, true, view);
-	}
 	if (err)
 		return snap_err(r->m, err, "writing guest memory at %#llx: %s",
 				ULL(gpa), strerror(-err));
@@ -360,7 +326,6 @@ int mig_receive(int fd, const struct mig_recv_opts *o, struct gmem_vm **out,
 	memset(&r, 0, sizeof(r));
 	r.o = o;
 	r.m = &m;
-	r.no_pwrite = o->through_views;
 	mig_in_init(&r.in, fd, o->timeout_ms, &m);
 	err = receive(&r);
 	/* The reader (stopped at END or a failure) is joined before the

@@ -153,6 +153,30 @@ int snap_data_walk_section(struct snap_reader *r, const struct snap_section *s,
 			   enum gmem_backing_id backing,
 			   const struct snap_data_ops *ops, void *arg);
 
+/* ---- content into a VM being built -------------------------------------- */
+
+/*
+ * Writes DATA content into a VM nobody else changes yet (a restore's, a
+ * migration destination's) whose pages the DATA walker checked (plugged,
+ * in the piece's state): pwrite() into the backing that serves them where
+ * it takes it, else gmem_access() through that state's view (mem_write.c
+ * says why).  @through_views: the view from the start (tests run that
+ * path on memfds; it is what a guest_memfd backing gets).
+ */
+struct snap_content_writer {
+	struct gmem_vm *vm;
+	struct gmem_region_info ri;	/* the last piece's region (size 0:
+					   none yet) */
+	bool via_view[2];		/* per state: its backing refused
+					   pwrite(), or through_views */
+};
+
+void snap_content_writer_init(struct snap_content_writer *w,
+			      struct gmem_vm *vm, bool through_views);
+/* 0 or -errno. */
+int snap_content_write(struct snap_content_writer *w, uint64_t gpa,
+		       const void *buf, size_t len, enum gmem_state view);
+
 /* ---- where memory is ----------------------------------------------------- */
 
 /*

@@ -217,76 +217,16 @@ static int apply_plugs(struct snap_reader *r, const struct snap_mem_image *img,
 }
 
 struct writing {
-	struct gmem_vm *vm;
+	struct snap_content_writer cw;
 	struct snap_msg *msg;
-	struct gmem_region_info ri;	/* the last piece's region */
-	bool via_view[2];		/* per state: its backing refused
-					   pwrite() */
 };
-
-/*
- * A piece of content straight into the backing that serves it, with
- * pwrite(): 1 if the backing cannot be written so (a guest_memfd has no
- * write()), else 0 or -errno.  The same pages gmem_access() would write
- * (the walk checked that every page of the piece is plugged and in
- * @view's state; in-place mode's shared fd is the one backing), without a
- * page fault per page in the host view: on a host where faults are dear
- * (a PVM guest) that was most of a restore's time (bench_snapshot), as it
- * was a migration's (vmm/migrate/recv.c writes the same way).  No
- * conversion can race with it: the new VM is this restore's alone.
- */
-static int write_backing(struct writing *w, uint64_t gpa, const uint8_t *buf,
-			 size_t len, enum gmem_state view)
-{
-	struct gmem_region_info *ri = &w->ri;
-	uint64_t off;
-	ssize_t n;
-	int fd, err;
-
-	if (gpa < ri->gpa || gpa - ri->gpa >= ri->len) {
-		ri->size = sizeof(*ri);
-		err = gmem_region_find(w->vm, gpa, ri);
-		if (err)
-			return err;
-	}
-	fd = view == GMEM_SHARED ? ri->shared_fd : ri->private_fd;
-	off = (view == GMEM_SHARED ? ri->shared_offset : ri->private_offset) +
-	      (gpa - ri->gpa);
-	while (len) {
-		n = pwrite(fd, buf, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		/* The fd takes no write() (or not this one): not a failure
-		 * of the memory, which the view may still write. */
-		if (n < 0 && (errno == EINVAL || errno == EOPNOTSUPP ||
-			      errno == EBADF || errno == ENODEV ||
-			      errno == EPERM || errno == EACCES))
-			return 1;
-		if (n <= 0)
-			return n ? -errno : -EIO;
-		buf += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
 
 static int write_content(void *arg, uint64_t gpa, const void *buf, size_t len,
 			 enum gmem_state view)
 {
 	struct writing *w = arg;
-	int err = 1;
+	int err = snap_content_write(&w->cw, gpa, buf, len, view);
 
-	if (!w->via_view[view])
-		err = write_backing(w, gpa, buf, len, view);
-	/* Refused (discard mode with KVM: the guest_memfd, not the shared
-	 * memfd): this state's view from now on, this piece whole (any part
-	 * pwrite() did write is written again with the same bytes). */
-	if (err == 1) {
-		w->via_view[view] = true;
-		/* gmem_access() only reads @buf when writing guest memory. */
-		err = gmem_access(w->vm, gpa, (void *)buf, len, true, view);
-	}
 	if (err)
 		return snap_err(w->msg, err, "writing %zu bytes of %s memory "
 				"at %#llx: %s", len, gmem_state_name(view),
@@ -319,7 +259,7 @@ int snap_mem_restore(struct snap_reader *r, const struct snap_restore_opts *o,
 		err = apply_states(r, &img, vm);
 	if (!err)
 		err = apply_plugs(r, &img, vm);
-	w.vm = vm;
+	snap_content_writer_init(&w.cw, vm, o->through_views);
 	for (i = 0; !err && i < snap_data_sections(img.mode); i++)
 		err = snap_data_walk(r, &img, i, &write_ops, &w);
 	snap_image_free(&img);

@@ -98,6 +98,10 @@ struct snap_restore_opts {
 		      struct gmem_vm **out);
 	void *create_data;
 	enum snap_find find;
+	/* Content through the views (gmem_access()) even where the backing
+	 * takes pwrite(): what a guest_memfd backing gets; tests use it to
+	 * run that path on memfds. */
+	bool through_views;
 };
 
 /*
