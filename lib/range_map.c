@@ -1308,30 +1308,18 @@ struct range_map *gmem_range_map_create(uint64_t npages, uint8_t initial)
 	map = malloc(sizeof(*map));
 	if (!map)
 		return NULL;
+	/* One leaf, the root, holding one run; no index (small maps). */
+	*map = (struct range_map){
+		.npages = npages, .nr_runs = 1, .nr_chunks = 1,
+		.chunk_slots = 1, .chunk0_nodes = 1, .floor_nodes = 1,
+		.nr_nodes = 1, .root = 0, .levels = 1, .free_list = NIL,
+	};
 	map->chunks = malloc(sizeof(*map->chunks));
 	if (!map->chunks)
 		goto err_map;
 	map->chunks[0] = chunk_alloc(1);
 	if (!map->chunks[0])
 		goto err_table;
-	map->npages = npages;
-	map->nr_runs = 1;
-	map->nr_chunks = 1;
-	map->chunk_slots = 1;
-	map->chunk0_nodes = 1;
-	map->floor_nodes = 1;
-	map->nr_nodes = 1;
-	map->root = 0;
-	map->levels = 1;
-	map->reserved = 0;
-	map->promised = 0;
-	map->free_list = NIL;
-	map->index = NULL;
-	map->index_len = 0;
-	map->index_sweep = 0;
-	map->index_cap = 0;
-	map->index_ticks = 0;
-	map->index_shift = 0;
 	leaf_fill(&node(map, 0)->leaf, &key, &initial, 1, npages);
 	return map;
 
