@@ -5,9 +5,10 @@
  *    process fed by this test over SOCKET: foreign bytes, a damaged
  *    header, a stream cut after its header, a damaged section, and a
  *    whole stream (sent by mig_send() from the fuzzers' VM, real libgmem)
- *    whose machine sections disagree with its memory are each one line on
- *    stderr and status 125 with SOCKET removed; the last one is refused
- *    before the ACK, so the source fails and keeps its VM.  A whole,
+ *    whose machine sections disagree with its memory, or that has no VMM
+ *    sections at all, are each one line on stderr and status 125 with
+ *    SOCKET removed; the last two are refused before the ACK, so the
+ *    source fails and keeps its VM.  A whole,
  *    consistent stream is acknowledged (the source has moved it) and the
  *    destination goes on to start it as a restore does: without /dev/kvm
  *    that is where it stops (125, a line about KVM), with it this case is
@@ -19,8 +20,11 @@
  *    that cannot gather its vCPUs (no KVM) after it stopped the world,
  *    and a stopping VM each get the documented error reply, and the VM
  *    is left running (not paused, not stopping, tracking removed: the
- *    audit passes).  A second command cannot overlap a migration: the
- *    server runs one command at a time (docs/CONTROL.md).
+ *    audit passes).  While a migration runs (its destination not
+ *    reading), another client's request is answered "busy" at once and
+ *    runs nothing; the migration then fails when the destination goes
+ *    away, and the VM runs on (docs/CONTROL.md).
+ * //@ concurrency (the control server, its migrate worker, a client)
  */
 #include <fcntl.h>
 #include <libgen.h>
@@ -169,13 +173,16 @@ static int send_machine(void *data, struct mig_out *o)
 	return vm_machine_send(&mach, o, why, sizeof(why));
 }
 
-/* A whole stream of the fuzz VM with @ram in RUNOPTS: mig_send()'s. */
-static int whole_stream(uint64_t ram, const char *want)
+/*
+ * A whole stream of the fuzz VM with @ram in RUNOPTS: mig_send()'s; with
+ * @machine false, with no VMM sections at all.
+ */
+static int whole_stream(uint64_t ram, bool machine, const char *want)
 {
 	struct mig_send_opts so = {
 		.initial_state = GMEM_PRIVATE,
 		.track = { .vm_fd = -1 },
-		.final_sections = send_machine,
+		.final_sections = machine ? send_machine : NULL,
 	};
 	char sock[PATH_MAX], err[PATH_MAX], msg[256];
 	struct mig_stats st;
@@ -229,14 +236,19 @@ static void incoming(void)
 	close(fd);
 
 	printf("machine sections that disagree with the memory\n");
-	TEST_ASSERT(whole_stream(8 * MiB, "RUNOPTS") != 0);
+	TEST_ASSERT(whole_stream(8 * MiB, true, "RUNOPTS") != 0);
+
+	/* Refused before the ACK too: the source keeps its VM. */
+	printf("a stream without the VMM's sections\n");
+	TEST_ASSERT(whole_stream(4 * MiB, false,
+				 "without the VMM's RUNOPTS section") != 0);
 
 	if (!access("/dev/kvm", F_OK)) {
 		printf("a whole stream: with /dev/kvm it would run (tests/test_gmvm_migrate.sh)\n");
 		return;
 	}
 	printf("a whole stream, acknowledged, then no KVM to run it\n");
-	TEST_ASSERT_EQ(whole_stream(4 * MiB, "KVM"), 0);
+	TEST_ASSERT_EQ(whole_stream(4 * MiB, true, "KVM"), 0);
 }
 
 /* ---- the control socket's migrate ------------------------------------- */
@@ -317,6 +329,64 @@ static int dest_join(struct dest *d)
 	return d->ret;
 }
 
+static bool starts(const char *s, const char *prefix)
+{
+	return !strncmp(s, prefix, strlen(prefix));
+}
+
+struct request {
+	const char *sock;
+	char line[PATH_MAX + 64], reply[2048];
+	pthread_t th;
+};
+
+static void *request_main(void *arg)
+{
+	struct request *q = arg;
+
+	test_ctl_request(q->sock, q->line, q->reply, sizeof(q->reply));
+	return NULL;
+}
+
+/*
+ * A destination that accepts nothing: the source fills the socket's
+ * buffer and waits in send().  Meanwhile another client is told busy at
+ * once; then the destination goes away and the migration fails.
+ */
+static void busy(const char *sock, const char *dst, const char *uri)
+{
+	struct request q = { .sock = sock };
+	struct ctl_listener l;
+	char reply[2048], why[256];
+
+	printf("migrate: others are told busy meanwhile\n");
+	TEST_ASSERT_EQ(ctl_listen(&l, dst, 1, why, sizeof(why)), 0);
+	snprintf(q.line, sizeof(q.line),
+		 "{\"cmd\": \"migrate\", \"uri\": \"%s\"}\n", uri);
+	TEST_ASSERT_EQ(pthread_create(&q.th, NULL, request_main, &q), 0);
+	/* Until the migration has started, stats may still run. */
+	for (;;) {
+		test_ctl_request(sock, "{\"cmd\": \"stats\"}\n", reply,
+				 sizeof(reply));
+		if (starts(reply, "{\"error\": \"busy: migrate is running"))
+			break;
+		if (!starts(reply, "{\"ok\": true,"))
+			TEST_FAIL("stats before the migration began: %s", reply);
+		usleep(10000);
+	}
+	printf("  %s", reply);
+	TEST_ASSERT(strstr(reply, "stats was not run"));
+	ctl_listen_close(&l);	/* the pending connection is reset */
+	TEST_ASSERT_EQ(pthread_join(q.th, NULL), 0);
+	printf("  %s", q.reply);
+	if (!starts(q.reply, "{\"error\": \"migrate: ") ||
+	    !strstr(q.reply, "the VM runs on"))
+		TEST_FAIL("migrate to a vanished destination: %s", q.reply);
+	TEST_ASSERT_EQ(__atomic_load_n(&a.vm.pause_req, __ATOMIC_ACQUIRE), 0);
+	TEST_ASSERT(!vm_stopping(&a.vm));
+	test_audit(a.vm.gmem);
+}
+
 static void migrate_command(void)
 {
 	char sock[PATH_MAX], dst[PATH_MAX], uri[PATH_MAX + 8];
@@ -348,6 +418,8 @@ static void migrate_command(void)
 	expect_migrate(sock, uri, "{\"error\": \"migrate: ",
 		       "KVM_GET_REGS");
 	TEST_ASSERT(dest_join(&d) != 0);
+
+	busy(sock, dst, uri);
 
 	vm_quit(&a.vm);
 	test_ctl_request(sock, "{\"cmd\": \"migrate\", \"uri\": \"unix:/x\"}\n", uri,

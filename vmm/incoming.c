@@ -223,6 +223,19 @@ static int section(void *data, uint32_t type, uint32_t flags, const void *p,
 	return type == SNAP_SEC_RUNOPTS ? materialize(in) : 0;
 }
 
+/* Before the ACK: the VM must have been checked whole, with RUNOPTS. */
+static int before_ack(void *data)
+{
+	struct incoming *in = data;
+	struct snap_msg msg;
+
+	if (in->opened)
+		return 0;
+	snap_msg_init(&msg, in->why, sizeof(in->why));
+	return snap_err(&msg, -EBADMSG,
+			"the stream ended without the VMM's RUNOPTS section");
+}
+
 /* Wait for one connection on @l: its fd, or -errno (a signal: -EINTR). */
 static int accept_one(struct ctl_listener *l)
 {
@@ -251,6 +264,7 @@ int incoming_receive(const char *uri, struct vm_config *cfg)
 		.restore = { .base = &base, .create = create },
 		.timeout_ms = INCOMING_TIMEOUT_MS,
 		.section = section,
+		.before_ack = before_ack,
 	};
 	struct ctl_listener l;
 	struct gmem_vm *vm = NULL;
@@ -312,10 +326,6 @@ int incoming_receive(const char *uri, struct vm_config *cfg)
 	close(fd);
 	if (vm)
 		gmem_destroy(vm);
-	if (!ret && !in->opened) {
-		ret = -EBADMSG;
-		snprintf(in->why, sizeof(in->why), "the stream ended without the VMM's RUNOPTS section");
-	}
 	if (ret) {
 		if (!in->said)
 			gmvm_err("--incoming %s: %s", uri,

@@ -106,6 +106,10 @@ struct mig_recv_opts {
 	 * non-optional one is refused (-EPROTO). */
 	int (*section)(void *data, uint32_t type, uint32_t flags,
 		       const void *p, size_t len);
+	/* After END, before the ACK, with @section_data: 0, or an error
+	 * that refuses the migration (the source is told and runs on), e.g.
+	 * a section the VMM needs never came.  NULL: none. */
+	int (*before_ack)(void *data);
 	void *section_data;
 };
 

@@ -331,6 +331,10 @@ int mig_receive(int fd, const struct mig_recv_opts *o, struct gmem_vm **out,
 	/* The reader (stopped at END or a failure) is joined before the
 	 * ACK: nothing else reads the socket meanwhile. */
 	mig_in_free(&r.in);
+	/* The VMM's last word on the whole stream (it may miss a section
+	 * it needs): a refusal here is a NACK like any other. */
+	if (!err && o->before_ack)
+		err = o->before_ack(o->section_data);
 	/*
 	 * ACK, then the source's COMMIT: only a VM whose source knows it
 	 * moved is ours to run.  If the ACK is lost the source resumes the
