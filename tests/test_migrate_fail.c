@@ -11,7 +11,9 @@
  *    round), or the destination's ACK never reaches the source;
  *  - because a region was hot-plugged during pre-copy (-EBUSY);
  *  - because the destination cannot build the VM: its errno reaches the
- *    source in a negative ACK.
+ *    source in a negative ACK;
+ *  - because the VM stops during pre-copy (-ECANCELED at the next round
+ *    or DATA section, not after the rounds converge).
  * Each time: mig_send() fails with -errno and a message naming the
  * failure, the world it stopped is resumed (the writers go on), no
  * page is write-protected by the tracking any more, the audit passes,
@@ -89,6 +91,14 @@ static void check_unharmed(struct gmem_vm *vm, int err, const char *msg)
 	}
 }
 
+/* The VM "stops" after this many cancel checks (0: never). */
+static unsigned int cancel_after, cancel_checks;
+
+static bool cancel_cb(void *data)
+{
+	return cancel_after && ++cancel_checks >= cancel_after;
+}
+
 /* A migration to a destination refusing with @refuse (0: none): its
  * mig_send() return and message. */
 static int fail_once(struct gmem_vm *vm, enum gmem_state initial,
@@ -96,6 +106,9 @@ static int fail_once(struct gmem_vm *vm, enum gmem_state initial,
 {
 	struct mig_send_opts o = send_opts(initial);
 	struct dest d;
+
+	o.cancelled = cancel_cb;
+	cancel_checks = 0;
 	int sv[2], err;
 
 	sock_pair(sv);
@@ -121,6 +134,30 @@ static void region_changed(struct gmem_vm *vm, enum gmem_state initial,
 	hotplug_vm = NULL;
 	printf("region hot-plugged during pre-copy: %s\n", msg);
 	TEST_ASSERT_EQ(gmem_region_remove(vm, 15 * MiB), 0);
+}
+
+/*
+ * The VM stops during pre-copy (gmvm: vm_stopping()): the migration ends
+ * at the next round or DATA section with -ECANCELED rather than running
+ * its rounds to the end, whether at the first check, in round 0's data
+ * or in a later round.
+ */
+static void cancelled(struct gmem_vm *vm, enum gmem_state initial,
+		      uint32_t flags)
+{
+	static const unsigned int after[] = { 1, 2, 5 };
+	char msg[512];
+	unsigned int i;
+
+	for (i = 0; i < sizeof(after) / sizeof(after[0]); i++) {
+		cancel_after = after[i];
+		TEST_ASSERT_EQ(fail_once(vm, initial, flags, 0, msg,
+					 sizeof(msg)), -ECANCELED);
+		TEST_ASSERT(strstr(msg, "stopping"));
+		TEST_ASSERT_EQ(cancel_checks, after[i]);
+	}
+	cancel_after = 0;
+	printf("cancelled during pre-copy: %s\n", msg);
 }
 
 /* The destination cannot build the VM: the source says why. */
@@ -286,6 +323,7 @@ static void one_mode(enum gmem_mode mode, enum gmem_state initial,
 	cut_stream(vm, initial, flags, UINT64_MAX, true);
 	region_changed(vm, initial, flags);
 	dest_refuses(vm, initial, flags);
+	cancelled(vm, initial, flags);
 	/* And now it moves. */
 	{
 		struct mig_send_opts o = send_opts(initial);

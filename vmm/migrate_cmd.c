@@ -69,6 +69,11 @@ static int stop(void *data)
 	return 0;
 }
 
+static bool cancelled(void *data)
+{
+	return vm_stopping(((struct src *)data)->vm);
+}
+
 static void resume(void *data)
 {
 	struct src *s = data;
@@ -184,6 +189,7 @@ int vm_migrate(struct vm *vm, const char *uri, bool paused,
 		.resume = resume,
 		.device_ranges = device_ranges,
 		.final_sections = final_sections,
+		.cancelled = cancelled,
 		.data = &s,
 		.timeout_ms = MIGRATE_TIMEOUT_MS,
 	};

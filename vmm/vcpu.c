@@ -212,7 +212,9 @@ static enum exit_action vcpu_dispatch(struct vcpu *vcpu)
  * only then is the vCPU at an instruction boundary with nothing pending,
  * and a paused vCPU's state, as KVM_GET_* read it for a snapshot, whole.
  * The loop ends: each completion moves the one instruction on, and the
- * guest itself never runs with immediate_exit set.
+ * guest itself never runs with immediate_exit set.  These KVM_RUNs are
+ * not counted in stats.runs (they never enter the guest); the exits
+ * they return are counted as exits.
  */
 static enum exit_action vcpu_settle(struct vcpu *vcpu)
 {

@@ -206,8 +206,8 @@ static void reply_u64(struct ctl_reply *r, const char *key, uint64_t v)
 }
 
 /*
- * The VM to another gmvm (docs/MIGRATION.md), on this thread: other
- * clients are answered once it is over.  Success: the reply says moved,
+ * The VM to another gmvm (docs/MIGRATION.md), as a job on the server's
+ * worker thread: meanwhile other clients are told "busy" (server.c).  Success: the reply says moved,
  * and the VM stops with status 0.  Failure: the reply and one line on
  * stderr say why; the VM runs on (or stays paused, if it was).
  */

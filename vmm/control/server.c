@@ -343,8 +343,8 @@ static void job_end(struct ctl_server *s, bool closing)
 	eventfd_t v;
 
 	pthread_join(s->job.thread, NULL);
-	/* Empty the eventfd for the next job (nonblocking: it may be 0 if
-	 * the server is closing and did not wait for it). */
+	/* Empty the eventfd for the next job: the worker wrote it before it
+	 * returned, so it holds 1. */
 	(void)eventfd_read(s->job.done_fd, &v);
 	s->job.running = false;
 	s->job.c = NULL;
@@ -470,12 +470,14 @@ static void *server_thread(void *arg)
 		}
 		if (pfd[0].revents)
 			break;
-		for (i = PFD_FIXED; i < n; i++)
-			if (pfd[i].revents)
-				client_event(s, &s->clients[s->map[i]],
-					     pfd[i].revents);
+		/* The job's end first: a request that came in the same round
+		 * runs, rather than being told busy. */
 		if (pfd[2].revents)
 			job_end(s, false);
+		for (i = PFD_FIXED; i < n; i++)
+			if (pfd[i].revents && s->clients[s->map[i]].fd >= 0)
+				client_event(s, &s->clients[s->map[i]],
+					     pfd[i].revents);
 		if (pfd[1].revents)
 			accept_clients(s);
 	}

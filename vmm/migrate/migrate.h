@@ -59,6 +59,12 @@ struct mig_send_opts {
 	/* Append the VMM's sections (types 0x10-0x3f, mig_out_section())
 	 * after the last round, the world stopped.  NULL: none. */
 	int (*final_sections)(void *data, struct mig_out *out);
+	/*
+	 * Asked before each pre-copy round and each DATA section of one:
+	 * true ends the migration with -ECANCELED (the VM is stopping, so
+	 * nobody should wait for rounds to converge).  NULL: never.
+	 */
+	bool (*cancelled)(void *data);
 	void *data;
 	/* Tests: called at the start of each round (0, 1, ...) with the
 	 * number of pages to send.  NULL: none. */

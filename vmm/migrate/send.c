@@ -147,6 +147,14 @@ static int data_begin(struct sender *s)
 	return s->out.err;
 }
 
+/* Pre-copy only: the last round, the world stopped, goes to its end. */
+static int check_cancel(struct sender *s)
+{
+	if (s->final || !s->o->cancelled || !s->o->cancelled(s->o->data))
+		return 0;
+	return snap_err(s->m, -ECANCELED, "the VM is stopping");
+}
+
 /* Records for [gpa, end) (one state, plugged, resident), read through
  * the view of @view; a page that changed since the image is retried. */
 static int send_content(struct sender *s, uint64_t gpa, uint64_t end,
@@ -157,6 +165,8 @@ static int send_content(struct sender *s, uint64_t gpa, uint64_t end,
 	int err;
 
 	for (; gpa < end; gpa += n) {
+		if (!mig_out_pending(&s->out) && check_cancel(s))
+			return -ECANCELED;
 		if (data_begin(s))
 			return s->out.err;
 		/* Fill the section up to MIG_DATA_CHUNK, a page at least, in
@@ -422,7 +432,9 @@ static int precopy(struct sender *s)
 	int err = 0;
 
 	for (round = 0; !err && round < max; round++) {
-		err = send_round(s, round);
+		err = check_cancel(s);
+		if (!err)
+			err = send_round(s, round);
 		/* Round 0 sent everything: its size says nothing. */
 		if (!err && round > 0 && s->round_pages * PG <= converged)
 			break;

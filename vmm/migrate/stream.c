@@ -159,11 +159,12 @@ static ssize_t write_nosig(int fd, const void *p, size_t len)
  * All of @len bytes by the deadline timeout_ms gives them.
  *
  * A socket: send(MSG_NOSIGNAL), blocking, at most SEND_STEP bytes a call
- * with SO_SNDTIMEO set to the time left (the caller's value restored
- * after).  The kernel applies SO_SNDTIMEO to each wait for buffer space,
- * so one call can overrun the deadline at most a few times over (a
- * SEND_STEP is a few of a Unix socket's buffers' skbs), and the next
- * call sees it passed: a reader that trickles cannot hold the sender.
+ * with SO_SNDTIMEO set to an eighth of the time left (the caller's value
+ * restored after).  The kernel applies SO_SNDTIMEO to each wait for
+ * buffer space, not to the call, and a Unix socket waits once per skb
+ * it allocates, up to about 8 per SEND_STEP: so one call overruns the
+ * deadline by at most the time that was left, and the next call sees it
+ * passed: a reader that trickles cannot hold the sender.
  * (Measured on a Unix socketpair: MSG_DONTWAIT with poll(), or 64 KiB
  * calls, cost about a third more time than this.)  Anything else:
  * write() with SIGPIPE blocked (write_nosig()), poll()ed against the
@@ -187,6 +188,8 @@ static int send_all(int fd, const void *buf, size_t len, int timeout_ms)
 				err = -ETIMEDOUT;
 				break;
 			}
+			/* Never 0: that would mean no timeout at all. */
+			left = left >= 8 ? left / 8 : 1;
 			tv.tv_sec = (time_t)(left / 1000);
 			tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
 			if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
@@ -423,6 +426,7 @@ static void ahead_stop(struct mig_in *in)
 		one = 0;
 	pthread_join(a->th, NULL);
 	close(a->cancel_fd);
+	in->cancel_fd = -1;	/* a later read waits on nothing stale */
 	pthread_cond_destroy(&a->cond);
 	pthread_mutex_destroy(&a->lock);
 	for (i = 0; i < MIG_AHEAD_SLOTS; i++)

@@ -54,11 +54,15 @@ struct mig_kvmlog {
  * KVM_MEM_LOG_DIRTY_PAGES together with KVM_MEM_GUEST_MEMFD on the
  * kernels we know, whatever KVM_CAP_USER_MEMORY2 claims), so the probe
  * registers such a slot on @vm_fd, a scratch VM with no memslots (gmvm
- * caps makes one), and deletes it again.
+ * caps makes one), and deletes it again.  Its guest_memfd has the flags
+ * libgmem would give the VM's own (what KVM accepts may depend on them).
  */
 int mig_kvmlog_probe(int vm_fd, const char **why)
 {
 	struct kvm_create_guest_memfd gc = { .size = 2 * PG };
+	struct gmem_vm_caps caps = { .size = sizeof(caps) };
+	uint64_t flags;
+	const char *no;
 	struct kvm_userspace_memory_region2 r = {
 		.slot = 0, .guest_phys_addr = 0, .memory_size = 2 * PG,
 	};
@@ -73,6 +77,13 @@ int mig_kvmlog_probe(int vm_fd, const char **why)
 		*why = "no KVM_SET_USER_MEMORY_REGION2";
 		return -EOPNOTSUPP;
 	}
+	if (gmem_probe_vm(vm_fd, &caps) ||
+	    gmem_pick_guest_memfd_flags(&caps, GMEM_BACKEND_EMULATED,
+					&flags, &no)) {
+		*why = "this VM type has no guest_memfd libgmem can use, so no slot needs it";
+		return -EOPNOTSUPP;
+	}
+	gc.flags = flags;
 	gfd = ioctl(vm_fd, KVM_CREATE_GUEST_MEMFD, &gc);
 	if (gfd < 0) {
 		*why = "this VM type has no guest_memfd, so no slot needs it";
@@ -138,8 +149,9 @@ void mig_kvmlog_stop(struct mig_kvmlog *k)
 	for (i = 0; i < k->nr; i++)
 		set_slot(k->vm_fd, &k->s[i], k->s[i].flags);
 	/* Manual protection changes what KVM_GET_DIRTY_LOG means for every
-	 * slot of the VM: give the VM back as it was (args[0] = 0 turns it
-	 * off, kvm_main.c), after the slots stopped logging. */
+	 * slot of the VM: turn it off again (args[0] = 0, kvm_main.c) after
+	 * the slots stopped logging.  gmvm enables it nowhere else, so off
+	 * is how the VM was. */
 	if (k->manual) {
 		struct kvm_enable_cap off = {
 			.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
@@ -223,9 +235,11 @@ int mig_kvmlog_collect(struct mig_kvmlog *k, struct mig_pages *into,
 			return snap_err(m, -errno, "KVM_GET_DIRTY_LOG of slot "
 					"%u: %s", k->s[i].slot,
 					strerror(errno));
-		/* num_pages is 32 bits: a slot of 2^32 pages or more is
-		 * cleared in pieces, each starting at a multiple of 64 pages
-		 * as KVM wants, its bitmap from that page's word. */
+		/* num_pages is 32 bits: a larger slot would be cleared in
+		 * pieces, each starting at a multiple of 64 pages as KVM
+		 * wants, its bitmap from that page's word.  Today's KVM caps
+		 * a slot at KVM_MEM_MAX_NR_PAGES (2^31 - 1 pages), so this
+		 * runs once; the loop keeps it right if that grows. */
 		for (p = 0; k->manual && p < npages; p += CLEAR_MAX_PAGES) {
 			memset(&clr, 0, sizeof(clr));
 			clr.slot = k->s[i].slot;

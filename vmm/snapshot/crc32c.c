@@ -154,6 +154,9 @@ static pthread_once_t hw_once = PTHREAD_ONCE_INIT;
 
 static void hw_init(void)
 {
+	/* Also right when first called from a constructor, before
+	 * libgcc's own initialisation ran. */
+	__builtin_cpu_init();
 	have_hw = __builtin_cpu_supports("sse4.2");
 	if (!have_hw)
 		return;

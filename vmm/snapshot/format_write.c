@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -295,6 +296,8 @@ static int sync_dir_of(const char *path)
 /* PATH.tmp to PATH; -1 and errno on failure, PATH.tmp then still there. */
 static int rename_into_place(struct snap_file *f)
 {
+	struct stat st;
+
 	if (!f->no_replace)
 		return rename(f->tmp, f->path);
 	if (!renameat2(AT_FDCWD, f->tmp, AT_FDCWD, f->path, RENAME_NOREPLACE))
@@ -302,11 +305,22 @@ static int rename_into_place(struct snap_file *f)
 	if (errno != EINVAL && errno != ENOSYS)
 		return -1;
 	/* No RENAME_NOREPLACE here: link() fails on an existing PATH just
-	 * the same; then the second name goes. */
-	if (link(f->tmp, f->path) < 0)
+	 * the same; then the second name goes (if that fails, PATH is
+	 * still whole: only PATH.tmp is left over). */
+	if (!link(f->tmp, f->path)) {
+		(void)unlink(f->tmp);
+		return 0;
+	}
+	if (errno != EPERM && errno != EOPNOTSUPP && errno != ENOSYS)
 		return -1;
-	(void)unlink(f->tmp);
-	return 0;
+	/* Nor hard links (vfat, some FUSE): a fresh look, then rename().
+	 * Only here can a PATH made in between these two calls be
+	 * replaced. */
+	if (!lstat(f->path, &st)) {
+		errno = EEXIST;
+		return -1;
+	}
+	return errno == ENOENT ? rename(f->tmp, f->path) : -1;
 }
 
 int snap_file_commit(struct snap_file *f, struct snap_msg *msg)

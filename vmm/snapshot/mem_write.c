@@ -42,13 +42,18 @@ static int write_backing(struct snap_content_writer *w, uint64_t gpa,
 	ssize_t n;
 	int fd, err;
 
-	if (!ri->size || gpa < ri->gpa || gpa - ri->gpa >= ri->len) {
+	if (!ri->size || gpa < ri->gpa || gpa - ri->gpa >= ri->len ||
+	    len > ri->len - (gpa - ri->gpa)) {
 		ri->size = sizeof(*ri);
 		err = gmem_region_find(w->vm, gpa, ri);
 		if (err) {
 			ri->size = 0;
 			return err;
 		}
+		/* The DATA walker keeps a piece inside one region; a caller
+		 * that did not must not pwrite() into the next one. */
+		if (len > ri->len - (gpa - ri->gpa))
+			return -EINVAL;
 	}
 	fd = view == GMEM_SHARED ? ri->shared_fd : ri->private_fd;
 	off = (view == GMEM_SHARED ? ri->shared_offset : ri->private_offset) +
