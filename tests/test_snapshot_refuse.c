@@ -10,12 +10,14 @@
  *    format — each refused with its errno and a message naming the
  *    problem, and no VM left behind (live memslots, fds; ASan for leaks);
  *  - restores that fail late (creation, backings not empty, a listener
- *    refusing a conversion) leave no VM;
+ *    refusing a conversion, a file changed after it was checked, in either
+ *    backing's section) leave no VM;
  * Round trips are test_snapshot_roundtrip.c; failed writes
  * test_snapshot_write_fail.c.
  *
  *   test_snapshot_refuse --seeds DIR    writes fuzz/corpus/fuzz_snapshot/
  */
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "mem_image.h"
@@ -600,6 +602,60 @@ static void write_seed(const char *seeds, const char *name, uint8_t flags,
 }
 
 /*
+ * A file changed after snap_reader_open() checked it: the content walk
+ * computes each DATA section's checksum again and refuses (-EBADMSG, the
+ * section named), whichever backing's section changed -- in discard mode
+ * the shared one's is walked on a thread of its own
+ * (snap_restore_side_min 0 here, so even this small file's is) -- and no
+ * VM is left.
+ */
+static void changed_after_open(const struct bytes *f)
+{
+	uint64_t side_min = snap_restore_side_min;
+	struct creator c = { .own_shared = true };
+	struct gmem_config base = base_config(0);
+	struct snap_restore_opts o = {
+		.base = &base, .create = create_cb, .create_data = &c,
+	};
+	const struct snap_section *sec;
+	struct gmem_vm *vm = NULL;
+	struct snap_reader r;
+	struct snap_src src;
+	char path[128], msg[256];
+	unsigned int idx;
+	uint8_t byte;
+	int fd;
+
+	snap_restore_side_min = 0;
+	path_in_dir(path, sizeof(path), "changed.snap");
+	for (idx = 0; idx < 2; idx++) {
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		TEST_ASSERT(fd >= 0);
+		TEST_ASSERT(pwrite(fd, f->p, f->len, 0) == (ssize_t)f->len);
+		TEST_ASSERT_EQ(snap_src_fd(&src, fd), 0);
+		TEST_ASSERT_EQ(snap_reader_open(&r, &src, msg, sizeof(msg)), 0);
+		sec = snap_reader_find(&r, SNAP_SEC_DATA, idx);
+		TEST_ASSERT(sec && sec->len > 8 + SNAP_RECORD_SIZE);
+		/* The section's last content byte, changed behind its back. */
+		TEST_ASSERT(pread(fd, &byte, 1, (off_t)(sec->off + sec->len - 1))
+			    == 1);
+		byte ^= 0x5a;
+		TEST_ASSERT(pwrite(fd, &byte, 1, (off_t)(sec->off + sec->len - 1))
+			    == 1);
+		TEST_ASSERT_EQ(snap_mem_restore(&r, &o, &vm), -EBADMSG);
+		TEST_ASSERT(vm == NULL);
+		if (!strstr(msg, "checksum"))
+			TEST_FAIL("DATA %u changed after open: '%s'", idx, msg);
+		printf("DATA section %u changed after open: %s\n", idx, msg);
+		snap_reader_close(&r);
+		close(fd);
+		TEST_ASSERT_EQ(slots_now(), 0);
+	}
+	unlink(path);
+	snap_restore_side_min = side_min;
+}
+
+/*
  * `test_snapshot_refuse --seeds DIR` writes fuzz/corpus/fuzz_snapshot/: small
  * valid snapshots made by the writer (and one hand-made file with optional
  * sections), so that they follow the format when it changes.
@@ -666,6 +722,7 @@ int main(int argc, char **argv)
 	t0 = lap(t0, "truncations");
 	corruptions(&f, 4000);
 	late_failures(&f);
+	changed_after_open(&f);
 	b_free(&f);
 	f = small_snapshot(GMEM_MODE_IN_PLACE);
 	corruptions(&f, 1000);

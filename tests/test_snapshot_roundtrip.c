@@ -18,6 +18,10 @@
  *  - a 16 GiB VM with a few MiB resident: a small file, timed.
  * Refused files are test_snapshot_refuse.c; failed writes
  * test_snapshot_write_fail.c.
+ *
+ * //@ concurrency (a restore writes the second backing's content on a
+ * thread of its own: snap_restore_side_min 0, so every discard-mode
+ * restore here does)
  */
 #include <sys/mman.h>
 #include <unistd.h>
@@ -600,6 +604,7 @@ int main(void)
 	double t0;
 
 	snap_fixture_init("test_snapshot_roundtrip");
+	snap_restore_side_min = 0;
 	check_shmem_thp();
 	t0 = now_s();
 	round_trips(GMEM_MODE_DISCARD, GMEM_PRIVATE, 0, "discard");

@@ -17,12 +17,15 @@
  *     its pages' state (discard: private pages in the private backing,
  *     shared in the shared one; in-place: the one backing), with pwrite()
  *     where the backing takes it (a memfd), else with gmem_access()
- *     through that state's view (a guest_memfd).  Writing after 3 and 4
- *     is what keeps it there: a later conversion would discard it.
+ *     through that state's view (a guest_memfd); in discard mode the
+ *     shared backing's records on a thread of their own, beside the
+ *     private one's.  Writing after 3 and 4 is what keeps it there: a
+ *     later conversion would discard it.
  * Any failure destroys the new VM: the caller gets a whole VM or none.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -234,16 +237,86 @@ static int write_content(void *arg, uint64_t gpa, const void *buf, size_t len,
 	return 0;
 }
 
+static const struct snap_data_ops write_ops = {
+	.content = write_content,
+};
+
+/*
+ * The second backing's DATA (discard mode: the shared one) on a thread
+ * of its own, through a reader of its own (its buffer, its message; the
+ * section table and the source are read-only by now): the two backings'
+ * content is independent (other pages, other fds), and on two cores the
+ * copies overlap.
+ */
+struct side_walk {
+	struct snap_reader r;
+	char msg[256];
+	struct writing w;
+	const struct snap_mem_image *img;
+	int err;
+	pthread_t th;
+};
+
+uint64_t snap_restore_side_min = 4ULL << 20;
+
+static void *side_walk_main(void *arg)
+{
+	struct side_walk *sw = arg;
+
+	sw->err = snap_data_walk(&sw->r, sw->img, 1, &write_ops, &sw->w);
+	return NULL;
+}
+
+/* Both backings' content, the second on a thread where one starts. */
+static int write_all(struct snap_reader *r, const struct snap_mem_image *img,
+		     struct gmem_vm *vm, bool through_views)
+{
+	struct writing w = { .msg = &r->msg };
+	const struct snap_section *side;
+	struct side_walk *sw = NULL;
+	unsigned int i, n = snap_data_sections(img->mode);
+	int err = 0;
+
+	snap_content_writer_init(&w.cw, vm, through_views);
+	side = n == 2 ? snap_reader_find(r, SNAP_SEC_DATA, 1) : NULL;
+	/* Below a few MiB a thread costs more than it saves. */
+	if (side && side->len >= snap_restore_side_min) {
+		sw = calloc(1, sizeof(*sw));
+		if (sw) {
+			sw->r = *r;
+			sw->r.buf = NULL;
+			snap_msg_init(&sw->r.msg, sw->msg, sizeof(sw->msg));
+			sw->w.msg = &sw->r.msg;
+			snap_content_writer_init(&sw->w.cw, vm, through_views);
+			sw->img = img;
+			if (pthread_create(&sw->th, NULL, side_walk_main, sw)) {
+				free(sw);
+				sw = NULL;
+			} else {
+				n = 1;	/* the thread has the second */
+			}
+		}
+	}
+	for (i = 0; !err && i < n; i++)
+		err = snap_data_walk(r, img, i, &write_ops, &w);
+	if (sw) {
+		pthread_join(sw->th, NULL);
+		/* Ours first; else the thread's, with its message. */
+		if (!err && sw->err) {
+			err = sw->err;
+			snap_err(&r->msg, err, "%s", sw->msg);
+		}
+		free(sw->r.buf);	/* its own; the rest is r's */
+		free(sw);
+	}
+	return err;
+}
+
 int snap_mem_restore(struct snap_reader *r, const struct snap_restore_opts *o,
 		     struct gmem_vm **out)
 {
-	static const struct snap_data_ops write_ops = {
-		.content = write_content,
-	};
-	struct writing w = { .msg = &r->msg };
 	struct snap_mem_image img;
 	struct gmem_vm *vm = NULL;
-	unsigned int i;
 	int err;
 
 	if (!o || !o->base || !o->base->size)
@@ -259,9 +332,8 @@ int snap_mem_restore(struct snap_reader *r, const struct snap_restore_opts *o,
 		err = apply_states(r, &img, vm);
 	if (!err)
 		err = apply_plugs(r, &img, vm);
-	snap_content_writer_init(&w.cw, vm, o->through_views);
-	for (i = 0; !err && i < snap_data_sections(img.mode); i++)
-		err = snap_data_walk(r, &img, i, &write_ops, &w);
+	if (!err)
+		err = write_all(r, &img, vm, o->through_views);
 	snap_image_free(&img);
 	if (err) {
 		gmem_destroy(vm);	/* no half-restored VM */

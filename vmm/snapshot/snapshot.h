@@ -120,6 +120,13 @@ struct snap_restore_opts {
  */
 int snap_mem_restore(struct snap_reader *r, const struct snap_restore_opts *o,
 		     struct gmem_vm **out);
+/*
+ * In discard mode the shared backing's content is written on a thread of
+ * its own when its DATA section has at least this many bytes (4 MiB:
+ * below that a thread costs more than it saves).  Tests set 0 so that
+ * every restore takes that path.
+ */
+extern uint64_t snap_restore_side_min;
 
 /* What snap_mem_check() found: the memory a restore will create. */
 struct snap_mem_info {
