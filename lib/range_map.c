@@ -734,6 +734,26 @@ static void compact(struct range_map *map)
 /* ---- Descents ---- */
 
 /*
+ * The leaf that direct-index entry @x names, if it holds @page, else
+ * NULL.  Any node will do as long as it is live (bounds first: a stale
+ * entry may name a node in a chunk given back) and a leaf whose
+ * [key[0], hi) holds the page: leaves' ranges do not overlap, so that is
+ * the leaf a descent would reach.  The three tests are combined without
+ * branches; only the answer is one, and the CPU predicts it.
+ */
+static inline const struct bt_leaf *index_leaf(const struct range_map *map,
+					       uint32_t x, uint64_t page)
+{
+	const struct bt_leaf *lf;
+
+	if (x >= map->nr_nodes)
+		return NULL;
+	lf = &node(map, x)->leaf;
+	return ((lf->kind == KIND_LEAF) & (lf->key[0] <= page) &
+		(page < lf->key[LEAF_HI])) ? lf : NULL;
+}
+
+/*
  * The descents are compiled twice (range_map_search.h): "generic", with
  * count_le() above (SSE2 on x86-64, the baseline a shared library may
  * assume), and on x86-64 "avx2", with count_le_avx2() below, picked once

@@ -39,28 +39,13 @@ static uint8_t SEARCH_NAME(get)(const struct range_map *map, uint64_t page,
 	if (map->index) {
 		const uint32_t *e = &map->index[page >> map->index_shift];
 
-		/*
-		 * Any node will do as long as it is live (bounds first: a
-		 * stale entry may name a node in a chunk given back) and a
-		 * leaf whose [key[0], hi) holds the page: leaves' ranges do
-		 * not overlap, so that is the leaf a descent would reach.
-		 * A granule that straddles two leaves names the first; the
-		 * next entry (index[index_len] is NIL) names the second.
-		 */
-		x = e[0];
-		if (x < map->nr_nodes) {
-			lf = &node(map, x)->leaf;
-			if ((lf->kind == KIND_LEAF) & (lf->key[0] <= page) &
-			    (page < lf->key[LEAF_HI]))
-				goto found;
-		}
-		x = e[1];
-		if (x < map->nr_nodes) {
-			lf = &node(map, x)->leaf;
-			if ((lf->kind == KIND_LEAF) & (lf->key[0] <= page) &
-			    (page < lf->key[LEAF_HI]))
-				goto found;
-		}
+		/* A granule that straddles two leaves names the first; the
+		 * next entry (index[index_len] is NIL) names the second. */
+		lf = index_leaf(map, e[0], page);
+		if (!lf)
+			lf = index_leaf(map, e[1], page);
+		if (lf)
+			goto found;
 	}
 	x = map->root;
 	for (l = map->levels; l > 1; l--) {

@@ -133,6 +133,8 @@ int snap_writer_init(struct snap_writer *w, int fd, const struct snap_io *io,
 		     struct snap_msg *msg);
 int snap_writer_begin(struct snap_writer *w, uint32_t type, uint32_t flags);
 int snap_writer_put(struct snap_writer *w, const void *p, size_t len);
+/* All of @len bytes at @off, through short writes and EINTR: 0, -errno. */
+int snap_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /*
  * @len (<= SNAP_WRITER_BUF) contiguous bytes of payload to fill in place,
  * then snap_writer_commit(): the content of a page goes from guest memory

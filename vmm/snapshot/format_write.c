@@ -22,8 +22,7 @@
 
 /* ---- writer ------------------------------------------------------------- */
 
-static int pwrite_all(void *data, int fd, const void *buf, size_t len,
-		      uint64_t off)
+int snap_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
 	const uint8_t *p = buf;
 	ssize_t n;
@@ -53,7 +52,7 @@ static int w_write_at(struct snap_writer *w, const void *buf, size_t len,
 	if (w->io && w->io->write_at)
 		err = w->io->write_at(w->io->data, w->fd, buf, len, off);
 	else
-		err = pwrite_all(NULL, w->fd, buf, len, off);
+		err = snap_pwrite_all(w->fd, buf, len, off);
 	if (err) {
 		w->err = err;
 		snap_err(w->msg, err, "writing %zu bytes at offset %llu: %s",

@@ -21,7 +21,6 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "mem_image.h"
 
@@ -39,42 +38,30 @@ static int write_backing(struct snap_content_writer *w, uint64_t gpa,
 {
 	struct gmem_region_info *ri = &w->ri;
 	uint64_t off;
-	ssize_t n;
 	int fd, err;
 
-	if (!ri->size || gpa < ri->gpa || gpa - ri->gpa >= ri->len ||
-	    len > ri->len - (gpa - ri->gpa)) {
+	if (!ri->size || gpa < ri->gpa || gpa - ri->gpa >= ri->len) {
 		ri->size = sizeof(*ri);
 		err = gmem_region_find(w->vm, gpa, ri);
 		if (err) {
 			ri->size = 0;
 			return err;
 		}
-		/* The DATA walker keeps a piece inside one region; a caller
-		 * that did not must not pwrite() into the next one. */
-		if (len > ri->len - (gpa - ri->gpa))
-			return -EINVAL;
 	}
+	/* The DATA walker keeps a piece inside one region; a caller that
+	 * did not must not pwrite() into the next one. */
+	if (len > ri->len - (gpa - ri->gpa))
+		return -EINVAL;
 	fd = view == GMEM_SHARED ? ri->shared_fd : ri->private_fd;
 	off = (view == GMEM_SHARED ? ri->shared_offset : ri->private_offset) +
 	      (gpa - ri->gpa);
-	while (len) {
-		n = pwrite(fd, buf, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		/* The fd takes no write() (or not this one): not a failure
-		 * of the memory, which the view may still write. */
-		if (n < 0 && (errno == EINVAL || errno == EOPNOTSUPP ||
-			      errno == EBADF || errno == ENODEV ||
-			      errno == EPERM || errno == EACCES))
-			return 1;
-		if (n <= 0)
-			return n ? -errno : -EIO;
-		buf += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	err = snap_pwrite_all(fd, buf, len, off);
+	/* The fd takes no write() (or not this one): not a failure of the
+	 * memory, which the view may still write. */
+	if (err == -EINVAL || err == -EOPNOTSUPP || err == -EBADF ||
+	    err == -ENODEV || err == -EPERM || err == -EACCES)
+		return 1;
+	return err;
 }
 
 int snap_content_write(struct snap_content_writer *w, uint64_t gpa,
