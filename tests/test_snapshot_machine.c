@@ -6,6 +6,10 @@
  *    then random machine state: up to 64 vCPUs, XSAVE areas from 4 KiB to
  *    64 KiB, up to 300 MSRs, pins) parse back to exactly what was
  *    written, and writing what was parsed gives the same bytes;
+ *  - snap_save_file(), gmvm's path: the machine it is given written
+ *    after the memory, the same bytes; its prepare() called once PATH.tmp
+ *    exists, a failure there leaving nothing; a PATH that appears
+ *    meanwhile kept;
  *  - every truncation of a file is refused by the framing (as is) or by
  *    a parser (header made to agree): never a crash, always a message;
  *  - random single-byte corruptions of the machine sections: all refused
@@ -24,6 +28,7 @@
  *                                       16 MiB flat VM, and ones that
  *                                       only gmvm can refuse)
  */
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -305,6 +310,90 @@ static void round_trips(struct gmem_vm *vm, enum gmem_mode mode, int rounds)
 		b_free(&f);
 		b_free(&g);
 	}
+}
+
+/*
+ * snap_save_file(), gmvm's one path to a snapshot file: the machine it is
+ * given written after the memory, byte for byte what a writer makes;
+ * prepare() called once PATH.tmp exists, its failure leaving nothing; a
+ * PATH that appears meanwhile kept (no_replace).
+ */
+struct prep {
+	const char *tmp, *path;
+	int calls, fail;
+	bool make_path;
+};
+
+static int prepare(void *data, struct snap_msg *m)
+{
+	struct prep *p = data;
+
+	p->calls++;
+	TEST_ASSERT(exists(p->tmp));
+	TEST_ASSERT(!exists(p->path));
+	if (p->make_path) {
+		int fd = open(p->path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+
+		TEST_ASSERT(fd >= 0);
+		TEST_ASSERT_EQ(write(fd, "theirs", 6), 6);
+		close(fd);
+	}
+	return p->fail ? snap_err(m, p->fail, "prepare refused") : 0;
+}
+
+static void saved_by_path(struct gmem_vm *vm, enum gmem_mode mode)
+{
+	char path[128], tmp[160], msg[256];
+	struct prep p = { .tmp = tmp, .path = path };
+	struct snap_save_opts so = {
+		.initial_state = GMEM_PRIVATE, .no_replace = true,
+		.prepare = prepare, .prepare_data = &p, .machine = ma,
+	};
+	struct snap_save_stats st = { 0 };
+	struct bytes f, want;
+
+	path_in_dir(path, sizeof(path), "machine.snap");
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	rnd_machine(ma, mode, 3, false);
+	want = whole_file(vm, ma);
+
+	TEST_ASSERT_EQ(snap_save_file(vm, path, &so, &st, msg, sizeof(msg)),
+		       0);
+	TEST_ASSERT_EQ(p.calls, 1);
+	TEST_ASSERT_EQ(st.file_bytes, want.len);
+	TEST_ASSERT(!exists(tmp));
+	f = read_file(path);
+	TEST_ASSERT_EQ(f.len, want.len);
+	TEST_ASSERT(!memcmp(f.p, want.p, f.len));
+	if (load(f.p, f.len, mb, msg, sizeof(msg)))
+		TEST_FAIL("saved by path, refused: %s", msg);
+	same_machine(ma, mb);
+	snap_machine_free(mb);
+	b_free(&f);
+	TEST_ASSERT_EQ(unlink(path), 0);
+
+	/* prepare() fails: its errno and message, nothing left. */
+	p.fail = -EIO;
+	msg[0] = '\0';
+	TEST_ASSERT_EQ(snap_save_file(vm, path, &so, NULL, msg, sizeof(msg)),
+		       -EIO);
+	TEST_ASSERT(strstr(msg, "prepare refused"));
+	TEST_ASSERT(!exists(tmp));
+	TEST_ASSERT(!exists(path));
+
+	/* PATH appears while the file is written: kept, ours removed. */
+	p.fail = 0;
+	p.make_path = true;
+	TEST_ASSERT_EQ(snap_save_file(vm, path, &so, NULL, msg, sizeof(msg)),
+		       -EEXIST);
+	TEST_ASSERT(!exists(tmp));
+	f = read_file(path);
+	TEST_ASSERT(f.len == 6 && !memcmp(f.p, "theirs", 6));
+	b_free(&f);
+	TEST_ASSERT_EQ(unlink(path), 0);
+	TEST_ASSERT_EQ(p.calls, 3);
+	snap_machine_free(ma);
+	b_free(&want);
 }
 
 static void truncations(const struct bytes *f)
@@ -710,6 +799,7 @@ int main(int argc, char **argv)
 	for (mode = GMEM_MODE_DISCARD; mode <= GMEM_MODE_IN_PLACE; mode++) {
 		vm = small_vm(&mod, mode);
 		round_trips(vm, mode, mode == GMEM_MODE_DISCARD ? 40 : 10);
+		saved_by_path(vm, mode);
 		t0 = lap(t0, "round trips");
 		rnd_machine(ma, mode, 2, false);
 		f = whole_file(vm, ma);

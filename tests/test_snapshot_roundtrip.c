@@ -552,7 +552,7 @@ static void sparse_16g(void)
 		   (uint64_t)gmem_backing_resident(vm, GMEM_BACKING_SHARED);
 	path_in_dir(path, sizeof(path), "16g.snap");
 	t0 = now_s();
-	TEST_ASSERT_EQ(snap_mem_save_file(vm, path, &o, &st, msg, sizeof(msg)),
+	TEST_ASSERT_EQ(snap_save_file(vm, path, &o, &st, msg, sizeof(msg)),
 		       0);
 	t_save = now_s() - t0;
 	if (st.file_bytes * 100 > resident * 105 + 100 * MiB)

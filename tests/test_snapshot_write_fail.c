@@ -84,7 +84,7 @@ static void write_failures(void)
 		fio.calls = 0;
 		fio.fail_at = n;
 		fio.err = n % 2 ? -ENOSPC : -EIO;
-		err = snap_mem_save_file(vm, path, &o, NULL, msg, sizeof(msg));
+		err = snap_save_file(vm, path, &o, NULL, msg, sizeof(msg));
 		if (!err)
 			break;
 		failed++;
@@ -111,7 +111,7 @@ static void write_failures(void)
 		fio.calls = 0;
 		fio.change_plug = n;
 		fio.change_gpa = n ? 12 * MiB : 2 * MiB - 64 * KiB;
-		err = snap_mem_save_file(vm, path, &o, NULL, msg, sizeof(msg));
+		err = snap_save_file(vm, path, &o, NULL, msg, sizeof(msg));
 		TEST_ASSERT_EQ(err, -EAGAIN);
 		TEST_ASSERT(strstr(msg, n ? "memory changed while being saved" :
 					    "changed state while being saved"));
@@ -130,7 +130,7 @@ static void write_failures(void)
 	signal(SIGXFSZ, SIG_IGN);
 	TEST_ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
 	o.io = NULL;
-	err = snap_mem_save_file(vm, path, &o, NULL, msg, sizeof(msg));
+	err = snap_save_file(vm, path, &o, NULL, msg, sizeof(msg));
 	TEST_ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
 	TEST_ASSERT_EQ(err, -EFBIG);
 	TEST_ASSERT(strstr(msg, "writing"));

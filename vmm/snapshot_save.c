@@ -7,11 +7,12 @@
  * vCPU (vcpu.c: the last exit completed, nothing in flight), so the
  * state read here is one moment's, at an instruction boundary.  Devices
  * are quiet then too: the DMA device runs commands only inside a vCPU's
- * exit.  Order: PATH.tmp, then vCPU and device state into memory, then
- * the file: memory sections
- * (snap_mem_save, which drains deferred punches and fails with -EAGAIN on
- * any change meanwhile), then the machine sections, written to PATH.tmp,
- * synced and renamed, so PATH is the whole snapshot or nothing.
+ * exit.  snap_save_file() does it in this order: PATH.tmp, then vCPU and
+ * device state into memory (gather(), its prepare step), then the file:
+ * memory sections (snap_mem_save, which drains deferred punches and
+ * fails with -EAGAIN on any change meanwhile), then the machine
+ * sections, written to PATH.tmp, synced and renamed, so PATH is the
+ * whole snapshot or nothing.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -66,49 +67,43 @@ int vm_machine_gather(struct vm *vm, struct snap_machine *m, char *why,
  * anything is read), then the state, memory and machine into it, synced
  * and renamed.
  */
+struct gather {
+	struct vm *vm;
+	struct snap_machine *m;
+	char *why;
+	size_t len;
+};
+
+/* Once PATH.tmp exists: a path that cannot be written fails before
+ * KVM is asked for anything. */
+static int gather(void *data, struct snap_msg *msg)
+{
+	struct gather *g = data;
+
+	return vm_machine_gather(g->vm, g->m, g->why, g->len);
+}
+
 static int write_file(struct vm *vm, const char *path, struct snap_machine *m,
 		      uint64_t *bytes, char *why, size_t len)
 {
+	struct gather g = { .vm = vm, .m = m, .why = why, .len = len };
 	struct snap_save_opts so = {
 		.initial_state = vm->cfg->init_shared ? GMEM_SHARED :
 							GMEM_PRIVATE,
+		.no_replace = true,	/* the lstat() check is the early word */
+		.prepare = gather,
+		.prepare_data = &g,
+		.machine = m,
 	};
-	struct snap_writer w;
-	struct snap_file f;
-	struct snap_msg msg;
-	int64_t size;
+	struct snap_save_stats st = { 0 };
 	int ret;
 
-	snap_msg_init(&msg, why, len);
-	ret = snap_file_create(&f, path, &msg);
-	if (ret)
-		return ret;
-	f.no_replace = true;	/* the lstat() check is only the early word */
-	ret = vm_machine_gather(vm, m, why, len);
-	if (ret)
-		goto err_file;
-	ret = snap_writer_init(&w, f.fd, NULL, &msg);
-	if (ret)
-		goto err_file;
-	ret = snap_mem_save(vm->gmem, &w, &so, NULL);
-	if (!ret)
-		ret = snap_machine_write(&w, m);
-	size = ret ? ret : snap_writer_finish(&w);
-	snap_writer_free(&w);
-	if (size < 0) {
-		ret = (int)size;
-		goto err_file;
-	}
-	ret = snap_file_commit(&f, &msg);
+	ret = snap_save_file(vm->gmem, path, &so, &st, why, len);
 	/* Failed, yet PATH is there (it was not before): only its
 	 * directory's sync failed, after the rename.  -EEXIST: PATH
 	 * appeared meanwhile and is someone else's; ours was removed. */
-	if (!ret || (ret != -EEXIST && !access(path, F_OK)))
-		*bytes = (uint64_t)size;
-	return ret;	/* on failure it removed PATH.tmp */
-
-err_file:
-	snap_file_abort(&f);
+	if (!ret || (ret != -EEXIST && st.file_bytes && !access(path, F_OK)))
+		*bytes = st.file_bytes;
 	return ret;
 }
 

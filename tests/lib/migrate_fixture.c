@@ -355,7 +355,7 @@ int compare_vms(struct gmem_vm *src, struct gmem_vm *dst,
 	int err, fd;
 
 	path_in_dir(path, sizeof(path), "source.snap");
-	err = snap_mem_save_file(src, path, &so, NULL, msg, len);
+	err = snap_save_file(src, path, &so, NULL, msg, len);
 	if (err)
 		TEST_FAIL("saving the source: %d %s", err, msg);
 	fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -301,7 +301,7 @@ void save(struct gmem_vm *vm, const struct model *m, const char *path,
 {
 	struct snap_save_opts o = { .initial_state = m->initial, .find = find };
 	char msg[256];
-	int err = snap_mem_save_file(vm, path, &o, st, msg, sizeof(msg));
+	int err = snap_save_file(vm, path, &o, st, msg, sizeof(msg));
 
 	if (err)
 		TEST_FAIL("save %s: %s (%s)", path, msg, strerror(-err));

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "machine.h"
 #include "mem_image.h"
 
 #define ULL(x) ((unsigned long long)(x))
@@ -169,9 +170,9 @@ int snap_mem_save(struct gmem_vm *vm, struct snap_writer *w,
 	return err;
 }
 
-int snap_mem_save_file(struct gmem_vm *vm, const char *path,
-		       const struct snap_save_opts *o,
-		       struct snap_save_stats *st, char *msg, size_t msg_len)
+int snap_save_file(struct gmem_vm *vm, const char *path,
+		   const struct snap_save_opts *o, struct snap_save_stats *st,
+		   char *msg, size_t msg_len)
 {
 	struct snap_save_stats local;
 	struct snap_writer w;
@@ -186,15 +187,27 @@ int snap_mem_save_file(struct gmem_vm *vm, const char *path,
 	err = snap_file_create(&f, path, &m);
 	if (err)
 		return err;
+	f.no_replace = o->no_replace;
+	if (o->prepare) {
+		err = o->prepare(o->prepare_data, &m);
+		if (err)
+			goto err_file;
+	}
 	err = snap_writer_init(&w, f.fd, o->io, &m);
 	if (!err)
 		err = snap_mem_save(vm, &w, o, st);
+	if (!err && o->machine)
+		err = snap_machine_write(&w, o->machine);
 	total = err ? err : snap_writer_finish(&w);
 	snap_writer_free(&w);
 	if (total < 0) {
-		snap_file_abort(&f);
-		return (int)total;
+		err = (int)total;
+		goto err_file;
 	}
 	st->file_bytes = (uint64_t)total;
-	return snap_file_commit(&f, &m);
+	return snap_file_commit(&f, &m);	/* it removes PATH.tmp */
+
+err_file:
+	snap_file_abort(&f);
+	return err;
 }

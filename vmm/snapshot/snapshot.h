@@ -16,11 +16,14 @@
 #ifndef GMVM_SNAPSHOT_SNAPSHOT_H
 #define GMVM_SNAPSHOT_SNAPSHOT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "gmem/gmem.h"
 
 struct snap_io;
+struct snap_machine;
+struct snap_msg;
 struct snap_reader;
 struct snap_writer;
 
@@ -46,6 +49,21 @@ struct snap_save_opts {
 	enum gmem_state initial_state;
 	enum snap_find find;
 	const struct snap_io *io;	/* NULL: pwrite() (tests: a sink) */
+
+	/* snap_save_file() only: */
+	bool no_replace;	/* -EEXIST rather than replace a PATH that
+				 * appeared meanwhile (snap_file.no_replace) */
+	/*
+	 * Called once PATH.tmp exists, before a byte is written, so that a
+	 * path that cannot be written fails before this is asked for
+	 * anything (gmvm gathers vCPU state from KVM here); its failure
+	 * leaves nothing.  NULL: none.
+	 */
+	int (*prepare)(void *data, struct snap_msg *m);
+	void *prepare_data;
+	/* Written after the memory sections (vCPUs, devices, run options:
+	 * machine.h); NULL: a memory-only snapshot. */
+	const struct snap_machine *machine;
 };
 
 struct snap_save_stats {
@@ -64,7 +82,7 @@ struct snap_save_stats {
  * quiet); a page-state or plug change during the save is detected and
  * fails it with -EAGAIN.  Deferred punches are drained first.
  * -EOPNOTSUPP on a native backend (private memory is not readable).
- * @st may be NULL; file_bytes is filled by snap_mem_save_file().  On
+ * @st may be NULL; file_bytes is filled by snap_save_file().  On
  * failure the writer fails from then on too (snap_writer_finish()
  * included), so no half-written section becomes a file.
  */
@@ -72,15 +90,19 @@ int snap_mem_save(struct gmem_vm *vm, struct snap_writer *w,
 		  const struct snap_save_opts *o, struct snap_save_stats *st);
 
 /*
- * A whole memory snapshot at @path: written to PATH.tmp, synced, renamed.
+ * A whole snapshot at @path: PATH.tmp created, o->prepare() called, the
+ * memory sections and o->machine's written, the file synced and renamed
+ * to PATH.  The one sequence behind gmvm's snapshot command, the tests'
+ * memory snapshots and bench_snapshot's timing of gmvm's path.
  * On any failure (-ENOSPC and every other -errno) nothing is left at
  * PATH.tmp and PATH is as it was; the one exception is a failure to sync
  * the directory after the rename, where PATH is the new, complete file
- * but may not survive a crash.
+ * but may not survive a crash (st->file_bytes is set from the moment the
+ * file was whole, so a caller can tell that case).
  */
-int snap_mem_save_file(struct gmem_vm *vm, const char *path,
-		       const struct snap_save_opts *o,
-		       struct snap_save_stats *st, char *msg, size_t msg_len);
+int snap_save_file(struct gmem_vm *vm, const char *path,
+		   const struct snap_save_opts *o, struct snap_save_stats *st,
+		   char *msg, size_t msg_len);
 
 struct snap_restore_opts {
 	/*
