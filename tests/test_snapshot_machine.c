@@ -504,6 +504,10 @@ static void handmade(struct gmem_vm *vm, enum gmem_mode mode)
 	uint32_t x;
 
 	rnd_machine(ma, mode, 2, false);
+	/* rnd_vcpu() may have drawn fewer than three. */
+	free(v->msrs);
+	v->msrs = calloc(3, sizeof(*v->msrs));
+	TEST_ASSERT(v->msrs);
 	v->nr_msrs = 3;
 	v->msrs[0].index = 1;
 	v->msrs[1].index = 2;
