@@ -444,6 +444,10 @@ st=$?
 grep -q "^gmvm: --incoming unix:$tmp/in.sock: stopped by SIGTERM while waiting for the source$" "$tmp/err" ||
 	fail "--incoming stopped by SIGTERM: $(cat "$tmp/err")"
 [ -e "$tmp/in.sock" ] && fail "--incoming left its socket after SIGTERM"
+# --timeout bounds the wait for the source as well: 124, the socket gone.
+expect 124 "^gmvm: --incoming unix:$tmp/in.sock: --timeout: no source connected within 0.3 s$" \
+	-- run --incoming "unix:$tmp/in.sock" --timeout 0.3
+[ -e "$tmp/in.sock" ] && fail "--incoming left its socket after --timeout"
 long=$(printf '%0200d' 0)
 expect 125 "too long for a unix socket path" -- run --incoming "unix:$tmp/$long"
 expect 0 "" -- run --help

@@ -140,10 +140,14 @@ pause_a_bit() {
 # restore each (the second also snapshotted and restored again), and
 # every restored run ends with the status the guest was asked for (7).
 session() {
-	local d=$tmp/s$RANDOM
+	local d=$tmp/s$RANDOM rounds
 	mkdir -p "$d"
+	# Long enough that both snapshots land while the guest runs, and the
+	# restored runs still have work left, whatever this host's speed.
+	rounds=$(rounds_for 4 2000 "$stress" "$@")
+	echo "session: $* (rounds=$rounds)"
 	start_bg "$d/run" run --control "$c" --timeout 300 "$@" "$stress" \
-		rounds=2000 status=7 || return
+		rounds="$rounds" status=7 || return
 	wait_for "$d/run.out" '^ready$' 60 || fail "never ready: $(head -c 300 "$d/run.err")"
 	pause_a_bit
 	snap "$d/a.snap"
@@ -156,6 +160,10 @@ session() {
 	echo "$ctl_err" | grep -q '^{"error": "snapshot: .*nothing was written"}$' ||
 		fail "a snapshot into a missing directory: $ctl_err"
 	pause_a_bit
+	if grep -q '^done$' "$d/run.out"; then
+		fail "the guest ended before the second snapshot: rounds=$rounds is too few for this host"
+		return
+	fi
 	snap "$d/b.snap" --stop
 	ended "$d/run" 143
 	grep -q '^gmvm: stopped by a snapshot request with stop' "$d/run.err" ||

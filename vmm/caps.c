@@ -51,16 +51,21 @@ struct caps_report {
 	/* Live migration's dirty trackers on this host (track.h). */
 	struct mig_track_caps mig;
 	int mig_ret;
+	/* Whether uffd-wp sees the guest's writes through the layout gmvm
+	 * uses (track_guest.c); 1 when no layout could be probed. */
+	int guest_ret;
+	const char *guest_why;
 };
 
 /*
- * What `gmvm ctl PATH migrate` tracks with: uffd-wp only (migrate_cmd.c
- * refuses guest_memfd-bound memslots rather than pass them to KVM's
- * dirty log), so the KVM dirty log is reported but not used.
+ * What `gmvm ctl PATH migrate` tracks with: uffd-wp only, and only where
+ * it sees the guest's writes through the layout gmvm uses (migrate_cmd.c
+ * asks the same question and refuses otherwise); the KVM dirty log is
+ * reported but not used.
  */
 static const char *mig_tracker(const struct caps_report *r)
 {
-	return r->mig_ret ? "none" :
+	return r->mig_ret || r->guest_ret ? "none" :
 	       mig_track_name(r->mig.kinds & MIG_TRACK_UFFD_WP);
 }
 
@@ -274,6 +279,8 @@ static void print_text(const struct caps_report *r)
 	printf("migration tracking:  %s\n", mig_tracker(r));
 	printf("  uffd-wp:           %s: %s\n", yes(r->mig.uffd_wp),
 	       why_of(r->mig.uffd_why));
+	printf("  guest writes:      %s: %s\n", yes(!r->guest_ret),
+	       why_of(r->guest_why));
 	printf("  KVM dirty log:     %s: %s; %s\n",
 	       r->mig.kvm_dirty_log == 1 ? "yes" : "no",
 	       why_of(r->mig.kvm_why), MIG_KVM_UNUSED);
@@ -397,6 +404,9 @@ static void print_json(const struct caps_report *r)
 	printf("}, \"migration\": {\"tracker\": \"%s\", \"uffd_wp\": %s, \"uffd_wp_why\": ",
 	       mig_tracker(r), jbool(r->mig.uffd_wp));
 	json_str(why_of(r->mig.uffd_why));
+	printf(", \"guest_writes_seen\": %s, \"guest_writes_why\": ",
+	       jbool(!r->guest_ret));
+	json_str(why_of(r->guest_why));
 	printf(", \"kvm_dirty_log\": %s, \"kvm_dirty_log_why\": ",
 	       jbool(r->mig.kvm_dirty_log == 1));
 	json_str(why_of(r->mig.kvm_why));
@@ -472,6 +482,14 @@ int caps_main(int argc, char **argv)
 			r.need_layout = true;
 	/* As gmvm run gets them: the same probes, the same cache. */
 	probes_get(kvm_fd, use_cache, &r.probes);
+	r.guest_ret = 1;
+	if (!r.need_layout)
+		r.guest_why = "no mode runs the emulated backend, whose views migrate sends from";
+	else if (r.probes.gating_ret)
+		r.guest_why = "no layout gates here, so no VM runs";
+	else
+		r.guest_ret = mig_uffd_probe_guest(kvm_fd, r.probes.layout,
+						   &r.guest_why);
 	close(kvm_fd);
 	if (json)
 		print_json(&r);

@@ -6,8 +6,9 @@
  *
  *  1. Listen on SOCKET by the control socket's rules (control/listen.c:
  *     mode 0600, only a stale socket replaced), wait for one connection
- *     (SIGINT/SIGTERM end the wait: 128 + the signal, nothing left),
- *     then remove the socket file: nobody else can connect.
+ *     (SIGINT/SIGTERM end the wait: 128 + the signal, nothing left; so
+ *     does --timeout, which bounds the wait too: 124), then remove the
+ *     socket file: nobody else can connect.
  *  2. mig_receive() builds the VM's memory in a staging VM without KVM
  *     (libgmem's emulated backend on memfds: KVM is not opened until the
  *     stream is done) and hands over the VMM sections (vCPUs, clock, DMA
@@ -36,6 +37,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gmvm.h"
@@ -236,13 +238,31 @@ static int before_ack(void *data)
 			"the stream ended without the VMM's RUNOPTS section");
 }
 
-/* Wait for one connection on @l: its fd, or -errno (a signal: -EINTR). */
-static int accept_one(struct ctl_listener *l)
+static double now_s(void)
 {
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/*
+ * Wait for one connection on @l, at most @timeout seconds (0: no limit):
+ * its fd, or -errno (a signal: -EINTR; the time ran out: -ETIMEDOUT).
+ */
+static int accept_one(struct ctl_listener *l, double timeout)
+{
+	double end = now_s() + timeout, left;
+	struct timespec ts;
 	int fd, ret;
 
 	for (;;) {
-		ret = signals_wait(l->fd, NULL);
+		left = end - now_s();
+		if (timeout > 0 && left <= 0)
+			return -ETIMEDOUT;
+		ts.tv_sec = (time_t)left;
+		ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+		ret = signals_wait(l->fd, timeout > 0 ? &ts : NULL);
 		if (ret)
 			return ret;
 		if (signals_caught())
@@ -307,7 +327,7 @@ int incoming_receive(const char *uri, struct vm_config *cfg)
 		gmvm_err("--incoming %s: %s", uri, msg);
 		goto out;
 	}
-	fd = accept_one(&l);
+	fd = accept_one(&l, cfg->timeout);
 	/* One connection: nobody else may connect, and nothing is left. */
 	ctl_listen_close(&l);
 	if (fd < 0) {
@@ -315,6 +335,10 @@ int incoming_receive(const char *uri, struct vm_config *cfg)
 			gmvm_err("--incoming %s: stopped by %s while waiting for the source",
 				 uri, signal_name(signals_caught()));
 			status = 128 + signals_caught();
+		} else if (fd == -ETIMEDOUT) {
+			gmvm_err("--incoming %s: --timeout: no source connected within %g s",
+				 uri, cfg->timeout);
+			status = GM_EXIT_TIMEOUT;
 		} else {
 			gmvm_err("--incoming %s: accept: %s", uri,
 				 strerror(-fd));

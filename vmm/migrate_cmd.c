@@ -12,18 +12,21 @@
  *  - final_sections: the snapshot's machine sections, gathered and
  *    written exactly as snapshot_save.c writes them (snap_machine_write
  *    into memory), then sent one by one as the stream's VMM sections.
- * Dirty tracking: uffd-wp on the host views, which sees every write of
- * the emulated backend with the PLAIN_SLOT layout.  guest_memfd-bound
- * memslots also need KVM's dirty log on gmvm's memslots, which libgmem
- * registers itself here (gmvm keeps no slot table to hand over), so such
- * a VM is refused before anything happens rather than migrated with
- * writes unseen.
+ * Dirty tracking: uffd-wp on the host views.  It sees gmvm's own writes,
+ * and the guest's wherever KVM faults pages in through the views, which
+ * depends on the host's KVM and the memslot layout: guest_writes_seen()
+ * asks KVM (mig_uffd_probe_guest(), a scratch VM) before anything
+ * happens, and a VM whose guest writes would go unseen is refused.  KVM's
+ * own dirty log is not used: libgmem registers gmvm's memslots and gmvm
+ * keeps no slot table to hand over (and the kernels we know refuse
+ * logging on guest_memfd-bound slots anyway).
  *
  * It runs on the control server's worker thread (a job, server.c): the
  * server goes on answering, every other request with a "busy" error
  * until the migration has replied; docs/CONTROL.md says so.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +180,37 @@ static int connect_to(const char *path, char *why, size_t why_len)
 	return fd;
 }
 
+/*
+ * uffd-wp on the views must see the guest's writes through this VM's
+ * memslots; whether it does depends on how this host's KVM maps them, so
+ * KVM is asked once per process (track_guest.c) for the layout in use.
+ */
+static int guest_writes_seen(struct vm *vm, char *why, size_t why_len)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static enum gmem_layout asked = GMEM_LAYOUT_AUTO;
+	static const char *answer;
+	static int ret;
+	enum gmem_layout layout = gmem_get_layout(vm->gmem);
+	enum gmem_backend backend = gmem_get_backend(vm->gmem);
+
+	if (backend != GMEM_BACKEND_EMULATED) {
+		snprintf(why, why_len, "the %s backend keeps private memory out of this process's views, so there is nothing to send it from",
+			 gmem_backend_name(backend));
+		return -EOPNOTSUPP;
+	}
+	pthread_mutex_lock(&lock);
+	if (asked != layout) {
+		ret = mig_uffd_probe_guest(vm->kvm_fd, layout, &answer);
+		asked = layout;
+	}
+	if (ret)
+		snprintf(why, why_len, "dirty tracking for the %s layout: %s",
+			 gmem_layout_name(layout), answer);
+	pthread_mutex_unlock(&lock);
+	return ret ? -EOPNOTSUPP : 0;
+}
+
 int vm_migrate(struct vm *vm, const char *uri, bool paused,
 	       struct mig_stats *st, char *why, size_t why_len)
 {
@@ -202,13 +236,9 @@ int vm_migrate(struct vm *vm, const char *uri, bool paused,
 		snprintf(why, why_len, "the destination is not unix:SOCKET");
 		return -EINVAL;
 	}
-	if (gmem_get_backend(vm->gmem) != GMEM_BACKEND_EMULATED ||
-	    gmem_get_layout(vm->gmem) == GMEM_LAYOUT_GMEM_SLOT) {
-		snprintf(why, why_len, "the guest writes through guest_memfd-bound memslots (%s backend, %s layout), which only KVM's dirty log sees, and gmvm does not hand its memslots to it yet",
-			 gmem_backend_name(gmem_get_backend(vm->gmem)),
-			 gmem_layout_name(gmem_get_layout(vm->gmem)));
-		return -EOPNOTSUPP;
-	}
+	ret = guest_writes_seen(vm, why, why_len);
+	if (ret)
+		return ret;
 	fd = connect_to(path, why, why_len);
 	if (fd < 0)
 		return fd;

@@ -13,8 +13,9 @@
 # stderr line, one line when it refuses to start); poke FILE OFFSET NBYTES
 # VALUE and peek FILE OFFSET NBYTES (little-endian integers in a file);
 # build_guest SRC.S OUT [CPP-ARGS] (a guest image from assembly, linked as
-# the guest programs are; exits 1 if it cannot be built); finish (1 with
-# the number of failures, else 0).
+# the guest programs are; exits 1 if it cannot be built); rounds_for
+# SECONDS MIN GUEST [RUN-OPTIONS...] (the rounds= that make GUEST run
+# about SECONDS here); finish (1 with the number of failures, else 0).
 BUILD=${BUILD:-build}
 GMVM=$BUILD/gmvm
 
@@ -22,6 +23,9 @@ tmp=$(mktemp -d)
 bg_pid=""
 cleanup() {
 	[ -n "$bg_pid" ] && kill -9 "$bg_pid" 2>/dev/null
+	# Every other background job too (a script that starts several gmvm
+	# and ends early, say by a skip, leaves none running).
+	kill -9 $(jobs -p) 2>/dev/null
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -121,4 +125,29 @@ build_guest() {	# SRC.S OUT [CPP-ARGS...]
 		-Wl,-z,noexecstack -Wl,-z,max-page-size=4096 \
 		-o "$out" "$src" 2>"$tmp/cc.err" ||
 		{ echo "cannot build test guest $out: $(cat "$tmp/cc.err")"; exit 1; }
+}
+
+# rounds_for SECONDS MIN GUEST [RUN-OPTIONS...]: the rounds= argument that
+# makes GUEST (a guest taking rounds=N and status=S, as snap_stress does)
+# run about SECONDS on this host, and at least MIN.  Guest code runs at a
+# speed that differs by orders of magnitude between hosts (HOST_NOTES:
+# ~2 us an instruction under kvm_pvm), so a test that must act while its
+# guest still runs measures it: two short runs, the difference is the
+# cost of 200 rounds.
+rounds_for() {
+	local secs=$1 min=$2 guest=$3 t0 t1 t2 per n
+	shift 3
+	t0=$(date +%s%N)
+	"$GMVM" run --timeout 120 "$@" "$guest" rounds=100 status=7 \
+		>/dev/null 2>&1 </dev/null
+	t1=$(date +%s%N)
+	"$GMVM" run --timeout 120 "$@" "$guest" rounds=300 status=7 \
+		>/dev/null 2>&1 </dev/null
+	t2=$(date +%s%N)
+	per=$((((t2 - t1) - (t1 - t0)) / 200))
+	[ "$per" -gt 0 ] || per=1
+	n=$((secs * 1000000000 / per))
+	[ "$n" -ge "$min" ] || n=$min
+	[ "$n" -le 10000000 ] || n=10000000
+	echo "$n"
 }

@@ -10,7 +10,8 @@
  *    through memslots backed by the views (KVM faults pages in with GUP
  *    through the host mapping, after the MMU notifier that re-arming
  *    triggers zapped its sPTEs).  Required: nothing else sees gmvm's own
- *    writes.
+ *    writes.  Whether this host's KVM faults a slot in through the view
+ *    at all is asked of KVM by mig_uffd_probe_guest() (track_guest.c).
  *  - KVM dirty log (track_kvm.c): KVM_MEM_LOG_DIRTY_PAGES on the
  *    guest_memfd-bound memslots, whose guest writes bypass the host
  *    mapping; KVM_CLEAR_DIRTY_LOG where KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2
@@ -94,6 +95,27 @@ int mig_track_probe(int vm_fd, struct mig_track_caps *c);
 /* ---- the mechanisms (track_uffd.c, track_kvm.c) ---------------------------- */
 
 int mig_uffd_probe(const char **why);
+/*
+ * Does uffd-wp on a view see the guest's writes through memslots of
+ * @layout (track_guest.c)?  A real-mode guest on a scratch VM of @kvm_fd
+ * writes a page of a guest_memfd mapped as libgmem maps it, through a
+ * memslot of @layout, the page is write-protected, the guest writes it
+ * again, and PAGEMAP_SCAN must report it.  0, -EOPNOTSUPP where it is
+ * not seen, else -errno; @why says which, as a static string.
+ */
+int mig_uffd_probe_guest(int kvm_fd, enum gmem_layout layout,
+			 const char **why);
+/* The pieces of uffd-wp tracking, for track_guest.c: a userfaultfd with
+ * async write-protect (fd or -EOPNOTSUPP with @why), registering a range,
+ * one get-and-clear scan (@fn per written run; NULL: protect only), and
+ * an @fn that sets the bool at @arg. */
+int mig_uffd_open(const char **why);
+int mig_uffd_register(int fd, uint64_t addr, uint64_t len);
+struct page_region;
+int mig_uffd_scan(int pagemap, struct page_region *vec, size_t vec_len,
+		  uint64_t addr, uint64_t len,
+		  void (*fn)(void *arg, uint64_t a, uint64_t z), void *arg);
+void mig_uffd_note(void *arg, uint64_t a, uint64_t z);
 int mig_uffd_start(struct gmem_vm *vm, struct mig_uffd **out,
 		   struct snap_msg *m);
 int mig_uffd_collect(struct mig_uffd *u, struct mig_pages *into,

@@ -110,8 +110,17 @@ int mig_kvmlog_probe(int vm_fd, const char **why)
 	}
 	r.flags |= KVM_MEM_LOG_DIRTY_PAGES;
 	ret = ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION2, &r) < 0 ? -errno : 0;
-	r.memory_size = 0;	/* delete it again */
-	(void)ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION2, &r);
+	/* Delete it again, with the flags it has: KVM checks the flags
+	 * before it sees that the size is 0, and refuses logging on a
+	 * guest_memfd slot even in a delete. */
+	r.flags = KVM_MEM_GUEST_MEMFD | (ret ? 0 : KVM_MEM_LOG_DIRTY_PAGES);
+	r.memory_size = 0;
+	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION2, &r) < 0) {
+		*why = "cannot try it (the scratch slot could not be deleted)";
+		munmap(hva, 2 * PG);
+		close(gfd);
+		return -EIO;
+	}
 	if (!ret) {
 		*why = ioctl(vm_fd, KVM_CHECK_EXTENSION,
 			     KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) > 0 ?

@@ -51,7 +51,7 @@ struct mig_uffd {
 
 /* A userfaultfd with async write-protect: the syscall, else the device
  * (where the syscall is restricted by vm.unprivileged_userfaultfd). */
-static int uffd_open(const char **why)
+int mig_uffd_open(const char **why)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = FEATURES };
 	int fd, dev;
@@ -87,7 +87,7 @@ static int uffd_open(const char **why)
  * that is not present reads as written once something populates it, so
  * no page table is built for holes (a 16 GiB guest costs nothing).
  */
-static int uffd_register(int fd, uint64_t addr, uint64_t len)
+int mig_uffd_register(int fd, uint64_t addr, uint64_t len)
 {
 	struct uffdio_register reg = {
 		.range = { .start = addr, .len = len },
@@ -98,9 +98,9 @@ static int uffd_register(int fd, uint64_t addr, uint64_t len)
 }
 
 /* Get and clear the written pages of [addr, addr + len): @fn per run. */
-static int scan(int pagemap, struct page_region *vec, size_t vec_len,
-		uint64_t addr, uint64_t len,
-		void (*fn)(void *arg, uint64_t a, uint64_t z), void *arg)
+int mig_uffd_scan(int pagemap, struct page_region *vec, size_t vec_len,
+		  uint64_t addr, uint64_t len,
+		  void (*fn)(void *arg, uint64_t a, uint64_t z), void *arg)
 {
 	struct pm_scan_arg a = {
 		.size = sizeof(a),
@@ -130,7 +130,7 @@ static int scan(int pagemap, struct page_region *vec, size_t vec_len,
 	}
 }
 
-static void note(void *arg, uint64_t a, uint64_t z)
+void mig_uffd_note(void *arg, uint64_t a, uint64_t z)
 {
 	*(bool *)arg = true;
 }
@@ -142,7 +142,7 @@ int mig_uffd_probe(const char **why)
 	int fd, mfd, pm = -1, err;
 	uint8_t *p = MAP_FAILED;
 
-	fd = uffd_open(why);
+	fd = mig_uffd_open(why);
 	if (fd < 0)
 		return fd;
 	err = -EOPNOTSUPP;
@@ -153,16 +153,18 @@ int mig_uffd_probe(const char **why)
 	if (p == MAP_FAILED)
 		goto out;
 	*why = "userfaultfd write-protect refused on a memfd mapping";
-	if (uffd_register(fd, (uintptr_t)p, PG))
+	if (mig_uffd_register(fd, (uintptr_t)p, PG))
 		goto out;
 	*why = "no PAGEMAP_SCAN (Linux 6.7) on /proc/self/pagemap";
 	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	p[0] = 1;	/* present, then protected by the first scan */
-	if (pm < 0 || scan(pm, vec, 16, (uintptr_t)p, PG, NULL, NULL))
+	if (pm < 0 ||
+	    mig_uffd_scan(pm, vec, 16, (uintptr_t)p, PG, NULL, NULL))
 		goto out;
 	p[0] = 2;	/* written after protection: must be reported */
 	seen = false;
-	if (scan(pm, vec, 16, (uintptr_t)p, PG, note, &seen) || !seen) {
+	if (mig_uffd_scan(pm, vec, 16, (uintptr_t)p, PG, mig_uffd_note,
+			  &seen) || !seen) {
 		*why = "PAGEMAP_SCAN did not report a written page";
 		goto out;
 	}
@@ -186,7 +188,7 @@ static int add_range(struct mig_uffd *u, void *addr, uint64_t len,
 
 	if (!addr)
 		return 0;
-	err = uffd_register(u->uffd, (uintptr_t)addr, len);
+	err = mig_uffd_register(u->uffd, (uintptr_t)addr, len);
 	if (err)
 		return snap_err(m, err, "userfaultfd write-protect of GPA "
 				"%#llx+%#llx: %s", (unsigned long long)gpa,
@@ -194,8 +196,8 @@ static int add_range(struct mig_uffd *u, void *addr, uint64_t len,
 	u->r[u->nr++] = (struct uffd_range){ (uintptr_t)addr, len, gpa };
 	/* Protect what is present; what was written before is sent anyway
 	 * (the first round sends every resident page). */
-	err = scan(u->pagemap, u->vec, SCAN_VEC, (uintptr_t)addr, len, NULL,
-		   NULL);
+	err = mig_uffd_scan(u->pagemap, u->vec, SCAN_VEC, (uintptr_t)addr,
+			    len, NULL, NULL);
 	if (err)
 		return snap_err(m, err, "PAGEMAP_SCAN of GPA %#llx: %s",
 				(unsigned long long)gpa, strerror(-err));
@@ -216,7 +218,7 @@ int mig_uffd_start(struct gmem_vm *vm, struct mig_uffd **out,
 	if (!u)
 		return snap_err(m, -ENOMEM, "no memory");
 	u->pagemap = -1;
-	u->uffd = uffd_open(&why);
+	u->uffd = mig_uffd_open(&why);
 	u->r = calloc(2 * (size_t)nr + 1, sizeof(*u->r));
 	u->vec = calloc(SCAN_VEC, sizeof(*u->vec));
 	if (u->uffd < 0) {
@@ -269,8 +271,8 @@ int mig_uffd_collect(struct mig_uffd *u, struct mig_pages *into,
 
 	for (i = 0; i < u->nr; i++) {
 		t.r = &u->r[i];
-		err = scan(u->pagemap, u->vec, SCAN_VEC, t.r->addr,
-			   t.r->len, add_written, &t);
+		err = mig_uffd_scan(u->pagemap, u->vec, SCAN_VEC, t.r->addr,
+				    t.r->len, add_written, &t);
 		if (err)
 			return snap_err(m, err, "PAGEMAP_SCAN of GPA %#llx: %s",
 					(unsigned long long)t.r->gpa,

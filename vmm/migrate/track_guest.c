@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Does userfaultfd write-protect on the views see what the guest writes?
+ * Asked of KVM itself, on a scratch VM, for the memslot layout a VM uses.
+ *
+ * Why a probe and not a rule: whether KVM's writes reach the host page
+ * tables depends on how KVM maps a slot, and that differs between hosts.
+ * Upstream x86 KVM takes the pages of a guest_memfd-only slot from the
+ * guest_memfd itself (behind the view: no PTE of ours is touched), while
+ * the KVM of our machines faults even a guest_memfd-bound slot through
+ * userspace_addr (HOST_NOTES.md; libgmem's gating probe picks the
+ * GMEM_SLOT layout for exactly that reason).  Where KVM goes through the
+ * view, write-protecting a page changes its PTE under the MMU notifier,
+ * which zaps KVM's SPTE, and the guest's next write comes back through
+ * GUP with FOLL_WRITE into the write fault that async mode resolves:
+ * seen.  Where it does not, nothing reaches the view and nothing is seen.
+ * So the probe does what a migration depends on, once each way:
+ *
+ *  1. a guest_memfd with the flags libgmem would use, mapped, bound to a
+ *     memslot of the layout (KVM_MEM_GUEST_MEMFD or a plain slot over
+ *     the mapping, as libgmem binds them);
+ *  2. a real-mode guest writes a page ("mov [0x2000], al; hlt"), so KVM
+ *     has it mapped, as a running guest's pages are when tracking starts;
+ *  3. the mapping is registered for async write-protect and protected by
+ *     a first scan; a second scan must report nothing (the probe's
+ *     control: a positive below must come from the guest's write);
+ *  4. the guest writes the page again; a scan must report it.
+ *
+ * Written against the UAPI (Documentation/virt/kvm/api.rst 4.35 and
+ * 4.141, Documentation/admin-guide/mm/pagemap.rst): this host has no
+ * /dev/kvm; tests/test_migrate_kvm.c reports itself skipped here.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "kvm_compat.h"
+#include "kvm_util.h"
+#include "mm_compat.h"
+#include "track.h"
+
+#define PG GMEM_PAGE_SIZE
+#define GUEST_PAGES 4
+#define GUEST_DATA 0x2000	/* the page the guest writes */
+
+/* Real-mode code at GPA 0: "mov [0x2000], al; hlt". */
+static const uint8_t guest_code[] = { 0xa2, 0x00, 0x20, 0xf4 };
+
+/* One run with AL = @val: 0 once the guest halted with @val in its page. */
+static int guest_write(struct kvmu_vcpu *v, const volatile uint8_t *mem,
+		       uint8_t val)
+{
+	struct kvm_regs regs;
+	int err;
+
+	memset(&regs, 0, sizeof(regs));
+	regs.rax = val;
+	err = kvmu_vcpu_real_mode(v, 0, 0, &regs);
+	if (!err)
+		err = kvmu_vcpu_run(v);
+	if (err)
+		return err;
+	if (v->run->exit_reason != KVM_EXIT_HLT || mem[GUEST_DATA] != val)
+		return -EIO;
+	return 0;
+}
+
+static int bind(int vm, int gfd, void *mem, enum gmem_layout layout)
+{
+	struct kvm_userspace_memory_region2 r = {
+		.slot = 0, .guest_phys_addr = 0,
+		.memory_size = GUEST_PAGES * PG,
+		.userspace_addr = (uint64_t)(uintptr_t)mem,
+	};
+
+	if (layout == GMEM_LAYOUT_GMEM_SLOT) {
+		r.flags = KVM_MEM_GUEST_MEMFD;
+		r.guest_memfd = (uint32_t)gfd;
+	}
+	return ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &r) < 0 ? -errno : 0;
+}
+
+int mig_uffd_probe_guest(int kvm_fd, enum gmem_layout layout,
+			 const char **why)
+{
+	const uint64_t size = GUEST_PAGES * PG;
+	struct gmem_vm_caps caps = { .size = sizeof(caps) };
+	struct kvm_create_guest_memfd gc = { .size = size };
+	struct kvmu_vcpu vcpu = { .fd = -1 };
+	struct page_region vec[GUEST_PAGES];
+	uint8_t *mem = MAP_FAILED;
+	int vm, gfd = -1, uffd = -1, pm = -1, err;
+	const char *no;
+	uint64_t flags;
+	bool seen = false;
+
+	if (layout != GMEM_LAYOUT_GMEM_SLOT &&
+	    layout != GMEM_LAYOUT_PLAIN_SLOT) {
+		*why = "no such memslot layout";
+		return -EINVAL;
+	}
+	vm = kvmu_vm_create(kvm_fd, 0);
+	if (vm < 0) {
+		*why = "cannot try it (no scratch KVM VM)";
+		return vm;
+	}
+	err = -EOPNOTSUPP;
+	*why = "cannot try it (this VM type has no guest_memfd libgmem maps)";
+	if (gmem_probe_vm(vm, &caps) ||
+	    gmem_pick_guest_memfd_flags(&caps, GMEM_BACKEND_EMULATED,
+					&flags, &no))
+		goto out;
+	gc.flags = flags;
+	gfd = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &gc);
+	if (gfd >= 0)
+		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, gfd,
+			   0);
+	if (mem == MAP_FAILED)
+		goto out;
+	memcpy(mem, guest_code, sizeof(guest_code));
+	*why = "cannot try it (KVM refused the memslot)";
+	if (bind(vm, gfd, mem, layout))
+		goto out;
+	*why = "cannot try it (no vCPU)";
+	if (kvmu_vcpu_create(kvm_fd, vm, 0, &vcpu))
+		goto out;
+	*why = "cannot try it (the probe guest did not write its page)";
+	if (guest_write(&vcpu, mem, 0x11))
+		goto out;
+
+	uffd = mig_uffd_open(why);
+	if (uffd < 0) {
+		err = uffd;
+		goto out;
+	}
+	*why = "userfaultfd write-protect refused on a guest_memfd mapping";
+	if (mig_uffd_register(uffd, (uintptr_t)mem, size))
+		goto out;
+	*why = "PAGEMAP_SCAN (Linux 6.7) failed on a guest_memfd mapping";
+	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (pm < 0 ||
+	    mig_uffd_scan(pm, vec, GUEST_PAGES, (uintptr_t)mem, size, NULL,
+			  NULL) ||
+	    mig_uffd_scan(pm, vec, GUEST_PAGES, (uintptr_t)mem, size,
+			  mig_uffd_note, &seen))
+		goto out;
+	if (seen) {
+		*why = "PAGEMAP_SCAN reports a page of a guest_memfd mapping "
+		       "written that nobody wrote, so it proves nothing";
+		goto out;
+	}
+	*why = "cannot try it (the probe guest did not write its page)";
+	if (guest_write(&vcpu, mem, 0x22))
+		goto out;
+	*why = "PAGEMAP_SCAN (Linux 6.7) failed on a guest_memfd mapping";
+	if (mig_uffd_scan(pm, vec, GUEST_PAGES, (uintptr_t)mem + GUEST_DATA,
+			  PG, mig_uffd_note, &seen))
+		goto out;
+	if (!seen) {
+		*why = layout == GMEM_LAYOUT_GMEM_SLOT ?
+		       "a guest's write through a guest_memfd-bound memslot "
+		       "does not reach the view (KVM writes the guest_memfd "
+		       "behind it), and gmvm does not hand its memslots to "
+		       "KVM's dirty log" :
+		       "a guest's write through a plain memslot does not "
+		       "reach userfaultfd write-protect on the view";
+		goto out;
+	}
+	*why = layout == GMEM_LAYOUT_GMEM_SLOT ?
+	       "a guest's write through a guest_memfd-bound memslot reaches "
+	       "the view (KVM faults it in through userspace_addr)" :
+	       "a guest's write through a plain memslot reaches the view";
+	err = 0;
+out:
+	kvmu_vcpu_destroy(&vcpu);
+	if (pm >= 0)
+		close(pm);
+	if (uffd >= 0)
+		close(uffd);	/* unregisters, dropping the protection */
+	if (mem != MAP_FAILED)
+		munmap(mem, size);
+	if (gfd >= 0)
+		close(gfd);
+	close(vm);
+	return err;
+}
