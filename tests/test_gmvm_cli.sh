@@ -545,7 +545,7 @@ signalled() {
 		fail "$name exited $st, expected $want; stderr: $(head -c 400 "$tmp/err")"
 		return 1
 	fi
-	grep -q "^gmvm: stopped by $sig while the guest was running" "$tmp/err" ||
+	grep -q "^gmvm: stopped by SIG$sig while the guest was running" "$tmp/err" ||
 		fail "$name: no stop message: $(head -c 400 "$tmp/err")"
 	grep -q '^gmvm: audit after the run: every invariant holds' "$tmp/err" ||
 		fail "$name: no audit line: $(head -c 400 "$tmp/err")"

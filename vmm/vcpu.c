@@ -205,7 +205,8 @@ static enum exit_action vcpu_dispatch(struct vcpu *vcpu)
  *
  * But completing an exit can itself end in a new one before KVM looks at
  * immediate_exit (x86.c runs complete_userspace_io first and returns its
- * exit): the next batch of a `rep ins`/`rep outs`, the second half of an
+ * exit): the next iteration of a `rep outs` (one exit per byte), the
+ * next read-ahead batch of a `rep ins`, the second half of an
  * MMIO access split across pages.  KVM_RUN then returns 0 with that exit
  * in kvm_run, and the instruction is still in flight.  So dispatch every
  * such exit as the run loop would and enter again, until KVM says EINTR:

@@ -173,36 +173,63 @@ err:
 	return ret;
 }
 
+/* One MSR through KVM_GET_MSRS or KVM_SET_MSRS: 1 done, 0 refused, -errno. */
+static int msr_io(struct vcpu *vcpu, unsigned long req, uint32_t index,
+		  uint64_t *value)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} m;
+	int r;
+
+	memset(&m, 0, sizeof(m));
+	m.h.nmsrs = 1;
+	m.e.index = index;
+	m.e.data = *value;
+	r = ioctl(vcpu->fd, req, &m);
+	if (r < 0)
+		return -errno;
+	*value = m.e.data;
+	return r;
+}
+
+/*
+ * The saved MSRs, written back one at a time, and only those this fresh
+ * vCPU does not already hold: some MSRs read fine but refuse any
+ * host-initiated write on a VM like gmvm's, without an in-kernel LAPIC
+ * (MSR_KVM_ASYNC_PF_INT: kvm_pv_enable_async_pf_int() fails even for 0
+ * there), and writing back what is already there changes nothing.  One
+ * per call so that a refusal names its MSR and no call comes near KVM's
+ * limit on entries per KVM_SET_MSRS.  An MSR the guest changed that
+ * this host refuses fails the restore: the vCPU would not resume exactly.
+ */
 static int set_msrs(struct vcpu *vcpu, const struct snap_vcpu *v, char *why,
 		    size_t len)
 {
-	struct kvm_msrs *m;
+	uint64_t now;
 	uint32_t i;
 	int r;
 
-	m = calloc(1, sizeof(*m) + v->nr_msrs * sizeof(m->entries[0]));
-	if (!m) {
-		snprintf(why, len, "vcpu %u: out of memory", vcpu->index);
-		return -ENOMEM;
-	}
-	m->nmsrs = v->nr_msrs;
 	for (i = 0; i < v->nr_msrs; i++) {
-		m->entries[i].index = v->msrs[i].index;
-		m->entries[i].data = v->msrs[i].value;
+		now = 0;
+		if (msr_io(vcpu, KVM_GET_MSRS, v->msrs[i].index, &now) == 1 &&
+		    now == v->msrs[i].value)
+			continue;
+		now = v->msrs[i].value;
+		r = msr_io(vcpu, KVM_SET_MSRS, v->msrs[i].index, &now);
+		if (r == 1)
+			continue;
+		if (r < 0)
+			snprintf(why, len, "vcpu %u: KVM_SET_MSRS of MSR %#x: %s",
+				 vcpu->index, v->msrs[i].index, strerror(-r));
+		else
+			snprintf(why, len, "vcpu %u: KVM_SET_MSRS: this host's KVM refuses MSR %#x = %#llx",
+				 vcpu->index, v->msrs[i].index,
+				 (unsigned long long)v->msrs[i].value);
+		return r < 0 ? r : -EINVAL;
 	}
-	/* It sets them in order and returns how many it set. */
-	r = ioctl(vcpu->fd, KVM_SET_MSRS, m);
-	free(m);
-	if (r == (int)v->nr_msrs)
-		return 0;
-	if (r < 0)
-		snprintf(why, len, "vcpu %u: KVM_SET_MSRS: %s", vcpu->index,
-			 strerror(errno));
-	else
-		snprintf(why, len, "vcpu %u: KVM_SET_MSRS: this host's KVM refuses MSR %#x = %#llx",
-			 vcpu->index, v->msrs[r].index,
-			 (unsigned long long)v->msrs[r].value);
-	return r < 0 ? -errno : -EINVAL;
+	return 0;
 }
 
 int vcpu_state_set(struct vcpu *vcpu, const struct snap_vcpu *v, char *why,
@@ -225,6 +252,9 @@ int vcpu_state_set(struct vcpu *vcpu, const struct snap_vcpu *v, char *why,
 			return -EOPNOTSUPP;
 		}
 	VCPU_IOCTL(KVM_SET_SREGS, &sregs, "KVM_SET_SREGS");
+	/* Without an in-kernel LAPIC every KVM_RUN loads CR8 from kvm_run
+	 * (x86.c: "re-sync apic's tpr"), which is 0 on a new vCPU. */
+	vcpu->run->cr8 = v->sregs.cr8;
 	VCPU_IOCTL(KVM_SET_REGS, &regs, "KVM_SET_REGS");
 	if (xcrs.nr_xcrs)
 		VCPU_IOCTL(KVM_SET_XCRS, &xcrs, "KVM_SET_XCRS");

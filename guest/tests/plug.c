@@ -39,7 +39,7 @@ static uint8_t st[NPAGES], plugged[NPAGES], fill[NPAGES], b0[NPAGES];
 
 static long set_plugged(uint64_t gpa, uint64_t npages, bool plug)
 {
-	return gm_hypercall(GM_HC_SET_PLUGGED, gpa, npages,
+	return gm_doorbell(GM_HC_SET_PLUGGED, gpa, npages,
 			    plug ? GM_PLUG : 0);
 }
 
@@ -151,9 +151,9 @@ static void bad_args(void)
 	GUEST_ASSERT_EQ(set_plugged(gm_ram_size - PAGE_SIZE, 2, true),
 			GM_HC_EINVAL);
 	GUEST_ASSERT_EQ(set_plugged(area, ~0ULL, false), GM_HC_EINVAL);
-	GUEST_ASSERT_EQ(gm_hypercall(GM_HC_SET_PLUGGED, area, 1, 2),
+	GUEST_ASSERT_EQ(gm_doorbell(GM_HC_SET_PLUGGED, area, 1, 2),
 			GM_HC_EINVAL);
-	GUEST_ASSERT_EQ(gm_hypercall(GM_HC_SET_PLUGGED, area, 1,
+	GUEST_ASSERT_EQ(gm_doorbell(GM_HC_SET_PLUGGED, area, 1,
 				     1ULL << 63), GM_HC_EINVAL);
 	/* A shared-view address is not a private-view GPA. */
 	if (gm_shared_base)

@@ -157,7 +157,7 @@ static void implicit_above(uint64_t gpa)
 
 static long set_plugged(uint64_t gpa, uint64_t npages, bool plug)
 {
-	return gm_hypercall(GM_HC_SET_PLUGGED, gpa, npages,
+	return gm_doorbell(GM_HC_SET_PLUGGED, gpa, npages,
 			    plug ? GM_PLUG : 0);
 }
 

@@ -3,12 +3,13 @@
  * String I/O that a pause must not cut (tests/test_gmvm_ctl.sh pauses and
  * resumes it many times): vCPU 0 prints "ready", then, until it is
  * stopped, writes one line of LINE_LEN bytes to COM1 with a single
- * `rep outsb`, which KVM hands to gmvm in several exits of at most a page
- * each, and reads COM1's LSR (always 0x60) IN_LEN times with a single
- * `rep insb`, checking every byte.  Most of the loop's exits are those
- * instructions', so pauses land inside them.  A VMM that parks a vCPU
- * with one of their later exits unhandled (KVM raises it while completing
- * the one before) drops a page of output: a short line.
+ * `rep outsb`, which KVM hands to gmvm one exit per byte (its emulator
+ * sends OUTS one iteration at a time), and reads COM1's LSR (always
+ * 0x60) IN_LEN times with a single `rep insb`, which KVM reads ahead in
+ * batches.  Nearly all of the loop's exits are those instructions', so
+ * pauses land inside them.  A VMM that parks a vCPU with one of their
+ * later exits unhandled (KVM raises it while completing the one before)
+ * drops output (a short line) or input (a failed check).
  *
  * Lines: "rep-io NNNNNNNN " (the count, 8 hex digits) then 'a'..'z'
  * repeated, position i holding 'a' + i % 26, to LINE_LEN - 1 bytes, then
@@ -17,7 +18,7 @@
  */
 #include "guest.h"
 
-#define LINE_LEN 9000	/* more than two pages: three exits at least */
+#define LINE_LEN 9000	/* more than two pages of output */
 #define IN_LEN 9000
 #define HEAD 16		/* "rep-io NNNNNNNN " */
 

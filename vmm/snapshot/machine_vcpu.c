@@ -175,7 +175,8 @@ static int check_events(struct snap_reader *r, const struct snap_section *s,
 	else if (e->interrupt.injected > 1 || e->interrupt.soft > 1 ||
 		 e->interrupt.shadow & ~SHADOW_BITS)
 		why = "an interrupt field out of range";
-	else if (e->nmi.injected > 1 || e->nmi.pending > 1 ||
+	/* KVM queues up to two NMIs (process_nmi()), and says so. */
+	else if (e->nmi.injected > 1 || e->nmi.pending > 2 ||
 		 e->nmi.masked > 1 || e->nmi.pad)
 		why = "an NMI field out of range";
 	else if (e->smi.smm > 1 || e->smi.pending > 1 ||
