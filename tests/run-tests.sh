@@ -12,7 +12,8 @@
 #  - a guest run: each line "//@ run: STATUS [GMVM-OPTIONS] [-- GUEST-ARGS]"
 #    in guest/tests/NAME.c runs "gmvm run --timeout T OPTIONS NAME.elf ARGS"
 #    and passes when gmvm exits with STATUS.  Without usable /dev/kvm every
-#    guest run is skipped (never passed).
+#    guest run is skipped (never passed); so are a guest's runs when its
+#    "//@ needs: SHELL-CONDITION # REASON" line is false on this host.
 # --concurrency keeps only the tests whose name contains "concurrent" or
 # that carry "//@ concurrency" (the TSan subset).
 # A skipped or failed test's last output line is shown; its whole output
@@ -92,6 +93,13 @@ for c in "$src"/guest/tests/*.c; do
 	elf="$build/guest/$base.elf"
 	conc=0
 	grep -q '//@ concurrency' "$c" && conc=1
+	# A host condition the guest's runs depend on (not KVM's).
+	needs=$(grep -m1 '//@ needs:' "$c" | sed 's|.*//@ needs:||')
+	unmet=""
+	if [ -n "$needs" ] && ! bash -c "${needs%%#*}" >/dev/null 2>&1; then
+		unmet=${needs#*#}
+		unmet=${unmet# }
+	fi
 	n=0
 	while IFS= read -r line; do
 		n=$((n + 1))
@@ -109,6 +117,11 @@ for c in "$src"/guest/tests/*.c; do
 		log="$logs/guest-$base-$n.log"
 		if [ -n "$kvm_reason" ]; then
 			echo "needs KVM: $kvm_reason" >"$log"
+			report "$name" 77 "$log"
+			continue
+		fi
+		if [ -n "$unmet" ]; then
+			echo "needs: $unmet" >"$log"
 			report "$name" 77 "$log"
 			continue
 		fi

@@ -48,6 +48,10 @@
 #include "snapshot/machine.h"
 
 #define MiB (1ULL << 20)
+/* The VM's memory, all of it written: more than the socket buffers of
+ * a migration (the source asks for a 4 MiB send buffer), so that a
+ * destination that reads nothing keeps the source waiting. */
+#define RAM (32 * MiB)
 
 static char gmvm[PATH_MAX];
 static char dir[] = "/tmp/test_gmvm_migrate_wire.XXXXXX";
@@ -236,11 +240,11 @@ static void incoming(void)
 	close(fd);
 
 	printf("machine sections that disagree with the memory\n");
-	TEST_ASSERT(whole_stream(8 * MiB, true, "RUNOPTS") != 0);
+	TEST_ASSERT(whole_stream(2 * RAM, true, "RUNOPTS") != 0);
 
 	/* Refused before the ACK too: the source keeps its VM. */
 	printf("a stream without the VMM's sections\n");
-	TEST_ASSERT(whole_stream(4 * MiB, false,
+	TEST_ASSERT(whole_stream(RAM, false,
 				 "without the VMM's RUNOPTS section") != 0);
 
 	if (!access("/dev/kvm", F_OK)) {
@@ -248,7 +252,7 @@ static void incoming(void)
 		return;
 	}
 	printf("a whole stream, acknowledged, then no KVM to run it\n");
-	TEST_ASSERT_EQ(whole_stream(4 * MiB, true, "KVM"), 0);
+	TEST_ASSERT_EQ(whole_stream(RAM, true, "KVM"), 0);
 }
 
 /* ---- the control socket's migrate ------------------------------------- */
@@ -351,13 +355,17 @@ static void *request_main(void *arg)
 /*
  * A destination that accepts nothing: the source fills the socket's
  * buffer and waits in send().  Meanwhile another client is told busy at
- * once; then the destination goes away and the migration fails.
+ * once; then (with @stop, after a quit) the destination goes away and
+ * the migration fails: the VM runs on, or, stopped meanwhile, is said
+ * to be stopping (not to run on).
  */
-static void busy(const char *sock, const char *dst, const char *uri)
+static void busy(const char *sock, const char *dst, const char *uri,
+		 bool stop)
 {
 	struct request q = { .sock = sock };
 	struct ctl_listener l;
 	char reply[2048], why[256];
+	int i;
 
 	printf("migrate: others are told busy meanwhile\n");
 	TEST_ASSERT_EQ(ctl_listen(&l, dst, 1, why, sizeof(why)), 0);
@@ -365,20 +373,32 @@ static void busy(const char *sock, const char *dst, const char *uri)
 		 "{\"cmd\": \"migrate\", \"uri\": \"%s\"}\n", uri);
 	TEST_ASSERT_EQ(pthread_create(&q.th, NULL, request_main, &q), 0);
 	/* Until the migration has started, stats may still run. */
-	for (;;) {
+	for (i = 0;; i++) {
 		test_ctl_request(sock, "{\"cmd\": \"stats\"}\n", reply,
 				 sizeof(reply));
 		if (starts(reply, "{\"error\": \"busy: migrate is running"))
 			break;
 		if (!starts(reply, "{\"ok\": true,"))
 			TEST_FAIL("stats before the migration began: %s", reply);
+		if (i == 2000)
+			TEST_FAIL("never busy: did the migration end at once?");
 		usleep(10000);
 	}
 	printf("  %s", reply);
 	TEST_ASSERT(strstr(reply, "stats was not run"));
+	if (stop)
+		vm_quit(&a.vm);
 	ctl_listen_close(&l);	/* the pending connection is reset */
 	TEST_ASSERT_EQ(pthread_join(q.th, NULL), 0);
 	printf("  %s", q.reply);
+	if (stop) {
+		if (!starts(q.reply, "{\"error\": \"migrate: ") ||
+		    !strstr(q.reply, "the VM is stopping") ||
+		    strstr(q.reply, "runs on"))
+			TEST_FAIL("migrate ended by a stop: %s", q.reply);
+		TEST_ASSERT(vm_stopping(&a.vm));
+		return;
+	}
 	if (!starts(q.reply, "{\"error\": \"migrate: ") ||
 	    !strstr(q.reply, "the VM runs on"))
 		TEST_FAIL("migrate to a vanished destination: %s", q.reply);
@@ -419,9 +439,9 @@ static void migrate_command(void)
 		       "KVM_GET_REGS");
 	TEST_ASSERT(dest_join(&d) != 0);
 
-	busy(sock, dst, uri);
+	busy(sock, dst, uri, false);
+	busy(sock, dst, uri, true);
 
-	vm_quit(&a.vm);
 	test_ctl_request(sock, "{\"cmd\": \"migrate\", \"uri\": \"unix:/x\"}\n", uri,
 		sizeof(uri));
 	TEST_ASSERT(!strcmp(uri, "{\"error\": \"migrate: the VM is stopping\"}\n"));
@@ -438,7 +458,7 @@ static void fill(void)
 	static uint8_t page[4096];
 	uint64_t gpa;
 
-	for (gpa = 0; gpa < 4 * MiB; gpa += sizeof(page)) {
+	for (gpa = 0; gpa < RAM; gpa += sizeof(page)) {
 		memset(page, (int)(gpa >> 12) | 1, sizeof(page));
 		TEST_ASSERT_EQ(gmem_access(a.vm.gmem, gpa, page, sizeof(page),
 					   true, GMEM_PRIVATE), 0);
@@ -449,7 +469,7 @@ static void fill(void)
 
 int main(void)
 {
-	struct fuzz_vm_opts o = { .ram_size = 4 * MiB };
+	struct fuzz_vm_opts o = { .ram_size = RAM };
 	struct mig_track_caps c;
 	char sock[PATH_MAX];
 

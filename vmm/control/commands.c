@@ -228,6 +228,18 @@ static void cmd_migrate(void *ctx, const struct ctl_json_object *req,
 	}
 	memset(&st, 0, sizeof(st));
 	ret = vm_migrate(vm, u->str, paused, &st, why, sizeof(why));
+	if (ret && vm_stopping(vm)) {
+		/* A stop (quit, a signal, the guest's exit) ended it: the VM
+		 * does not run on, whatever the reason says. */
+		clip_path(why, sizeof(why), u->str, clip);
+		if (strstr(why, "the VM is stopping"))
+			ctl_reply_error(r, "migrate: %s", why);
+		else
+			ctl_reply_error(r, "migrate: %s; the VM is stopping",
+					why);
+		gmvm_err("migration to %s abandoned: %s", clip, why);
+		return;
+	}
 	if (ret) {
 		clip_path(why, sizeof(why), u->str, clip);
 		ctl_reply_error(r, "migrate: %s; the VM runs on%s", why,
