@@ -46,7 +46,8 @@ static inline long gm_hypercall(uint64_t nr, uint64_t a0, uint64_t a1,
 	return ret;
 }
 
-/* 0, or -22 (bad request), -11 (pinned page), -1000 (unknown number). */
+/* 0, or -22 (bad request), -11 (pinned page), -12 (the host's mapping
+ * limit: extension 3), -1000 (unknown number). */
 static inline long map_gpa_range(uint64_t gpa, uint64_t npages,
 				 uint64_t attrs)
 {
