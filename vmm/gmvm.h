@@ -306,6 +306,14 @@ void gmvm_verr(const char *about, const char *fmt, va_list ap)
 
 /* host.c: what gmvm needs from this host's KVM, and its backend there. */
 int kvm_open(int *fd, bool quiet);
+/*
+ * Can this host run a VM of @nr_vcpus?  /dev/kvm opened into *kvm_fd, its
+ * API version checked, a VM created into *vm_fd (-1 until then), gmvm's
+ * required capabilities and the vCPU count checked: 0, or -errno with
+ * the one-line reason in @why.  The caller closes what was opened.
+ */
+int kvm_host_check(int *kvm_fd, int *vm_fd, unsigned int nr_vcpus,
+		   char *why, size_t len);
 int vm_missing_caps(int fd, char *buf, size_t len);
 int vm_choose_backend(const struct gmem_vm_caps *caps, enum gmem_mode mode,
 		      enum gmem_backend *lib_backend, const char **lib_why,

@@ -101,3 +101,51 @@ int vm_choose_backend(const struct gmem_vm_caps *caps, enum gmem_mode mode,
 	}
 	return 0;
 }
+
+int kvm_host_check(int *kvm_fd, int *vm_fd, unsigned int nr_vcpus,
+		   char *why, size_t len)
+{
+	char missing[512];
+	long max_vcpus;
+	int r;
+
+	*vm_fd = -1;
+	*kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (*kvm_fd < 0) {
+		r = -errno;
+		snprintf(why, len, "/dev/kvm: %s (%s)", strerror(errno),
+			 errno == ENOENT ? "KVM is not available on this host" :
+			 errno == EACCES ? "no permission to use KVM" :
+			 "cannot use KVM");
+		return r;
+	}
+	r = ioctl(*kvm_fd, KVM_GET_API_VERSION, 0);
+	if (r != KVM_API_VERSION) {
+		snprintf(why, len, "/dev/kvm: API version %d, gmvm needs %d",
+			 r, KVM_API_VERSION);
+		return -ENOTSUP;
+	}
+	*vm_fd = ioctl(*kvm_fd, KVM_CREATE_VM, 0);
+	if (*vm_fd < 0) {
+		r = -errno;
+		snprintf(why, len, "KVM_CREATE_VM: %s", strerror(errno));
+		return r;
+	}
+	if (vm_missing_caps(*vm_fd, missing, sizeof(missing))) {
+		snprintf(why, len, "this host's KVM lacks what gmvm needs: %s",
+			 missing);
+		return -ENOTSUP;
+	}
+	max_vcpus = ioctl(*vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (max_vcpus <= 0)
+		max_vcpus = ioctl(*vm_fd, KVM_CHECK_EXTENSION,
+				  KVM_CAP_NR_VCPUS);
+	if (max_vcpus <= 0)
+		max_vcpus = 4;	/* the documented default */
+	if (nr_vcpus > max_vcpus) {
+		snprintf(why, len, "--vcpus %u: this host's KVM allows at most %ld",
+			 nr_vcpus, max_vcpus);
+		return -ENOTSUP;
+	}
+	return 0;
+}

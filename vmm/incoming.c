@@ -19,6 +19,9 @@
  *     restore_open_fd() checks all of it (framing, memory, every machine
  *     section, gmvm's own rules) -- before the ACK, so a VM gmvm cannot
  *     run is refused and the source keeps its guest.
+ *     Then, still before the ACK, KVM is asked whether this host can run
+ *     it at all (before_ack()), so that a refusal leaves the source its
+ *     guest.
  *  4. After the COMMIT, vm_run() runs it as `gmvm restore` would: KVM
  *     memory filled from the memfd, devices, every vCPU where it stopped.
  *
@@ -225,17 +228,34 @@ static int section(void *data, uint32_t type, uint32_t flags, const void *p,
 	return type == SNAP_SEC_RUNOPTS ? materialize(in) : 0;
 }
 
-/* Before the ACK: the VM must have been checked whole, with RUNOPTS. */
+/*
+ * Before the ACK, the last moment at which a refusal leaves the source
+ * its guest: the VM must have been checked whole, with RUNOPTS, and this
+ * host must be able to run it (KVM there, with what gmvm needs and
+ * enough vCPUs: kvm_host_check(), as vm_run() will ask again).  Without
+ * that a destination on a host without KVM took the guest and lost it.
+ */
 static int before_ack(void *data)
 {
 	struct incoming *in = data;
+	char why[640];
 	struct snap_msg msg;
+	int kvm_fd, vm_fd, ret;
 
-	if (in->opened)
-		return 0;
 	snap_msg_init(&msg, in->why, sizeof(in->why));
-	return snap_err(&msg, -EBADMSG,
-			"the stream ended without the VMM's RUNOPTS section");
+	if (!in->opened)
+		return snap_err(&msg, -EBADMSG,
+				"the stream ended without the VMM's RUNOPTS section");
+	ret = kvm_host_check(&kvm_fd, &vm_fd, in->cfg->nr_vcpus, why,
+			     sizeof(why));
+	if (vm_fd >= 0)
+		close(vm_fd);
+	if (kvm_fd >= 0)
+		close(kvm_fd);
+	if (ret)
+		return snap_err(&msg, ret, "this host cannot run the VM: %s",
+				why);
+	return 0;
 }
 
 static double now_s(void)

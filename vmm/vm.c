@@ -165,39 +165,14 @@ bool vm_stopping(struct vm *vm)
 
 static int vm_open_kvm(struct vm *vm)
 {
-	char missing[512];
-	long max_vcpus;
+	char why[640];
 	int r, ret;
 
-	ret = kvm_open(&vm->kvm_fd, false);
-	if (ret)
+	ret = kvm_host_check(&vm->kvm_fd, &vm->vm_fd, vm->nr_vcpus, why,
+			     sizeof(why));
+	if (ret) {
+		gmvm_err("%s", why);
 		return ret;
-	r = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
-	if (r != KVM_API_VERSION) {
-		gmvm_err("/dev/kvm: API version %d, gmvm needs %d", r,
-			 KVM_API_VERSION);
-		return -ENOTSUP;
-	}
-	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
-	if (vm->vm_fd < 0) {
-		ret = -errno;
-		gmvm_err("KVM_CREATE_VM: %s", strerror(errno));
-		return ret;
-	}
-	if (vm_missing_caps(vm->vm_fd, missing, sizeof(missing))) {
-		gmvm_err("this host's KVM lacks what gmvm needs: %s", missing);
-		return -ENOTSUP;
-	}
-	max_vcpus = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
-	if (max_vcpus <= 0)
-		max_vcpus = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION,
-				  KVM_CAP_NR_VCPUS);
-	if (max_vcpus <= 0)
-		max_vcpus = 4;	/* the documented default */
-	if (vm->nr_vcpus > max_vcpus) {
-		gmvm_err("--vcpus %u: this host's KVM allows at most %ld",
-			 vm->nr_vcpus, max_vcpus);
-		return -ENOTSUP;
 	}
 	r = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (r < (int)sizeof(struct kvm_run)) {
