@@ -13,7 +13,8 @@
 #    in guest/tests/NAME.c runs "gmvm run --timeout T OPTIONS NAME.elf ARGS"
 #    and passes when gmvm exits with STATUS.  Without usable /dev/kvm every
 #    guest run is skipped (never passed); so are a guest's runs when its
-#    "//@ needs: SHELL-CONDITION # REASON" line is false on this host.
+#    "//@ needs: SHELL-CONDITION # REASON" line is false on this host
+#    (the condition cannot hold a '#').
 # --concurrency keeps only the tests whose name contains "concurrent" or
 # that carry "//@ concurrency" (the TSan subset).
 # A skipped or failed test's last output line is shown; its whole output

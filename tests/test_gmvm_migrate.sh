@@ -92,7 +92,10 @@ running() {
 session() {
 	local d=$tmp/m$RANDOM a b c
 	mkdir -p "$d"
-	rounds=$(rounds_for 6 3000 "$stress" "$@")
+	rounds=$(rounds_for 10 3000 "$stress" "$@") || {
+		fail "session $*: two short runs of $stress did not measure it"
+		return
+	}
 	echo "session: $* (rounds=$rounds)"
 	bg "$d/a" run --control "$d/a.ctl" --timeout 300 "$@" "$stress" \
 		rounds="$rounds" status=7

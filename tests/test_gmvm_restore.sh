@@ -144,7 +144,10 @@ session() {
 	mkdir -p "$d"
 	# Long enough that both snapshots land while the guest runs, and the
 	# restored runs still have work left, whatever this host's speed.
-	rounds=$(rounds_for 4 2000 "$stress" "$@")
+	rounds=$(rounds_for 4 2000 "$stress" "$@") || {
+		fail "session $*: two short runs of $stress did not measure it"
+		return
+	}
 	echo "session: $* (rounds=$rounds)"
 	start_bg "$d/run" run --control "$c" --timeout 300 "$@" "$stress" \
 		rounds="$rounds" status=7 || return

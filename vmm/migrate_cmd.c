@@ -190,9 +190,10 @@ static int guest_writes_seen(struct vm *vm, char *why, size_t why_len)
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	static enum gmem_layout asked = GMEM_LAYOUT_AUTO;
 	static const char *answer;
-	static int ret;
+	static int answer_ret;
 	enum gmem_layout layout = gmem_get_layout(vm->gmem);
 	enum gmem_backend backend = gmem_get_backend(vm->gmem);
+	int ret;
 
 	if (backend != GMEM_BACKEND_EMULATED) {
 		snprintf(why, why_len, "the %s backend keeps private memory out of this process's views, so there is nothing to send it from",
@@ -205,14 +206,20 @@ static int guest_writes_seen(struct vm *vm, char *why, size_t why_len)
 		return 0;
 	pthread_mutex_lock(&lock);
 	if (asked != layout) {
-		ret = mig_uffd_probe_guest(vm->kvm_fd, layout, &answer);
-		asked = layout;
+		answer_ret = mig_uffd_probe_guest(vm->kvm_fd, layout, &answer);
+		/* An answer is kept; a probe that could not run (no memory,
+		 * no fd) is asked again next time. */
+		asked = answer_ret == 0 || answer_ret == -EOPNOTSUPP ?
+			layout : GMEM_LAYOUT_AUTO;
 	}
+	ret = answer_ret;
 	if (ret)
-		snprintf(why, why_len, "dirty tracking for the %s layout: %s",
-			 gmem_layout_name(layout), answer);
+		snprintf(why, why_len, "dirty tracking for the %s layout: %s%s%s",
+			 gmem_layout_name(layout), answer,
+			 ret == -EOPNOTSUPP ? "" : ": ",
+			 ret == -EOPNOTSUPP ? "" : strerror(-ret));
 	pthread_mutex_unlock(&lock);
-	return ret ? -EOPNOTSUPP : 0;
+	return ret;
 }
 
 int vm_migrate(struct vm *vm, const char *uri, bool paused,

@@ -203,33 +203,46 @@ static int msr_io(struct vcpu *vcpu, unsigned long req, uint32_t index,
  * per call so that a refusal names its MSR and no call comes near KVM's
  * limit on entries per KVM_SET_MSRS.  An MSR the guest changed that
  * this host refuses fails the restore: the vCPU would not resume exactly.
+ * IA32_PERF_CAPABILITIES goes first: a write that changes it resets the
+ * PMU's counters and controls (x86 pmu.c), which sort after it.
  */
+#define MSR_IA32_PERF_CAPABILITIES 0x345
+
+static int set_msr(struct vcpu *vcpu, const struct snap_msr *m, char *why,
+		   size_t len)
+{
+	uint64_t now = 0;
+	int r;
+
+	if (msr_io(vcpu, KVM_GET_MSRS, m->index, &now) == 1 &&
+	    now == m->value)
+		return 0;
+	now = m->value;
+	r = msr_io(vcpu, KVM_SET_MSRS, m->index, &now);
+	if (r == 1)
+		return 0;
+	if (r < 0)
+		snprintf(why, len, "vcpu %u: KVM_SET_MSRS of MSR %#x: %s",
+			 vcpu->index, m->index, strerror(-r));
+	else
+		snprintf(why, len, "vcpu %u: KVM_SET_MSRS: this host's KVM refuses MSR %#x = %#llx",
+			 vcpu->index, m->index, (unsigned long long)m->value);
+	return r < 0 ? r : -EINVAL;
+}
+
 static int set_msrs(struct vcpu *vcpu, const struct snap_vcpu *v, char *why,
 		    size_t len)
 {
-	uint64_t now;
 	uint32_t i;
-	int r;
+	int r = 0;
 
-	for (i = 0; i < v->nr_msrs; i++) {
-		now = 0;
-		if (msr_io(vcpu, KVM_GET_MSRS, v->msrs[i].index, &now) == 1 &&
-		    now == v->msrs[i].value)
-			continue;
-		now = v->msrs[i].value;
-		r = msr_io(vcpu, KVM_SET_MSRS, v->msrs[i].index, &now);
-		if (r == 1)
-			continue;
-		if (r < 0)
-			snprintf(why, len, "vcpu %u: KVM_SET_MSRS of MSR %#x: %s",
-				 vcpu->index, v->msrs[i].index, strerror(-r));
-		else
-			snprintf(why, len, "vcpu %u: KVM_SET_MSRS: this host's KVM refuses MSR %#x = %#llx",
-				 vcpu->index, v->msrs[i].index,
-				 (unsigned long long)v->msrs[i].value);
-		return r < 0 ? r : -EINVAL;
-	}
-	return 0;
+	for (i = 0; !r && i < v->nr_msrs; i++)
+		if (v->msrs[i].index == MSR_IA32_PERF_CAPABILITIES)
+			r = set_msr(vcpu, &v->msrs[i], why, len);
+	for (i = 0; !r && i < v->nr_msrs; i++)
+		if (v->msrs[i].index != MSR_IA32_PERF_CAPABILITIES)
+			r = set_msr(vcpu, &v->msrs[i], why, len);
+	return r;
 }
 
 int vcpu_state_set(struct vcpu *vcpu, const struct snap_vcpu *v, char *why,

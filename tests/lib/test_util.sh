@@ -25,7 +25,8 @@ cleanup() {
 	[ -n "$bg_pid" ] && kill -9 "$bg_pid" 2>/dev/null
 	# Every other background job too (a script that starts several gmvm
 	# and ends early, say by a skip, leaves none running).
-	kill -9 $(jobs -p) 2>/dev/null
+	# (Quietly: bash's "Killed" lines would hide the test's last line.)
+	{ kill -9 $(jobs -p); wait; } 2>/dev/null
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -129,25 +130,30 @@ build_guest() {	# SRC.S OUT [CPP-ARGS...]
 
 # rounds_for SECONDS MIN GUEST [RUN-OPTIONS...]: the rounds= argument that
 # makes GUEST (a guest taking rounds=N and status=S, as snap_stress does)
-# run about SECONDS on this host, and at least MIN.  Guest code runs at a
-# speed that differs by orders of magnitude between hosts (HOST_NOTES:
-# ~2 us an instruction under kvm_pvm), so a test that must act while its
-# guest still runs measures it: two short runs, the difference is the
-# cost of 200 rounds.
+# run about SECONDS on this host: at least MIN, at most 100 x MIN.  Guest
+# code runs at a speed that differs by orders of magnitude between hosts
+# (HOST_NOTES: ~2 us an instruction under kvm_pvm), so a test that must
+# act while its guest still runs measures it: two short runs, the
+# difference is the cost of 200 rounds.  Prints nothing and returns 1
+# (the caller fails, saying so) when a run does not end as asked or the
+# difference is lost in the noise.
 rounds_for() {
 	local secs=$1 min=$2 guest=$3 t0 t1 t2 per n
 	shift 3
 	t0=$(date +%s%N)
 	"$GMVM" run --timeout 120 "$@" "$guest" rounds=100 status=7 \
 		>/dev/null 2>&1 </dev/null
+	[ $? = 7 ] || return 1
 	t1=$(date +%s%N)
 	"$GMVM" run --timeout 120 "$@" "$guest" rounds=300 status=7 \
 		>/dev/null 2>&1 </dev/null
+	[ $? = 7 ] || return 1
 	t2=$(date +%s%N)
+	# 200 rounds must cost a tenth of the first run at least.
+	[ $(((t2 - t1) - (t1 - t0))) -gt $(((t1 - t0) / 10)) ] || return 1
 	per=$((((t2 - t1) - (t1 - t0)) / 200))
-	[ "$per" -gt 0 ] || per=1
 	n=$((secs * 1000000000 / per))
 	[ "$n" -ge "$min" ] || n=$min
-	[ "$n" -le 10000000 ] || n=10000000
+	[ "$n" -le $((100 * min)) ] || n=$((100 * min))
 	echo "$n"
 }

@@ -98,10 +98,12 @@ int mig_uffd_probe(const char **why);
 /*
  * Does uffd-wp on a view see the guest's writes through memslots of
  * @layout (track_guest.c)?  A real-mode guest on a scratch VM of @kvm_fd
- * writes a page of a guest_memfd mapped as libgmem maps it, through a
- * memslot of @layout, the page is write-protected, the guest writes it
- * again, and PAGEMAP_SCAN must report it.  0, -EOPNOTSUPP where it is
- * not seen, else -errno; @why says which, as a static string.
+ * writes a page of a guest_memfd mapped as libgmem maps it, through each
+ * kind of memslot @layout uses, the page is write-protected, the guest
+ * writes it again, and PAGEMAP_SCAN must report it.  0; -EOPNOTSUPP
+ * where it is not seen or the host lacks what it needs (an answer);
+ * another -errno where the probe could not run (ask again later).  @why
+ * says which, as a static string.
  */
 int mig_uffd_probe_guest(int kvm_fd, enum gmem_layout layout,
 			 const char **why);

@@ -25,6 +25,20 @@
  *     a first scan; a second scan must report nothing (the probe's
  *     control: a positive below must come from the guest's write);
  *  4. the guest writes the page again; a scan must report it.
+ * For the GMEM_SLOT layout it asks twice: the private view's
+ * guest_memfd-bound slot and the shared view's plain slot (over the
+ * guest_memfd's mapping in in-place mode).
+ *
+ * What it proves, and not: the probe's write is a CPL-0 real-mode store,
+ * as libgmem's gating probe's load is.  On kvm_pvm CPL-0 code is
+ * emulated, and KVM's emulator reaches guest memory through
+ * userspace_addr whatever the slot; every gmvm guest runs at CPL 0, so
+ * for them the answer is the one that matters.  Code a host executes
+ * natively (user mode under kvm_pvm, everything under VMX/SVM) takes
+ * KVM's MMU path instead, which this probe exercises only where KVM
+ * runs real mode natively; a guest with a user mode (a Linux guest,
+ * which these hosts cannot run) would need a long-mode CPL-3 probe
+ * before its writes could be trusted to the views.
  *
  * Written against the UAPI (Documentation/virt/kvm/api.rst 4.35 and
  * 4.141, Documentation/admin-guide/mm/pagemap.rst): this host has no
@@ -67,7 +81,7 @@ static int guest_write(struct kvmu_vcpu *v, const volatile uint8_t *mem,
 	return 0;
 }
 
-static int bind(int vm, int gfd, void *mem, enum gmem_layout layout)
+static int bind(int vm, int gfd, void *mem, bool gmem_slot)
 {
 	struct kvm_userspace_memory_region2 r = {
 		.slot = 0, .guest_phys_addr = 0,
@@ -75,15 +89,20 @@ static int bind(int vm, int gfd, void *mem, enum gmem_layout layout)
 		.userspace_addr = (uint64_t)(uintptr_t)mem,
 	};
 
-	if (layout == GMEM_LAYOUT_GMEM_SLOT) {
+	if (gmem_slot) {
 		r.flags = KVM_MEM_GUEST_MEMFD;
 		r.guest_memfd = (uint32_t)gfd;
 	}
 	return ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &r) < 0 ? -errno : 0;
 }
 
-int mig_uffd_probe_guest(int kvm_fd, enum gmem_layout layout,
-			 const char **why)
+/*
+ * One slot kind: a guest_memfd-bound slot (@gmem_slot), or a plain slot
+ * over the guest_memfd's mapping.  -EOPNOTSUPP where the write is not
+ * seen or this host lacks a feature it needs; another -errno where the
+ * probe could not run (worth asking again later).
+ */
+static int probe_slot(int kvm_fd, bool gmem_slot, const char **why)
 {
 	const uint64_t size = GUEST_PAGES * PG;
 	struct gmem_vm_caps caps = { .size = sizeof(caps) };
@@ -96,11 +115,6 @@ int mig_uffd_probe_guest(int kvm_fd, enum gmem_layout layout,
 	uint64_t flags;
 	bool seen = false;
 
-	if (layout != GMEM_LAYOUT_GMEM_SLOT &&
-	    layout != GMEM_LAYOUT_PLAIN_SLOT) {
-		*why = "no such memslot layout";
-		return -EINVAL;
-	}
 	vm = kvmu_vm_create(kvm_fd, 0);
 	if (vm < 0) {
 		*why = "cannot try it (no scratch KVM VM)";
@@ -114,21 +128,27 @@ int mig_uffd_probe_guest(int kvm_fd, enum gmem_layout layout,
 		goto out;
 	gc.flags = flags;
 	gfd = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &gc);
-	if (gfd >= 0)
-		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, gfd,
-			   0);
-	if (mem == MAP_FAILED)
+	if (gfd < 0)
 		goto out;
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, gfd, 0);
+	if (mem == MAP_FAILED) {
+		err = -errno;
+		*why = "cannot try it (cannot map the guest_memfd)";
+		goto out;
+	}
 	memcpy(mem, guest_code, sizeof(guest_code));
 	*why = "cannot try it (KVM refused the memslot)";
-	if (bind(vm, gfd, mem, layout))
+	if (bind(vm, gfd, mem, gmem_slot))
 		goto out;
 	*why = "cannot try it (no vCPU)";
-	if (kvmu_vcpu_create(kvm_fd, vm, 0, &vcpu))
+	err = kvmu_vcpu_create(kvm_fd, vm, 0, &vcpu);
+	if (err)
 		goto out;
 	*why = "cannot try it (the probe guest did not write its page)";
-	if (guest_write(&vcpu, mem, 0x11))
+	err = guest_write(&vcpu, mem, 0x11);
+	if (err)
 		goto out;
+	err = -EOPNOTSUPP;
 
 	uffd = mig_uffd_open(why);
 	if (uffd < 0) {
@@ -138,7 +158,7 @@ int mig_uffd_probe_guest(int kvm_fd, enum gmem_layout layout,
 	*why = "userfaultfd write-protect refused on a guest_memfd mapping";
 	if (mig_uffd_register(uffd, (uintptr_t)mem, size))
 		goto out;
-	*why = "PAGEMAP_SCAN (Linux 6.7) failed on a guest_memfd mapping";
+	*why = "PAGEMAP_SCAN (Linux 6.7) refused on a guest_memfd mapping";
 	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (pm < 0 ||
 	    mig_uffd_scan(pm, vec, GUEST_PAGES, (uintptr_t)mem, size, NULL,
@@ -152,14 +172,16 @@ int mig_uffd_probe_guest(int kvm_fd, enum gmem_layout layout,
 		goto out;
 	}
 	*why = "cannot try it (the probe guest did not write its page)";
-	if (guest_write(&vcpu, mem, 0x22))
+	err = guest_write(&vcpu, mem, 0x22);
+	if (err)
 		goto out;
-	*why = "PAGEMAP_SCAN (Linux 6.7) failed on a guest_memfd mapping";
+	err = -EOPNOTSUPP;
+	*why = "PAGEMAP_SCAN (Linux 6.7) refused on a guest_memfd mapping";
 	if (mig_uffd_scan(pm, vec, GUEST_PAGES, (uintptr_t)mem + GUEST_DATA,
 			  PG, mig_uffd_note, &seen))
 		goto out;
 	if (!seen) {
-		*why = layout == GMEM_LAYOUT_GMEM_SLOT ?
+		*why = gmem_slot ?
 		       "a guest's write through a guest_memfd-bound memslot "
 		       "does not reach the view (KVM writes the guest_memfd "
 		       "behind it), and gmvm does not hand its memslots to "
@@ -168,7 +190,7 @@ int mig_uffd_probe_guest(int kvm_fd, enum gmem_layout layout,
 		       "reach userfaultfd write-protect on the view";
 		goto out;
 	}
-	*why = layout == GMEM_LAYOUT_GMEM_SLOT ?
+	*why = gmem_slot ?
 	       "a guest's write through a guest_memfd-bound memslot reaches "
 	       "the view (KVM faults it in through userspace_addr)" :
 	       "a guest's write through a plain memslot reaches the view";
@@ -185,4 +207,30 @@ out:
 		close(gfd);
 	close(vm);
 	return err;
+}
+
+int mig_uffd_probe_guest(int kvm_fd, enum gmem_layout layout,
+			 const char **why)
+{
+	int ret;
+
+	switch (layout) {
+	case GMEM_LAYOUT_GMEM_SLOT:
+		/* The private view's slots, then the shared view's: plain
+		 * slots, over the guest_memfd's mapping in in-place mode. */
+		ret = probe_slot(kvm_fd, true, why);
+		if (!ret) {
+			const char *gmem_why = *why;
+
+			ret = probe_slot(kvm_fd, false, why);
+			if (!ret)
+				*why = gmem_why;
+		}
+		return ret;
+	case GMEM_LAYOUT_PLAIN_SLOT:
+		return probe_slot(kvm_fd, false, why);
+	default:
+		*why = "no such memslot layout";
+		return -EINVAL;
+	}
 }
