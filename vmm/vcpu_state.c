@@ -177,20 +177,20 @@ err:
 static int msr_io(struct vcpu *vcpu, unsigned long req, uint32_t index,
 		  uint64_t *value)
 {
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e;
-	} m;
+	/* struct kvm_msrs and its one entry, 8-byte aligned. */
+	uint64_t buf[(sizeof(struct kvm_msrs) +
+		      sizeof(struct kvm_msr_entry) + 7) / 8];
+	struct kvm_msrs *m = (struct kvm_msrs *)buf;
 	int r;
 
-	memset(&m, 0, sizeof(m));
-	m.h.nmsrs = 1;
-	m.e.index = index;
-	m.e.data = *value;
-	r = ioctl(vcpu->fd, req, &m);
+	memset(buf, 0, sizeof(buf));
+	m->nmsrs = 1;
+	m->entries[0].index = index;
+	m->entries[0].data = *value;
+	r = ioctl(vcpu->fd, req, m);
 	if (r < 0)
 		return -errno;
-	*value = m.e.data;
+	*value = m->entries[0].data;
 	return r;
 }
 
