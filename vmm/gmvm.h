@@ -314,6 +314,8 @@ int kvm_open(int *fd, bool quiet);
  */
 int kvm_host_check(int *kvm_fd, int *vm_fd, unsigned int nr_vcpus,
 		   char *why, size_t len);
+/* The most vCPUs a VM of @vm_fd may have (KVM_CAP_MAX_VCPUS, ...). */
+long kvm_max_vcpus(int vm_fd);
 int vm_missing_caps(int fd, char *buf, size_t len);
 int vm_choose_backend(const struct gmem_vm_caps *caps, enum gmem_mode mode,
 		      enum gmem_backend *lib_backend, const char **lib_why,

@@ -102,6 +102,15 @@ int vm_choose_backend(const struct gmem_vm_caps *caps, enum gmem_mode mode,
 	return 0;
 }
 
+long kvm_max_vcpus(int vm_fd)
+{
+	long n = ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+
+	if (n <= 0)
+		n = ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+	return n > 0 ? n : 4;	/* 4: the documented default */
+}
+
 int kvm_host_check(int *kvm_fd, int *vm_fd, unsigned int nr_vcpus,
 		   char *why, size_t len)
 {
@@ -136,12 +145,7 @@ int kvm_host_check(int *kvm_fd, int *vm_fd, unsigned int nr_vcpus,
 			 missing);
 		return -ENOTSUP;
 	}
-	max_vcpus = ioctl(*vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
-	if (max_vcpus <= 0)
-		max_vcpus = ioctl(*vm_fd, KVM_CHECK_EXTENSION,
-				  KVM_CAP_NR_VCPUS);
-	if (max_vcpus <= 0)
-		max_vcpus = 4;	/* the documented default */
+	max_vcpus = kvm_max_vcpus(*vm_fd);
 	if (nr_vcpus > max_vcpus) {
 		snprintf(why, len, "--vcpus %u: this host's KVM allows at most %ld",
 			 nr_vcpus, max_vcpus);

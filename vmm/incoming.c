@@ -19,9 +19,10 @@
  *     restore_open_fd() checks all of it (framing, memory, every machine
  *     section, gmvm's own rules) -- before the ACK, so a VM gmvm cannot
  *     run is refused and the source keeps its guest.
- *     Then, still before the ACK, KVM is asked whether this host can run
- *     it at all (before_ack()), so that a refusal leaves the source its
- *     guest.
+ *     KVM is asked whether this host can run a VM at all at the first
+ *     IMAGE (create(), while the source's guest still runs), and its
+ *     answer and the vCPU count are given before the ACK (before_ack()),
+ *     so that a refusal leaves the source its guest.
  *  4. After the COMMIT, vm_run() runs it as `gmvm restore` would: KVM
  *     memory filled from the memfd, devices, every vCPU where it stopped.
  *
@@ -70,6 +71,14 @@ struct incoming {
 	} sec[MAX_SECS];
 	unsigned int nr;
 	bool opened;			/* restore_open_fd() took it */
+	/* KVM, asked at the first IMAGE whether it can run a VM here (so
+	 * that the question costs no downtime), kept for the vCPU count;
+	 * its answer is given before the ACK, after every check of the
+	 * stream (which hosts without KVM test). */
+	int kvm_fd, vm_fd;
+	bool kvm_asked;
+	int kvm_ret;
+	char kvm_why[640];
 	bool said;			/* a line was printed already */
 	char why[256];			/* why a section was refused */
 };
@@ -103,6 +112,14 @@ static int create(void *data, const struct gmem_config *cfg_in,
 	unsigned int i;
 	int fd, ret;
 
+	/* The first IMAGE: can this host run a VM at all?  Asked now, while
+	 * the source's guest still runs, not in the downtime. */
+	if (!in->kvm_asked) {
+		in->kvm_asked = true;
+		in->kvm_ret = kvm_host_check(&in->kvm_fd, &in->vm_fd, 1,
+					     in->kvm_why,
+					     sizeof(in->kvm_why));
+	}
 	rc = calloc(cfg.nr_regions ? cfg.nr_regions : 1, sizeof(*rc));
 	if (!rc)
 		return -ENOMEM;
@@ -238,23 +255,24 @@ static int section(void *data, uint32_t type, uint32_t flags, const void *p,
 static int before_ack(void *data)
 {
 	struct incoming *in = data;
-	char why[640];
 	struct snap_msg msg;
-	int kvm_fd, vm_fd, ret;
+	long max;
 
 	snap_msg_init(&msg, in->why, sizeof(in->why));
 	if (!in->opened)
 		return snap_err(&msg, -EBADMSG,
 				"the stream ended without the VMM's RUNOPTS section");
-	ret = kvm_host_check(&kvm_fd, &vm_fd, in->cfg->nr_vcpus, why,
-			     sizeof(why));
-	if (vm_fd >= 0)
-		close(vm_fd);
-	if (kvm_fd >= 0)
-		close(kvm_fd);
-	if (ret)
-		return snap_err(&msg, ret, "this host cannot run the VM: %s",
-				why);
+	if (!in->kvm_asked)	/* create() asks: it always ran */
+		return snap_err(&msg, -EBADMSG, "a stream without memory");
+	if (in->kvm_ret)
+		return snap_err(&msg, in->kvm_ret,
+				"this host cannot run the VM: %s",
+				in->kvm_why);
+	max = kvm_max_vcpus(in->vm_fd);
+	if (in->cfg->nr_vcpus > max)
+		return snap_err(&msg, -ENOTSUP,
+				"this host cannot run the VM: %u vCPUs, this host's KVM allows at most %ld",
+				in->cfg->nr_vcpus, max);
 	return 0;
 }
 
@@ -323,6 +341,8 @@ int incoming_receive(const char *uri, struct vm_config *cfg)
 	}
 	in->uri = uri;
 	in->cfg = cfg;
+	in->kvm_fd = -1;
+	in->vm_fd = -1;
 	o.restore.create_data = in;
 	o.section_data = in;
 	ret = signals_init();
@@ -381,6 +401,10 @@ int incoming_receive(const char *uri, struct vm_config *cfg)
 	}
 	status = 0;
 out:
+	if (in->vm_fd >= 0)
+		close(in->vm_fd);
+	if (in->kvm_fd >= 0)
+		close(in->kvm_fd);
 	for (i = 0; i < in->nr; i++)
 		free(in->sec[i].p);
 	free(in);
