@@ -5,11 +5,11 @@
  * RESIDENT_MIB resident (guest/bench/restore.c) is snapshotted while it
  * spins (`gmvm ctl PATH snapshot FILE --stop`); then `gmvm restore FILE`
  * is timed from posix_spawn() to the first byte the guest writes after
- * it, a '.' a few instructions past the one it stopped at, against
- * `gmvm run` of the same guest with nothing resident, from posix_spawn()
- * to its first byte (the 'r' of "ready", after the guest runtime's
- * start-up: some hundred instructions, which counts for the fresh
- * start).  Medians of REPS runs each.  Goal (issue 11): restore <= 2x a
+ * it, a newline a few instructions past the one it stopped at (gmvm
+ * flushes its console at each newline), against `gmvm run` of the same
+ * guest with nothing resident, from posix_spawn() to its first line
+ * ("ready", after the guest runtime's start-up: some hundred
+ * instructions, which counts for the fresh start).  Medians of REPS runs each.  Goal (issue 11): restore <= 2x a
  * fresh start.
  *
  * Without KVM: skipped (77, with the reason).  bench_snapshot measures
@@ -54,8 +54,10 @@ static pid_t spawn(char *const argv[], int out_fd)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+	/* Appended: a ctl spawned while the VM runs must not truncate the
+	 * file the VM is still writing. */
 	posix_spawn_file_actions_addopen(&fa, 2, err_file,
-					 O_WRONLY | O_CREAT | O_TRUNC, 0600);
+					 O_WRONLY | O_CREAT | O_APPEND, 0600);
 	ret = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	if (ret) {
@@ -237,7 +239,7 @@ int main(void)
 	       rm, fm, rm / fm, bench_goal_mark(rm / fm <= 2.0));
 	printf("BENCH restore_first_insn restore_ms=%.2f fresh_ms=%.2f file_bytes=%lld\n",
 	       rm, fm, (long long)st.st_size);
-	printf("Medians of %d runs each, alternated. Snapshot file %lld bytes. Timed from posix_spawn() to the first byte on gmvm's stdout: for the restore a '.' written a few instructions after the one the guest stopped at (guest/bench/restore.c spins writing them), for the fresh start the 'r' of \"ready\", after the guest runtime's start-up. Both VMs then stop by SIGTERM.\n\n",
+	printf("Medians of %d runs each, alternated. Snapshot file %lld bytes. Timed from posix_spawn() to the first byte on gmvm's stdout: for the restore a newline written a few instructions after the one the guest stopped at (guest/bench/restore.c spins writing them; gmvm flushes its console at each), for the fresh start the line \"ready\", after the guest runtime's start-up. Both VMs then stop by SIGTERM.\n\n",
 	       REPS, (long long)st.st_size);
 	/* No guest TSC figures here: bench_gmvm_finish()'s TSC paragraph
 	 * would have nothing to say. */

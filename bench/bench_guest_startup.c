@@ -164,7 +164,7 @@ static void print_startup(void)
 		start_measure(&c[s], sizes[s], START_GMVM_CACHED);
 	}
 	printf("## Start-up: spawn to the first guest instruction, and memory before the guest touches any\n\n");
-	printf("| memory | gmvm ms, probing | gmvm ms, probe cache hit | bare KVM VM ms | ratio (probing / cached) | gmvm peak RSS KiB (anon / file / shmem) | bare VM peak RSS KiB | libgmem map bytes | map bytes per GiB |\n");
+	printf("| memory | gmvm ms, probing | gmvm ms, probe cache hit | bare KVM VM ms | ratio to the bare VM (probing / cached) | gmvm peak RSS KiB (anon / file / shmem) | bare VM peak RSS KiB | libgmem map bytes | map bytes per GiB |\n");
 	printf("|---|---|---|---|---|---|---|---|---|\n");
 	for (s = 0; s < 2; s++) {
 		unsigned long long gib = sizes[s] / GIB;

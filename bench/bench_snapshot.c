@@ -611,7 +611,7 @@ int main(void)
 	       "(reference) | |\n", lay_restore_s * 1e3, lay_fresh_s * 1e3,
 	       lay_restore_s / lay_fresh_s);
 	printf("| 16 GiB sparse: restore to the first guest instruction | "
-	       "skipped: needs KVM (no /dev/kvm here) | fresh gmvm start | | "
+	       "see bench_guest_restore (needs KVM) | fresh gmvm start | | "
 	       "<= 2x | |\n");
 	printf("\nThe machine sections (vCPU, clock, DMA device, run options) "
 	       "are in every file above: %llu bytes for one vCPU with the "

@@ -21,7 +21,9 @@ done
 	echo
 	echo "Measured $(date -u +%Y-%m-%d) on: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'),"
 	echo "$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, Linux $(uname -r), KVM module ${kvm:-kvm}"
-	echo "(on kvm_pvm, KVM emulates guest instructions: about a microsecond each)."
+	case $kvm in
+	*kvm_pvm*) echo "(kvm_pvm emulates guest kernel-mode instructions: about 1.5-2 us each)." ;;
+	esac
 	echo "Load average when the run started: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shows up as noise)."
 	echo
 } >"$out"
