@@ -13,19 +13,28 @@
 
 #include "gmvm.h"
 
+/* "/dev/kvm: ERRNO (what it means)", for a failed open of /dev/kvm. */
+static void kvm_open_why(int err, char *why, size_t len)
+{
+	snprintf(why, len, "/dev/kvm: %s (%s)", strerror(err),
+		 err == ENOENT ? "KVM is not available on this host" :
+		 err == EACCES ? "no permission to use KVM" :
+		 "cannot use KVM");
+}
+
 int kvm_open(int *fd, bool quiet)
 {
+	char why[128];
 	int ret;
 
 	*fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (*fd >= 0)
 		return 0;
 	ret = -errno;
-	if (!quiet)
-		gmvm_err("/dev/kvm: %s (%s)", strerror(errno),
-			 errno == ENOENT ? "KVM is not available on this host" :
-			 errno == EACCES ? "no permission to use KVM" :
-			 "cannot use KVM");
+	if (!quiet) {
+		kvm_open_why(-ret, why, sizeof(why));
+		gmvm_err("%s", why);
+	}
 	return ret;
 }
 
@@ -119,13 +128,9 @@ int kvm_host_check(int *kvm_fd, int *vm_fd, unsigned int nr_vcpus,
 	int r;
 
 	*vm_fd = -1;
-	*kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (*kvm_fd < 0) {
-		r = -errno;
-		snprintf(why, len, "/dev/kvm: %s (%s)", strerror(errno),
-			 errno == ENOENT ? "KVM is not available on this host" :
-			 errno == EACCES ? "no permission to use KVM" :
-			 "cannot use KVM");
+	r = kvm_open(kvm_fd, true);
+	if (r) {
+		kvm_open_why(-r, why, len);
 		return r;
 	}
 	r = ioctl(*kvm_fd, KVM_GET_API_VERSION, 0);

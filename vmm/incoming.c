@@ -276,30 +276,22 @@ static int before_ack(void *data)
 	return 0;
 }
 
-static double now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /*
  * Wait for one connection on @l, at most @timeout seconds (0: no limit):
  * its fd, or -errno (a signal: -EINTR; the time ran out: -ETIMEDOUT).
  */
 static int accept_one(struct ctl_listener *l, double timeout)
 {
-	double end = now_s() + timeout, left;
+	uint64_t end = now_ns() + (uint64_t)(timeout * 1e9), t;
 	struct timespec ts;
 	int fd, ret;
 
 	for (;;) {
-		left = end - now_s();
-		if (timeout > 0 && left <= 0)
+		t = now_ns();
+		if (timeout > 0 && t >= end)
 			return -ETIMEDOUT;
-		ts.tv_sec = (time_t)left;
-		ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+		ts.tv_sec = (time_t)((end - t) / 1000000000ULL);
+		ts.tv_nsec = (long)((end - t) % 1000000000ULL);
 		ret = signals_wait(l->fd, timeout > 0 ? &ts : NULL);
 		if (ret)
 			return ret;

@@ -49,6 +49,27 @@ static uint32_t xsave_size(struct vm *vm)
 	return r > SNAP_XSAVE_LEGACY ? (uint32_t)r : SNAP_XSAVE_LEGACY;
 }
 
+/* One MSR through KVM_GET_MSRS or KVM_SET_MSRS: 1 done, 0 refused, -errno. */
+static int msr_io(struct vcpu *vcpu, unsigned long req, uint32_t index,
+		  uint64_t *value)
+{
+	/* struct kvm_msrs and its one entry, 8-byte aligned. */
+	uint64_t buf[(sizeof(struct kvm_msrs) +
+		      sizeof(struct kvm_msr_entry) + 7) / 8];
+	struct kvm_msrs *m = (struct kvm_msrs *)buf;
+	int r;
+
+	memset(buf, 0, sizeof(buf));
+	m->nmsrs = 1;
+	m->entries[0].index = index;
+	m->entries[0].data = *value;
+	r = ioctl(vcpu->fd, req, m);
+	if (r < 0)
+		return -errno;
+	*value = m->entries[0].data;
+	return r;
+}
+
 /*
  * The MSRs @vcpu can read: KVM_GET_MSR_INDEX_LIST (the system ioctl),
  * each tried alone.  Sorted, as the file wants them.
@@ -57,7 +78,7 @@ static int msr_list(struct vcpu *vcpu, struct snap_vcpu *v, char *why,
 		    size_t len)
 {
 	struct kvm_msr_list probe = { .nmsrs = 0 }, *list;
-	struct kvm_msrs *one;
+	uint64_t value;
 	uint32_t i, n = 0;
 	int ret = 0;
 
@@ -69,8 +90,7 @@ static int msr_list(struct vcpu *vcpu, struct snap_vcpu *v, char *why,
 	}
 	list = calloc(1, sizeof(*list) + probe.nmsrs * sizeof(list->indices[0]));
 	v->msrs = calloc(probe.nmsrs + 1, sizeof(*v->msrs));
-	one = calloc(1, sizeof(*one) + sizeof(one->entries[0]));
-	if (!list || !v->msrs || !one) {
+	if (!list || !v->msrs) {
 		snprintf(why, len, "out of memory for %u MSRs", probe.nmsrs);
 		ret = -ENOMEM;
 		goto out;
@@ -82,10 +102,8 @@ static int msr_list(struct vcpu *vcpu, struct snap_vcpu *v, char *why,
 		goto out;
 	}
 	for (i = 0; i < list->nmsrs; i++) {
-		memset(one, 0, sizeof(*one) + sizeof(one->entries[0]));
-		one->nmsrs = 1;
-		one->entries[0].index = list->indices[i];
-		if (ioctl(vcpu->fd, KVM_GET_MSRS, one) != 1)
+		value = 0;
+		if (msr_io(vcpu, KVM_GET_MSRS, list->indices[i], &value) != 1)
 			continue;	/* not this vCPU's (its CPUID) */
 		/* Refuse rather than drop: a restored vCPU missing an MSR
 		 * the guest may have written would not resume exactly. */
@@ -96,8 +114,8 @@ static int msr_list(struct vcpu *vcpu, struct snap_vcpu *v, char *why,
 			ret = -E2BIG;
 			goto out;
 		}
-		v->msrs[n].index = one->entries[0].index;
-		v->msrs[n].value = one->entries[0].data;
+		v->msrs[n].index = list->indices[i];
+		v->msrs[n].value = value;
 		n++;
 	}
 	v->nr_msrs = n;
@@ -117,7 +135,6 @@ static int msr_list(struct vcpu *vcpu, struct snap_vcpu *v, char *why,
 			v->msrs[n++] = v->msrs[i];
 	v->nr_msrs = n;
 out:
-	free(one);
 	free(list);
 	return ret;
 }
@@ -171,27 +188,6 @@ err:
 	free(xs);
 	snap_vcpu_free(v);
 	return ret;
-}
-
-/* One MSR through KVM_GET_MSRS or KVM_SET_MSRS: 1 done, 0 refused, -errno. */
-static int msr_io(struct vcpu *vcpu, unsigned long req, uint32_t index,
-		  uint64_t *value)
-{
-	/* struct kvm_msrs and its one entry, 8-byte aligned. */
-	uint64_t buf[(sizeof(struct kvm_msrs) +
-		      sizeof(struct kvm_msr_entry) + 7) / 8];
-	struct kvm_msrs *m = (struct kvm_msrs *)buf;
-	int r;
-
-	memset(buf, 0, sizeof(buf));
-	m->nmsrs = 1;
-	m->entries[0].index = index;
-	m->entries[0].data = *value;
-	r = ioctl(vcpu->fd, req, m);
-	if (r < 0)
-		return -errno;
-	*value = m->entries[0].data;
-	return r;
 }
 
 /*

@@ -14,8 +14,10 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "kvm_compat.h"
 #include "track.h"
 
 const char *mig_track_name(unsigned int kinds)
@@ -128,4 +130,21 @@ int mig_track_probe(int vm_fd, struct mig_track_caps *c)
 		c->kinds = MIG_TRACK_UFFD_WP |
 			   (c->kvm_dirty_log == 1 ? MIG_TRACK_KVM_DIRTY_LOG : 0);
 	return c->uffd_wp ? 0 : -EOPNOTSUPP;
+}
+
+int mig_scratch_gmem(int vm_fd, uint64_t size)
+{
+	struct kvm_create_guest_memfd gc = { .size = size };
+	struct gmem_vm_caps caps = { .size = sizeof(caps) };
+	const char *no;
+	uint64_t flags;
+	int fd;
+
+	if (gmem_probe_vm(vm_fd, &caps) ||
+	    gmem_pick_guest_memfd_flags(&caps, GMEM_BACKEND_EMULATED, &flags,
+					&no))
+		return -EOPNOTSUPP;
+	gc.flags = flags;
+	fd = ioctl(vm_fd, KVM_CREATE_GUEST_MEMFD, &gc);
+	return fd < 0 ? -EOPNOTSUPP : fd;
 }

@@ -91,6 +91,13 @@ struct mig_track_caps {
 };
 
 int mig_track_probe(int vm_fd, struct mig_track_caps *c);
+/*
+ * For the probes on a scratch VM (track_kvm.c, track_guest.c): a
+ * guest_memfd of @size on @vm_fd with the flags libgmem would give a
+ * VM's own (what KVM does with a slot may depend on them).  Its fd, or
+ * -EOPNOTSUPP where this VM type has none libgmem can use.
+ */
+int mig_scratch_gmem(int vm_fd, uint64_t size);
 
 /* ---- the mechanisms (track_uffd.c, track_kvm.c) ---------------------------- */
 

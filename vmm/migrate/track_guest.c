@@ -105,14 +105,10 @@ static int bind(int vm, int gfd, void *mem, bool gmem_slot)
 static int probe_slot(int kvm_fd, bool gmem_slot, const char **why)
 {
 	const uint64_t size = GUEST_PAGES * PG;
-	struct gmem_vm_caps caps = { .size = sizeof(caps) };
-	struct kvm_create_guest_memfd gc = { .size = size };
 	struct kvmu_vcpu vcpu = { .fd = -1 };
 	struct page_region vec[GUEST_PAGES];
 	uint8_t *mem = MAP_FAILED;
 	int vm, gfd = -1, uffd = -1, pm = -1, err;
-	const char *no;
-	uint64_t flags;
 	bool seen = false;
 
 	vm = kvmu_vm_create(kvm_fd, 0);
@@ -122,12 +118,7 @@ static int probe_slot(int kvm_fd, bool gmem_slot, const char **why)
 	}
 	err = -EOPNOTSUPP;
 	*why = "cannot try it (this VM type has no guest_memfd libgmem maps)";
-	if (gmem_probe_vm(vm, &caps) ||
-	    gmem_pick_guest_memfd_flags(&caps, GMEM_BACKEND_EMULATED,
-					&flags, &no))
-		goto out;
-	gc.flags = flags;
-	gfd = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &gc);
+	gfd = mig_scratch_gmem(vm, size);
 	if (gfd < 0)
 		goto out;
 	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, gfd, 0);

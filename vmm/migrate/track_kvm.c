@@ -59,10 +59,6 @@ struct mig_kvmlog {
  */
 int mig_kvmlog_probe(int vm_fd, const char **why)
 {
-	struct kvm_create_guest_memfd gc = { .size = 2 * PG };
-	struct gmem_vm_caps caps = { .size = sizeof(caps) };
-	uint64_t flags;
-	const char *no;
 	struct kvm_userspace_memory_region2 r = {
 		.slot = 0, .guest_phys_addr = 0, .memory_size = 2 * PG,
 	};
@@ -77,17 +73,10 @@ int mig_kvmlog_probe(int vm_fd, const char **why)
 		*why = "no KVM_SET_USER_MEMORY_REGION2";
 		return -EOPNOTSUPP;
 	}
-	if (gmem_probe_vm(vm_fd, &caps) ||
-	    gmem_pick_guest_memfd_flags(&caps, GMEM_BACKEND_EMULATED,
-					&flags, &no)) {
-		*why = "this VM type has no guest_memfd libgmem can use, so no slot needs it";
-		return -EOPNOTSUPP;
-	}
-	gc.flags = flags;
-	gfd = ioctl(vm_fd, KVM_CREATE_GUEST_MEMFD, &gc);
+	gfd = mig_scratch_gmem(vm_fd, 2 * PG);
 	if (gfd < 0) {
-		*why = "this VM type has no guest_memfd, so no slot needs it";
-		return -EOPNOTSUPP;
+		*why = "this VM type has no guest_memfd libgmem can use, so no slot needs it";
+		return gfd;
 	}
 	hva = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
